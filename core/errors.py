@@ -1,0 +1,155 @@
+"""One exception hierarchy for everything `core` raises.
+
+Every error carries a message a person can act on; where there is a known fix, `hint` names it.
+Messages never contain secrets (tokens, keys, verifiers, session ids, client secrets): build them
+from URLs, status codes and field names only.
+"""
+
+from __future__ import annotations
+
+
+class SwitchboardError(Exception):
+    """Base class of every error raised by `core`."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+# --- input and configuration -------------------------------------------------------------------
+
+
+class ConfigurationError(SwitchboardError):
+    """Invalid input from an operator or a caller (bad URL, unknown connector, wrong mode)."""
+
+
+class InvalidUrlError(ConfigurationError):
+    """A URL that cannot be used as an MCP server or OAuth endpoint."""
+
+
+class NotFoundError(ConfigurationError):
+    """A named connector, agent, credential or tool does not exist."""
+
+
+class NetworkPolicyError(SwitchboardError):
+    """A request was refused by the outbound network policy (SSRF guard) before it was sent."""
+
+
+# --- transport ----------------------------------------------------------------------------------
+
+
+class TransportError(SwitchboardError):
+    """The MCP server could not be reached or spoke something other than MCP over HTTP."""
+
+
+class ConnectError(TransportError):
+    """TCP/TLS connection failed."""
+
+
+class RequestTimeout(TransportError):
+    """No (complete) answer within the configured time."""
+
+
+class ResponseTooLarge(TransportError):
+    """A line, event or response exceeded the configured size cap."""
+
+
+class ProtocolError(TransportError):
+    """Malformed or unexpected data: bad JSON, bad SSE, wrong content type, invalid UTF-8."""
+
+
+class HttpStatusError(TransportError):
+    """An unexpected HTTP status from the MCP server."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class SessionExpired(TransportError):
+    """The server forgot our session (404 on a request carrying Mcp-Session-Id)."""
+
+
+class UnsupportedProtocolVersion(TransportError):
+    """The server answered with a protocol version this client does not speak."""
+
+
+class McpError(SwitchboardError):
+    """A JSON-RPC error object returned by the server."""
+
+    def __init__(self, message: str, *, code: int, data: object = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.data = data
+
+
+# --- authorization ------------------------------------------------------------------------------
+
+
+class AuthError(SwitchboardError):
+    """Base of authentication and authorization failures."""
+
+
+class AuthRequired(AuthError):
+    """The server wants credentials we do not have or that it rejected (401)."""
+
+    def __init__(self, message: str, *, challenges: tuple = (), hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.challenges = challenges
+
+
+class InsufficientScope(AuthError):
+    """The server answered 403 insufficient_scope; re-authorize with the scopes it names."""
+
+    def __init__(self, message: str, *, scopes: tuple[str, ...] = (), challenges: tuple = (),
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.scopes = scopes
+        self.challenges = challenges
+
+
+class DiscoveryError(AuthError):
+    """Protected-resource or authorization-server metadata missing, invalid or inconsistent."""
+
+
+class RegistrationError(AuthError):
+    """No client registration could be obtained from the authorization server."""
+
+
+class AuthorizationError(AuthError):
+    """The authorization callback was invalid, replayed, expired or carried an error."""
+
+
+class TokenError(AuthError):
+    """The token endpoint refused, or answered something that is not a valid token response."""
+
+    def __init__(self, message: str, *, error: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.error = error
+
+
+class NeedsReauthorization(AuthError):
+    """The credential can no longer be used or refreshed; an operator must reconnect."""
+
+
+# --- store --------------------------------------------------------------------------------------
+
+
+class StoreError(SwitchboardError):
+    """The DuckDB store failed."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store for longer than we were willing to wait."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-swap lost: the row changed since it was read."""
+
+
+class CredentialUnavailable(StoreError):
+    """A stored secret cannot be decrypted (unknown key, tampered or moved ciphertext)."""
