@@ -1,0 +1,166 @@
+"""Plain result types the services API returns to the dashboard, notebooks and CLI.
+
+They hold no secrets: credentials appear only as a status, an expiry and a fingerprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+AUTH_TYPES = ("none", "bearer", "api_key_header", "oauth", "client_credentials")
+CREDENTIAL_MODES = ("shared", "per_agent")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@dataclass(frozen=True)
+class ConnectorInfo:
+    id: str
+    name: str
+    url: str
+    auth_type: str
+    credential_mode: str
+    header_name: str | None = None
+    status: str = "never_synced"  # connected | needs_auth | error | never_synced
+    tool_count: int = 0
+    last_sync_at: float | None = None
+    last_error: str | None = None
+    issuer: str | None = None
+    registration_method: str | None = None
+    scopes: tuple[str, ...] = ()
+    client_id: str | None = None
+    has_client_secret: bool = False
+    has_shared_credential: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: _plain(v) for k, v in asdict(self).items()}
+        # Short aliases used by the CLI's table and JSON contract.
+        data.update(auth=self.auth_type, mode=self.credential_mode, tools=self.tool_count,
+                    last_sync=self.last_sync_at)
+        return data
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    id: str
+    name: str
+    description: str = ""
+    created_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    """One credential's health: never the secret, only a fingerprint (8 hex of SHA-256)."""
+
+    connector: str
+    agent: str | None  # None for a connector's shared credential
+    kind: str  # none | bearer | api_key | oauth | client_credentials
+    status: str  # connected | needs_reauth | error | missing
+    reason: str | None = None
+    fingerprint: str | None = None
+    expires_at: float | None = None
+    scopes: tuple[str, ...] = ()
+    identity: str | None = None
+    last_refresh_at: float | None = None
+    last_401_at: float | None = None
+    last_403_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class DiscoveryInfo:
+    """What OAuth discovery found, for the operator to see after Connect."""
+
+    resource: str
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    registration_method: str  # pre_registered | cimd | dcr
+    scopes: tuple[str, ...] = ()
+    revocation_endpoint: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class ConnectOutcome:
+    connector: str
+    agent: str | None
+    status: str  # connected | needs_auth | error
+    discovery: DiscoveryInfo | None = None
+    tools: int | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["discovery"] = self.discovery.as_dict() if self.discovery else None
+        return data
+
+    def summary(self) -> str:
+        who = f" as {self.agent}" if self.agent else ""
+        tools = f", {self.tools} tools" if self.tools is not None else ""
+        return f"{self.connector}{who}: {self.status}{tools}" + (f" — {self.message}" if self.message else "")
+
+
+@dataclass(frozen=True)
+class AuthorizationOutcome:
+    """The end of a browser authorization: where to send the operator and what to tell them."""
+
+    ok: bool
+    message: str
+    return_to: str = "/"
+    connector: str | None = None
+    agent: str | None = None
+    tools: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    connector: str
+    agent: str | None
+    ok: bool
+    tools: int = 0
+    changed: int = 0  # tools added, removed or changed since the previous snapshot
+    error: str | None = None
+    duration_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ToolPage:
+    rows: list[dict[str, Any]]
+    total: int
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    connector: str
+    agent: str | None
+    tool: str
+    result: dict[str, Any] = field(default_factory=dict)  # the MCP CallToolResult as on the wire
+    is_error: bool = False
+    latency_ms: float = 0.0
+
+    def text(self) -> str:
+        parts = [c.get("text", "") for c in self.result.get("content", []) if c.get("type") == "text"]
+        if not parts and "structuredContent" in self.result:
+            import json
+
+            parts = [json.dumps(self.result["structuredContent"], indent=2)]
+        return "\n".join(parts) if parts else f"({len(self.result.get('content', []))} content item(s))"
