@@ -61,6 +61,10 @@ class PendingAuthorization:
     scopes: tuple[str, ...] = ()
     return_to: str = ""  # where the operator goes back to after the callback (a local path)
     created_at: float = field(default_factory=time.time)
+    # Where the code is exchanged, and whether the AS promised `iss` (RFC 9207), as discovered when the
+    # authorization started: the callback may reach another process, which must not rediscover them.
+    token_endpoint: str = ""
+    iss_parameter_supported: bool = False
 
     def __repr__(self) -> str:
         return f"PendingAuthorization(key={self.key!r}, issuer={self.issuer!r}, <state and verifier redacted>)"
@@ -80,6 +84,7 @@ class TokenSet:
     client_id: str = ""
     resource: str = ""
     version: int = 0
+    token_endpoint: str = ""  # where this credential is refreshed (the issuing AS's token endpoint)
 
     def __repr__(self) -> str:
         return (f"TokenSet(issuer={self.issuer!r}, resource={self.resource!r}, expires_at={self.expires_at!r}, "
@@ -107,8 +112,14 @@ class OAuthStorage(Protocol):
 
     def mark_needs_reauth(self, key: CredentialKey, *, expected_version: int, reason: str) -> None: ...
 
+    def needs_reauth(self, key: CredentialKey) -> str | None:
+        """The reason given to `mark_needs_reauth`, until the next `save_tokens` for this key."""
+        ...
+
     def refresh_lock(self, key: CredentialKey) -> contextlib.AbstractContextManager[None]:
-        """Exclusive across threads and processes sharing this storage, for read-refresh-write."""
+        """Exclusive across threads and processes sharing this storage, for read-refresh-write.
+
+        The OAuth code enters and exits it on one worker thread (never on the event loop)."""
         ...
 
 
