@@ -83,6 +83,9 @@ async def register_client(http: OAuthHttp, *, issuer: str, registration_endpoint
         if method != "none" and not isinstance(secret, str):
             raise RegistrationError(f"the authorization server {issuer} assigned {method} but returned no secret")
         redirect_uris = document.get("redirect_uris")
+        if isinstance(redirect_uris, list) and not set(metadata["redirect_uris"]) <= set(redirect_uris):
+            raise RegistrationError(f"the authorization server {issuer} did not register our redirect URI",
+                                    hint="register a client manually with this redirect URI")
         expires = document.get("client_secret_expires_at")
         answer.detail = f"client registered ({method})"
         return ClientRegistration(

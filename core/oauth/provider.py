@@ -1,0 +1,189 @@
+"""`OAuthProvider`: the transport's `CredentialProvider` for one OAuth credential (connector, agent).
+
+Before each request it hands out the stored access token — refreshing it first when it is about to
+expire — but only if the token was issued for this server's resource (A-29). On a 401 it refreshes
+once (the same single-flight refresh as everywhere) and asks for one retry; a 401 for a token that was
+itself just obtained that way means the grant is dead: the credential is marked as needing
+re-authorization and `NeedsReauthorization` is raised. On a 403 `insufficient_scope` it steps up to
+the union of the granted and the challenged scopes, at most `MAX_STEP_UPS` times per (resource,
+operation); any other 403 is the server's final word.
+
+Interactive (dashboard) mode raises — `AuthRequired`, `NeedsReauthorization`, or `InsufficientScope`
+carrying the union scopes — so the caller can send the operator through `start_authorization`.
+Headless mode (tests, conformance, `client_credentials` agents) authorizes inline instead: re-discovery
+with the new challenge (the AS may have changed, A-07), then `authorize_headless` or the
+client_credentials grant, one at a time per credential.
+
+Which token the failing request carried is remembered per task (a context variable set by
+`auth_headers`), so concurrent requests that fail with an already replaced token just retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization
+from core.mcp.auth import AuthChallenge
+from core.oauth._http import OAuthHttp
+from core.oauth.client_credentials import ClientCredentials, client_credentials_token
+from core.oauth.flow import ConnectorSettings, authorize_headless, discover, requested_scopes
+from core.oauth.rfc8707 import canonical_resource, resource_matches
+from core.oauth.storage import CredentialKey, OAuthStorage, TokenSet
+from core.oauth.tokens import credential_lock, needs_refresh, refresh_tokens
+from core.rfc9110 import Challenge
+
+MAX_STEP_UPS = 3
+
+_sent_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("switchboard_oauth_sent_token", default=None)
+
+
+class OAuthProvider:
+    def __init__(self, storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
+                 http: OAuthHttp | None = None, headless: bool = False,
+                 client_credentials: ClientCredentials | None = None) -> None:
+        self.storage = storage
+        self.key = key
+        self.settings = settings
+        self.http = http or OAuthHttp()
+        self.headless = headless or client_credentials is not None
+        self.client_credentials = client_credentials
+        self._server = canonical_resource(settings.server_url)
+        self._tokens: TokenSet | None = None
+        self._loaded = False
+        self._refreshed_on_401: set[str] = set()
+        self._step_ups: dict[tuple[str, str], int] = {}
+
+    def __repr__(self) -> str:
+        return f"OAuthProvider(key={self.key!r}, server={self._server!r}, headless={self.headless})"
+
+    # --- CredentialProvider ---------------------------------------------------------------------------
+
+    async def auth_headers(self) -> dict[str, str]:
+        tokens = await self._current()
+        if tokens is not None and needs_refresh(tokens):
+            tokens = await self._refresh_ahead(tokens)
+        _sent_token.set(tokens.access_token if tokens else None)
+        return {"Authorization": f"Bearer {tokens.access_token}"} if tokens else {}
+
+    async def handle_challenge(self, challenge: AuthChallenge) -> bool:
+        if challenge.status == 401:
+            return await self._unauthorized(challenge)
+        bearer = challenge.bearer()
+        if challenge.status == 403 and bearer is not None and bearer.get("error") == "insufficient_scope":
+            return await self._step_up(challenge, bearer)
+        return False
+
+    # --- tokens ---------------------------------------------------------------------------------------
+
+    async def _current(self, *, reload: bool = False) -> TokenSet | None:
+        if reload or not self._loaded:
+            tokens = await asyncio.to_thread(self.storage.load_tokens, self.key)
+            if tokens is not None and await asyncio.to_thread(self.storage.needs_reauth, self.key):
+                tokens = None
+            # A token is only ever sent to the resource it was issued for (A-29).
+            if tokens is not None and not (tokens.resource and resource_matches(tokens.resource, self._server)):
+                tokens = None
+            self._tokens, self._loaded = tokens, True
+        return self._tokens
+
+    async def _refresh_ahead(self, tokens: TokenSet) -> TokenSet | None:
+        try:
+            if self.client_credentials is not None:
+                return await self._client_credentials(tokens)
+            if not tokens.refresh_token:
+                return tokens  # nothing to refresh with: use it until the server says 401
+            self._tokens = await refresh_tokens(self.storage, self.key, self.http, await self._registration(tokens),
+                                                stale=tokens)
+            return self._tokens
+        except NeedsReauthorization:
+            self._tokens = None
+            return None  # the request goes out without a token; its 401 leads to re-authorization
+
+    async def _registration(self, tokens: TokenSet):
+        registration = await asyncio.to_thread(self.storage.get_client, tokens.issuer, self.settings.redirect_uri)
+        if registration is None or registration.client_id != tokens.client_id:
+            raise NeedsReauthorization("the client registration of this credential is gone", hint="authorize again")
+        return registration
+
+    async def _unauthorized(self, challenge: AuthChallenge) -> bool:
+        sent = _sent_token.get()
+        current = await self._current(reload=True)
+        if current is not None and current.access_token != sent:
+            return True  # replaced since that request was sent (another request refreshed it): retry
+        if current is None:
+            return await self._authorize(challenge, "this server needs authorization", first=sent is None)
+        if self.client_credentials is not None:
+            if sent in self._refreshed_on_401:
+                raise NeedsReauthorization("the server rejects tokens from the client_credentials grant")
+            self._refreshed_on_401.add((await self._client_credentials(current)).access_token)
+            return True
+        if sent in self._refreshed_on_401 or not current.refresh_token:
+            await asyncio.to_thread(self.storage.mark_needs_reauth, self.key, expected_version=current.version,
+                                    reason="the server rejected the access token")
+            return await self._authorize(challenge, "the server rejected the access token")
+        try:
+            fresh = await refresh_tokens(self.storage, self.key, self.http, await self._registration(current),
+                                         stale=current, rejected=True)
+        except NeedsReauthorization as exc:
+            return await self._authorize(challenge, exc.message)
+        self._tokens = fresh
+        self._refreshed_on_401.add(fresh.access_token)
+        return True
+
+    async def _client_credentials(self, stale: TokenSet | None) -> TokenSet:
+        async with credential_lock(self.storage, self.key):
+            return await self._client_credentials_locked(stale)
+
+    async def _client_credentials_locked(self, stale: TokenSet | None) -> TokenSet:
+        assert self.client_credentials is not None
+        current = await self._current(reload=True)
+        if current is not None and current.access_token != (stale.access_token if stale else None) \
+                and not needs_refresh(current):
+            return current  # another request got a new token while we waited
+        discovery = await discover(self.settings.server_url, http=self.http)
+        tokens = await client_credentials_token(discovery, self.client_credentials, http=self.http)
+        self._tokens = await asyncio.to_thread(self.storage.save_tokens, self.key, tokens, expected_version=None)
+        return self._tokens
+
+    # --- (re-)authorization ---------------------------------------------------------------------------
+
+    async def _authorize(self, challenge: AuthChallenge, reason: str, *, first: bool = False,
+                         scopes: tuple[str, ...] | None = None) -> bool:
+        if not self.headless:
+            if first:
+                raise AuthRequired(f"{reason}: authorize this connector", challenges=challenge.challenges,
+                                   hint="use Authorize in the dashboard or `switchboard authorize`")
+            raise NeedsReauthorization(reason, hint="authorize this connector again")
+        sent = _sent_token.get()
+        async with credential_lock(self.storage, self.key):
+            current = await self._current(reload=True)
+            if current is not None and current.access_token != sent and scopes is None:
+                return True  # another request authorized while this one waited
+            if self.client_credentials is not None:
+                await self._client_credentials_locked(current)
+                return True
+            discovery = await discover(self.settings.server_url, challenge=challenge.bearer(), http=self.http,
+                                       preferred_issuer=self.settings.client_issuer)
+            self._tokens = await authorize_headless(
+                self.storage, self.key, self.settings, discovery=discovery,
+                scopes=requested_scopes(discovery, scopes) if scopes is not None else None, http=self.http)
+            return True
+
+    async def _step_up(self, challenge: AuthChallenge, bearer: Challenge) -> bool:
+        operation = (self._server, challenge.method)
+        attempts = self._step_ups.get(operation, 0)
+        current = await self._current()
+        granted = current.scopes if current else ()
+        wanted = tuple(dict.fromkeys((*granted, *(bearer.get("scope") or "").split())))
+        if self.client_credentials is not None or attempts >= MAX_STEP_UPS:
+            raise InsufficientScope(
+                f"the server requires scopes this credential does not have ({' '.join(wanted) or 'unspecified'})"
+                + (f" and still refused after {attempts} re-authorizations" if attempts else ""),
+                scopes=wanted, challenges=challenge.challenges,
+                hint="ask the server's administrator to grant these scopes to the client")
+        self._step_ups[operation] = attempts + 1
+        if not self.headless:
+            raise InsufficientScope(f"this operation needs more scopes: {' '.join(wanted)}", scopes=wanted,
+                                    challenges=challenge.challenges, hint="authorize again with these scopes")
+        return await self._authorize(challenge, "step-up authorization", scopes=wanted)

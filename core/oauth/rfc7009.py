@@ -1,0 +1,62 @@
+"""RFC 7009 token revocation, used when an operator disconnects a credential.
+
+Revocation is best effort by nature (the AS may not offer it; a 200 is returned even for unknown
+tokens); what matters is that it happens when offered and that a failure is reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlencode
+
+from authlib.oauth2.auth import ClientAuth
+
+from core.errors import DiscoveryError, TokenError
+from core.oauth._http import OAuthHttp, require_secure_url
+from core.oauth.flow import ConnectorSettings
+from core.oauth.rfc8414 import fetch_authorization_server_metadata
+from core.oauth.storage import CredentialKey, OAuthStorage
+from core.oauth.tokens import client_auth
+
+
+async def revoke_token(http: OAuthHttp, *, revocation_endpoint: str, token: str, token_type_hint: str,
+                       auth: ClientAuth) -> None:
+    require_secure_url(revocation_endpoint, "revocation_endpoint", error=TokenError)
+    _, headers, body = auth.prepare("POST", revocation_endpoint, {},
+                                    urlencode({"token": token, "token_type_hint": token_type_hint}))
+    async with http.exchange("revoke", "POST", revocation_endpoint, error=TokenError, form=body,
+                             headers=headers) as answer:
+        if answer.status != 200:
+            raise TokenError(f"the authorization server did not revoke the {token_type_hint} (HTTP {answer.status})")
+        answer.detail = f"{token_type_hint} revoked"
+
+
+async def revoke(storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
+                 http: OAuthHttp | None = None) -> bool:
+    """Revoke a credential's tokens at its AS when the AS offers revocation; True if it did.
+
+    The refresh token is revoked first (RFC 7009 §2.1: that normally ends the access token too), then
+    the access token. Removing the local copy is the caller's business (the store's disconnect).
+    """
+    http = http or OAuthHttp()
+    tokens = await asyncio.to_thread(storage.load_tokens, key)
+    if tokens is None or not tokens.issuer:
+        return False
+    registration = await asyncio.to_thread(storage.get_client, tokens.issuer, settings.redirect_uri)
+    if registration is None or registration.client_id != tokens.client_id:
+        http.note("revoke", tokens.issuer, "no client registration for this credential: not revoked")
+        return False
+    try:
+        metadata = await fetch_authorization_server_metadata(http, tokens.issuer)
+    except DiscoveryError:
+        return False
+    if not metadata.revocation_endpoint:
+        http.note("revoke", tokens.issuer, "the authorization server offers no revocation")
+        return False
+    auth = client_auth(registration)
+    if tokens.refresh_token:
+        await revoke_token(http, revocation_endpoint=metadata.revocation_endpoint, token=tokens.refresh_token,
+                           token_type_hint="refresh_token", auth=auth)
+    await revoke_token(http, revocation_endpoint=metadata.revocation_endpoint, token=tokens.access_token,
+                       token_type_hint="access_token", auth=auth)
+    return True
