@@ -138,14 +138,14 @@ class NetworkPolicy:
             raise InvalidUrlError(f"unsupported URL scheme {scheme or '(none)'!r}; use https://")
         if not host:
             raise InvalidUrlError("URL has no host")
+        addr = _parse_ip(host)
+        if addr is not None and not self.address_allowed(host, addr):
+            raise self._refusal(host, str(addr))
         if scheme == "http" and not is_loopback_host(host):
             raise NetworkPolicyError(
                 f"refusing plain http to {host}: https is required except for loopback",
                 hint="use an https:// URL",
             )
-        addr = _parse_ip(host)
-        if addr is not None and not self.address_allowed(host, addr):
-            raise self._refusal(host, str(addr))
 
     def host_allowed_by_name(self, host: str) -> bool:
         return host.strip("[]").rstrip(".").lower() in self.allowed_hosts

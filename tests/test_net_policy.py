@@ -1,0 +1,309 @@
+"""Outbound network policy (S-05): address checks, connect-time enforcement, the trap listener."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+import trustme
+
+from core.errors import InvalidUrlError, NetworkPolicyError
+from core.net.client import (
+    aclose_shared_clients,
+    create_http_client,
+    shared_http_client,
+)
+from core.net.policy import ALLOW_HOSTS_ENV, NetworkPolicy, is_loopback_host
+
+# --- pure address checks --------------------------------------------------------------------------
+
+PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+REFUSED = [
+    "127.0.0.1", "127.0.0.2", "::1",                  # loopback
+    "10.0.0.1", "172.16.0.1", "192.168.1.1",          # private
+    "169.254.169.254", "fe80::1",                     # link-local (cloud metadata)
+    "100.64.0.1",                                     # carrier-grade NAT: neither private nor global
+    "fc00::1", "fd12:3456::1",                        # unique local
+    "::ffff:127.0.0.2", "::ffff:10.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
+    "2002:7f00:2::1",                                 # 6to4 wrapping 127.0.0.2
+    "64:ff9b::a00:1",                                 # NAT64 wrapping 10.0.0.1
+    "0.0.0.0", "::",                                  # unspecified (reaches localhost on Linux)
+    "224.0.0.1", "ff02::1",                           # multicast
+    "192.0.2.1", "2001:db8::1",                       # documentation
+]
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert NetworkPolicy().address_allowed("example.com", address)
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_non_global_addresses_are_refused_by_default(address: str) -> None:
+    assert not NetworkPolicy().address_allowed("example.com", address)
+
+
+def test_allow_list_by_ip_cidr_and_name() -> None:
+    policy = NetworkPolicy.allowing("127.0.0.1", "10.0.0.0/8", "Internal.Example.", "::1")
+    assert policy.address_allowed("x", "127.0.0.1")
+    assert policy.address_allowed("x", "::ffff:127.0.0.1")  # the mapped form of an allowed address
+    assert not policy.address_allowed("x", "127.0.0.2")
+    assert policy.address_allowed("x", "10.9.8.7")
+    assert policy.address_allowed("x", "::1")
+    assert not policy.address_allowed("x", "169.254.169.254")
+    # an allowed host name may resolve to anything
+    assert policy.address_allowed("internal.example", "192.168.1.1")
+    assert policy.address_allowed("INTERNAL.example.", "192.168.1.1")
+    assert not policy.address_allowed("other.example", "192.168.1.1")
+
+
+def test_from_env() -> None:
+    policy = NetworkPolicy.from_env({ALLOW_HOSTS_ENV: " 127.0.0.1 , localhost,,10.0.0.0/8 "})
+    assert policy.allowed_hosts == frozenset({"localhost"})
+    assert {str(n) for n in policy.allowed_networks} == {"127.0.0.1/32", "10.0.0.0/8"}
+    assert NetworkPolicy.from_env({}) == NetworkPolicy()
+
+
+@pytest.mark.parametrize("entry", ["http://x", "a b", "user@host", "x/y/z"])
+def test_from_env_rejects_garbage(entry: str) -> None:
+    with pytest.raises(InvalidUrlError, match=ALLOW_HOSTS_ENV):
+        NetworkPolicy.from_env({ALLOW_HOSTS_ENV: entry})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://169.254.169.254/",
+        "http://10.0.0.1/",
+        "https://10.0.0.1/",
+        "https://[fc00::1]/",
+        "https://[fe80::1]/",
+        "https://100.64.0.1/",
+        "https://[::ffff:127.0.0.2]:8443/",
+    ],
+)
+def test_check_url_refuses_internal_literals(url: str) -> None:
+    with pytest.raises(NetworkPolicyError) as info:
+        NetworkPolicy().check_url(url)
+    assert ALLOW_HOSTS_ENV in str(info.value)
+
+
+def test_https_required_except_loopback() -> None:
+    policy = NetworkPolicy.allowing("127.0.0.1", "localhost", "10.0.0.5")
+    policy.check_url("http://127.0.0.1:8000/mcp")
+    policy.check_url("http://localhost:8000/mcp")
+    policy.check_url("https://10.0.0.5/mcp")
+    with pytest.raises(NetworkPolicyError, match="https is required"):
+        policy.check_url("http://10.0.0.5/mcp")
+    with pytest.raises(NetworkPolicyError, match="https is required"):
+        policy.check_url("http://example.com/mcp")
+    with pytest.raises(InvalidUrlError):
+        policy.check_url("ftp://example.com/")
+    with pytest.raises(InvalidUrlError):
+        policy.check_url("file:///etc/passwd")
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "a.localhost", "127.0.0.1", "127.9.9.9", "::1",
+                                  "[::1]", "::ffff:127.0.0.1"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback_host(host)
+
+
+@pytest.mark.parametrize("host", ["example.com", "10.0.0.1", "localhost.example.com", "2130706433"])
+def test_not_loopback_hosts(host: str) -> None:
+    assert not is_loopback_host(host)
+
+
+async def test_resolve_filters_and_refuses() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return {"mixed.test": ["10.0.0.1", "8.8.8.8"], "private.test": ["10.0.0.1", "192.168.0.1"]}[host]
+
+    policy = NetworkPolicy(resolver=resolver)
+    assert await policy.resolve("mixed.test", 443) == ["8.8.8.8"]
+    with pytest.raises(NetworkPolicyError) as info:
+        await policy.resolve("private.test", 443)
+    assert "private.test (10.0.0.1)" in str(info.value)
+    assert ALLOW_HOSTS_ENV in str(info.value)
+
+
+async def test_resolve_numeric_spellings_with_the_system_resolver() -> None:
+    """getaddrinfo accepts 2130706434, 0x7f000002 and 127.2; ipaddress does not. The resolved
+    address is what gets checked."""
+    policy = NetworkPolicy.allowing("127.0.0.1")
+    for host in ("2130706434", "0x7f000002", "127.2"):
+        with pytest.raises(NetworkPolicyError, match="127.0.0.2"):
+            await policy.resolve(host, 443)
+    assert await policy.resolve("2130706433", 443) == ["127.0.0.1"]
+
+
+# --- connect-time enforcement: the trap listener --------------------------------------------------
+
+
+class Listener:
+    """A TCP listener that counts connections and answers any request with a fixed response."""
+
+    def __init__(self, response: bytes = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n") -> None:
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.response = response
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> int:
+        self.server = await asyncio.start_server(self._handle, host, port, ssl=ssl_context)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.requests.append(head)
+            writer.write(self.response)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@pytest.fixture
+async def good_and_trap() -> AsyncIterator[tuple[Listener, Listener, int]]:
+    """`good` on 127.0.0.1:P and `trap` on 127.0.0.2:P (the same port)."""
+    good, trap = Listener(), Listener()
+    port = await good.start("127.0.0.1")
+    await trap.start("127.0.0.2", port)
+    yield good, trap, port
+    await good.stop()
+    await trap.stop()
+    await aclose_shared_clients()
+
+
+async def test_trap_gets_zero_connections(good_and_trap: tuple[Listener, Listener, int]) -> None:
+    good, trap, port = good_and_trap
+    client = shared_http_client(NetworkPolicy.allowing("127.0.0.1"))
+    response = await client.get(f"http://127.0.0.1:{port}/")
+    assert response.status_code == 204
+    assert good.connections == 1
+
+    for url in (
+        f"http://127.0.0.2:{port}/",
+        f"https://127.0.0.2:{port}/",
+        f"https://2130706434:{port}/",
+        f"https://0x7f000002:{port}/",
+        f"https://127.2:{port}/",
+        f"https://[::ffff:127.0.0.2]:{port}/",
+        f"http://[::ffff:127.0.0.2]:{port}/",
+    ):
+        with pytest.raises(NetworkPolicyError) as info:
+            await client.get(url)
+        assert ALLOW_HOSTS_ENV in str(info.value), url
+    assert trap.connections == 0
+
+
+async def test_redirect_to_trap_is_not_followed(good_and_trap: tuple[Listener, Listener, int]) -> None:
+    good, trap, port = good_and_trap
+    good.response = (f"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.2:{port}/\r\ncontent-length: 0\r\n\r\n"
+                     .encode())
+    client = create_http_client(NetworkPolicy.allowing("127.0.0.1"))
+    async with client:
+        response = await client.get(f"http://127.0.0.1:{port}/")
+        assert response.status_code == 302  # returned, not followed
+        # a caller that follows it sends a new request, which is checked again
+        with pytest.raises(NetworkPolicyError):
+            await client.get(response.headers["location"])
+        # even with httpx's own redirect following switched on per request
+        with pytest.raises(NetworkPolicyError):
+            await client.get(f"http://127.0.0.1:{port}/", follow_redirects=True)
+    assert trap.connections == 0
+
+
+async def test_dns_rebinding_is_caught_at_connect_time(good_and_trap: tuple[Listener, Listener, int]) -> None:
+    """The first lookup says 127.0.0.1 (allowed), the second 127.0.0.2: the second connection is
+    refused, because the check runs on every resolution and we connect to the checked address."""
+    good, trap, port = good_and_trap
+    answers = iter([["127.0.0.1"], ["127.0.0.2"], ["127.0.0.2", "127.0.0.1"]])
+
+    async def rebinding_resolver(host: str, port: int) -> list[str]:
+        assert host == "rebind.localhost"
+        return next(answers)
+
+    policy = NetworkPolicy.allowing("127.0.0.1", resolver=rebinding_resolver)
+    url = f"http://rebind.localhost:{port}/"
+    async with create_http_client(policy) as client:
+        assert (await client.get(url)).status_code == 204
+    async with create_http_client(policy) as client:  # fresh pool: a new connection, a new lookup
+        with pytest.raises(NetworkPolicyError):
+            await client.get(url)
+    async with create_http_client(policy) as client:  # mixed answer: only the allowed address is used
+        assert (await client.get(url)).status_code == 204
+    assert trap.connections == 0
+    assert good.connections == 2
+    # the Host header still names the host, not the address we connected to
+    assert all(b"host: rebind.localhost:" in req.lower() for req in good.requests)
+
+
+async def test_tls_keeps_the_host_name_for_sni_and_verification() -> None:
+    """We connect to the checked IP, but TLS verifies the certificate for the host name."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    listener = Listener()
+    port = await listener.start("127.0.0.1", ssl_context=server_ctx)
+    try:
+        policy = NetworkPolicy.allowing("localhost")
+        async with create_http_client(policy, verify=client_ctx) as client:
+            response = await client.get(f"https://localhost:{port}/")
+        assert response.status_code == 204
+        # an untrusted CA fails the handshake; there is no fallback (S-13)
+        async with create_http_client(policy) as client:
+            with pytest.raises(httpx2.ConnectError):
+                await client.get(f"https://localhost:{port}/")
+    finally:
+        await listener.stop()
+
+
+async def test_shared_client_is_one_per_loop_and_policy() -> None:
+    a = NetworkPolicy.allowing("127.0.0.1")
+    first = shared_http_client(a)
+    assert shared_http_client(NetworkPolicy.allowing("127.0.0.1")) is first
+    other = shared_http_client(NetworkPolicy.allowing("localhost"))
+    assert other is not first
+    assert first.follow_redirects is False
+    await aclose_shared_clients()
+    assert first.is_closed
+    assert shared_http_client(a) is not first
+    await aclose_shared_clients()
+
+
+async def test_shared_client_default_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ALLOW_HOSTS_ENV, "127.0.0.1")
+    client = shared_http_client()
+    assert client is shared_http_client(NetworkPolicy.allowing("127.0.0.1"))
+    await aclose_shared_clients()
+
+
+async def test_no_proxy_from_environment(monkeypatch: pytest.MonkeyPatch, good_and_trap) -> None:
+    """A proxy would connect on our behalf and defeat the address check: env proxies are ignored."""
+    good, trap, port = good_and_trap
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.2:{port}")
+    monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.2:{port}")
+    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+        assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 204
+    assert trap.connections == 0
+
+
+async def test_unix_sockets_refused() -> None:
+    from core.net.client import PolicyNetworkBackend
+
+    with pytest.raises(NetworkPolicyError):
+        await PolicyNetworkBackend(NetworkPolicy()).connect_unix_socket("/tmp/x.sock")
