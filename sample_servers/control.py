@@ -249,7 +249,9 @@ class ControlPlane:
         ]
         if self.resource_metadata_url:
             parts.append(f'resource_metadata="{self.resource_metadata_url}"')
-        body = json.dumps({"error": "insufficient_scope", "error_description": f"Required scope: {scope_needed}"})
+        body = json.dumps(
+            {"error": "insufficient_scope", "error_description": f"Required scope: {scope_needed}"}
+        )
         self.counters.auth_failures["403"] += 1
         headers = {"content-type": "application/json", "www-authenticate": "Bearer " + ", ".join(parts)}
         await _respond(send, 403, body.encode(), headers)
@@ -274,15 +276,7 @@ class ControlPlane:
         """Read a POST body so it can be inspected, then replay it to the app."""
         if scope["method"] != "POST":
             return b"", receive
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return b"".join(chunks), _replay(b"".join(chunks), receive, pending=message)
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks), _replay(b"".join(chunks), receive)
+        return await read_body(receive)
 
     def _take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -298,7 +292,9 @@ class ControlPlane:
     async def _serve_control(self, name: str, receive: Receive, send: Send) -> None:
         handler = self.controls.get(name)
         if handler is None:
-            await _respond_json(send, 404, {"error": f"unknown control {name!r}", "known": sorted(self.controls)})
+            await _respond_json(
+                send, 404, {"error": f"unknown control {name!r}", "known": sorted(self.controls)}
+            )
             return
         payload = await _read_json(receive)
         try:
@@ -333,8 +329,20 @@ def _credential_headers(auth: Authenticator) -> tuple[str, ...]:
     return getattr(auth, "credential_headers", ("authorization",))
 
 
-def _replay(body: bytes, receive: Receive, pending: Message | None = None) -> Receive:
-    """A `receive` that first yields the already-read body, then defers to the real one."""
+async def read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """Read a whole request body; returns it and a `receive` that replays it to the app."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), replay_body(b"".join(chunks), receive, pending=message)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), replay_body(b"".join(chunks), receive)
+
+
+def replay_body(body: bytes, receive: Receive, pending: Message | None = None) -> Receive:
+    """A `receive` that first yields `body`, then defers to the real one."""
     sent = False
 
     async def replay() -> Message:

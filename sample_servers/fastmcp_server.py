@@ -14,13 +14,20 @@ from fastmcp.server.dependencies import get_http_request
 from mcp.server.auth.provider import AuthorizationCode, AuthorizationParams, RefreshToken
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from sample_servers.control import ANONYMOUS, IDENTITY_SCOPE_KEY, ControlPlane, Counters, Identity, fingerprint
+from sample_servers.control import (
+    ANONYMOUS,
+    IDENTITY_SCOPE_KEY,
+    ControlPlane,
+    Counters,
+    Identity,
+    fingerprint,
+)
 from sample_servers.oauth_provider import VALID_SCOPES
 from sample_servers.servers import MCP_PATH, Built, OAuthAuthenticator, _add_drift_control, origin_of
 from sample_servers.toolset import ToolRegistry, ToolSpec, WhoAmI, common_tools
 
 
-async def whoami_fastmcp() -> WhoAmI:
+async def whoami() -> WhoAmI:
     """Describe the caller's identity as the server sees it."""
     identity = get_http_request().scope.get(IDENTITY_SCOPE_KEY)
     return WhoAmI(**(identity or ANONYMOUS.as_dict()))
@@ -113,7 +120,7 @@ def build_fastmcp_oauth(kind: str, options: dict[str, Any], ports: list[int]) ->
         required_scopes=list(options.get("required_scopes", [])) or None,
     )
     server = FastMCP(f"sample-{kind}", version="1.0.0", auth=provider)
-    registry = ToolRegistry(FastMCPToolHost(server), common_tools(whoami_fastmcp))
+    registry = ToolRegistry(FastMCPToolHost(server), common_tools(whoami))
     app = server.http_app(
         path=MCP_PATH,
         json_response=bool(options.get("json_response", False)),
@@ -129,5 +136,12 @@ def build_fastmcp_oauth(kind: str, options: dict[str, Any], ports: list[int]) ->
     )
     _add_drift_control(plane, registry)
     plane.add_control("expire_tokens", lambda _: {"expired": provider.expire_access_tokens()})
-    info = {"tools": registry.names, "issuer": origin, "resource_metadata": resource_metadata, "scopes": VALID_SCOPES}
+    # FastMCP turns URLs into AnyHttpUrl, so its issuer carries a trailing "/"; report it verbatim.
+    issuer = str(provider.issuer_url)
+    info = {
+        "tools": registry.names,
+        "issuer": issuer,
+        "resource_metadata": resource_metadata,
+        "scopes": VALID_SCOPES,
+    }
     return Built([plane], info)

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx2
 
@@ -37,7 +37,14 @@ PRELOAD = Path(__file__).with_name("node_loopback_preload.cjs")
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything"
 
 COMMON_OPTIONS = {"json_response", "stateless"}
-OAUTH_OPTIONS = COMMON_OPTIONS | {"token_ttl", "refresh_ttl", "required_scopes", "require_resource", "iss_param"}
+OAUTH_OPTIONS = COMMON_OPTIONS | {
+    "token_ttl",
+    "refresh_ttl",
+    "required_scopes",
+    "require_resource",
+    "iss_param",
+    "revoke_requires_secret_field",
+}
 KIND_OPTIONS: dict[str, set[str]] = {
     "plain": COMMON_OPTIONS,
     "modern": COMMON_OPTIONS,
@@ -140,7 +147,9 @@ class RunningServer:
         """POST /_control/<name> with a JSON payload; returns the JSON answer."""
         response = self._client.post(f"{self.origin}/_control/{name}", json=payload)
         if response.status_code != 200:
-            raise ControlError(f"{self.kind}: /_control/{name} answered {response.status_code}: {response.text}")
+            raise ControlError(
+                f"{self.kind}: /_control/{name} answered {response.status_code}: {response.text}"
+            )
         return response.json()
 
     def counters(self) -> dict[str, Any]:
@@ -155,7 +164,12 @@ class RunningServer:
         self.control("tool_description", tool=tool, description=description)
 
     def fail_next(
-        self, path: str, status: int = 500, count: int = 1, body: str | None = None, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        status: int = 500,
+        count: int = 1,
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Answer the next `count` requests to `path` ("*" = any) with `status` instead of serving them."""
         payload: dict[str, Any] = {"path": path, "status": status, "count": count, "headers": headers or {}}
@@ -196,11 +210,12 @@ class RunningServer:
         _live.discard(self)
         _kill_group(self.process)
         self._client.close()
-        for path in self.workdir.glob("*"):
-            path.unlink(missing_ok=True)
-        self.workdir.rmdir() if self.workdir.exists() else None
+        if self.workdir.exists():
+            for path in self.workdir.glob("*"):
+                path.unlink(missing_ok=True)
+            self.workdir.rmdir()
 
-    def __enter__(self) -> RunningServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,7 +259,10 @@ def _checked_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{kind} does not take {sorted(unknown)}; it takes {sorted(KIND_OPTIONS[kind])}")
     if kind in ("bearer", "api_key") and "keys" not in options:
         # Fresh random keys per start, so no key is ever hard-coded or shared between runs.
-        options = {**options, "keys": {who: f"{who}-{secrets.token_urlsafe(16)}" for who in DEFAULT_IDENTITIES}}
+        options = {
+            **options,
+            "keys": {who: f"{who}-{secrets.token_urlsafe(16)}" for who in DEFAULT_IDENTITIES},
+        }
     return options
 
 

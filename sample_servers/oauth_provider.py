@@ -106,7 +106,9 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
         )
         self.codes[code.code] = code
         self.counters.authorizations += 1
-        return construct_redirect_uri(str(params.redirect_uri), code=code.code, state=params.state, iss=self._iss())
+        return construct_redirect_uri(
+            str(params.redirect_uri), code=code.code, state=params.state, iss=self._iss()
+        )
 
     def _checked_resource(self, requested: str | None) -> str:
         expected = self.settings.resource
@@ -139,19 +141,25 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
 
     # --- token endpoint ---------------------------------------------------------------------
 
-    async def load_authorization_code(self, client: OAuthClientInformationFull, authorization_code: str) -> FamilyCode | None:
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> FamilyCode | None:
         code = self.codes.get(authorization_code)
         if code is None or code.client_id != client.client_id:
             return None
         return code
 
-    async def exchange_authorization_code(self, client: OAuthClientInformationFull, authorization_code: FamilyCode) -> OAuthToken:
+    async def exchange_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: FamilyCode
+    ) -> OAuthToken:
         if self.codes.pop(authorization_code.code, None) is None:
             raise TokenError("invalid_grant", "authorization code already used")
         self.counters.tokens_issued["authorization_code"] += 1
         return self._issue(authorization_code, authorization_code.scopes)
 
-    async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> FamilyRefreshToken | None:
+    async def load_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: str
+    ) -> FamilyRefreshToken | None:
         if refresh_token in self.used_refresh_tokens:
             # Only a token-endpoint presentation is reuse; the revocation endpoint also loads tokens.
             if current_path.get() == "/token":
@@ -249,6 +257,8 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
         return len(self.access_tokens)
 
     def revoke_everything(self) -> int:
-        families = {t.family for t in self.access_tokens.values()} | {t.family for t in self.refresh_tokens.values()}
+        families = {t.family for t in self.access_tokens.values()} | {
+            t.family for t in self.refresh_tokens.values()
+        }
         self.revoked_families |= families
         return len(families)

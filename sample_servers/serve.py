@@ -56,7 +56,10 @@ async def serve(kind: str, options: dict[str, Any], info_file: Path) -> None:
     built = builder.build(kind, options, ports)
     servers = [_Server(_config(app)) for app in built.apps]
     _stop_on_signals(servers)
-    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, sockets, strict=True)
+    ]
     await _wait_started(servers, tasks)
     origin = origin_of(ports[0])
     write_info(info_file, {"origin": origin, "url": origin + MCP_PATH, "ports": ports, **built.info})
@@ -68,7 +71,9 @@ async def serve(kind: str, options: dict[str, Any], info_file: Path) -> None:
 
 def _config(app: Any) -> uvicorn.Config:
     # No access log: /authorize query strings carry state and PKCE challenges.
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
+    return uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+    )
 
 
 def _stop_on_signals(servers: list[_Server]) -> None:

@@ -12,11 +12,17 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from mcp.server.auth.handlers.metadata import MetadataHandler
 from mcp.server.auth.json_response import PydanticJSONResponse
 from mcp.server.auth.provider import ProviderTokenVerifier
-from mcp.server.auth.routes import build_metadata, build_resource_metadata_url, cors_middleware, create_auth_routes
+from mcp.server.auth.routes import (
+    build_metadata,
+    build_resource_metadata_url,
+    cors_middleware,
+    create_auth_routes,
+)
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.server.context import CallNext, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -26,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sample_servers.control import (
     ANONYMOUS,
@@ -35,6 +41,8 @@ from sample_servers.control import (
     Counters,
     Identity,
     fingerprint,
+    read_body,
+    replay_body,
 )
 from sample_servers.oauth_provider import VALID_SCOPES, AuthServerSettings, SampleAuthServer
 from sample_servers.toolset import ToolRegistry, ToolSpec, WhoAmI, common_tools, filler_tools
@@ -58,7 +66,7 @@ def origin_of(port: int) -> str:
 # --- identity ---------------------------------------------------------------------------------
 
 
-def whoami_sdk(ctx: Context) -> WhoAmI:
+def whoami(ctx: Context) -> WhoAmI:
     """Describe the caller's identity as the server sees it."""
     request = ctx.request_context.request
     identity = request.scope.get(IDENTITY_SCOPE_KEY) if request is not None else None
@@ -161,7 +169,7 @@ def _add_drift_control(plane: ControlPlane, registry: ToolRegistry) -> None:
 def build_plain(kind: str, options: dict[str, Any], ports: list[int]) -> Built:
     counters = Counters(kind)
     server = MCPServer(f"sample-{kind}", version="1.0.0", log_level="WARNING")
-    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami_sdk))
+    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami))
     plane = ControlPlane(_sdk_app(server, options), counters, mcp_path=MCP_PATH)
     _add_drift_control(plane, registry)
     return Built([plane], {"tools": registry.names})
@@ -172,7 +180,7 @@ def build_key_auth(kind: str, options: dict[str, Any], ports: list[int]) -> Buil
     authenticator = KeyAuthenticator(dict(options["keys"]), header=header)
     counters = Counters(kind)
     server = MCPServer(f"sample-{kind}", version="1.0.0", log_level="WARNING")
-    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami_sdk))
+    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami))
     plane = ControlPlane(_sdk_app(server, options), counters, mcp_path=MCP_PATH, authenticator=authenticator)
     _add_drift_control(plane, registry)
     return Built([plane], {"tools": registry.names, "header": header or "Authorization"})
@@ -225,7 +233,7 @@ def build_paginated(kind: str, options: dict[str, Any], ports: list[int]) -> Bui
     tool_count = int(options.get("tool_count", 25))
     counters = Counters(kind)
     server = MCPServer(f"sample-{kind}", version="1.0.0", log_level="WARNING")
-    specs = common_tools(whoami_sdk)
+    specs = common_tools(whoami)
     specs += filler_tools(max(0, tool_count - len(specs)))
     registry = ToolRegistry(SdkToolHost(server), specs[:tool_count])
     server.middleware.append(ToolListPaginator(page_size))
@@ -277,7 +285,35 @@ def _as_metadata_route(auth: AuthSettings, settings: AuthServerSettings) -> Rout
             document.authorization_response_iss_parameter_supported = True
         return await MetadataHandler(document).handle(request)
 
-    return Route(AS_METADATA_PATH, endpoint=cors_middleware(metadata, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
+    return Route(
+        AS_METADATA_PATH, endpoint=cors_middleware(metadata, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"]
+    )
+
+
+class PublicClientRevocation:
+    """Lets public clients revoke as RFC 7009 allows: with `client_id` and no `client_secret`.
+
+    The SDK's revocation handler (mcp 2.3.0) declares `client_secret` as a required form field, so
+    a public client that (correctly) omits it gets 400 "client_secret: Field required". This adds
+    an empty one, which the SDK's client authenticator ignores for `token_endpoint_auth_method
+    = none`. The option `revoke_requires_secret_field=True` keeps the SDK's behaviour instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/revoke" and scope["method"] == "POST":
+            body, replay = await read_body(receive)
+            if "client_secret" in parse_qs(body.decode("latin-1")):
+                receive = replay
+            else:
+                receive = replay_body(body + (b"&client_secret=" if body else b"client_secret="), receive)
+        await self.app(scope, receive, send)
+
+
+def _revocation_compat(app: ASGIApp, options: dict[str, Any]) -> ASGIApp:
+    return app if options.get("revoke_requires_secret_field") else PublicClientRevocation(app)
 
 
 def _add_oauth_controls(plane: ControlPlane, provider: SampleAuthServer) -> None:
@@ -311,13 +347,15 @@ def build_sdk_oauth(kind: str, options: dict[str, Any], ports: list[int]) -> Bui
     settings = _auth_server_settings(options, issuer=origin, resource=resource)
     provider = SampleAuthServer(settings, counters)
     auth = _auth_settings(options, issuer=origin, resource=resource)
-    server = MCPServer(f"sample-{kind}", version="1.0.0", log_level="WARNING", auth_server_provider=provider, auth=auth)
-    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami_sdk))
+    server = MCPServer(
+        f"sample-{kind}", version="1.0.0", log_level="WARNING", auth_server_provider=provider, auth=auth
+    )
+    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami))
     app = _sdk_app(server, options)
     app.router.routes.insert(0, _as_metadata_route(auth, settings))  # shadows the SDK's metadata route
     info = _oauth_info(origin, resource)
     plane = ControlPlane(
-        app,
+        _revocation_compat(app, options),
         counters,
         mcp_path=MCP_PATH,
         authenticator=OAuthAuthenticator(provider.identify),
@@ -338,9 +376,13 @@ def build_sdk_oauth_split(kind: str, options: dict[str, Any], ports: list[int]) 
     auth = _auth_settings(options, issuer=as_origin, resource=resource)
     rs_auth = auth.model_copy(update={"client_registration_options": None, "revocation_options": None})
     server = MCPServer(
-        f"sample-{kind}", version="1.0.0", log_level="WARNING", token_verifier=ProviderTokenVerifier(provider), auth=rs_auth
+        f"sample-{kind}",
+        version="1.0.0",
+        log_level="WARNING",
+        token_verifier=ProviderTokenVerifier(provider),
+        auth=rs_auth,
     )
-    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami_sdk))
+    registry = ToolRegistry(SdkToolHost(server), common_tools(whoami))
     info = _oauth_info(as_origin, resource)
     rs_plane = ControlPlane(
         _sdk_app(server, options),
@@ -356,7 +398,7 @@ def build_sdk_oauth_split(kind: str, options: dict[str, Any], ports: list[int]) 
         revocation_options=auth.revocation_options,
     )
     as_app = Starlette(routes=[_as_metadata_route(auth, settings), *as_routes])
-    as_plane = ControlPlane(as_app, counters, mcp_path=MCP_PATH)
+    as_plane = ControlPlane(_revocation_compat(as_app, options), counters, mcp_path=MCP_PATH)
     for plane in (rs_plane, as_plane):
         _add_drift_control(plane, registry)
         _add_oauth_controls(plane, provider)
