@@ -21,7 +21,17 @@ from core.oauth import (
     start_authorization,
 )
 from core.oauth.flow import PENDING_TTL_SECONDS
-from tests.test_oauth_fakes import AGENT_B, AS, KEY, REDIRECT_URI, SERVER_URL, FakeWorld, json_response, new_storage, settings
+from tests.test_oauth_fakes import (
+    AGENT_B,
+    AS,
+    KEY,
+    REDIRECT_URI,
+    SERVER_URL,
+    FakeWorld,
+    json_response,
+    new_storage,
+    settings,
+)
 
 CIMD_URL = "https://switchboard.example/client.json"
 
@@ -167,7 +177,7 @@ async def test_hundred_flows_hundred_verifiers_never_in_a_url() -> None:
     storage = new_storage()
     verifiers = set()
     for _ in range(100):
-        url, state = await start_authorization(storage, KEY, settings(), http=world.http())
+        _url, state = await start_authorization(storage, KEY, settings(), http=world.http())
         verifiers.add(storage._pending[state].code_verifier)
     assert len(verifiers) == 100
     assert not any(v in r.url for r in world.requests for v in verifiers)

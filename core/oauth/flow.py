@@ -194,8 +194,9 @@ async def _stored_client(storage: OAuthStorage, issuer: str, redirect_uri: str) 
 # --- authorization -------------------------------------------------------------------------------------
 
 
-def requested_scopes(discovery: Discovery, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    scopes = list(dict.fromkeys((*discovery.scopes(), *extra)))
+def requested_scopes(discovery: Discovery, scopes: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """`scopes` (e.g. a step-up's union) or the discovery's selection, plus offline_access if offered."""
+    scopes = list(dict.fromkeys(discovery.scopes() if scopes is None else scopes))
     offered = discovery.metadata.scopes_supported or ()
     if scopes and "offline_access" in offered and "offline_access" not in scopes:
         scopes.append("offline_access")

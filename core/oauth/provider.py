@@ -167,7 +167,7 @@ class OAuthProvider:
                                        preferred_issuer=self.settings.client_issuer)
             self._tokens = await authorize_headless(
                 self.storage, self.key, self.settings, discovery=discovery,
-                scopes=requested_scopes(discovery, scopes) if scopes is not None else None, http=self.http)
+                scopes=requested_scopes(discovery, scopes), http=self.http)
             return True
 
     async def _step_up(self, challenge: AuthChallenge, bearer: Challenge) -> bool:
