@@ -169,6 +169,7 @@ class ControlPlane:
     async def _serve_observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         entry: dict[str, Any] = {
+            "port": (scope.get("server") or ("", 0))[1],  # tells the split kind's two listeners apart
             "method": scope["method"],
             "path": scope["path"],
             "authorization": "authorization" in headers,

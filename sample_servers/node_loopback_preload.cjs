@@ -47,6 +47,7 @@ function serveControl(req, res) {
 
 function observe(req, res) {
   const entry = {
+    port: req.socket.localPort,
     method: req.method,
     path: req.url.split("?")[0],
     authorization: "authorization" in req.headers,

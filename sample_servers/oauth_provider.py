@@ -21,7 +21,6 @@ from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
     AuthorizationParams,
-    AuthorizeError,
     OAuthAuthorizationServerProvider,
     RefreshToken,
     TokenError,
@@ -91,7 +90,15 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
     # --- authorization ----------------------------------------------------------------------
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
-        resource = self._checked_resource(params.resource)
+        redirect_uri = str(params.redirect_uri)
+        error = self._resource_error(params.resource)
+        if error is not None:
+            # Answered here rather than by raising AuthorizeError: the SDK's error redirect has no
+            # `iss`, which RFC 9207 requires on error responses too.
+            code, description = error
+            return construct_redirect_uri(
+                redirect_uri, error=code, error_description=description, state=params.state, iss=self._iss()
+            )
         code = FamilyCode(
             code=secrets.token_urlsafe(32),
             scopes=params.scopes or self._default_scopes(client),
@@ -100,25 +107,24 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
             code_challenge=params.code_challenge,
             redirect_uri=params.redirect_uri,
             redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
-            resource=resource,
+            resource=params.resource or self.settings.resource,
             subject=self._next_subject(),
             family=secrets.token_hex(8),
         )
         self.codes[code.code] = code
         self.counters.authorizations += 1
-        return construct_redirect_uri(
-            str(params.redirect_uri), code=code.code, state=params.state, iss=self._iss()
-        )
+        return construct_redirect_uri(redirect_uri, code=code.code, state=params.state, iss=self._iss())
 
-    def _checked_resource(self, requested: str | None) -> str:
+    def _resource_error(self, requested: str | None) -> tuple[str, str] | None:
+        """RFC 8707 check of the `resource` parameter; (error, description) when it fails."""
         expected = self.settings.resource
         if requested is None:
             if self.settings.require_resource:
-                raise AuthorizeError("invalid_request", "the resource parameter (RFC 8707) is required")
-            return expected
+                return "invalid_request", "the resource parameter (RFC 8707) is required"
+            return None
         if requested.rstrip("/") != expected.rstrip("/"):
-            raise AuthorizeError("invalid_target", f"unknown resource; this server protects {expected}")
-        return expected
+            return "invalid_target", f"unknown resource; this server protects {expected}"
+        return None
 
     def _default_scopes(self, client: OAuthClientInformationFull) -> list[str]:
         registered = client.scope.split() if client.scope else VALID_SCOPES

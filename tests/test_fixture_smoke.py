@@ -51,7 +51,14 @@ def test_response_modes_initialize(response_mode_server: RunningServer, http: ht
     counters = server.counters()
     assert counters["rpc_methods"] == {"initialize": 1}
     assert counters["requests"] == [
-        {"method": "POST", "path": "/mcp", "authorization": False, "status": 200, "rpc": "initialize"}
+        {
+            "port": server.port,
+            "method": "POST",
+            "path": "/mcp",
+            "authorization": False,
+            "status": 200,
+            "rpc": "initialize",
+        }
     ]
 
 
@@ -250,6 +257,7 @@ def test_sdk_oauth_full_flow(sdk_oauth_server: RunningServer, http: httpx2.Clien
     assert counters["tool_calls"] == {"alice": {"whoami": 1}}
     assert counters["auth_failures"] == {"401": 1}
     assert counters["requests"][0] == {
+        "port": server.port,
         "method": "POST",
         "path": "/mcp",
         "authorization": False,
@@ -258,15 +266,25 @@ def test_sdk_oauth_full_flow(sdk_oauth_server: RunningServer, http: httpx2.Clien
     }
 
 
-def test_sdk_oauth_pkce_is_enforced(sdk_oauth_server: RunningServer, http: httpx2.Client) -> None:
-    _, as_metadata = discover(http, sdk_oauth_server)
+def test_sdk_oauth_rejects_bad_authorization_requests(
+    sdk_oauth_server: RunningServer, http: httpx2.Client
+) -> None:
+    server = sdk_oauth_server
+    _, as_metadata = discover(http, server)
     client_id = raw_oauth.register_client(http, as_metadata["registration_endpoint"])
-    params, _ = raw_oauth.authorize(http, as_metadata, client_id, sdk_oauth_server.url)
+
+    params, _ = raw_oauth.authorize(http, as_metadata, client_id, server.url)
     wrong_verifier = raw_oauth.pkce_pair()[0]
     response = raw_oauth.exchange_code(
-        http, as_metadata["token_endpoint"], client_id, params["code"], wrong_verifier, sdk_oauth_server.url
+        http, as_metadata["token_endpoint"], client_id, params["code"], wrong_verifier, server.url
     )
-    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"  # PKCE
+
+    missing, _ = raw_oauth.authorize(http, as_metadata, client_id, None)
+    assert (missing["error"], missing["iss"]) == ("invalid_request", server.issuer)
+    elsewhere, _ = raw_oauth.authorize(http, as_metadata, client_id, "http://127.0.0.1:9/mcp")
+    assert elsewhere["error"] == "invalid_target" and "code" not in elsewhere
+    assert server.counters()["authorizations"] == 1
 
 
 def test_sdk_oauth_refresh_rotation_and_reuse(sdk_oauth_server: RunningServer, http: httpx2.Client) -> None:
@@ -382,6 +400,9 @@ def test_sdk_oauth_split_servers(sdk_oauth_split_server: RunningServer, http: ht
     assert whoami["subject"] == "bob"
     counters = server.counters()  # one store for both listeners
     assert (counters["registrations"], counters["authorizations"]) == (1, 1)
+    as_port = int(server.issuer.rsplit(":", 1)[1])
+    token_requests = [entry for entry in counters["requests"] if entry["path"] == "/token"]
+    assert [entry["port"] for entry in token_requests] == [as_port]
     assert counters["tool_calls"] == {"bob": {"whoami": 1}}
 
 
@@ -410,6 +431,10 @@ def test_everything_server(everything_server: RunningServer, http: httpx2.Client
     counters = everything_server.counters()
     assert counters["requests_total"] == 3
     assert [entry["path"] for entry in counters["requests"]] == ["/mcp"] * 3
+    assert {entry["port"] for entry in counters["requests"]} == {everything_server.port}
+
+    # The TypeScript SDK 1.x behind it is handshake-only: a 2026-07-28 request is refused with 400.
+    assert modern_request(http, everything_server.url, "server/discover").status_code == 400
 
 
 # --- the launcher itself ---------------------------------------------------------------------
