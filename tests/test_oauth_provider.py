@@ -169,7 +169,7 @@ async def test_client_credentials_basic() -> None:
     found = await discover(SERVER_URL, http=world.http())
     tokens = await client_credentials_token(found, ClientCredentials("agent", client_secret="s"), http=world.http())
     request = world.to("/token")[0]
-    assert tokens.access_token == "cc" and request.form == {"grant_type": "client_credentials", "resource": SERVER_URL}
+    assert tokens.access_token == "cc" and request.form == {"grant_type": "client_credentials", "resource": SERVER_URL, "client_id": "agent"}
     assert base64.b64decode(request.headers["authorization"].split()[1]) == b"agent:s"
 
 

@@ -2,9 +2,9 @@
 
 Before each request it hands out the stored access token — refreshing it first when it is about to
 expire — but only if the token was issued for this server's resource (A-29). On a 401 it refreshes
-once (the same single-flight refresh as everywhere) and asks for one retry; a 401 for a token that was
-itself just obtained that way means the grant is dead: the credential is marked as needing
-re-authorization and `NeedsReauthorization` is raised. On a 403 `insufficient_scope` it steps up to
+once (the same single-flight refresh as everywhere) and asks for one retry; a 401 for the token that
+refresh just produced, on its first use, means the grant is dead: the credential is marked as needing
+re-authorization and `NeedsReauthorization` is raised (headless mode re-authorizes once instead). On a 403 `insufficient_scope` it steps up to
 the union of the granted and the challenged scopes, at most `MAX_STEP_UPS` times per (resource,
 operation); any other 403 is the server's final word.
 
@@ -51,7 +51,10 @@ class OAuthProvider:
         self._server = canonical_resource(settings.server_url)
         self._tokens: TokenSet | None = None
         self._loaded = False
-        self._refreshed_on_401: set[str] = set()
+        # The token obtained by the last 401-triggered refresh, and how often it was handed out since.
+        # Rejected after a single use (the retry), the refresh did not help; used more often, it
+        # worked for other requests and has expired since, so refreshing again is right.
+        self._after_401: tuple[str, int] | None = None
         self._step_ups: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
@@ -64,6 +67,8 @@ class OAuthProvider:
         if tokens is not None and needs_refresh(tokens):
             tokens = await self._refresh_ahead(tokens)
         _sent_token.set(tokens.access_token if tokens else None)
+        if tokens is not None and self._after_401 is not None and self._after_401[0] == tokens.access_token:
+            self._after_401 = (tokens.access_token, self._after_401[1] + 1)
         return {"Authorization": f"Bearer {tokens.access_token}"} if tokens else {}
 
     async def handle_challenge(self, challenge: AuthChallenge) -> bool:
@@ -114,11 +119,11 @@ class OAuthProvider:
         if current is None:
             return await self._authorize(challenge, "this server needs authorization", first=sent is None)
         if self.client_credentials is not None:
-            if sent in self._refreshed_on_401:
+            if self._rejected_right_after_refresh(sent):
                 raise NeedsReauthorization("the server rejects tokens from the client_credentials grant")
-            self._refreshed_on_401.add((await self._client_credentials(current)).access_token)
+            self._after_401 = ((await self._client_credentials(current)).access_token, 0)
             return True
-        if sent in self._refreshed_on_401 or not current.refresh_token:
+        if self._rejected_right_after_refresh(sent) or not current.refresh_token:
             await asyncio.to_thread(self.storage.mark_needs_reauth, self.key, expected_version=current.version,
                                     reason="the server rejected the access token")
             return await self._authorize(challenge, "the server rejected the access token")
@@ -128,8 +133,11 @@ class OAuthProvider:
         except NeedsReauthorization as exc:
             return await self._authorize(challenge, exc.message)
         self._tokens = fresh
-        self._refreshed_on_401.add(fresh.access_token)
+        self._after_401 = (fresh.access_token, 0)
         return True
+
+    def _rejected_right_after_refresh(self, sent: str | None) -> bool:
+        return self._after_401 is not None and self._after_401[0] == sent and self._after_401[1] <= 1
 
     async def _client_credentials(self, stale: TokenSet | None) -> TokenSet:
         async with credential_lock(self.storage, self.key):

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from authlib.common.urls import add_params_to_qs
 from authlib.oauth2.auth import ClientAuth, encode_client_secret_basic
 
 from core.errors import ConflictError, NeedsReauthorization, TokenError
@@ -53,7 +54,10 @@ def needs_refresh(tokens: TokenSet, now: float | None = None) -> bool:
 def _encode_client_secret_basic(client: Any, method: str, uri: str, headers: dict, body: str):
     # RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined and base64-encoded.
     encoded = ClientAuth(quote(client.client_id, safe=""), quote(client.client_secret or "", safe=""))
-    return encode_client_secret_basic(encoded, method, uri, headers, body)
+    uri, headers, body = encode_client_secret_basic(encoded, method, uri, headers, body)
+    # client_id also goes in the body (RFC 6749 §4.1.3 allows it): the MCP SDK's authorization
+    # server refuses a token request without it, whatever the authentication method.
+    return uri, headers, add_params_to_qs(body, [("client_id", client.client_id)])
 
 
 def client_auth(registration: ClientRegistration) -> ClientAuth:
