@@ -1,0 +1,87 @@
+"""Rows the store returns that have no equivalent in `core.models` (which it reuses otherwise)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.models import ConnectorInfo
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A `connectors` row. The client secret is never loaded here: see `Store.connector_client_secret`."""
+
+    id: str
+    name: str
+    url: str
+    auth_type: str
+    credential_mode: str
+    header_name: str | None
+    scopes: tuple[str, ...] | None  # None: no override, use what discovery suggests
+    allow_plain_pkce: bool
+    prm: dict[str, Any] | None
+    as_metadata: dict[str, Any] | None
+    issuer: str | None
+    client_id: str | None
+    has_client_secret: bool
+    registration_method: str | None
+    status: str
+    last_sync_at: float | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    tool_count: int = 0  # tools in the current snapshots (shared and per agent)
+    has_shared_credential: bool = False
+
+    def info(self) -> ConnectorInfo:
+        return ConnectorInfo(
+            id=self.id, name=self.name, url=self.url, auth_type=self.auth_type,
+            credential_mode=self.credential_mode, header_name=self.header_name, status=self.status,
+            tool_count=self.tool_count, last_sync_at=self.last_sync_at, last_error=self.last_error,
+            issuer=self.issuer, registration_method=self.registration_method, scopes=self.scopes or (),
+            client_id=self.client_id, has_client_secret=self.has_client_secret,
+            has_shared_credential=self.has_shared_credential)
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """What one `record_snapshot` did."""
+
+    snapshot_id: int
+    tool_count: int
+    added: int
+    removed: int
+    changed: int
+    unchanged: bool  # the list equals the current snapshot: only its verified_at moved
+
+    @property
+    def drifted(self) -> int:
+        return self.added + self.removed + self.changed
+
+
+@dataclass(frozen=True)
+class ToolChange:
+    name: str
+    change: str  # added | removed | changed
+    fields: tuple[str, ...] = ()  # for "changed": title, description, input_schema, output_schema, annotations, other
+
+
+@dataclass(frozen=True)
+class ToolDrift:
+    """The difference between the current snapshot of (connector, agent) and the one before it."""
+
+    connector_id: str
+    agent_id: str
+    current_synced_at: float | None
+    previous_synced_at: float | None  # None: there is no earlier snapshot, so nothing drifted
+    changes: tuple[ToolChange, ...]
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    active_key: str
+    reencrypted: int  # secrets re-encrypted under the active key
+    unreadable: int  # secrets that could not be decrypted (their credentials now need re-auth)
+    retired: tuple[str, ...]  # keys removed from the keyring because nothing used them any more
+    still_used: tuple[str, ...]  # old keys kept because some (unreadable) secret still names them

@@ -1,0 +1,239 @@
+"""The store's tables, their migrations, and which columns hold (encrypted) secrets.
+
+Conventions: ids are random hex strings; every `*_at` column is epoch seconds (DOUBLE, like
+`TokenSet.expires_at`; `to_timestamp(x)` in SQL for display); JSON columns hold canonical JSON
+text; `agent_id = ''` means "no agent" (a connector's shared credential, or a tool list that does
+not depend on who asks). Secrets live only in the BLOB columns listed in `SECRET_TABLES`, as
+AES-GCM blobs (`core.store.crypto`); there is no plaintext secret column anywhere, which
+`tests/test_store_schema.py` checks against the live catalog.
+
+Tables (version 1):
+
+- `schema_version(version, description, applied_at)`: one row per applied migration.
+- `connectors`: one MCP server. `url` is the canonical server URL; `auth_type` none | bearer |
+  api_key_header | oauth | client_credentials; `header_name` for api_key_header;
+  `credential_mode` shared | per_agent; `scopes` an operator override (NULL: what discovery
+  suggests); `allow_plain_pkce`; discovery results `prm`, `as_metadata` (JSON) and `issuer`; a
+  pre-registered client `client_id` + `client_secret` (encrypted) and `registration_method`
+  pre_registered | cimd | dcr; sync state `status` (never_synced | connected | needs_auth | error),
+  `last_sync_at`, `last_error`.
+- `agents`: id, unique name, description.
+- `credentials`: one row per (connector_id, agent_id). `kind` bearer | api_key | oauth |
+  client_credentials; secrets `secret` (static) or `access_token` + `refresh_token`, encrypted and
+  bound to (connector, agent, issuer, client_id, resource); `fingerprint` (8 hex of SHA-256 of the
+  secret or access token, for display and audit); `version` for compare-and-swap; `status`
+  connected | needs_reauth | error with `status_reason`; refresh and 401/403 times for health.
+- `oauth_clients`: client registrations per (issuer, redirect_uri); `client_secret` encrypted.
+- `pending_authorizations`: in-flight authorizations keyed by `state_hash` (hex SHA-256 of the state,
+  which is never stored); `code_verifier` encrypted; `expires_at` 10 minutes after creation.
+- `tool_snapshots`: one row per *distinct* tool list seen for (connector, agent): a sync that finds
+  the same list only moves `verified_at`. `is_current` marks the latest; older ones are history for
+  drift, pruned to the newest few.
+- `tools`: full definitions of every tool of every kept snapshot (`raw` is the wire definition;
+  `def_hash` its canonical SHA-256; `changed_at` when this definition first appeared).
+- `current_tools`: the listing columns of the current snapshots only, with the derived fields the
+  inventory filters and sorts on and a lower-cased `search_text`, so inventory pages never scan
+  history nor the wide JSON columns.
+- `audit_log`: one row per tool call (`called_at`); arguments redacted, the credential only as a
+  fingerprint.
+- `auth_trace`: the steps of authorization attempts (`recorded_at`; URLs without query or userinfo).
+- `key_usage`: encryptions performed per key, to rotate before the AES-GCM random-nonce limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.store.crypto import SecretContext
+
+
+@dataclass(frozen=True)
+class SecretTable:
+    """A table with encrypted columns. Each blob is bound to the row's `key` columns and its
+    `context` columns; changing any of them requires re-encrypting the row's secrets."""
+
+    table: str
+    key: tuple[str, ...]
+    context: tuple[str, ...]
+    columns: tuple[str, ...]
+    versioned: bool = False  # has a `version` column used for compare-and-swap
+
+    def secret_context(self, column: str, row: Mapping[str, object]) -> SecretContext:
+        return SecretContext(self.table, column, tuple(str(row[c] or "") for c in self.key + self.context))
+
+
+CONNECTOR_SECRETS = SecretTable("connectors", ("id",), (), ("client_secret",))
+CREDENTIAL_SECRETS = SecretTable("credentials", ("connector_id", "agent_id"), ("issuer", "client_id", "resource"),
+                                 ("secret", "access_token", "refresh_token"), versioned=True)
+CLIENT_SECRETS = SecretTable("oauth_clients", ("issuer", "redirect_uri"), ("client_id",), ("client_secret",))
+PENDING_SECRETS = SecretTable("pending_authorizations", ("state_hash",), (), ("code_verifier",))
+SECRET_TABLES = (CONNECTOR_SECRETS, CREDENTIAL_SECRETS, CLIENT_SECRETS, PENDING_SECRETS)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", (
+        """CREATE TABLE connectors (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            url VARCHAR NOT NULL,
+            auth_type VARCHAR NOT NULL
+                CHECK (auth_type IN ('none', 'bearer', 'api_key_header', 'oauth', 'client_credentials')),
+            header_name VARCHAR,
+            credential_mode VARCHAR NOT NULL DEFAULT 'shared' CHECK (credential_mode IN ('shared', 'per_agent')),
+            scopes VARCHAR[],
+            allow_plain_pkce BOOLEAN NOT NULL DEFAULT false,
+            prm JSON,
+            as_metadata JSON,
+            issuer VARCHAR,
+            client_id VARCHAR,
+            client_secret BLOB,
+            registration_method VARCHAR CHECK (registration_method IN ('pre_registered', 'cimd', 'dcr')),
+            status VARCHAR NOT NULL DEFAULT 'never_synced'
+                CHECK (status IN ('never_synced', 'connected', 'needs_auth', 'error')),
+            last_sync_at DOUBLE,
+            last_error VARCHAR,
+            created_at DOUBLE NOT NULL,
+            updated_at DOUBLE NOT NULL)""",
+        """CREATE TABLE agents (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            description VARCHAR NOT NULL DEFAULT '',
+            created_at DOUBLE NOT NULL)""",
+        """CREATE TABLE credentials (
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            kind VARCHAR NOT NULL CHECK (kind IN ('bearer', 'api_key', 'oauth', 'client_credentials')),
+            secret BLOB,
+            access_token BLOB,
+            refresh_token BLOB,
+            token_type VARCHAR,
+            expires_at DOUBLE,
+            issued_at DOUBLE,
+            scopes VARCHAR[] NOT NULL DEFAULT [],
+            issuer VARCHAR NOT NULL DEFAULT '',
+            client_id VARCHAR NOT NULL DEFAULT '',
+            resource VARCHAR NOT NULL DEFAULT '',
+            token_endpoint VARCHAR NOT NULL DEFAULT '',
+            identity VARCHAR,
+            fingerprint VARCHAR,
+            version BIGINT NOT NULL,
+            status VARCHAR NOT NULL DEFAULT 'connected' CHECK (status IN ('connected', 'needs_reauth', 'error')),
+            status_reason VARCHAR,
+            last_refresh_at DOUBLE,
+            last_401_at DOUBLE,
+            last_403_at DOUBLE,
+            created_at DOUBLE NOT NULL,
+            updated_at DOUBLE NOT NULL,
+            PRIMARY KEY (connector_id, agent_id),
+            CHECK ((kind IN ('bearer', 'api_key')) = (secret IS NOT NULL)),
+            CHECK ((kind IN ('oauth', 'client_credentials')) = (access_token IS NOT NULL)))""",
+        """CREATE TABLE oauth_clients (
+            issuer VARCHAR NOT NULL,
+            redirect_uri VARCHAR NOT NULL DEFAULT '',
+            client_id VARCHAR NOT NULL,
+            client_secret BLOB,
+            method VARCHAR NOT NULL CHECK (method IN ('pre_registered', 'cimd', 'dcr')),
+            token_endpoint_auth_method VARCHAR NOT NULL DEFAULT 'none',
+            redirect_uris VARCHAR[] NOT NULL DEFAULT [],
+            client_secret_expires_at BIGINT,
+            registration JSON NOT NULL DEFAULT '{}',
+            created_at DOUBLE NOT NULL,
+            updated_at DOUBLE NOT NULL,
+            PRIMARY KEY (issuer, redirect_uri))""",
+        """CREATE TABLE pending_authorizations (
+            state_hash VARCHAR PRIMARY KEY,
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            code_verifier BLOB NOT NULL,
+            issuer VARCHAR NOT NULL,
+            client_id VARCHAR NOT NULL,
+            redirect_uri VARCHAR NOT NULL,
+            resource VARCHAR NOT NULL,
+            scopes VARCHAR[] NOT NULL DEFAULT [],
+            return_to VARCHAR NOT NULL DEFAULT '',
+            token_endpoint VARCHAR NOT NULL DEFAULT '',
+            iss_parameter_supported BOOLEAN NOT NULL DEFAULT false,
+            created_at DOUBLE NOT NULL,
+            expires_at DOUBLE NOT NULL)""",
+        "CREATE SEQUENCE tool_snapshot_ids START 1",
+        """CREATE TABLE tool_snapshots (
+            id BIGINT PRIMARY KEY,
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            synced_at DOUBLE NOT NULL,
+            verified_at DOUBLE NOT NULL,
+            tool_count INTEGER NOT NULL,
+            hash VARCHAR NOT NULL,
+            is_current BOOLEAN NOT NULL)""",
+        # No primary key on the two tool tables: ART indexes would slow the bulk inserts and cost
+        # memory at every open; (snapshot_id, name) uniqueness is enforced when a snapshot is built,
+        # and zone maps on snapshot_id / connector_id (rows arrive grouped by snapshot) do the pruning.
+        """CREATE TABLE tools (
+            snapshot_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            title VARCHAR,
+            description VARCHAR,
+            input_schema JSON,
+            output_schema JSON,
+            annotations JSON,
+            raw JSON NOT NULL,
+            def_hash VARCHAR NOT NULL,
+            first_seen_at DOUBLE NOT NULL,
+            changed_at DOUBLE NOT NULL)""",
+        """CREATE TABLE current_tools (
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL,
+            snapshot_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            title VARCHAR,
+            description VARCHAR,
+            parameter_count INTEGER NOT NULL,
+            read_only BOOLEAN,
+            destructive BOOLEAN,
+            def_hash VARCHAR NOT NULL,
+            first_seen_at DOUBLE NOT NULL,
+            changed_at DOUBLE NOT NULL,
+            drift BOOLEAN NOT NULL,
+            search_text VARCHAR NOT NULL)""",
+        "CREATE SEQUENCE audit_ids START 1",
+        """CREATE TABLE audit_log (
+            id BIGINT NOT NULL DEFAULT nextval('audit_ids'),
+            called_at DOUBLE NOT NULL,
+            operator VARCHAR,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            connector_id VARCHAR NOT NULL,
+            tool VARCHAR NOT NULL,
+            arguments JSON,
+            status VARCHAR NOT NULL CHECK (status IN ('ok', 'tool_error', 'error')),
+            latency_ms DOUBLE,
+            credential_fingerprint VARCHAR
+                CHECK (credential_fingerprint IS NULL OR regexp_full_match(credential_fingerprint, '[0-9a-f]{8}')),
+            error VARCHAR)""",
+        "CREATE SEQUENCE auth_trace_ids START 1",
+        """CREATE TABLE auth_trace (
+            id BIGINT NOT NULL DEFAULT nextval('auth_trace_ids'),
+            attempt_id VARCHAR NOT NULL,
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            step VARCHAR NOT NULL,
+            method VARCHAR,
+            url VARCHAR,
+            http_status INTEGER,
+            duration_ms DOUBLE,
+            detail VARCHAR,
+            recorded_at DOUBLE NOT NULL)""",
+        """CREATE TABLE key_usage (
+            key_id VARCHAR PRIMARY KEY,
+            encryptions BIGINT NOT NULL)""",
+    )),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

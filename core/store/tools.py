@@ -1,0 +1,243 @@
+"""Tool snapshots: recording a sync's tool list, the inventory page query, and drift.
+
+A snapshot is a *distinct* tool list of (connector, agent): syncing the same list again only moves
+its `verified_at`, so "the previous snapshot" is always the last list that differed and drift shows
+the latest real change. Rows are written with one Arrow insert per table (never row by row).
+
+Inventory pages read only `current_tools` — the narrow listing columns of the current snapshots, with
+`search_text` lower-cased once at write time — never the history in `tools` nor its JSON columns.
+Rows of one snapshot are inserted together, so DuckDB's zone maps skip whole row groups when a page
+is filtered by connector. Measured numbers are in `core/store/bench.py`'s report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from core.errors import ConfigurationError
+from core.models import ToolPage
+from core.store.records import SnapshotResult, ToolChange, ToolDrift
+from core.store.sql import rows
+
+DEFAULT_SNAPSHOTS_KEPT = 10
+MAX_PAGE = 1000
+# Public sort key -> SQL; every order ends with (connector, agent, tool name) so pages are stable.
+SORT_KEYS = {
+    "connector": "c.name",
+    "agent": "a.name",
+    "name": "t.name",
+    "title": "t.title",
+    "last_changed_at": "t.changed_at",
+    "parameter_count": "t.parameter_count",
+}
+_COMPARED_FIELDS = ("title", "description", "input_schema", "output_schema", "annotations")
+
+
+@dataclass(frozen=True)
+class PreparedTools:
+    """A tool list turned into columns, ready to insert."""
+
+    columns: dict[str, list[Any]]
+    list_hash: str
+
+    @property
+    def count(self) -> int:
+        return len(self.columns["name"])
+
+
+def prepare(tools: Sequence[Mapping[str, Any]]) -> PreparedTools:
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "name", "title", "description", "input_schema", "output_schema", "annotations", "raw", "def_hash",
+        "parameter_count", "read_only", "destructive", "search_text")}
+    seen: set[str] = set()
+    for index, tool in enumerate(tools):
+        name = tool.get("name") if isinstance(tool, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"tool #{index} in the list has no name")
+        if name in seen:
+            continue
+        seen.add(name)
+        raw = _canonical(tool)
+        annotations = tool.get("annotations") if isinstance(tool.get("annotations"), Mapping) else {}
+        title = _text(tool.get("title")) or _text(annotations.get("title"))  # MCP's display-name order
+        description = _text(tool.get("description"))
+        input_schema = tool.get("inputSchema")
+        properties = input_schema.get("properties") if isinstance(input_schema, Mapping) else None
+        columns["name"].append(name)
+        columns["title"].append(title)
+        columns["description"].append(description)
+        columns["input_schema"].append(_canonical_or_none(input_schema))
+        columns["output_schema"].append(_canonical_or_none(tool.get("outputSchema")))
+        columns["annotations"].append(_canonical_or_none(tool.get("annotations")))
+        columns["raw"].append(raw)
+        columns["def_hash"].append(hashlib.sha256(raw.encode()).hexdigest())
+        columns["parameter_count"].append(len(properties) if isinstance(properties, Mapping) else 0)
+        columns["read_only"].append(_flag(annotations.get("readOnlyHint")))
+        columns["destructive"].append(_flag(annotations.get("destructiveHint")))
+        columns["search_text"].append("\n".join(p for p in (name, title, description) if p).lower())
+    listing = "\n".join(sorted(f"{n}\0{h}" for n, h in zip(columns["name"], columns["def_hash"], strict=True)))
+    return PreparedTools(columns, hashlib.sha256(listing.encode()).hexdigest())
+
+
+def record(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str, prepared: PreparedTools,
+           now: float, *, keep: int) -> SnapshotResult:
+    current = con.execute("SELECT id, hash FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
+                          "AND is_current", [connector_id, agent_id]).fetchone()
+    if current is not None and current[1] == prepared.list_hash:
+        con.execute("UPDATE tool_snapshots SET verified_at = ? WHERE id = ?", [now, current[0]])
+        return SnapshotResult(current[0], prepared.count, 0, 0, 0, unchanged=True)
+
+    previous: dict[str, tuple[str, float, float]] = {}
+    if current is not None:
+        previous = {name: (def_hash, first_seen, changed) for name, def_hash, first_seen, changed in con.execute(
+            "SELECT name, def_hash, first_seen_at, changed_at FROM tools WHERE snapshot_id = ?",
+            [current[0]]).fetchall()}
+    first_seen, changed_at, drift = [], [], []
+    added = changed = 0
+    for name, def_hash in zip(prepared.columns["name"], prepared.columns["def_hash"], strict=True):
+        before = previous.get(name)
+        same = before is not None and before[0] == def_hash
+        first_seen.append(before[1] if before else now)
+        changed_at.append(before[2] if same else now)
+        drift.append(current is not None and not same)
+        added += before is None
+        changed += before is not None and not same
+    removed = len(previous.keys() - set(prepared.columns["name"]))
+
+    snapshot_id = con.execute("SELECT nextval('tool_snapshot_ids')").fetchone()[0]
+    con.execute("UPDATE tool_snapshots SET is_current = false WHERE connector_id = ? AND agent_id = ? AND is_current",
+                [connector_id, agent_id])
+    con.execute("INSERT INTO tool_snapshots VALUES (?, ?, ?, ?, ?, ?, ?, true)",
+                [snapshot_id, connector_id, agent_id, now, now, prepared.count, prepared.list_hash])
+    incoming = pa.table({
+        **prepared.columns,
+        "snapshot_id": pa.array([snapshot_id] * prepared.count, pa.int64()),
+        "first_seen_at": pa.array(first_seen, pa.float64()),
+        "changed_at": pa.array(changed_at, pa.float64()),
+        "drift": pa.array(drift, pa.bool_()),
+        "read_only": pa.array(prepared.columns["read_only"], pa.bool_()),
+        "destructive": pa.array(prepared.columns["destructive"], pa.bool_()),
+        "parameter_count": pa.array(prepared.columns["parameter_count"], pa.int32()),
+    })
+    con.register("incoming_tools", incoming)
+    try:
+        con.execute("INSERT INTO tools SELECT snapshot_id, name, title, description, input_schema, output_schema, "
+                    "annotations, raw, def_hash, first_seen_at, changed_at FROM incoming_tools")
+        con.execute("DELETE FROM current_tools WHERE connector_id = ? AND agent_id = ?", [connector_id, agent_id])
+        con.execute("INSERT INTO current_tools SELECT ?, ?, snapshot_id, name, title, description, parameter_count, "
+                    "read_only, destructive, def_hash, first_seen_at, changed_at, drift, search_text "
+                    "FROM incoming_tools", [connector_id, agent_id])
+    finally:
+        con.unregister("incoming_tools")
+    _prune(con, connector_id, agent_id, keep)
+    return SnapshotResult(snapshot_id, prepared.count, added, removed, changed, unchanged=False)
+
+
+def _prune(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str, keep: int) -> None:
+    old = [r[0] for r in con.execute("SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
+                                     "ORDER BY id DESC OFFSET ?", [connector_id, agent_id, max(keep, 2)]).fetchall()]
+    if old:
+        con.execute("DELETE FROM tools WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [old])
+        con.execute("DELETE FROM tool_snapshots WHERE id IN (SELECT unnest(?::BIGINT[]))", [old])
+
+
+def list_owner(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str) -> str:
+    """Whose list `agent_id` sees on a connector: its own if one was recorded, else the shared one."""
+    if agent_id and con.execute("SELECT 1 FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+                                [connector_id, agent_id]).fetchone():
+        return agent_id
+    return ""
+
+
+def page(con: duckdb.DuckDBPyConnection, *, connector_id: str | None, agent_id: str | None, search: str | None,
+         read_only: bool | None, destructive: bool | None, drift: bool | None, sort: str, descending: bool,
+         offset: int, limit: int) -> ToolPage:
+    if sort not in SORT_KEYS:
+        raise ConfigurationError(f"cannot sort tools by {sort!r}; use one of {', '.join(SORT_KEYS)}")
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ConfigurationError(f"page limit must be 1..{MAX_PAGE} and offset >= 0")
+    where, params = [], []
+    if connector_id is not None:
+        where.append("t.connector_id = ?")
+        params.append(connector_id)
+    if agent_id is not None:
+        where.append("(t.agent_id = ? OR (t.agent_id = '' AND t.connector_id NOT IN "
+                     "(SELECT connector_id FROM tool_snapshots WHERE is_current AND agent_id = ?)))")
+        params += [agent_id, agent_id]
+    if search and search.strip():
+        where.append("contains(t.search_text, ?)")
+        params.append(search.strip().lower())
+    for column, value in (("read_only", read_only), ("destructive", destructive), ("drift", drift)):
+        if value is not None:
+            where.append(f"t.{column} IS NOT DISTINCT FROM ?")
+            params.append(value)
+    condition = (" WHERE " + " AND ".join(where)) if where else ""
+    total = con.execute("SELECT count(*) FROM current_tools t" + condition, params).fetchone()[0]
+    direction = "DESC" if descending else "ASC"
+    found = rows(
+        con,
+        "SELECT c.name AS connector, a.name AS agent, t.name, t.title, t.description, t.parameter_count, "
+        "t.read_only, t.destructive, t.changed_at AS last_changed_at, t.drift "
+        "FROM current_tools t JOIN connectors c ON c.id = t.connector_id "
+        "LEFT JOIN agents a ON a.id = t.agent_id AND t.agent_id <> ''" + condition
+        + f" ORDER BY {SORT_KEYS[sort]} {direction} NULLS LAST, c.name, t.agent_id, t.name LIMIT ? OFFSET ?",
+        [*params, limit, offset])
+    return ToolPage(rows=found, total=total)
+
+
+def definitions(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str,
+                name: str | None = None) -> list[dict[str, Any]]:
+    sql = ("SELECT t.raw FROM tools t JOIN tool_snapshots s ON s.id = t.snapshot_id "
+           "WHERE s.connector_id = ? AND s.agent_id = ? AND s.is_current")
+    params: list[Any] = [connector_id, agent_id]
+    if name is not None:
+        sql += " AND t.name = ?"
+        params.append(name)
+    return [json.loads(raw) for (raw,) in con.execute(sql + " ORDER BY t.name", params).fetchall()]
+
+
+def drift(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str) -> ToolDrift:
+    snapshots = con.execute("SELECT id, synced_at FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
+                            "ORDER BY id DESC LIMIT 2", [connector_id, agent_id]).fetchall()
+    if len(snapshots) < 2:
+        return ToolDrift(connector_id, agent_id, snapshots[0][1] if snapshots else None, None, ())
+    (current_id, current_at), (previous_id, previous_at) = snapshots
+    current, previous = _definitions_by_name(con, current_id), _definitions_by_name(con, previous_id)
+    changes = [ToolChange(n, "added") for n in sorted(current.keys() - previous.keys())]
+    changes += [ToolChange(n, "removed") for n in sorted(previous.keys() - current.keys())]
+    for name in sorted(current.keys() & previous.keys()):
+        now, before = current[name], previous[name]
+        if now["def_hash"] == before["def_hash"]:
+            continue
+        fields = tuple(f for f in _COMPARED_FIELDS if now[f] != before[f]) or ("other",)
+        changes.append(ToolChange(name, "changed", fields))
+    return ToolDrift(connector_id, agent_id, current_at, previous_at, tuple(changes))
+
+
+def _definitions_by_name(con: duckdb.DuckDBPyConnection, snapshot_id: int) -> dict[str, dict[str, Any]]:
+    found = rows(con, f"SELECT name, def_hash, {', '.join(_COMPARED_FIELDS)} FROM tools WHERE snapshot_id = ?",
+                 [snapshot_id])
+    return {row["name"]: row for row in found}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _canonical_or_none(value: Any) -> str | None:
+    return None if value is None else _canonical(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
