@@ -82,6 +82,7 @@ class KeyAuthenticator:
         if not keys:
             raise ValueError("keys must map at least one identity to a key")
         self.keys = keys  # identity -> key
+        self.header_name = header
         self.header = header.lower() if header else None
         self.credential_headers = (self.header,) if self.header else ("authorization",)
         self.auth = "api_key" if header else "bearer"
@@ -105,7 +106,7 @@ class KeyAuthenticator:
     def challenge(self, credential_present: bool) -> dict[str, str]:
         if self.header:
             # No registered scheme exists for API-key headers; this names the header to use.
-            value = f'ApiKey realm="sample", header="{self.header}"'
+            value = f'ApiKey realm="sample", header="{self.header_name}"'
         else:
             value = 'Bearer realm="sample"'
         if credential_present:

@@ -172,7 +172,8 @@ def test_api_key_server_reads_its_header(api_key_server: RunningServer, http: ht
     url, key = api_key_server.url, api_key_server.keys["alice"]
     assert api_key_server.header == "X-API-Key"
     missing = post_rpc(http, url, "initialize", initialize_params())
-    assert missing.status_code == 401 and "www-authenticate" in missing.headers
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'ApiKey realm="sample", header="X-API-Key"'
     as_bearer = post_rpc(
         http, url, "initialize", initialize_params(), headers={"Authorization": f"Bearer {key}"}
     )
