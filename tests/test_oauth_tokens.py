@@ -18,6 +18,18 @@ from tests.test_oauth_fakes import AS, KEY, SERVER_URL, FakeWorld, json_response
 REGISTRATION = ClientRegistration(issuer=AS, client_id="client-1", redirect_uris=("x",))
 
 
+@pytest.fixture(params=["memory", "duckdb"])
+def make_storage(request: pytest.FixtureRequest, tmp_path):
+    """Race tests run against MemoryOAuthStorage and the DuckDB store's OAuthStorage."""
+    if request.param == "memory":
+        return new_storage
+    from core.store.crypto import Keyring
+    from core.store.db import Store
+
+    store = Store(tmp_path / "store.duckdb", keyring=Keyring.generate())
+    return store.oauth_storage
+
+
 def seeded(world: FakeWorld, storage, *, expires_in: float = -10, refresh: bool = True) -> TokenSet:
     """Store a credential whose access token is already expired, with an active refresh token."""
     refresh_token = world._new_refresh() if refresh else None
@@ -43,9 +55,9 @@ def test_no_expiry_never_refreshes_ahead() -> None:
     assert needs_refresh(TokenSet("a", expires_at=None), time.time() + 10**9) is False
 
 
-async def test_refresh_rotates_persists_and_sends_resource_without_scope() -> None:
+async def test_refresh_rotates_persists_and_sends_resource_without_scope(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     fresh = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale)
     assert fresh.refresh_token != stale.refresh_token and storage.load_tokens(KEY) == fresh
@@ -54,18 +66,18 @@ async def test_refresh_rotates_persists_and_sends_resource_without_scope() -> No
     assert form["resource"] == SERVER_URL and "scope" not in form and form["grant_type"] == "refresh_token"
 
 
-async def test_ten_refreshes_in_a_row_without_reuse() -> None:
+async def test_ten_refreshes_in_a_row_without_reuse(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     tokens = seeded(world, storage)
     for _ in range(10):
         tokens = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=tokens, rejected=True)
     assert len(world.to("/token")) == 10 and world.reuse_events == 0
 
 
-async def test_c07_no_rotation_keeps_the_old_refresh_token() -> None:
+async def test_c07_no_rotation_keeps_the_old_refresh_token(make_storage) -> None:
     world = FakeWorld(rotate_refresh_tokens=False)
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     fresh = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale)
     again = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=fresh, rejected=True)
@@ -73,18 +85,18 @@ async def test_c07_no_rotation_keeps_the_old_refresh_token() -> None:
     assert [r.form["refresh_token"] for r in world.to("/token")] == [stale.refresh_token] * 2
 
 
-async def test_c01_fifty_concurrent_refreshes_make_one_request() -> None:
+async def test_c01_fifty_concurrent_refreshes_make_one_request(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     results = await asyncio.gather(*(refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale)
                                      for _ in range(50)))
     assert len(world.to("/token")) == 1 and len({r.access_token for r in results}) == 1 and world.reuse_events == 0
 
 
-def test_c03_threads_with_their_own_event_loops_make_one_request() -> None:
+def test_c03_threads_with_their_own_event_loops_make_one_request(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     results: list[TokenSet] = []
     barrier = threading.Barrier(4)
@@ -101,9 +113,9 @@ def test_c03_threads_with_their_own_event_loops_make_one_request() -> None:
     assert len(world.to("/token")) == 1 and len({r.access_token for r in results}) == 1 and world.reuse_events == 0
 
 
-async def test_c04_stale_reader_uses_the_rotated_token_and_never_wipes_it() -> None:
+async def test_c04_stale_reader_uses_the_rotated_token_and_never_wipes_it(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     v1 = seeded(world, storage)
     v2 = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=v1)  # worker A rotates
     # Worker B still holds v1 and the store answers it v1 at first (a reader that raced the write).
@@ -115,9 +127,9 @@ async def test_c04_stale_reader_uses_the_rotated_token_and_never_wipes_it() -> N
     assert world.to("/token")[-1].form["refresh_token"] == v1.refresh_token  # the invalid_grant attempt
 
 
-async def test_invalid_grant_for_the_stored_token_marks_needs_reauth() -> None:
+async def test_invalid_grant_for_the_stored_token_marks_needs_reauth(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     world.refresh_tokens[stale.refresh_token] = "revoked"
     with pytest.raises(NeedsReauthorization):
@@ -125,18 +137,18 @@ async def test_invalid_grant_for_the_stored_token_marks_needs_reauth() -> None:
     assert storage.needs_reauth(KEY) and storage.load_tokens(KEY) == stale  # kept, never deleted
 
 
-async def test_no_refresh_token_means_needs_reauth() -> None:
+async def test_no_refresh_token_means_needs_reauth(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage, refresh=False)
     with pytest.raises(NeedsReauthorization, match="no refresh token"):
         await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale)
     assert not world.to("/token")
 
 
-async def test_c06_interactive_authorization_wins_over_a_refresh_in_flight() -> None:
+async def test_c06_interactive_authorization_wins_over_a_refresh_in_flight(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     step_up = replace(stale, access_token="at-step-up", refresh_token="rt-step-up", scopes=("a", "b"))
 
@@ -149,16 +161,16 @@ async def test_c06_interactive_authorization_wins_over_a_refresh_in_flight() -> 
     assert result.access_token == "at-step-up" and storage.load_tokens(KEY).access_token == "at-step-up"
 
 
-async def test_cas_conflict_is_reported_by_memory_storage() -> None:
-    storage = new_storage()
+async def test_cas_conflict_is_reported_by_the_storage(make_storage) -> None:
+    storage = make_storage()
     first = storage.save_tokens(KEY, TokenSet("a"), expected_version=None)
     with pytest.raises(ConflictError):
         storage.save_tokens(KEY, TokenSet("b"), expected_version=first.version - 1)
 
 
-async def test_token_endpoint_failure_releases_the_lock() -> None:
+async def test_token_endpoint_failure_releases_the_lock(make_storage) -> None:
     world = FakeWorld()
-    storage = new_storage()
+    storage = make_storage()
     stale = seeded(world, storage)
     world.overrides[("POST", AS + "/token")] = json_response(503, {"error": "temporarily_unavailable"})
     with pytest.raises(Exception, match="temporarily_unavailable"):
