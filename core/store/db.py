@@ -254,18 +254,14 @@ class Store:
 
     def _seal(self, con: duckdb.DuckDBPyConnection, plaintext: str, context: SecretContext) -> bytes:
         key_id = self._keyring.active_id
-        if self._count_encryption(con, key_id) > self._max_encryptions:
+        used = con.execute("SELECT encryptions FROM key_usage WHERE key_id = ?", [key_id]).fetchone()
+        if used is not None and used[0] >= self._max_encryptions:
             # Force a rotation before the random-nonce limit; old keys keep decrypting.
             key_id = self._keyring.rotate()
             log.warning("key usage limit reached: rotated the store key to %s", key_id)
-            self._count_encryption(con, key_id)
+        con.execute("INSERT INTO key_usage VALUES (?, 1) ON CONFLICT (key_id) DO UPDATE "
+                    "SET encryptions = key_usage.encryptions + 1", [key_id])
         return self._keyring.encrypt(plaintext, context, key_id=key_id)
-
-    @staticmethod
-    def _count_encryption(con: duckdb.DuckDBPyConnection, key_id: str) -> int:
-        return con.execute(
-            "INSERT INTO key_usage VALUES (?, 1) ON CONFLICT (key_id) DO UPDATE "
-            "SET encryptions = key_usage.encryptions + 1 RETURNING encryptions", [key_id]).fetchone()[0]
 
     def _open(self, spec: SecretTable, column: str, row: Mapping[str, Any]) -> Secret | None:
         blob = row[column]
