@@ -1,0 +1,68 @@
+"""`switchboard demo`: local sample MCP servers, registered as connectors with two agents, then the
+dashboard — every flow clickable without an account anywhere.
+
+Unless a store is named, the demo uses a fresh store and key in a temporary directory, so it never
+touches the operator's own connectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from core.services import Switchboard
+from dashboard import runtime
+from dashboard.serve import STORE_ENV, serve
+
+ALLOW_HOSTS_ENV = "SWITCHBOARD_ALLOW_HOSTS"
+KEY_FILE_ENV = "SWITCHBOARD_KEY_FILE"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+AGENTS = {"alice": "Demo agent with its own accounts", "bob": "Another demo agent"}
+
+
+def run_demo(port: int = runtime.DEFAULT_PORT, address: str = "localhost", store: str | None = None) -> int:
+    from sample_servers.launch import start
+
+    _allow_loopback()
+    if store is None:
+        store = _temporary_store()
+    os.environ[STORE_ENV] = store
+    oauth = start("sdk_oauth")  # its consent screen approves by itself
+    bearer = start("bearer")  # two keys, for the identities alice and bob
+    asyncio.run(register(store, oauth_url=oauth.url, bearer_url=bearer.url, bearer_keys=bearer.keys))
+    print(f"Switchboard demo: sample servers at {oauth.url} (OAuth) and {bearer.url} (bearer).", flush=True)
+    print(f"Open http://localhost:{port}/connectors — Ctrl-C stops everything.", flush=True)
+    return serve(port=port, address=address, show=False, store=store)
+
+
+async def register(store: str, *, oauth_url: str, bearer_url: str, bearer_keys: dict[str, str]) -> None:
+    """The demo's agents and connectors: OAuth shared and per agent, bearer per agent with each key."""
+    service = Switchboard.open(store)
+    try:
+        for agent, description in AGENTS.items():
+            await service.add_agent(agent, description)
+        await service.add_connector("demo-oauth", oauth_url, "oauth", "shared")
+        await service.add_connector("demo-oauth-per-agent", oauth_url, "oauth", "per_agent")
+        await service.add_connector("demo-bearer", bearer_url, "bearer", "per_agent")
+        for agent in AGENTS:
+            await service.set_secret("demo-bearer", bearer_keys[agent], agent=agent)
+    finally:
+        await service.aclose()
+
+
+def _allow_loopback() -> None:
+    """Let this process reach its own sample servers on 127.0.0.1 (the network policy refuses loopback
+    unless allowed)."""
+    allowed = [h for h in os.environ.get(ALLOW_HOSTS_ENV, "").split(",") if h.strip()]
+    os.environ[ALLOW_HOSTS_ENV] = ",".join(dict.fromkeys([*allowed, *LOOPBACK_HOSTS]))
+
+
+def _temporary_store() -> str:
+    directory = Path(tempfile.mkdtemp(prefix="switchboard-demo-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ.setdefault(KEY_FILE_ENV, str(directory / "store.key"))
+    return str(directory / "demo.duckdb")

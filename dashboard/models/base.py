@@ -1,0 +1,40 @@
+"""What every dashboard model shares: access to the services and the result of a Connect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import param
+
+from core.models import ConnectOutcome
+from core.services import Switchboard
+from dashboard import runtime
+
+
+class ServiceModel(param.Parameterized):
+    """A model that talks to the services; `service=None` means the process-wide instance."""
+
+    service = param.ClassSelector(class_=Switchboard, default=None, allow_None=True, precedence=-1, doc="""
+        The services to call; the dashboard process's shared instance when None.""")
+
+    @property
+    def services(self) -> Switchboard:
+        return self.service if self.service is not None else runtime.service()
+
+
+@dataclass(frozen=True)
+class ConnectAction:
+    """What a Connect click leads to: a browser navigation (OAuth) or an immediate outcome."""
+
+    authorization_url: str | None = None
+    outcome: ConnectOutcome | None = None
+
+
+async def connect_or_authorize(services: Switchboard, connector: str, auth_type: str, agent: str | None,
+                               return_to: str) -> ConnectAction:
+    """OAuth connectors need the browser at the authorization server; the others connect right away."""
+    if auth_type == "oauth":
+        url = await services.start_authorization(connector, agent, redirect_uri=runtime.redirect_uri(),
+                                                  return_to=return_to)
+        return ConnectAction(authorization_url=url)
+    return ConnectAction(outcome=await services.connect(connector, agent))

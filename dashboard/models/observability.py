@@ -1,0 +1,91 @@
+"""Audit log, credential health and the auth trace of a connector's last connection attempt."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import param
+
+from core.models import CredentialInfo
+from dashboard.models.base import ServiceModel
+from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
+
+_TIME_KEYS = ("at", "time", "timestamp", "created_at", "started_at", "finished_at")
+
+
+class AuditLog(ServiceModel):
+    """The most recent tool calls and credential events, newest first."""
+
+    connector = param.String(default=None, allow_None=True)
+    agent = param.String(default=None, allow_None=True)
+    limit = param.Integer(default=200, bounds=(1, 5000))
+    entries = param.List(default=[], doc="Rows as the services return them.")
+
+    async def refresh(self) -> list[dict[str, Any]]:
+        self.entries = await self.services.audit(limit=self.limit, connector=self.connector, agent=self.agent)
+        return self.entries
+
+    @param.depends("entries")
+    def frame(self) -> pd.DataFrame:
+        return plain_frame(self.entries)
+
+
+class CredentialHealth(ServiceModel):
+    """Every stored credential: status, expiry, last refresh, last 401/403, whether it needs re-auth."""
+
+    credentials = param.List(default=[], item_type=CredentialInfo)
+
+    async def refresh(self) -> list[CredentialInfo]:
+        self.credentials = await self.services.health()
+        return self.credentials
+
+    @param.depends("credentials")
+    def frame(self) -> pd.DataFrame:
+        rows = [{
+            "connector": c.connector, "agent": c.agent or "(shared)", "kind": c.kind, "status": c.status,
+            "needs re-auth": "yes" if c.status == "needs_reauth" else "", "expires": format_expiry(c.expires_at),
+            "last refresh": format_time(c.last_refresh_at), "last 401": format_time(c.last_401_at),
+            "last 403": format_time(c.last_403_at), "scopes": format_scopes(c.scopes),
+            "fingerprint": c.fingerprint or NEVER, "reason": c.reason or "",
+        } for c in self.credentials]
+        columns = ["connector", "agent", "kind", "status", "needs re-auth", "expires", "last refresh", "last 401",
+                   "last 403", "scopes", "fingerprint", "reason"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+class AuthTrace(ServiceModel):
+    """The discovery, registration and token steps of one connector's last connection attempt."""
+
+    connector = param.String(default=None, allow_None=True)
+    agent = param.String(default=None, allow_None=True, doc="None: the shared credential's attempt.")
+    steps = param.List(default=[])
+    connector_names = param.List(default=[], doc="Choices for `connector`.")
+    agent_names = param.List(default=[], doc="Choices for `agent`.")
+
+    async def load_choices(self) -> None:
+        connectors = await self.services.list_connectors()
+        agents = await self.services.list_agents()
+        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
+
+    async def load(self) -> list[dict[str, Any]]:
+        self.steps = await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
+        return self.steps
+
+    @param.depends("steps")
+    def frame(self) -> pd.DataFrame:
+        return plain_frame(self.steps)
+
+
+def plain_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of scalars for a table: timestamps readable, nested values as compact JSON-ish text."""
+    return pd.DataFrame([{k: _cell(k, v) for k, v in row.items()} for row in rows])
+
+
+def _cell(key: str, value: Any) -> Any:
+    if key in _TIME_KEYS or key.endswith("_at"):
+        return format_time(value) if isinstance(value, (int, float)) else value
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return value

@@ -1,0 +1,80 @@
+"""The tool inventory: one page at a time from the store, filtered, searched and sorted there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import param
+
+from dashboard.models.base import ServiceModel
+from dashboard.models.formatting import format_time
+
+# Columns of `rows`, named like the services' row keys so header filters and sorters pass straight
+# through to `tool_page`.
+COLUMNS = ["connector", "agent", "name", "description", "parameter_count", "annotations", "last_changed_at", "drift"]
+FILTERABLE = ("connector", "agent", "name", "description")
+SORTABLE = ("connector", "agent", "name", "description", "parameter_count", "last_changed_at")
+DRIFT_MARKER = "⚠ changed"
+
+
+class ToolInventory(ServiceModel):
+    """All connectors' tools, or one connector's or one agent's; `rows` holds the current page."""
+
+    connector = param.String(default=None, allow_None=True, doc="Only this connector's tools.")
+    agent = param.String(default=None, allow_None=True, doc="Only the tools as this agent sees them.")
+    search = param.String(default="", doc="Free text over names and descriptions.")
+    filters = param.Dict(default={}, doc="Column → text the column must contain.")
+    sort = param.Selector(default="connector", objects=list(SORTABLE))
+    descending = param.Boolean(default=False)
+    page = param.Integer(default=1, bounds=(1, None), doc="1-based page number.")
+    page_size = param.Integer(default=25, bounds=(1, 500))
+    rows = param.DataFrame(default=pd.DataFrame(columns=COLUMNS), doc="The current page, indexed by offset.")
+    total = param.Integer(default=0, doc="Tools matching the query, over all pages.")
+    connector_names = param.List(default=[], doc="Choices for the connector filter.")
+    agent_names = param.List(default=[], doc="Choices for the agent filter.")
+    definition = param.Dict(default=None, allow_None=True, doc="Full definition of the opened tool.")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    async def load_choices(self) -> None:
+        connectors = await self.services.list_connectors()
+        agents = await self.services.list_agents()
+        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
+
+    def query(self, **changes: Any) -> None:
+        """Change what is asked for; anything but the page itself starts again at page 1."""
+        if "page" not in changes:
+            changes["page"] = 1
+        self.param.update(**changes)
+
+    async def load(self) -> pd.DataFrame:
+        page = await self.services.tool_page(
+            connector=self.connector, agent=self.agent, search=self.search or None,
+            filters={k: v for k, v in self.filters.items() if v} or None, sort=self.sort,
+            descending=self.descending, offset=self.offset, limit=self.page_size,
+        )
+        frame = pd.DataFrame([_display(row) for row in page.rows], columns=COLUMNS)
+        frame.index = pd.RangeIndex(self.offset, self.offset + len(frame))
+        # total first: whoever watches `rows` reads the page count from it.
+        self.total = page.total
+        self.rows = frame
+        return frame
+
+    async def open(self, connector: str, tool: str, agent: str | None = None) -> dict[str, Any]:
+        """Load the full wire definition of one tool into `definition`."""
+        self.definition = await self.services.tool_definition(connector, tool, agent=agent)
+        return self.definition
+
+
+def _display(row: dict[str, Any]) -> dict[str, Any]:
+    hints = [label for key, label in (("read_only", "read-only"), ("destructive", "destructive")) if row.get(key)]
+    return {
+        "connector": row.get("connector"), "agent": row.get("agent") or "",
+        "name": row.get("name"), "description": row.get("description") or row.get("title") or "",
+        "parameter_count": row.get("parameter_count", 0), "annotations": ", ".join(hints),
+        "last_changed_at": format_time(row.get("last_changed_at")),
+        "drift": DRIFT_MARKER if row.get("drift") else "",
+    }

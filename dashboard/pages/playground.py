@@ -1,0 +1,5 @@
+"""/playground — served by `panel serve`; the page itself is built in dashboard.app."""
+
+from dashboard.app import page
+
+page("playground").servable()

@@ -1,0 +1,59 @@
+"""Tornado routes served next to the Panel pages (`panel serve --plugins dashboard.plugins`).
+
+The OAuth redirect lands here. Plugin routes are not behind Panel's login, so the handler trusts
+nothing but the services' check of `state`; it redirects only to local paths and passes the outcome
+to the page through a one-time flash key.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tornado.web import RequestHandler
+
+from core.models import AuthorizationOutcome
+from dashboard import flash, navigation, runtime
+
+log = logging.getLogger(__name__)
+
+
+class OAuthCallbackHandler(RequestHandler):
+    """`GET /oauth/callback?code=…&state=…` → complete the authorization → back to where it began."""
+
+    def set_default_headers(self) -> None:
+        # The callback URL carries a one-time code: keep it out of Referer headers and caches.
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+
+    async def get(self) -> None:
+        outcome = await self._complete()
+        key = flash.put(flash.Flash(ok=outcome.ok, message=_message(outcome), connector=outcome.connector,
+                                    agent=outcome.agent))
+        target = navigation.local_path(outcome.return_to)
+        self.redirect(navigation.with_query(target, **{flash.FLASH_PARAM: key}), status=303)
+
+    async def _complete(self) -> AuthorizationOutcome:
+        arguments = self.request.query_arguments
+        if any(len(values) != 1 for values in arguments.values()):
+            # RFC 6749 §3.1: parameters must not repeat; a repeated `state` or `code` is an attack.
+            return AuthorizationOutcome(ok=False, message="The authorization response repeated a parameter.")
+        params = {key: values[0].decode("utf-8", "replace") for key, values in arguments.items()}
+        try:
+            return await runtime.service().complete_authorization(params)
+        except Exception:  # the operator gets a page, never a traceback; details go to the server log
+            log.exception("completing an OAuth callback failed")
+            return AuthorizationOutcome(ok=False, message="The authorization could not be completed; "
+                                                          "the server log has the details.")
+
+
+def _message(outcome: AuthorizationOutcome) -> str:
+    if outcome.message:
+        return outcome.message
+    if not outcome.ok:
+        return "The authorization failed."
+    who = f" for {outcome.agent}" if outcome.agent else ""
+    tools = f", {outcome.tools} tools synced" if outcome.tools is not None else ""
+    return f"Connected {outcome.connector}{who}{tools}."
+
+
+ROUTES = [(runtime.CALLBACK_PATH, OAuthCallbackHandler)]

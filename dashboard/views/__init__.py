@@ -1,0 +1,1 @@
+"""`pn.viewable.Viewer` classes rendering the models in `dashboard.models`."""

@@ -1,0 +1,156 @@
+"""Agents: the directory page and one agent's credentials page."""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+import pandas as pd
+import panel as pn
+import param
+
+from dashboard.models.agents import CONNECTED, NEEDS_REAUTH, AgentCredentials, AgentDirectory, CredentialRow
+from dashboard.models.formatting import format_expiry, format_scopes
+from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane, status_badge
+from dashboard.views.connectors import report_sync
+from dashboard.views.feedback import attempt, notify_success
+from dashboard.views.observability import table
+
+
+class AgentsPage(pn.viewable.Viewer):
+    directory = param.ClassSelector(class_=AgentDirectory)
+
+    def __init__(self, **params):
+        params.setdefault("directory", AgentDirectory())
+        super().__init__(**params)
+        self._table = table(self._frame(), formatters={"open": {"type": "html"}}, titles={"open": ""})
+        self.directory.param.watch(lambda _e: setattr(self._table, "value", self._frame()), "agents")
+        self._name = pn.widgets.TextInput(name="Agent name", placeholder="support-bot", width=220)
+        self._description = pn.widgets.TextInput(name="Description", placeholder="optional", width=320)
+        self._create = pn.widgets.Button(name="Create agent", button_type="primary", width=140, align="end")
+        self._create.on_click(self._create_agent)
+        pn.state.onload(self._refresh)
+
+    def _frame(self) -> pd.DataFrame:
+        frame = self.directory.frame()
+        # Names are escaped and URL-quoted before they become markup.
+        frame["open"] = [f"<a href='agent?name={quote(n, safe='')}'>Open {html.escape(n)}</a>" for n in frame["name"]]
+        return frame
+
+    async def _refresh(self, _event=None) -> None:
+        await attempt(self.directory.refresh())
+
+    async def _create_agent(self, _event) -> None:
+        agent = await attempt(self.directory.create(self._name.value, self._description.value),
+                              success=lambda a: f"Created agent {a.name}.")
+        if agent is not None:
+            self._name.value = self._description.value = ""
+
+    def __panel__(self):
+        return pn.Column(
+            "## Agents",
+            html_pane("<p class='sb-muted'>An agent uses the shared connectors' credentials and, for "
+                         "per-agent connectors, an account of its own. Open an agent to connect those.</p>"),
+            self._table,
+            pn.Row(self._name, self._description, self._create),
+            sizing_mode="stretch_width",
+        )
+
+
+class AgentPage(pn.viewable.Viewer):
+    """One agent: each per-agent connector as not connected / connected / needs re-auth."""
+
+    credentials = param.ClassSelector(class_=AgentCredentials)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._navigator = BrowserNavigator()
+        self._cards = pn.Column(sizing_mode="stretch_width")
+        self._shared = table(_shared_frame([]))
+        self.credentials.param.watch(self._render, ["per_agent", "shared"])
+        pn.state.onload(self._refresh)
+
+    async def _refresh(self) -> None:
+        await attempt(self.credentials.refresh())
+
+    def _render(self, *_events) -> None:
+        rows = self.credentials.per_agent
+        self._cards.objects = [self._card(r) for r in rows] or [
+            html_pane("<p class='sb-muted'>No per-agent connectors yet.</p>")]
+        self._shared.value = _shared_frame(self.credentials.shared)
+
+    def _card(self, row: CredentialRow) -> pn.viewable.Viewable:
+        header = html_pane(f"<b>{html.escape(row.connector)}</b> {status_badge(row.state)}")
+        body: list = [header]
+        if row.state == CONNECTED:
+            body.append(facts_table(row.facts()))
+            body.append(pn.Row(self._button("Sync", self._sync, row), self._button("Disconnect", self._disconnect, row)))
+        else:
+            if row.state == NEEDS_REAUTH and row.credential.reason:
+                body.append(html_pane(f"<p class='sb-error'>{html.escape(row.credential.reason)}</p>"))
+            body.append(self._key_entry(row) if row.takes_key else
+                        pn.Row(self._button("Reconnect" if row.state == NEEDS_REAUTH else "Connect", self._connect, row,
+                                            button_type="primary")))
+            if row.state == NEEDS_REAUTH:
+                body.append(self._button("Disconnect", self._disconnect, row))
+        return pn.Column(*body, styles=CARD, name=f"credential-{row.connector}",
+                         sizing_mode="stretch_width")
+
+    def _key_entry(self, row: CredentialRow) -> pn.Row:
+        label = "API key" if row.auth_type == "api_key_header" else "Bearer token"
+        secret = pn.widgets.PasswordInput(name=f"{label} for {self.credentials.agent}", width=320,
+                                          placeholder="write-only; validated against the server")
+
+        async def save(_event) -> None:
+            typed, secret.value = secret.value, ""  # never keep it in the page
+            await attempt(self.credentials.set_key(row.connector, typed), success=f"Stored the {label.lower()}.")
+
+        button = pn.widgets.Button(name="Save key", button_type="primary", align="end")
+        button.on_click(save)
+        return pn.Row(secret, button)
+
+    def _button(self, label: str, action, row: CredentialRow, button_type: str = "default") -> pn.widgets.Button:
+        button = pn.widgets.Button(name=label, button_type=button_type)
+
+        async def run(_event) -> None:
+            button.disabled = True
+            try:
+                await action(row.connector)
+            finally:
+                button.disabled = False
+
+        button.on_click(run)
+        return button
+
+    async def _connect(self, connector: str) -> None:
+        action = await attempt(self.credentials.connect(connector))
+        if action is None:
+            return
+        if action.authorization_url:
+            self._navigator.go(action.authorization_url)
+        elif action.outcome is not None:
+            notify_success(action.outcome.summary())
+
+    async def _sync(self, connector: str) -> None:
+        report_sync(await attempt(self.credentials.sync(connector)))
+
+    async def _disconnect(self, connector: str) -> None:
+        await attempt(self.credentials.disconnect(connector), success=f"Disconnected {connector}.")
+
+    def __panel__(self):
+        agent = html.escape(self.credentials.agent)
+        return pn.Column(
+            self._navigator,
+            html_pane(f"<h2>Agent {agent}</h2><p><a href='agents'>← all agents</a></p>"),
+            "### Its own accounts (per-agent connectors)", self._cards,
+            "### Shared connectors it uses", self._shared,
+            sizing_mode="stretch_width",
+        )
+
+
+def _shared_frame(rows: list[CredentialRow]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "connector": r.connector, "auth": r.auth_type, "status": r.state, "scopes": format_scopes(r.credential.scopes),
+        "expires": format_expiry(r.credential.expires_at),
+    } for r in rows], columns=["connector", "auth", "status", "scopes", "expires"])
+

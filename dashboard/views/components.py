@@ -1,0 +1,82 @@
+"""Small building blocks shared by the pages."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+import panel as pn
+import param
+from panel.custom import JSComponent
+
+# Panel renders every component in its own shadow root, so page-wide CSS does not reach inside: each
+# HTML pane carries this stylesheet, and containers get inline styles.
+STYLESHEET = """
+.sb-muted { color: #6c757d; }
+.sb-error { color: #b02a37; }
+.sb-facts th { text-align: left; padding-right: 16px; font-weight: 600; vertical-align: top; }
+.sb-facts td { word-break: break-all; }
+.sb-badge { border-radius: 10px; padding: 1px 8px; font-size: 0.85em; margin-left: 6px; }
+.sb-ok { background: #d1e7dd; } .sb-warn { background: #fff3cd; } .sb-bad { background: #f8d7da; }
+.sb-idle { background: #e9ecef; }
+.sb-outcomes { padding-left: 18px; margin: 4px 0; }
+.sb-outcomes li.sb-ok, .sb-outcomes li.sb-bad { background: none; }
+.sb-outcomes li.sb-bad { color: #b02a37; }
+.sb-text { white-space: pre-wrap; background: #f8f9fa; padding: 6px; border-radius: 4px; margin: 0; }
+.sb-image { max-width: 320px; min-width: 32px; image-rendering: pixelated; border: 1px solid #dee2e6; }
+"""
+CARD = {"border": "1px solid #dee2e6", "border-radius": "6px", "padding": "8px 12px", "margin": "6px 0"}
+NESTED = {"border-left": "3px solid #dee2e6", "padding-left": "8px"}
+
+
+def html_pane(markup: str, **options) -> pn.pane.HTML:
+    """An HTML pane with the dashboard's styles; `markup` must already be escaped where untrusted."""
+    return pn.pane.HTML(markup, stylesheets=[STYLESHEET], **options)
+
+
+class BrowserNavigator(JSComponent):
+    """Sends the browser to `url` by full-page navigation.
+
+    A Panel page talks to the server over a websocket, so it cannot answer a click with a 302; the
+    authorization server has to be reached by the browser itself. Only http(s) URLs are followed.
+    """
+
+    url = param.String(default="", doc="Set to navigate; the page is left right away.")
+
+    _esm = """
+    export function render({ model }) {
+      const go = () => {
+        if (!model.url) return
+        const target = new URL(model.url, window.location.href)
+        if (target.protocol === "https:" || target.protocol === "http:") window.location.assign(target.href)
+      }
+      model.on("url", go)
+      go()
+      const anchor = document.createElement("span")
+      anchor.hidden = true
+      return anchor
+    }
+    """
+
+    def go(self, url: str) -> None:
+        self.url = url
+
+
+def facts_table(facts: Mapping[str, str] | None, empty: str = "") -> pn.pane.HTML:
+    """A two-column table of label → value, every value escaped."""
+    if not facts:
+        return html_pane(f"<p class='sb-muted'>{html.escape(empty)}</p>" if empty else "")
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    return html_pane(f"<table class='sb-facts'>{rows}</table>", sizing_mode="stretch_width")
+
+
+def text_block(text: str, css_class: str = "") -> pn.pane.HTML:
+    """Untrusted text (tool output, server messages) shown verbatim, never interpreted as markup."""
+    return html_pane(f"<pre class='sb-text {css_class}'>{html.escape(text)}</pre>", sizing_mode="stretch_width")
+
+
+def status_badge(label: str) -> str:
+    """HTML of a coloured badge for a status label."""
+    css = {"connected": "ok", "needs auth": "warn", "needs re-auth": "warn", "not connected": "idle",
+           "never synced": "idle", "error": "bad"}.get(label, "idle")
+    return f"<span class='sb-badge sb-{css}'>{html.escape(label)}</span>"

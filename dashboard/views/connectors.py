@@ -1,0 +1,244 @@
+"""The connectors page: index table with per-row actions, Sync all, add/edit form, details."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+
+import panel as pn
+import param
+
+from core.models import AUTH_TYPES, SyncResult
+from dashboard.flash import Flash
+from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
+from dashboard.models.observability import AuthTrace
+from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane
+from dashboard.views.feedback import attempt, notify_error, notify_success
+from dashboard.views.observability import AuthTraceView
+
+ACTIONS = {"connect": "Connect", "sync": "Sync", "edit": "Edit", "delete": "Delete"}
+AUTH_TYPE_LABELS = {"none": "None (public server)", "bearer": "Bearer token", "api_key_header": "API key header",
+                    "oauth": "OAuth 2.1 (browser sign-in)", "client_credentials": "OAuth client credentials"}
+CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
+
+
+class ConnectorsPage(pn.viewable.Viewer):
+    index = param.ClassSelector(class_=ConnectorsIndex)
+    form = param.ClassSelector(class_=ConnectorForm)
+    trace = param.ClassSelector(class_=AuthTrace)
+
+    def __init__(self, arrival: Flash | None = None, **params):
+        params.setdefault("index", ConnectorsIndex())
+        params.setdefault("form", ConnectorForm(service=params["index"].service))
+        params.setdefault("trace", AuthTrace(service=params["index"].service))
+        super().__init__(**params)
+        self._navigator = BrowserNavigator()
+        self._table = pn.widgets.Tabulator(
+            self.index.frame(), show_index=False, disabled=True, sizing_mode="stretch_width",
+            buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
+            titles={k: "" for k in ACTIONS}, layout="fit_columns", name="connectors-table",
+            configuration={"columnDefaults": {"tooltip": True}}, widths={k: 80 for k in ACTIONS},
+        )
+        self._table.on_click(self._on_cell_click)
+        self._confirm = pn.Row(visible=False)
+        self._sync_all_button = pn.widgets.Button(name="Sync all", button_type="primary", width=120)
+        self._sync_all_button.on_click(self._sync_all)
+        self._form_view = ConnectorFormView(form=self.form, on_saved=self._saved)
+        self.index.param.watch(self._show_connectors, "connectors")
+        if arrival is not None and arrival.connector:
+            self.index.selected = arrival.connector
+        pn.state.onload(self._load)
+
+    async def _load(self) -> None:
+        await attempt(self.index.refresh())
+        await self._load_trace()
+
+    def _show_connectors(self, _event=None) -> None:
+        self._table.value = self.index.frame()
+
+    async def _on_cell_click(self, event) -> None:
+        name = self._table.value.iloc[event.row]["name"]
+        self.index.selected = name
+        handler: Callable[[str], Awaitable[None]] | None = {
+            "connect": self._connect, "sync": self._sync, "edit": self._edit, "delete": self._ask_delete,
+        }.get(event.column)
+        if handler is not None:
+            await handler(name)
+        await self._load_trace()
+
+    async def _connect(self, name: str) -> None:
+        action = await attempt(self.index.connect(name))
+        if action is None:
+            return
+        if action.authorization_url:
+            self._navigator.go(action.authorization_url)
+        elif action.outcome is not None:
+            notify_success(action.outcome.summary())
+
+    async def _sync(self, name: str) -> None:
+        report_sync(await attempt(self.index.sync(name)))
+
+    async def _edit(self, name: str) -> None:
+        self.form.load(self.index.get(name))
+
+    async def _ask_delete(self, name: str) -> None:
+        confirm = pn.widgets.Button(name=f"Delete {name}", button_type="danger")
+        cancel = pn.widgets.Button(name="Cancel")
+
+        async def delete(_event) -> None:
+            self._confirm.visible = False
+            await attempt(self.index.remove(name), success=f"Deleted {name}.")
+
+        confirm.on_click(delete)
+        cancel.on_click(lambda _event: setattr(self._confirm, "visible", False))
+        question = html_pane(f"<b>Delete the connector {html.escape(name)}, its credentials and tools?</b>")
+        self._confirm.objects = [question, confirm, cancel]
+        self._confirm.visible = True
+
+    async def _sync_all(self, _event) -> None:
+        self._sync_all_button.disabled = True
+        try:
+            results = await attempt(self.index.sync_all())
+        finally:
+            self._sync_all_button.disabled = False
+        if results is not None:
+            failed = sum(not r.ok for r in results)
+            notify_success(f"Synced {len(results) - failed} of {len(results)} connectors.")
+
+    async def _saved(self) -> None:
+        await attempt(self.index.refresh())
+        self.index.selected = self.form.stored.name if self.form.stored else self.index.selected
+
+    async def _load_trace(self) -> None:
+        selected = self.index.selected
+        connector = next((c for c in self.index.connectors if c.name == selected), None)
+        if connector is None or connector.credential_mode != "shared":
+            self.trace.steps = []
+            return
+        self.trace.connector = selected
+        await attempt(self.trace.load())
+
+    @param.depends("index.syncing", "index.sync_total", "index.sync_results")
+    def _sync_progress(self):
+        results = self.index.sync_results
+        if not (self.index.syncing or results):
+            return pn.Spacer(height=0)
+        total = max(self.index.sync_total, len(results), 1)
+        bar = pn.indicators.Progress(value=len(results), max=total, width=300, bar_color="primary",
+                                     name="sync-progress")
+        label = f"{len(results)} of {total} synced" + ("…" if self.index.syncing else "")
+        return pn.Column(pn.Row(bar, html_pane(html.escape(label))), _sync_outcomes(results))
+
+    @param.depends("index.selected", "index.connectors")
+    def _details(self):
+        details = self.index.details()
+        title = f"Details — {details['name']}" if details else "Details"
+        return pn.Column(f"### {html.escape(title)}",
+                         facts_table(details, empty="Click a connector to see what discovery found for it."))
+
+    def __panel__(self):
+        return pn.Column(
+            self._navigator,
+            pn.Row(pn.pane.Markdown("## Connectors", margin=(0, 10)), pn.HSpacer(), self._sync_all_button),
+            self._sync_progress,
+            self._confirm,
+            self._table,
+            pn.Row(self._form_view, pn.Column(self._details, AuthTraceView(trace=self.trace, selectable=False),
+                                              sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+
+class ConnectorFormView(pn.viewable.Viewer):
+    """Add or edit a connector. Secret inputs are masked and emptied by the model after each submit."""
+
+    form = param.ClassSelector(class_=ConnectorForm)
+
+    def __init__(self, on_saved: Callable[[], Awaitable[None]] | None = None, **params):
+        super().__init__(**params)
+        self._on_saved = on_saved
+        f = self.form
+        auth = f.param.auth_type.rx()
+        self._widgets = {
+            "connector_name": pn.widgets.TextInput.from_param(f.param.connector_name, placeholder="linear",
+                                                              disabled=f.param.editing.rx().rx.is_not(None)),
+            "url": pn.widgets.TextInput.from_param(f.param.url, placeholder="https://mcp.example.com/mcp"),
+            "auth_type": pn.widgets.Select.from_param(
+                f.param.auth_type, options={AUTH_TYPE_LABELS[k]: k for k in AUTH_TYPES}),
+            "credential_mode": pn.Column(
+                html_pane("Credentials", margin=(5, 10, 0, 10)),
+                pn.widgets.RadioBoxGroup.from_param(f.param.credential_mode, options=CREDENTIAL_MODE_LABELS,
+                                                    inline=True), margin=0),
+            "header_name": pn.widgets.TextInput.from_param(f.param.header_name, placeholder="X-API-Key",
+                                                           visible=auth == "api_key_header"),
+            "client_id": pn.widgets.TextInput.from_param(f.param.client_id,
+                                                         visible=auth.rx.in_(("oauth", "client_credentials"))),
+            "client_secret": pn.widgets.PasswordInput.from_param(
+                f.param.client_secret, visible=auth.rx.in_(("oauth", "client_credentials")),
+                placeholder="write-only; empty keeps the stored one"),
+            "scopes": pn.widgets.TextInput.from_param(f.param.scopes,
+                                                      visible=auth.rx.in_(("oauth", "client_credentials"))),
+            "shared_secret": pn.widgets.PasswordInput.from_param(
+                f.param.shared_secret, placeholder="write-only; validated against the server", visible=pn.bind(lambda *_: f.takes_shared_secret, f.param.auth_type,
+                                                       f.param.credential_mode)),
+        }
+        self._save = pn.widgets.Button(name="Save", button_type="primary", width=100)
+        self._save.on_click(self._submit)
+        self._new = pn.widgets.Button(name="New connector", width=140)
+        self._new.on_click(lambda _event: self.form.reset())
+
+    async def _submit(self, _event) -> None:
+        self._save.disabled = True
+        try:
+            saved = await attempt(self.form.submit(), success=_saved_message)
+        finally:
+            self._save.disabled = False
+        if saved is not None and self._on_saved is not None:
+            await self._on_saved()
+
+    def _error(self, field: str):
+        return html_pane(pn.bind(lambda errors: f"<span class='sb-error'>{html.escape(errors.get(field, ''))}"
+                                                   "</span>" if field in errors else "", self.form.param.errors),
+                            margin=(0, 10))
+
+    @param.depends("form.editing")
+    def _title(self):
+        return pn.pane.Markdown(f"### Edit {self.form.editing}" if self.form.editing else "### Add a connector")
+
+    @param.depends("form.stored")
+    def _discovery(self):
+        stored = self.form.stored
+        if stored is None or stored.auth_type not in ("oauth", "client_credentials") or not stored.issuer:
+            return pn.Spacer(height=0)
+        return facts_table({"authorization server": stored.issuer,
+                            "registration": stored.registration_method or "—",
+                            "scopes": " ".join(stored.scopes) or "—"})
+
+    def __panel__(self):
+        fields = [pn.Column(widget, self._error(name), margin=0) for name, widget in self._widgets.items()]
+        return pn.Column(self._title, *fields, pn.Row(self._save, self._new), self._discovery, width=420, styles=CARD)
+
+
+def _saved_message(connector) -> str:
+    hint = " Next: Connect." if connector.auth_type == "oauth" and connector.status != "connected" else ""
+    return f"Saved {connector.name}.{hint}"
+
+
+def report_sync(result: SyncResult | None) -> None:
+    """Notify how one sync went (a failed sync is a result, not an exception)."""
+    if result is None:
+        return
+    if result.ok:
+        notify_success(f"Synced {result.connector}: {result.tools} tools, {result.changed} changed.")
+    else:
+        notify_error(f"{result.connector}: sync failed — {result.error}")
+
+
+def _sync_outcomes(results: list[SyncResult]) -> pn.pane.HTML:
+    items = []
+    for r in results:
+        who = f" as {r.agent}" if r.agent else ""
+        text = (f"✓ {r.connector}{who}: {r.tools} tools, {r.changed} changed, {r.duration_ms:.0f} ms" if r.ok
+                else f"✗ {r.connector}{who}: {r.error}")
+        items.append(f"<li class='{'sb-ok' if r.ok else 'sb-bad'}'>{html.escape(text)}</li>")
+    return html_pane(f"<ul class='sb-outcomes'>{''.join(items)}</ul>", sizing_mode="stretch_width")

@@ -1,0 +1,105 @@
+"""Audit log, credential health and auth trace views."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from dashboard.models.observability import AuditLog, AuthTrace, CredentialHealth
+from dashboard.views.components import html_pane
+from dashboard.views.feedback import attempt
+
+ALL = ""  # the "any" choice of a filter Select
+
+
+def table(frame, **options) -> pn.widgets.Tabulator:
+    """A read-only table; cell text is rendered as text, never as markup."""
+    return pn.widgets.Tabulator(frame, show_index=False, disabled=True, sizing_mode="stretch_width",
+                                layout="fit_data_stretch", **options)
+
+
+def choice(value: str) -> str | None:
+    return value or None
+
+
+class AuthTraceView(pn.viewable.Viewer):
+    """The steps of a connector's last connection attempt; with `selectable`, pick the connector."""
+
+    trace = param.ClassSelector(class_=AuthTrace)
+    selectable = param.Boolean(default=True)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._table = table(self.trace.frame(), pagination="local", page_size=20)
+        self.trace.param.watch(lambda _e: setattr(self._table, "value", self.trace.frame()), "steps")
+        self._connector = pn.widgets.Select(name="Connector", options=[ALL], width=220)
+        self._agent = pn.widgets.Select(name="Agent", options=[ALL], width=220)
+        self._connector.param.watch(self._choose, "value")
+        self._agent.param.watch(self._choose, "value")
+        self.trace.param.watch(self._update_choices, ["connector_names", "agent_names"])
+
+    def _update_choices(self, *_events) -> None:
+        self._connector.options = [ALL, *self.trace.connector_names]
+        self._agent.options = {"(shared credential)": ALL, **{a: a for a in self.trace.agent_names}}
+
+    async def _choose(self, _event) -> None:
+        self.trace.param.update(connector=choice(self._connector.value), agent=choice(self._agent.value))
+        await attempt(self.trace.load())
+
+    @param.depends("trace.connector", "trace.steps")
+    def _caption(self):
+        if not self.trace.connector:
+            return html_pane("<p class='sb-muted'>Choose a connector to see its last connection attempt.</p>")
+        if not self.trace.steps:
+            return html_pane("<p class='sb-muted'>No connection attempt recorded yet.</p>")
+        return pn.Spacer(height=0)
+
+    def __panel__(self):
+        chooser = pn.Row(self._connector, self._agent, visible=self.selectable)
+        return pn.Column("### Auth trace (last connection attempt)", chooser, self._caption, self._table,
+                         sizing_mode="stretch_width")
+
+
+class AuditPage(pn.viewable.Viewer):
+    log = param.ClassSelector(class_=AuditLog)
+
+    def __init__(self, **params):
+        params.setdefault("log", AuditLog())
+        super().__init__(**params)
+        self._table = table(self.log.frame(), pagination="local", page_size=50, header_filters=True)
+        self.log.param.watch(lambda _e: setattr(self._table, "value", self.log.frame()), "entries")
+        self._reload = pn.widgets.Button(name="Reload", width=100)
+        self._reload.on_click(self._refresh)
+        pn.state.onload(self._refresh)
+
+    async def _refresh(self, _event=None) -> None:
+        await attempt(self.log.refresh())
+
+    def __panel__(self):
+        return pn.Column(pn.Row("## Audit log", pn.HSpacer(), self._reload),
+                         html_pane("<p class='sb-muted'>Tool calls and credential events, newest first.</p>"),
+                         self._table, sizing_mode="stretch_width")
+
+
+class HealthPage(pn.viewable.Viewer):
+    health = param.ClassSelector(class_=CredentialHealth)
+    trace = param.ClassSelector(class_=AuthTrace)
+
+    def __init__(self, **params):
+        params.setdefault("health", CredentialHealth())
+        params.setdefault("trace", AuthTrace(service=params["health"].service))
+        super().__init__(**params)
+        self._table = table(self.health.frame())
+        self.health.param.watch(lambda _e: setattr(self._table, "value", self.health.frame()), "credentials")
+        self._trace_view = AuthTraceView(trace=self.trace)
+        self._reload = pn.widgets.Button(name="Reload", width=100)
+        self._reload.on_click(self._refresh)
+        pn.state.onload(self._refresh)
+
+    async def _refresh(self, _event=None) -> None:
+        await attempt(self.health.refresh())
+        await attempt(self.trace.load_choices())
+
+    def __panel__(self):
+        return pn.Column(pn.Row("## Credential health", pn.HSpacer(), self._reload), self._table,
+                         self._trace_view, sizing_mode="stretch_width")
