@@ -153,6 +153,10 @@ class _StreamBroken(Exception):
     pass
 
 
+class _SessionRenewed(Exception):
+    """The session was re-created while a request that must not be replayed was in flight."""
+
+
 class _CallState:
     __slots__ = ("request_id",)
 
@@ -258,11 +262,11 @@ class McpClient:
 
     async def connect(self) -> ConnectionInfo:
         """Negotiate the protocol (once; concurrent callers share it) and return what was learned."""
+        if self._closed:
+            raise TransportError(f"the client for {self._display_url} is closed")
         info = self._info
         if info is not None:
             return info
-        if self._closed:
-            raise TransportError(f"the client for {self._display_url} is closed")
         async with self._connect_lock:
             if self._info is None:
                 try:
@@ -529,14 +533,17 @@ class McpClient:
     # --- requests -------------------------------------------------------------------------------
 
     async def _call(self, method: str, params: dict[str, Any] | None, timeout: float | None, *,
-                    internal: bool = False, want_headers: bool = False) -> Any:
+                    internal: bool = False, want_headers: bool = False, replay_on_new_session: bool = True) -> Any:
+        if self._closed:
+            raise TransportError(f"the client for {self._display_url} is closed")
         seconds = self._timeout if timeout is None else timeout
         if seconds <= 0:
             raise ConfigurationError("timeout must be a positive number of seconds")
         state = _CallState()
         try:
             async with asyncio.timeout(seconds):
-                return await self._call_with_retries(method, params, seconds, state, internal, want_headers)
+                return await self._call_with_retries(method, params, seconds, state, internal, want_headers,
+                                                     replay_on_new_session)
         except TimeoutError:
             if self._era == "legacy" and state.request_id is not None and method != "initialize" and not self._closed:
                 self._spawn(self._notify_quietly(
@@ -545,13 +552,14 @@ class McpClient:
                 f"{method} on {self._display_url} got no answer within {seconds:g}s",
                 hint="raise the timeout for slow tools",
             ) from None
-        except SwitchboardError:
+        except (SwitchboardError, _SessionRenewed):
             raise
         except Exception as exc:
             raise _unexpected(exc, self._display_url) from exc
 
     async def _call_with_retries(self, method: str, params: dict[str, Any] | None, seconds: float,
-                                 state: _CallState, internal: bool, want_headers: bool) -> Any:
+                                 state: _CallState, internal: bool, want_headers: bool,
+                                 replay_on_new_session: bool) -> Any:
         session_retry = header_retry = stream_retry = True
         input_rounds = 0
         while True:
@@ -568,6 +576,8 @@ class McpClient:
                     ) from None
                 session_retry = False
                 await self._recover_session(generation)
+                if not replay_on_new_session:
+                    raise _SessionRenewed() from None
                 continue
             except _StreamBroken:
                 # Modern era: a broken stream loses the request; it MUST be re-issued with a new id.
@@ -717,6 +727,7 @@ class McpClient:
         budget = self._limits.max_response_bytes if request_id is not None else None
         total = 0
         progressed = False
+        dropped = 0
         try:
             async for chunk in response.aiter_bytes():
                 if budget is not None:
@@ -727,14 +738,17 @@ class McpClient:
                 for event in decoder.feed(chunk):
                     progressed = True
                     if event.error is not None:
-                        logger.warning("dropping an SSE event from %s: %s", self._display_url, event.error)
+                        dropped += 1
+                        _log_dropped(dropped, "dropping an SSE event from %s: %s", self._display_url, event.error)
                         continue
                     if not event.data or event.event != "message":
                         continue  # priming event (resumption point only) or an event type MCP does not use
                     try:
                         message = decode_message(event.data)
                     except ProtocolError as exc:
-                        logger.warning("dropping a malformed message from %s: %s", self._display_url, exc.message)
+                        dropped += 1
+                        _log_dropped(dropped, "dropping a malformed message from %s: %s", self._display_url,
+                                     exc.message)
                         continue
                     if message.kind in (Message.RESPONSE, Message.ERROR):
                         if request_id is not None and message.id == request_id and type(message.id) is type(request_id):
@@ -998,9 +1012,13 @@ class McpClient:
             seen: set[str] = set()
             cursor: str | None = None
             for _page in range(self._limits.max_pages):
-                result = await self._call(method, {"cursor": cursor} if cursor is not None else None, None)
-                if self._session_generation != generation:
+                try:
+                    result = await self._call(method, {"cursor": cursor} if cursor is not None else None, None,
+                                              replay_on_new_session=cursor is None)
+                except _SessionRenewed:
                     break  # the session was re-created mid-listing: its cursors are void, start over
+                if self._session_generation != generation:
+                    break  # another caller re-created the session meanwhile: same thing
                 page = result.get(key, [])
                 if not isinstance(page, list) or not all(isinstance(item, dict) for item in page):
                     raise ProtocolError(f"{method}: {key!r} is not a list of objects")
@@ -1038,6 +1056,11 @@ class McpClient:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _log_dropped(count: int, message: str, *args: Any) -> None:
+    # A hostile stream can send millions of bad events: warn once per stream, then only at debug.
+    logger.log(logging.WARNING if count == 1 else logging.DEBUG, message, *args)
 
 
 def _check_url(url: str) -> tuple[str, str, str]:
