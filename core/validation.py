@@ -1,0 +1,37 @@
+"""Tool arguments checked against the tool's `inputSchema` before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError
+
+from core.errors import ConfigurationError
+
+
+class InvalidArguments(ConfigurationError):
+    """Tool arguments that do not satisfy the tool's inputSchema."""
+
+    def __init__(self, message: str, *, problems: tuple[str, ...]) -> None:
+        super().__init__(message, hint="fix the arguments and call again")
+        self.problems = problems
+
+
+def validate_arguments(tool: str, schema: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> None:
+    if not schema:
+        return
+    try:
+        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator = validator_class(schema)
+        problems = tuple(
+            f"{'/'.join(str(p) for p in error.absolute_path) or '(arguments)'}: {error.message}"
+            for error in sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.absolute_path))
+        )
+    except SchemaError:
+        # A server's broken schema must not block the operator; the server will judge the call.
+        return
+    if problems:
+        raise InvalidArguments(f"invalid arguments for {tool}: " + "; ".join(problems[:5]), problems=problems)
+
