@@ -12,6 +12,7 @@ import logging
 from tornado.web import RequestHandler
 
 from core.models import AuthorizationOutcome
+from core.services import Switchboard
 from dashboard import flash, navigation, runtime
 
 log = logging.getLogger(__name__)
@@ -26,24 +27,29 @@ class OAuthCallbackHandler(RequestHandler):
         self.set_header("Cache-Control", "no-store")
 
     async def get(self) -> None:
-        outcome = await self._complete()
-        key = flash.put(flash.Flash(ok=outcome.ok, message=_message(outcome), connector=outcome.connector,
-                                    agent=outcome.agent))
-        target = navigation.local_path(outcome.return_to)
-        self.redirect(navigation.with_query(target, **{flash.FLASH_PARAM: key}), status=303)
+        self.redirect(await finish_authorization(runtime.service(), self.request.query_arguments), status=303)
 
-    async def _complete(self) -> AuthorizationOutcome:
-        arguments = self.request.query_arguments
-        if any(len(values) != 1 for values in arguments.values()):
-            # RFC 6749 §3.1: parameters must not repeat; a repeated `state` or `code` is an attack.
-            return AuthorizationOutcome(ok=False, message="The authorization response repeated a parameter.")
-        params = {key: values[0].decode("utf-8", "replace") for key, values in arguments.items()}
-        try:
-            return await runtime.service().complete_authorization(params)
-        except Exception:  # the operator gets a page, never a traceback; details go to the server log
-            log.exception("completing an OAuth callback failed")
-            return AuthorizationOutcome(ok=False, message="The authorization could not be completed; "
-                                                          "the server log has the details.")
+
+async def finish_authorization(service: Switchboard, arguments: dict[str, list[bytes]]) -> str:
+    """Complete the authorization the callback's query `arguments` answer; returns the local path to
+    send the browser to, carrying the flash key of the outcome."""
+    outcome = await _complete(service, arguments)
+    key = flash.put(flash.Flash(ok=outcome.ok, message=_message(outcome), connector=outcome.connector,
+                                agent=outcome.agent))
+    return navigation.with_query(navigation.local_path(outcome.return_to), **{flash.FLASH_PARAM: key})
+
+
+async def _complete(service: Switchboard, arguments: dict[str, list[bytes]]) -> AuthorizationOutcome:
+    if any(len(values) != 1 for values in arguments.values()):
+        # RFC 6749 §4.1.2: parameters must not repeat; a repeated `state` or `code` is not trusted.
+        return AuthorizationOutcome(ok=False, message="The authorization response repeated a parameter.")
+    params = {key: values[0].decode("utf-8", "replace") for key, values in arguments.items()}
+    try:
+        return await service.complete_authorization(params)
+    except Exception:  # the operator gets a page, never a traceback; details go to the server log
+        log.exception("completing an OAuth callback failed")
+        return AuthorizationOutcome(ok=False, message="The authorization could not be completed; "
+                                                      "the server log has the details.")
 
 
 def _message(outcome: AuthorizationOutcome) -> str:

@@ -22,6 +22,18 @@ class ServiceModel(param.Parameterized):
         return self.service if self.service is not None else runtime.service()
 
 
+class WithChoices(ServiceModel):
+    """A model whose view offers connectors and agents to choose from."""
+
+    connector_names = param.List(default=[], doc="Choices for a connector.")
+    agent_names = param.List(default=[], doc="Choices for an agent.")
+
+    async def load_choices(self) -> None:
+        connectors = await self.services.list_connectors()
+        agents = await self.services.list_agents()
+        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
+
+
 @dataclass(frozen=True)
 class ConnectAction:
     """What a Connect click leads to: a browser navigation (OAuth) or an immediate outcome."""

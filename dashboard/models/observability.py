@@ -9,13 +9,13 @@ import pandas as pd
 import param
 
 from core.models import CredentialInfo
-from dashboard.models.base import ServiceModel
+from dashboard.models.base import ServiceModel, WithChoices
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 
 _TIME_KEYS = ("at", "time", "timestamp", "created_at", "started_at", "finished_at")
 
 
-class AuditLog(ServiceModel):
+class AuditLog(WithChoices):
     """The most recent tool calls and credential events, newest first."""
 
     connector = param.String(default=None, allow_None=True)
@@ -55,20 +55,12 @@ class CredentialHealth(ServiceModel):
         return pd.DataFrame(rows, columns=columns)
 
 
-class AuthTrace(ServiceModel):
+class AuthTrace(WithChoices):
     """The discovery, registration and token steps of one connector's last connection attempt."""
 
     connector = param.String(default=None, allow_None=True)
     agent = param.String(default=None, allow_None=True, doc="None: the shared credential's attempt.")
     steps = param.List(default=[])
-    connector_names = param.List(default=[], doc="Choices for `connector`.")
-    agent_names = param.List(default=[], doc="Choices for `agent`.")
-
-    async def load_choices(self) -> None:
-        connectors = await self.services.list_connectors()
-        agents = await self.services.list_agents()
-        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
-
     async def load(self) -> list[dict[str, Any]]:
         self.steps = await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
         return self.steps

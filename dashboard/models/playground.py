@@ -12,7 +12,7 @@ import param
 
 from core.errors import ConfigurationError
 from core.models import CallOutcome
-from dashboard.models.base import ServiceModel
+from dashboard.models.base import WithChoices
 from dashboard.models.schema_form import FieldSpec, fields_from_schema
 
 # Image types a browser renders without running code (SVG can carry scripts, so it is not one).
@@ -30,14 +30,12 @@ class ResultPart:
     mime_type: str = ""
 
 
-class Playground(ServiceModel):
+class Playground(WithChoices):
     """Call any tool as a given agent (or with the shared credential); every call is audited."""
 
     agent = param.String(default=None, allow_None=True, doc="Call as this agent; None = shared credential.")
     connector = param.String(default=None, allow_None=True)
     tool = param.String(default=None, allow_None=True)
-    agent_names = param.List(default=[])
-    connector_names = param.List(default=[])
     tool_names = param.List(default=[])
     definition = param.Dict(default=None, allow_None=True, doc="The chosen tool's wire definition.")
     fields = param.List(default=[], item_type=FieldSpec, doc="Form fields from the inputSchema.")
@@ -45,11 +43,6 @@ class Playground(ServiceModel):
     raw_json = param.String(default="{}")
     arguments = param.Dict(default={}, doc="Arguments from the form.")
     outcome = param.ClassSelector(class_=CallOutcome, default=None, allow_None=True, doc="The last call.")
-
-    async def load_choices(self) -> None:
-        connectors = await self.services.list_connectors()
-        agents = await self.services.list_agents()
-        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
 
     async def choose(self, *, connector: str | None, agent: str | None) -> list[str]:
         """Pick where to call; loads that connector's tools as the agent sees them."""

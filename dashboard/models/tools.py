@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import param
 
-from dashboard.models.base import ServiceModel
+from dashboard.models.base import WithChoices
 from dashboard.models.formatting import format_time
 
 # Columns of `rows`, named like the services' row keys so header filters and sorters pass straight
@@ -18,7 +18,7 @@ SORTABLE = ("connector", "agent", "name", "description", "parameter_count", "las
 DRIFT_MARKER = "⚠ changed"
 
 
-class ToolInventory(ServiceModel):
+class ToolInventory(WithChoices):
     """All connectors' tools, or one connector's or one agent's; `rows` holds the current page."""
 
     connector = param.String(default=None, allow_None=True, doc="Only this connector's tools.")
@@ -31,18 +31,11 @@ class ToolInventory(ServiceModel):
     page_size = param.Integer(default=25, bounds=(1, 500))
     rows = param.DataFrame(default=pd.DataFrame(columns=COLUMNS), doc="The current page, indexed by offset.")
     total = param.Integer(default=0, doc="Tools matching the query, over all pages.")
-    connector_names = param.List(default=[], doc="Choices for the connector filter.")
-    agent_names = param.List(default=[], doc="Choices for the agent filter.")
     definition = param.Dict(default=None, allow_None=True, doc="Full definition of the opened tool.")
 
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.page_size
-
-    async def load_choices(self) -> None:
-        connectors = await self.services.list_connectors()
-        agents = await self.services.list_agents()
-        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
 
     def query(self, **changes: Any) -> None:
         """Change what is asked for; anything but the page itself starts again at page 1."""

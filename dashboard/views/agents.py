@@ -25,9 +25,9 @@ class AgentsPage(pn.viewable.Viewer):
         super().__init__(**params)
         self._table = table(self._frame(), formatters={"open": {"type": "html"}}, titles={"open": ""})
         self.directory.param.watch(lambda _e: setattr(self._table, "value", self._frame()), "agents")
-        self._name = pn.widgets.TextInput(name="Agent name", placeholder="support-bot", width=220)
-        self._description = pn.widgets.TextInput(name="Description", placeholder="optional", width=320)
-        self._create = pn.widgets.Button(name="Create agent", button_type="primary", width=140, align="end")
+        self._name = pn.widgets.TextInput(label="Agent name", placeholder="support-bot", width=220)
+        self._description = pn.widgets.TextInput(label="Description", placeholder="optional", width=320)
+        self._create = pn.widgets.Button(label="Create agent", button_type="primary", width=140, align="end")
         self._create.on_click(self._create_agent)
         pn.state.onload(self._refresh)
 
@@ -93,24 +93,25 @@ class AgentPage(pn.viewable.Viewer):
                                             button_type="primary")))
             if row.state == NEEDS_REAUTH:
                 body.append(self._button("Disconnect", self._disconnect, row))
-        return pn.Column(*body, styles=CARD, name=f"credential-{row.connector}",
+        return pn.Column(*body, styles=CARD,
                          sizing_mode="stretch_width")
 
     def _key_entry(self, row: CredentialRow) -> pn.Row:
         label = "API key" if row.auth_type == "api_key_header" else "Bearer token"
-        secret = pn.widgets.PasswordInput(name=f"{label} for {self.credentials.agent}", width=320,
+        secret = pn.widgets.PasswordInput(label=f"{label} for {self.credentials.agent}", width=320,
                                           placeholder="write-only; validated against the server")
 
         async def save(_event) -> None:
             typed, secret.value = secret.value, ""  # never keep it in the page
             await attempt(self.credentials.set_key(row.connector, typed), success=f"Stored the {label.lower()}.")
 
-        button = pn.widgets.Button(name="Save key", button_type="primary", align="end")
+        button = pn.widgets.Button(label=f"Save key for {row.connector}", button_type="primary", align="end")
         button.on_click(save)
         return pn.Row(secret, button)
 
-    def _button(self, label: str, action, row: CredentialRow, button_type: str = "default") -> pn.widgets.Button:
-        button = pn.widgets.Button(name=label, button_type=button_type)
+    def _button(self, verb: str, action, row: CredentialRow, button_type: str = "default") -> pn.widgets.Button:
+        # "Connect linear", not just "Connect": the page has one card per connector.
+        button = pn.widgets.Button(label=f"{verb} {row.connector}", button_type=button_type)
 
         async def run(_event) -> None:
             button.disabled = True

@@ -80,3 +80,29 @@ def status_badge(label: str) -> str:
     css = {"connected": "ok", "needs auth": "warn", "needs re-auth": "warn", "not connected": "idle",
            "never synced": "idle", "error": "bad"}.get(label, "idle")
     return f"<span class='sb-badge sb-{css}'>{html.escape(label)}</span>"
+
+
+ANY = ""  # the value of a picker's "no particular one" choice
+
+
+class ChoicePickers:
+    """Connector and agent Selects that follow the choices of a `WithChoices` model."""
+
+    def __init__(self, model, *, any_connector: str = "(all servers)", any_agent: str = "(all agents)") -> None:
+        self._model = model
+        self._any_connector, self._any_agent = any_connector, any_agent
+        self.connector = pn.widgets.Select(label="Server", options={any_connector: ANY}, width=220)
+        self.agent = pn.widgets.Select(label="Agent", options={any_agent: ANY}, width=220)
+        model.param.watch(self._follow, ["connector_names", "agent_names"])
+
+    def _follow(self, *_events) -> None:
+        self.connector.options = {self._any_connector: ANY, **{n: n for n in self._model.connector_names}}
+        self.agent.options = {self._any_agent: ANY, **{n: n for n in self._model.agent_names}}
+
+    @property
+    def chosen_connector(self) -> str | None:
+        return self.connector.value or None
+
+    @property
+    def chosen_agent(self) -> str | None:
+        return self.agent.value or None

@@ -36,12 +36,12 @@ class ConnectorsPage(pn.viewable.Viewer):
         self._table = pn.widgets.Tabulator(
             self.index.frame(), show_index=False, disabled=True, sizing_mode="stretch_width",
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
-            titles={k: "" for k in ACTIONS}, layout="fit_columns", name="connectors-table",
+            titles={k: "" for k in ACTIONS}, layout="fit_columns", label="connectors-table",
             configuration={"columnDefaults": {"tooltip": True}}, widths={k: 80 for k in ACTIONS},
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
-        self._sync_all_button = pn.widgets.Button(name="Sync all", button_type="primary", width=120)
+        self._sync_all_button = pn.widgets.Button(label="Sync all", button_type="primary", width=120)
         self._sync_all_button.on_click(self._sync_all)
         self._form_view = ConnectorFormView(form=self.form, on_saved=self._saved)
         self.index.param.watch(self._show_connectors, "connectors")
@@ -82,8 +82,8 @@ class ConnectorsPage(pn.viewable.Viewer):
         self.form.load(self.index.get(name))
 
     async def _ask_delete(self, name: str) -> None:
-        confirm = pn.widgets.Button(name=f"Delete {name}", button_type="danger")
-        cancel = pn.widgets.Button(name="Cancel")
+        confirm = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
+        cancel = pn.widgets.Button(label="Cancel")
 
         async def delete(_event) -> None:
             self._confirm.visible = False
@@ -101,9 +101,13 @@ class ConnectorsPage(pn.viewable.Viewer):
             results = await attempt(self.index.sync_all())
         finally:
             self._sync_all_button.disabled = False
-        if results is not None:
-            failed = sum(not r.ok for r in results)
-            notify_success(f"Synced {len(results) - failed} of {len(results)} connectors.")
+        if results is None:
+            return
+        failed = [r.connector for r in results if not r.ok]
+        if failed:
+            notify_error(f"{len(failed)} of {len(results)} syncs failed: {', '.join(failed)}.")
+        else:
+            notify_success(f"Synced all {len(results)} connectors.")
 
     async def _saved(self) -> None:
         await attempt(self.index.refresh())
@@ -124,8 +128,7 @@ class ConnectorsPage(pn.viewable.Viewer):
         if not (self.index.syncing or results):
             return pn.Spacer(height=0)
         total = max(self.index.sync_total, len(results), 1)
-        bar = pn.indicators.Progress(value=len(results), max=total, width=300, bar_color="primary",
-                                     name="sync-progress")
+        bar = pn.indicators.Progress(value=len(results), max=total, width=300, bar_color="primary")
         label = f"{len(results)} of {total} synced" + ("…" if self.index.syncing else "")
         return pn.Column(pn.Row(bar, html_pane(html.escape(label))), _sync_outcomes(results))
 
@@ -182,9 +185,9 @@ class ConnectorFormView(pn.viewable.Viewer):
                 f.param.shared_secret, placeholder="write-only; validated against the server", visible=pn.bind(lambda *_: f.takes_shared_secret, f.param.auth_type,
                                                        f.param.credential_mode)),
         }
-        self._save = pn.widgets.Button(name="Save", button_type="primary", width=100)
+        self._save = pn.widgets.Button(label="Save", button_type="primary", width=100)
         self._save.on_click(self._submit)
-        self._new = pn.widgets.Button(name="New connector", width=140)
+        self._new = pn.widgets.Button(label="New connector", width=140)
         self._new.on_click(lambda _event: self.form.reset())
 
     async def _submit(self, _event) -> None:
@@ -220,7 +223,9 @@ class ConnectorFormView(pn.viewable.Viewer):
 
 
 def _saved_message(connector) -> str:
-    hint = " Next: Connect." if connector.auth_type == "oauth" and connector.status != "connected" else ""
+    if connector.credential_mode == "per_agent":
+        return f"Saved {connector.name}. Each agent connects it from its own page (Agents)."
+    hint = " Next: Connect." if connector.status != "connected" else ""
     return f"Saved {connector.name}.{hint}"
 
 

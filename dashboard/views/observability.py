@@ -6,20 +6,14 @@ import panel as pn
 import param
 
 from dashboard.models.observability import AuditLog, AuthTrace, CredentialHealth
-from dashboard.views.components import html_pane
+from dashboard.views.components import ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
-
-ALL = ""  # the "any" choice of a filter Select
 
 
 def table(frame, **options) -> pn.widgets.Tabulator:
     """A read-only table; cell text is rendered as text, never as markup."""
     return pn.widgets.Tabulator(frame, show_index=False, disabled=True, sizing_mode="stretch_width",
                                 layout="fit_data_stretch", **options)
-
-
-def choice(value: str) -> str | None:
-    return value or None
 
 
 class AuthTraceView(pn.viewable.Viewer):
@@ -30,20 +24,15 @@ class AuthTraceView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(self.trace.frame(), pagination="local", page_size=20)
+        self._table = table(self.trace.frame(), pagination="local", page_size=20,
+                            visible=self.trace.param.steps.rx().rx.bool())
         self.trace.param.watch(lambda _e: setattr(self._table, "value", self.trace.frame()), "steps")
-        self._connector = pn.widgets.Select(name="Connector", options=[ALL], width=220)
-        self._agent = pn.widgets.Select(name="Agent", options=[ALL], width=220)
-        self._connector.param.watch(self._choose, "value")
-        self._agent.param.watch(self._choose, "value")
-        self.trace.param.watch(self._update_choices, ["connector_names", "agent_names"])
-
-    def _update_choices(self, *_events) -> None:
-        self._connector.options = [ALL, *self.trace.connector_names]
-        self._agent.options = {"(shared credential)": ALL, **{a: a for a in self.trace.agent_names}}
+        self._pickers = ChoicePickers(self.trace, any_connector="(choose)", any_agent="(shared credential)")
+        for picker in (self._pickers.connector, self._pickers.agent):
+            picker.param.watch(self._choose, "value")
 
     async def _choose(self, _event) -> None:
-        self.trace.param.update(connector=choice(self._connector.value), agent=choice(self._agent.value))
+        self.trace.param.update(connector=self._pickers.chosen_connector, agent=self._pickers.chosen_agent)
         await attempt(self.trace.load())
 
     @param.depends("trace.connector", "trace.steps")
@@ -55,7 +44,7 @@ class AuthTraceView(pn.viewable.Viewer):
         return pn.Spacer(height=0)
 
     def __panel__(self):
-        chooser = pn.Row(self._connector, self._agent, visible=self.selectable)
+        chooser = pn.Row(self._pickers.connector, self._pickers.agent, visible=self.selectable)
         return pn.Column("### Auth trace (last connection attempt)", chooser, self._caption, self._table,
                          sizing_mode="stretch_width")
 
@@ -68,7 +57,7 @@ class AuditPage(pn.viewable.Viewer):
         super().__init__(**params)
         self._table = table(self.log.frame(), pagination="local", page_size=50, header_filters=True)
         self.log.param.watch(lambda _e: setattr(self._table, "value", self.log.frame()), "entries")
-        self._reload = pn.widgets.Button(name="Reload", width=100)
+        self._reload = pn.widgets.Button(label="Reload", width=100)
         self._reload.on_click(self._refresh)
         pn.state.onload(self._refresh)
 
@@ -92,7 +81,7 @@ class HealthPage(pn.viewable.Viewer):
         self._table = table(self.health.frame())
         self.health.param.watch(lambda _e: setattr(self._table, "value", self.health.frame()), "credentials")
         self._trace_view = AuthTraceView(trace=self.trace)
-        self._reload = pn.widgets.Button(name="Reload", width=100)
+        self._reload = pn.widgets.Button(label="Reload", width=100)
         self._reload.on_click(self._refresh)
         pn.state.onload(self._refresh)
 

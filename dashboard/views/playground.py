@@ -11,12 +11,11 @@ import param
 
 from core.errors import SwitchboardError
 from dashboard.models.playground import Playground, ResultPart
-from dashboard.views.components import CARD, html_pane, text_block
+from dashboard.views.components import ANY, CARD, html_pane, text_block
 from dashboard.views.feedback import attempt, notify_error
-from dashboard.views.observability import ALL, choice
 from dashboard.views.schema_form import ObjectEditor, form_for
 
-SHARED_CREDENTIAL = "(shared credential)"
+SHARED_CREDENTIAL, CHOOSE = "(shared credential)", "(choose)"
 
 
 class PlaygroundPage(pn.viewable.Viewer):
@@ -27,15 +26,15 @@ class PlaygroundPage(pn.viewable.Viewer):
         super().__init__(**params)
         self._initial = initial or {}
         pg = self.playground
-        self._agent = pn.widgets.Select(name="As agent", options={SHARED_CREDENTIAL: ALL}, width=220)
-        self._connector = pn.widgets.Select(name="Server", options=[ALL], width=220)
-        self._tool = pn.widgets.Select(name="Tool", options=[ALL], width=260)
+        self._agent = pn.widgets.Select(label="As agent", options={SHARED_CREDENTIAL: ANY}, width=220)
+        self._connector = pn.widgets.Select(label="Server", options={CHOOSE: ANY}, width=220)
+        self._tool = pn.widgets.Select(label="Tool", options={CHOOSE: ANY}, width=260)
         self._mode = pn.widgets.RadioButtonGroup.from_param(pg.param.raw_mode, options={"Form": False, "Raw JSON": True})
-        self._raw = pn.widgets.TextAreaInput.from_param(pg.param.raw_json, name="Arguments (JSON object)", height=220,
+        self._raw = pn.widgets.TextAreaInput.from_param(pg.param.raw_json, label="Arguments (JSON object)", height=220,
                                                         sizing_mode="stretch_width", visible=pg.param.raw_mode)
         self._form: ObjectEditor = form_for([])
         self._form_area = pn.Column(sizing_mode="stretch_width", visible=pg.param.raw_mode.rx().rx.not_())
-        self._call = pn.widgets.Button(name="Call", button_type="primary", width=120, disabled=True)
+        self._call = pn.widgets.Button(label="Call", button_type="primary", width=120, disabled=True)
         self._call.on_click(self._call_tool)
         self._following_model = False  # True while widgets are set from the model, not by the operator
         self._agent.param.watch(self._where_changed, "value")
@@ -67,10 +66,10 @@ class PlaygroundPage(pn.viewable.Viewer):
         pg = self.playground
         self._following_model = True
         try:
-            self._agent.options = {SHARED_CREDENTIAL: ALL, **{a: a for a in pg.agent_names}}
-            self._connector.options = [ALL, *pg.connector_names]
-            self._tool.options = [ALL, *pg.tool_names]
-            self._agent.value, self._connector.value, self._tool.value = pg.agent or ALL, pg.connector or ALL, pg.tool or ALL
+            self._agent.options = {SHARED_CREDENTIAL: ANY, **{a: a for a in pg.agent_names}}
+            self._connector.options = {CHOOSE: ANY, **{c: c for c in pg.connector_names}}
+            self._tool.options = {CHOOSE: ANY, **{t: t for t in pg.tool_names}}
+            self._agent.value, self._connector.value, self._tool.value = pg.agent or ANY, pg.connector or ANY, pg.tool or ANY
         finally:
             self._following_model = False
         self._call.disabled = pg.definition is None
@@ -84,11 +83,11 @@ class PlaygroundPage(pn.viewable.Viewer):
             pn.state.execute(self._choose_tool)
 
     async def _choose_where(self) -> None:
-        await attempt(self.playground.choose(connector=choice(self._connector.value), agent=choice(self._agent.value)))
+        await attempt(self.playground.choose(connector=self._connector.value or None, agent=self._agent.value or None))
         self._follow_model()
 
     async def _choose_tool(self) -> None:
-        await attempt(self.playground.choose_tool(choice(self._tool.value)))
+        await attempt(self.playground.choose_tool(self._tool.value or None))
         self._follow_model()
 
     def _build_form(self, _event=None) -> None:
@@ -128,11 +127,11 @@ class PlaygroundPage(pn.viewable.Viewer):
         outcome = self.playground.outcome
         if outcome is None:
             return pn.Spacer(height=0)
-        header = (pn.pane.Alert(f"The tool reported an error ({outcome.latency_ms:.0f} ms).", alert_type="danger")
-                  if outcome.is_error else
-                  pn.pane.Alert(f"Result in {outcome.latency_ms:.0f} ms.", alert_type="success"))
+        latency = f"{outcome.latency_ms:.1f} ms"
+        header = (pn.pane.Alert(f"The tool reported an error (isError) after {latency}.", alert_type="danger")
+                  if outcome.is_error else pn.pane.Alert(f"Answered in {latency}.", alert_type="success"))
         parts = [_render(part) for part in self.playground.result_parts()]
-        return pn.Column("### Result", header, *parts, sizing_mode="stretch_width", name="call-result",
+        return pn.Column("### Result", header, *parts, sizing_mode="stretch_width",
                          styles=CARD)
 
     def __panel__(self):

@@ -84,7 +84,7 @@ class ObjectEditor(FieldEditor):
         self.children = {f.key: editor_for(f, f"{path}{f.key}") for f in self.fields}
         self.include = None
         if path and not spec.required:
-            self.include = pn.widgets.Checkbox(name=f"include {spec.key}", value=False)
+            self.include = pn.widgets.Checkbox(label=f"include {spec.key}", value=False)
         body = pn.Column(*[c.panel for c in self.children.values()], sizing_mode="stretch_width",
                          visible=self.include.param.value if self.include else True)
         self._panel = body if not path else pn.Column(
@@ -109,7 +109,7 @@ class ArrayEditor(FieldEditor):
         super().__init__(spec, path)
         self.items: list[FieldEditor] = []
         self._rows = pn.Column(sizing_mode="stretch_width")
-        add = pn.widgets.Button(name=f"Add {spec.key or 'item'}", width=160)
+        add = pn.widgets.Button(label=f"Add {spec.key or 'item'}", width=160)
         add.on_click(lambda _event: self.add_item())
         self._panel = pn.Column(
             _heading(spec),
@@ -121,7 +121,7 @@ class ArrayEditor(FieldEditor):
 
     def add_item(self) -> FieldEditor:
         item = editor_for(self.spec.items, f"{self.path}[{len(self.items)}]")
-        remove = pn.widgets.Button(name="Remove", width=90, align="end")
+        remove = pn.widgets.Button(label="Remove", width=90, align="end")
         row = pn.Row(item.panel, remove, sizing_mode="stretch_width")
 
         def drop(_event) -> None:
@@ -198,7 +198,7 @@ def _widget(widget_type: type[pn.widgets.Widget], spec: FieldSpec, **options: An
         options["description"] = spec.description
     elif spec.description:
         label = f"{label} — {spec.description}"
-    return widget_type(name=label, **options)
+    return widget_type(label=label, **options)
 
 
 def _heading(spec: FieldSpec) -> pn.pane.HTML:

@@ -9,9 +9,8 @@ import panel as pn
 import param
 
 from dashboard.models.tools import FILTERABLE, SORTABLE, ToolInventory
-from dashboard.views.components import CARD, html_pane
+from dashboard.views.components import CARD, ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
-from dashboard.views.observability import ALL, choice
 
 TITLES = {"connector": "server", "agent": "agent", "name": "tool", "description": "description",
           "parameter_count": "parameters", "annotations": "annotations", "last_changed_at": "last changed",
@@ -54,31 +53,27 @@ class ToolsPage(pn.viewable.Viewer):
         inv = self.inventory
         self._table = StorePagedTabulator(
             inv.rows, page_size=inv.page_size, show_index=False, disabled=True, sizing_mode="stretch_width",
-            layout="fit_data_stretch", titles=TITLES, selectable=False, name="tools-table",
+            layout="fit_columns", titles=TITLES, selectable=False,
+            widths={"description": "34%", "parameter_count": 100, "drift": 100},
+            configuration={"columnDefaults": {"tooltip": True}},
             header_filters={c: {"type": "input", "func": "like", "placeholder": "filter"} for c in FILTERABLE},
             sortable={c: c in SORTABLE for c in TITLES},
         )
         self._table.param.watch(self._table_query_changed, ["page", "sorters", "filters"])
         self._table.on_click(self._open_row)
         inv.param.watch(self._show_rows, "rows")
-        self._connector = pn.widgets.Select(name="Server", options=[ALL], width=200)
-        self._agent = pn.widgets.Select(name="Agent", options=[ALL], width=200)
-        self._search = pn.widgets.TextInput(name="Search", placeholder="name or description", width=300)
-        for widget in (self._connector, self._agent, self._search):
+        self._pickers = ChoicePickers(inv)
+        self._search = pn.widgets.TextInput(label="Search", placeholder="name or description", width=300)
+        for widget in (self._pickers.connector, self._pickers.agent, self._search):
             widget.param.watch(self._filters_changed, "value")
-        inv.param.watch(self._update_choices, ["connector_names", "agent_names"])
         pn.state.onload(self._first_load)
 
     async def _first_load(self) -> None:
         await attempt(self.inventory.load_choices())
         await self._reload()
 
-    def _update_choices(self, *_events) -> None:
-        self._connector.options = [ALL, *self.inventory.connector_names]
-        self._agent.options = [ALL, *self.inventory.agent_names]
-
     async def _filters_changed(self, _event) -> None:
-        self.inventory.query(connector=choice(self._connector.value), agent=choice(self._agent.value),
+        self.inventory.query(connector=self._pickers.chosen_connector, agent=self._pickers.chosen_agent,
                              search=self._search.value.strip())
         await self._reload()
 
@@ -124,8 +119,8 @@ class ToolsPage(pn.viewable.Viewer):
         title = html.escape(str(definition.get("name", "")))
         return pn.Column(html_pane(f"<h3>Schema of {title}</h3>"),
                          pn.pane.JSON(definition, depth=-1, theme="light", sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width", styles=CARD, name="tool-definition")
+                         sizing_mode="stretch_width", styles=CARD)
 
     def __panel__(self):
-        return pn.Column("## Tools", pn.Row(self._connector, self._agent, self._search), self._count, self._table,
+        return pn.Column("## Tools", pn.Row(self._pickers.connector, self._pickers.agent, self._search), self._count, self._table,
                          self._definition, sizing_mode="stretch_width")
