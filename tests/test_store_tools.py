@@ -172,3 +172,20 @@ def test_100k_tools_in_one_snapshot_via_arrow(store):
     elapsed_second = time.perf_counter() - started
     assert (second.changed, second.added, second.removed) == (1, 0, 0)
     print(f"\n100k tools: first snapshot {elapsed:.2f} s, second (1 changed) {elapsed_second:.2f} s")
+
+
+def test_renaming_a_connector_renames_its_tool_rows(store):
+    store.record_snapshot("linear", [tool("a")])
+    store.update_connector("linear", name="linear-eu")
+    assert store.tool_page().rows[0]["connector"] == "linear-eu"
+    store.record_snapshot("linear-eu", [tool("a"), tool("b")])
+    assert {r["connector"] for r in store.tool_page().rows} == {"linear-eu"}
+
+
+def test_sorting_by_agent(store):
+    store.record_snapshot("sentry", [tool("s")])
+    store.record_snapshot("sentry", [tool("b1")], agent="bob")
+    store.record_snapshot("sentry", [tool("a1")], agent="alice")
+    assert [r["agent"] for r in store.tool_page(sort="agent").rows] == ["alice", "bob", None]
+    assert [r["agent"] for r in store.tool_page(sort="agent", descending=True).rows] == ["bob", "alice", None]
+    assert store.tool_page(agent="alice").total == 1 and store.tool_page(connector="sentry").total == 3

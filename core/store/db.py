@@ -55,7 +55,6 @@ from core.store import tools as _tools
 from core.store.crypto import Keyring, Secret, SecretContext, fingerprint, key_id_of
 from core.store.locks import ExclusiveLock, lock_for
 from core.store.oauth import StoreOAuthStorage
-from core.store.sql import rows as _rows
 from core.store.records import Connector, RotationReport, SnapshotResult, ToolDrift
 from core.store.schema import (
     CONNECTOR_SECRETS,
@@ -65,6 +64,7 @@ from core.store.schema import (
     SECRET_TABLES,
     SecretTable,
 )
+from core.store.sql import rows as _rows
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,9 @@ class Store:
             except duckdb.Error as exc:
                 raise StoreError(f"cannot open the store {self._path}: {exc}") from exc
         restrict_file(self._path)
+        # A setting, not connect(config=...): a connection with a different config to an instance
+        # already open in this process (say, a notebook's own) would be refused.
+        con.execute("SET enable_progress_bar = false")
         return con
 
     def _disconnect(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -324,6 +327,9 @@ class Store:
             values["updated_at"] = time.time()
             assignments = ", ".join(f"{column} = ?" for column in values)  # names checked against the allow-list
             con.execute(f"UPDATE connectors SET {assignments} WHERE id = ?", [*values.values(), connector_id])
+            if "name" in changes:
+                con.execute("UPDATE current_tools SET connector_name = ? WHERE connector_id = ?",
+                            [changes["name"], connector_id])
             return self._connector(con, connector_id)
 
     def delete_connector(self, ref: str) -> None:
@@ -754,11 +760,13 @@ class StoreAuthTrace:
 # --- row mapping ----------------------------------------------------------------------------------
 
 _CONNECTOR_SELECT = (
+    # Joins with pre-aggregated subqueries: DuckDB plans these far faster than correlated subqueries.
     "SELECT c.* EXCLUDE (client_secret), c.client_secret IS NOT NULL AS has_client_secret, "
-    "coalesce((SELECT sum(s.tool_count) FROM tool_snapshots s WHERE s.connector_id = c.id AND s.is_current), 0)"
-    "::INTEGER AS tool_count, "
-    "EXISTS (SELECT 1 FROM credentials cr WHERE cr.connector_id = c.id AND cr.agent_id = '') "
-    "AS has_shared_credential FROM connectors c")
+    "coalesce(t.tool_count, 0)::INTEGER AS tool_count, cr.connector_id IS NOT NULL AS has_shared_credential "
+    "FROM connectors c "
+    "LEFT JOIN (SELECT connector_id, sum(tool_count) AS tool_count FROM tool_snapshots WHERE is_current "
+    "GROUP BY connector_id) t ON t.connector_id = c.id "
+    "LEFT JOIN (SELECT connector_id FROM credentials WHERE agent_id = '') cr ON cr.connector_id = c.id")
 
 _CREDENTIAL_SELECT = (
     "SELECT c.name AS connector, a.name AS agent, cr.kind, cr.status, cr.status_reason AS reason, "

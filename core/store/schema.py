@@ -32,8 +32,9 @@ Tables (version 1):
 - `tools`: full definitions of every tool of every kept snapshot (`raw` is the wire definition;
   `def_hash` its canonical SHA-256; `changed_at` when this definition first appeared).
 - `current_tools`: the listing columns of the current snapshots only, with the derived fields the
-  inventory filters and sorts on and a lower-cased `search_text`, so inventory pages never scan
-  history nor the wide JSON columns.
+  inventory filters and sorts on, a lower-cased `search_text` and the connector's name (copied, and
+  updated on rename, so sorting by connector needs no join), so inventory pages never scan history
+  nor the wide JSON columns.
 - `audit_log`: one row per tool call (`called_at`); arguments redacted, the credential only as a
   fingerprint.
 - `auth_trace`: the steps of authorization attempts (`recorded_at`; URLs without query or userinfo).
@@ -190,6 +191,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             changed_at DOUBLE NOT NULL)""",
         """CREATE TABLE current_tools (
             connector_id VARCHAR NOT NULL,
+            connector_name VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL,
             snapshot_id BIGINT NOT NULL,
             name VARCHAR NOT NULL,

@@ -28,14 +28,15 @@ from core.store.sql import rows
 
 DEFAULT_SNAPSHOTS_KEPT = 10
 MAX_PAGE = 1000
-# Public sort key -> SQL; every order ends with (connector, agent, tool name) so pages are stable.
+# Public sort key -> column of the page query; every order ends with (connector, agent, tool name)
+# so pages are stable.
 SORT_KEYS = {
-    "connector": "c.name",
-    "agent": "a.name",
-    "name": "t.name",
-    "title": "t.title",
-    "last_changed_at": "t.changed_at",
-    "parameter_count": "t.parameter_count",
+    "connector": "connector_name",
+    "agent": "agent_name",
+    "name": "name",
+    "title": "title",
+    "last_changed_at": "changed_at",
+    "parameter_count": "parameter_count",
 }
 _COMPARED_FIELDS = ("title", "description", "input_schema", "output_schema", "annotations")
 
@@ -130,10 +131,11 @@ def record(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str, pre
     try:
         con.execute("INSERT INTO tools SELECT snapshot_id, name, title, description, input_schema, output_schema, "
                     "annotations, raw, def_hash, first_seen_at, changed_at FROM incoming_tools")
-        con.execute("DELETE FROM current_tools WHERE connector_id = ? AND agent_id = ?", [connector_id, agent_id])
-        con.execute("INSERT INTO current_tools SELECT ?, ?, snapshot_id, name, title, description, parameter_count, "
-                    "read_only, destructive, def_hash, first_seen_at, changed_at, drift, search_text "
-                    "FROM incoming_tools", [connector_id, agent_id])
+        if current is not None:
+            con.execute("DELETE FROM current_tools WHERE snapshot_id = ?", [current[0]])
+        con.execute("INSERT INTO current_tools SELECT ?, (SELECT name FROM connectors WHERE id = ?), ?, snapshot_id, "
+                    "name, title, description, parameter_count, read_only, destructive, def_hash, first_seen_at, "
+                    "changed_at, drift, search_text FROM incoming_tools", [connector_id, connector_id, agent_id])
     finally:
         con.unregister("incoming_tools")
     _prune(con, connector_id, agent_id, keep)
@@ -164,13 +166,14 @@ def page(con: duckdb.DuckDBPyConnection, *, connector_id: str | None, agent_id: 
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise ConfigurationError(f"page limit must be 1..{MAX_PAGE} and offset >= 0")
     where, params = [], []
-    if connector_id is not None:
-        where.append("t.connector_id = ?")
-        params.append(connector_id)
-    if agent_id is not None:
-        where.append("(t.agent_id = ? OR (t.agent_id = '' AND t.connector_id NOT IN "
-                     "(SELECT connector_id FROM tool_snapshots WHERE is_current AND agent_id = ?)))")
-        params += [agent_id, agent_id]
+    scope = _scope(con, connector_id, agent_id)
+    if scope is not None:
+        if not scope:
+            return ToolPage(rows=[], total=0)
+        # Filtering on snapshot ids, not connector ids: a snapshot's rows are contiguous and ids grow
+        # with time, so zone maps skip every other row group.
+        where.append("t.snapshot_id IN (SELECT unnest(?::BIGINT[]))")
+        params.append(scope)
     if search and search.strip():
         where.append("contains(t.search_text, ?)")
         params.append(search.strip().lower())
@@ -179,28 +182,63 @@ def page(con: duckdb.DuckDBPyConnection, *, connector_id: str | None, agent_id: 
             where.append(f"t.{column} IS NOT DISTINCT FROM ?")
             params.append(value)
     condition = (" WHERE " + " AND ".join(where)) if where else ""
-    total = con.execute("SELECT count(*) FROM current_tools t" + condition, params).fetchone()[0]
-    direction = "DESC" if descending else "ASC"
+    if len(where) == (0 if scope is None else 1):
+        # Only a scope: the snapshots know their sizes, no need to count rows.
+        total = con.execute("SELECT coalesce(sum(tool_count), 0) FROM tool_snapshots WHERE is_current"
+                            + (" AND id IN (SELECT unnest(?::BIGINT[]))" if scope is not None else ""),
+                            [scope] if scope is not None else []).fetchone()[0]
+    else:
+        total = con.execute("SELECT count(*) FROM current_tools t" + condition, params).fetchone()[0]
+    order = f"{SORT_KEYS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, connector_name, agent_id, name"
+    # The page is chosen on current_tools alone (so DuckDB's top-N can prune with its running bound);
+    # agent names are joined to the chosen rows only, except when they are the sort key.
+    by_agent = sort == "agent"
+    inner = ("SELECT t.* EXCLUDE (search_text)" + (", a0.name AS agent_name" if by_agent else "")
+             + " FROM current_tools t"
+             + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
+             + condition + f" ORDER BY {order} LIMIT ? OFFSET ?")
     found = rows(
         con,
-        "SELECT c.name AS connector, a.name AS agent, t.name, t.title, t.description, t.parameter_count, "
-        "t.read_only, t.destructive, t.changed_at AS last_changed_at, t.drift "
-        "FROM current_tools t JOIN connectors c ON c.id = t.connector_id "
-        "LEFT JOIN agents a ON a.id = t.agent_id AND t.agent_id <> ''" + condition
-        + f" ORDER BY {SORT_KEYS[sort]} {direction} NULLS LAST, c.name, t.agent_id, t.name LIMIT ? OFFSET ?",
+        "SELECT p.connector_name AS connector, a.name AS agent, p.name, p.title, p.description, p.parameter_count, "
+        "p.read_only, p.destructive, p.changed_at AS last_changed_at, p.drift "
+        f"FROM ({inner}) p LEFT JOIN agents a ON a.id = p.agent_id AND p.agent_id <> '' ORDER BY {order}",
         [*params, limit, offset])
     return ToolPage(rows=found, total=total)
 
 
+def _scope(con: duckdb.DuckDBPyConnection, connector_id: str | None, agent_id: str | None) -> list[int] | None:
+    """The current snapshots a page may show (None: all of them). For an agent, per connector: the
+    agent's own list if it has one, else the connector's shared list."""
+    if connector_id is None and agent_id is None:
+        return None
+    sql, params = "SELECT id, connector_id, agent_id FROM tool_snapshots WHERE is_current", []
+    if connector_id is not None:
+        sql += " AND connector_id = ?"
+        params.append(connector_id)
+    if agent_id is not None:
+        sql += " AND agent_id IN ('', ?)"
+        params.append(agent_id)
+    found = con.execute(sql, params).fetchall()
+    if agent_id is None:
+        return sorted(snapshot_id for snapshot_id, _, _ in found)
+    chosen: dict[str, int] = {}
+    for snapshot_id, connector, owner in found:
+        if connector not in chosen or owner == agent_id:
+            chosen[connector] = snapshot_id
+    return sorted(chosen.values())
+
+
 def definitions(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str,
                 name: str | None = None) -> list[dict[str, Any]]:
-    sql = ("SELECT t.raw FROM tools t JOIN tool_snapshots s ON s.id = t.snapshot_id "
-           "WHERE s.connector_id = ? AND s.agent_id = ? AND s.is_current")
-    params: list[Any] = [connector_id, agent_id]
+    current = con.execute("SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+                          [connector_id, agent_id]).fetchone()
+    if current is None:
+        return []
+    sql, params = "SELECT raw FROM tools WHERE snapshot_id = ?", [current[0]]
     if name is not None:
-        sql += " AND t.name = ?"
+        sql += " AND name = ?"
         params.append(name)
-    return [json.loads(raw) for (raw,) in con.execute(sql + " ORDER BY t.name", params).fetchall()]
+    return [json.loads(raw) for (raw,) in con.execute(sql + " ORDER BY name", params).fetchall()]
 
 
 def drift(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str) -> ToolDrift:
