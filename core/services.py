@@ -1,17 +1,44 @@
 """The one API the dashboard, the notebooks and the CLI call: `Switchboard`.
 
-API CONTRACT (implementation in progress — bodies land as core/store, core/mcp and core/oauth land).
-All methods are coroutines unless noted; names of connectors and agents are their unique names.
-`agent=None` means "the shared credential"; for a per_agent connector an agent is required, for a
-shared one it is refused (ConfigurationError) — except `call_tool`, `tool_page`, which accept an agent
-for a shared connector (the agent uses the shared credential; the audit row names the agent).
+All methods are coroutines unless noted; connectors and agents are named by their unique names.
+`agent=None` means "the shared credential". For a per_agent connector an agent is required; for a
+shared one naming an agent is refused when managing credentials, but allowed for `call_tool` and
+`tool_page` (the agent uses the shared credential; the audit row names the agent).
+
+Store calls are short and synchronous; they run in a worker thread (`_db`) so the event loop never
+waits on another process holding the store. Network calls go through `core.net`'s shared client,
+which enforces the network policy (`SWITCHBOARD_ALLOW_HOSTS`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx2
+
+from core import oauth
+from core.errors import (
+    AuthError,
+    AuthRequired,
+    AuthorizationError,
+    ConfigurationError,
+    CredentialUnavailable,
+    DiscoveryError,
+    InsufficientScope,
+    NeedsReauthorization,
+    NotFoundError,
+    SwitchboardError,
+)
+from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
+from core.mcp.client import McpClient
 from core.models import (
     AgentInfo,
     AuthorizationOutcome,
@@ -19,107 +46,635 @@ from core.models import (
     ConnectOutcome,
     ConnectorInfo,
     CredentialInfo,
+    DiscoveryInfo,
     SyncResult,
     ToolPage,
 )
+from core.net import NetworkPolicy, shared_http_client
+from core.oauth.rfc8252 import LoopbackListener
+from core.oauth.rfc8707 import canonical_resource
+from core.oauth.storage import CredentialKey
+from core.store.db import Store
+from core.store.records import Connector
+from core.validation import validate_arguments
+
+log = logging.getLogger(__name__)
+
+PUBLIC_URL_ENV = "SWITCHBOARD_PUBLIC_URL"
+DEFAULT_PUBLIC_URL = "http://localhost:5006"
+CALLBACK_PATH = "/oauth/callback"
+_STATIC_AUTH = ("bearer", "api_key_header")
+
+
+def dashboard_redirect_uri() -> str:
+    """The dashboard's OAuth callback, from SWITCHBOARD_PUBLIC_URL (never from a request's Host)."""
+    return os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL).rstrip("/") + CALLBACK_PATH
 
 
 class Switchboard:
+    def __init__(self, store: Store, *, policy: NetworkPolicy | None = None, operator: str = "operator",
+                 redirect_uri: str | None = None, timeout: float = 30.0) -> None:
+        self.store = store
+        self.policy = NetworkPolicy.from_env() if policy is None else policy
+        self.operator = operator
+        self.redirect_uri = redirect_uri or dashboard_redirect_uri()
+        self.timeout = timeout
+        self._oauth_storage = store.oauth_storage()
+        # One MCP client per credential and event loop, so repeated calls reuse the session.
+        self._clients: dict[tuple[int, CredentialKey, str], McpClient] = {}
+
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
         """Open the store (SWITCHBOARD_STORE or the default path) and build the services (not async)."""
-        raise NotImplementedError
+        return cls(Store.open(store_path), **options)
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
-    # connectors
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def _db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    def _http(self) -> httpx2.AsyncClient:
+        return shared_http_client(self.policy)
+
+    async def _connector(self, name: str) -> Connector:
+        return await self._db(self.store.get_connector, name)
+
+    async def _key(self, connector: Connector, agent: str | None, *, managing: bool) -> CredentialKey:
+        """The credential a (connector, agent) pair uses. `managing`: the caller sets or removes a
+        credential, so naming an agent for a shared connector is a mistake worth reporting."""
+        if connector.credential_mode == "shared":
+            if agent is not None and managing:
+                raise ConfigurationError(
+                    f"connector {connector.name!r} uses one shared credential; do not name an agent",
+                    hint="drop --agent, or switch the connector to per_agent mode")
+            if agent is not None:
+                await self._db(self.store.get_agent, agent)  # a typo must not pass silently
+            return CredentialKey(connector.id, "")
+        if agent is None:
+            raise ConfigurationError(f"connector {connector.name!r} uses per-agent credentials: name an agent",
+                                     hint="pass --agent NAME (or choose an agent in the dashboard)")
+        return await self._db(self.store.resolve_credential, connector.id, agent)
+
+    def _oauth_http(self, trace: oauth.MemoryTrace | None = None) -> oauth.OAuthHttp:
+        return oauth.OAuthHttp(self._http(), trace)
+
+    async def _save_trace(self, key: CredentialKey, trace: oauth.MemoryTrace, attempt: str) -> None:
+        def write() -> None:
+            for event in trace.events:
+                self.store.record_auth_step(key, attempt, event)
+        if trace.events:
+            await self._db(write)
+
+    async def _oauth_settings(self, connector: Connector, redirect_uri: str | None = None) -> oauth.ConnectorSettings:
+        secret = None
+        if connector.has_client_secret:
+            secret = (await self._db(self.store.connector_client_secret, connector.id)).reveal()
+        pre_registered = connector.registration_method == "pre_registered" or connector.client_id is not None
+        return oauth.ConnectorSettings(
+            server_url=connector.url,
+            redirect_uri=redirect_uri or self.redirect_uri,
+            client_id=connector.client_id if pre_registered else None,
+            client_secret=secret if pre_registered else None,
+            client_issuer=connector.issuer if pre_registered else None,
+            allow_plain_pkce=connector.allow_plain_pkce,
+        )
+
+    async def _provider(self, connector: Connector, key: CredentialKey) -> CredentialProvider:
+        if connector.auth_type == "none":
+            return NoAuth()
+        if connector.auth_type in _STATIC_AUTH:
+            try:
+                secret = (await self._db(self.store.load_secret, key)).reveal()
+            except NotFoundError:
+                raise AuthRequired(_missing_credential(connector, key, await self._agent_name(key)),
+                                   hint="enter the key (dashboard) or `switchboard credential set`") from None
+            except CredentialUnavailable as exc:
+                raise NeedsReauthorization(f"the stored credential for {connector.name} cannot be read: "
+                                           f"{exc.message}", hint="enter the key again") from None
+            header = (StaticHeader.bearer(secret) if connector.auth_type == "bearer"
+                      else StaticHeader.api_key(connector.header_name or "X-API-Key", secret))
+            return _Recording(header, self, key)
+        settings = await self._oauth_settings(connector)
+        credentials = None
+        if connector.auth_type == "client_credentials":
+            if not connector.client_id:
+                raise ConfigurationError(f"connector {connector.name!r} needs a client id for client_credentials",
+                                         hint="edit the connector and enter its client id and secret")
+            credentials = oauth.ClientCredentials(client_id=connector.client_id, client_secret=settings.client_secret)
+        elif await self._db(self._oauth_storage.load_tokens, key) is None:
+            raise AuthRequired(_missing_credential(connector, key, await self._agent_name(key)),
+                               hint="use Connect in the dashboard or `switchboard connect`")
+        return _Recording(oauth.OAuthProvider(self._oauth_storage, key, settings, http=self._oauth_http(),
+                                              client_credentials=credentials), self, key)
+
+    async def _agent_name(self, key: CredentialKey) -> str | None:
+        return (await self._db(self.store.get_agent, key.agent_id)).name if key.agent_id else None
+
+    async def _client(self, connector: Connector, key: CredentialKey) -> McpClient:
+        slot = (id(asyncio.get_running_loop()), key, connector.url)
+        client = self._clients.get(slot)
+        if client is None:
+            client = McpClient(connector.url, http=self._http(), auth=await self._provider(connector, key),
+                               timeout=self.timeout)
+            self._clients[slot] = client
+        return client
+
+    async def _forget_client(self, key: CredentialKey) -> None:
+        for slot in [s for s in self._clients if s[1] == key]:
+            await self._clients.pop(slot).close()
+
+    async def _forget_connector_clients(self, connector_id: str) -> None:
+        for slot in [s for s in self._clients if s[1].connector_id == connector_id]:
+            await self._clients.pop(slot).close()
+
+    # --- connectors -----------------------------------------------------------------------------
+
     async def add_connector(self, name: str, url: str, auth_type: str, credential_mode: str = "shared",
                             header_name: str | None = None, client_id: str | None = None,
-                            client_secret: str | None = None, scopes: str | None = None) -> ConnectorInfo: ...
-    async def update_connector(self, name: str, **changes: Any) -> ConnectorInfo: ...
-    async def remove_connector(self, name: str) -> None: ...
-    async def list_connectors(self) -> list[ConnectorInfo]: ...
-    async def get_connector(self, name: str) -> ConnectorInfo: ...
+                            client_secret: str | None = None, scopes: str | None = None) -> ConnectorInfo:
+        name = (name or "").strip()
+        if not name:
+            raise ConfigurationError("a connector needs a name")
+        canonical = _canonical_server_url(url)
+        self.policy.check_url(canonical)
+        if auth_type == "api_key_header":
+            header_name = (header_name or "").strip() or None
+            if header_name is None:
+                raise ConfigurationError("api_key_header auth needs a header name, e.g. X-API-Key")
+            StaticHeader.api_key(header_name, "x")  # validates the name
+        if client_secret and not client_id:
+            raise ConfigurationError("a client secret needs its client id")
+        connector = await self._db(
+            self.store.create_connector, name, canonical, auth_type, credential_mode=credential_mode,
+            header_name=header_name, scopes=scopes.split() if scopes else None, client_id=client_id or None,
+            client_secret=client_secret or None, registration_method="pre_registered" if client_id else None)
+        return connector.info()
 
-    # agents
-    async def add_agent(self, name: str, description: str = "") -> AgentInfo: ...
-    async def list_agents(self) -> list[AgentInfo]: ...
-    async def remove_agent(self, name: str) -> None: ...
+    async def update_connector(self, name: str, **changes: Any) -> ConnectorInfo:
+        if "url" in changes:
+            changes["url"] = _canonical_server_url(changes["url"])
+            self.policy.check_url(changes["url"])
+        if "scopes" in changes and isinstance(changes["scopes"], str):
+            changes["scopes"] = changes["scopes"].split() or None
+        if changes.get("client_id"):
+            changes.setdefault("registration_method", "pre_registered")
+        connector = await self._db(self.store.update_connector, name, **changes)
+        await self._forget_connector_clients(connector.id)
+        return connector.info()
 
-    # credentials and connection
+    async def remove_connector(self, name: str) -> None:
+        connector = await self._connector(name)
+        await self._forget_connector_clients(connector.id)
+        await self._db(self.store.delete_connector, connector.id)
+
+    async def list_connectors(self) -> list[ConnectorInfo]:
+        return [c.info() for c in await self._db(self.store.list_connectors)]
+
+    async def get_connector(self, name: str) -> ConnectorInfo:
+        return (await self._connector(name)).info()
+
+    # --- agents ---------------------------------------------------------------------------------
+
+    async def add_agent(self, name: str, description: str = "") -> AgentInfo:
+        name = (name or "").strip()
+        if not name:
+            raise ConfigurationError("an agent needs a name")
+        return await self._db(self.store.create_agent, name, description)
+
+    async def list_agents(self) -> list[AgentInfo]:
+        return await self._db(self.store.list_agents)
+
+    async def remove_agent(self, name: str) -> None:
+        agent = await self._db(self.store.get_agent, name)
+        for slot in [s for s in self._clients if s[1].agent_id == agent.id]:
+            await self._clients.pop(slot).close()
+        await self._db(self.store.delete_agent, agent.id)
+
+    # --- static credentials ---------------------------------------------------------------------
+
     async def set_secret(self, connector: str, secret: str, agent: str | None = None) -> CredentialInfo:
-        """Store a bearer token / API key after validating it by initializing the server; syncs tools
-        when the connector has none yet."""
-        ...
+        """Store a bearer token / API key after checking the server accepts it; then sync tools."""
+        conn = await self._connector(connector)
+        if conn.auth_type not in _STATIC_AUTH:
+            raise ConfigurationError(f"connector {conn.name!r} uses {conn.auth_type} authentication, "
+                                     "which takes no static key")
+        secret = (secret or "").strip()
+        if not secret:
+            raise ConfigurationError("the key is empty")
+        key = await self._key(conn, agent, managing=True)
+        header = (StaticHeader.bearer(secret) if conn.auth_type == "bearer"
+                  else StaticHeader.api_key(conn.header_name or "X-API-Key", secret))
+        probe = McpClient(conn.url, http=self._http(), auth=header, timeout=self.timeout)
+        try:
+            await probe.connect()
+        except AuthError:
+            raise AuthRequired(f"{conn.name} rejected this key", hint="check the key and try again") from None
+        finally:
+            await probe.close()
+        await self._db(self.store.save_secret, key, secret)
+        await self._forget_client(key)
+        await self.sync(conn.name, agent)
+        return await self._db(self.store.credential, key)
+
+    # --- connection and OAuth -------------------------------------------------------------------
 
     async def connect(self, connector: str, agent: str | None = None) -> ConnectOutcome:
-        """none/bearer/api_key: validate by initializing and sync. oauth: discover + register and return
-        status needs_auth with what discovery found (call start_authorization next).
-        client_credentials: obtain a token and sync."""
-        ...
+        """none / bearer / api key / client_credentials: validate by syncing. oauth: discover and
+        register, then report needs_auth with what discovery found (start_authorization next), or
+        connected when the credential already has tokens."""
+        conn = await self._connector(connector)
+        key = await self._key(conn, agent, managing=True)
+        if conn.auth_type != "oauth":
+            result = await self.sync(conn.name, agent)
+            status = "connected" if result.ok else (await self._connector(conn.id)).status
+            return ConnectOutcome(conn.name, agent, status, tools=result.tools if result.ok else None,
+                                  message=result.error or "")
+        trace = oauth.MemoryTrace()
+        try:
+            discovery, registration = await self._discover_and_register(conn, redirect_uri=self.redirect_uri,
+                                                                        trace=trace)
+        finally:
+            await self._save_trace(key, trace, _new_attempt())
+        tokens = await self._db(self._oauth_storage.load_tokens, key)
+        connected = tokens is not None and not await self._db(self._oauth_storage.needs_reauth, key)
+        return ConnectOutcome(conn.name, agent, "connected" if connected else "needs_auth",
+                              discovery=_discovery_info(discovery, registration),
+                              message="" if connected else "authorize in the browser to finish connecting")
 
-    async def start_authorization(self, connector: str, agent: str | None = None, *, redirect_uri: str,
-                                  return_to: str = "/") -> str:
-        """Discover/register if needed, record a pending authorization; return the URL to send the
-        browser to (full-page navigation)."""
-        ...
+    async def _discover_and_register(self, conn: Connector, *, redirect_uri: str, trace: oauth.MemoryTrace):
+        http = self._oauth_http(trace)
+        try:
+            challenge = await self._unauthenticated_challenge(conn)
+            try:
+                discovery = await oauth.discover(conn.url, challenge=challenge, http=http,
+                                                 preferred_issuer=conn.issuer if conn.client_id else None)
+            except DiscoveryError as exc:
+                if challenge is None:
+                    raise DiscoveryError(f"{conn.name} does not advertise OAuth ({exc.message})",
+                                         hint="use bearer or API-key auth for this server") from None
+                raise
+            settings = await self._oauth_settings(conn, redirect_uri)
+            registration = await oauth.ensure_client(discovery, settings, self._oauth_storage, http=http)
+        except SwitchboardError as exc:
+            await self._db(self.store.update_connector, conn.id, status="error", last_error=str(exc))
+            raise
+        metadata = discovery.metadata
+        await self._db(self.store.update_connector, conn.id, issuer=metadata.issuer,
+                       as_metadata=metadata.document or None,
+                       prm=_prm_document(discovery), registration_method=registration.method,
+                       **({} if conn.client_id else {"client_id": None}))
+        return discovery, registration
+
+    async def _unauthenticated_challenge(self, conn: Connector):
+        """The server's 401 challenge to a request without credentials (it names the PRM URL and
+        the scopes to ask for); None when the server lets us in without one."""
+        probe = McpClient(conn.url, http=self._http(), auth=NoAuth(), timeout=self.timeout)
+        try:
+            await probe.connect()
+        except AuthRequired as exc:
+            return next((c for c in exc.challenges if c.scheme == "bearer"), None)
+        except InsufficientScope:
+            return None
+        finally:
+            await probe.close()
+        return None
+
+    async def start_authorization(self, connector: str, agent: str | None = None, *,
+                                  redirect_uri: str | None = None, return_to: str = "/") -> str:
+        """Discover and register if needed, record a pending authorization, and return the URL to
+        send the browser to (full-page navigation)."""
+        conn = await self._connector(connector)
+        if conn.auth_type != "oauth":
+            raise ConfigurationError(f"connector {conn.name!r} uses {conn.auth_type} authentication, not OAuth")
+        key = await self._key(conn, agent, managing=True)
+        redirect_uri = redirect_uri or self.redirect_uri
+        trace = oauth.MemoryTrace()
+        state = ""
+        try:
+            discovery, _ = await self._discover_and_register(conn, redirect_uri=redirect_uri, trace=trace)
+            settings = await self._oauth_settings(await self._connector(conn.id), redirect_uri)
+            url, state = await oauth.start_authorization(
+                self._oauth_storage, key, settings, discovery=discovery,
+                scopes=_configured_scopes(conn, discovery), return_to=return_to, http=self._oauth_http(trace))
+        finally:
+            await self._save_trace(key, trace, _attempt_of(state))
+        return url
 
     async def complete_authorization(self, params: Mapping[str, str]) -> AuthorizationOutcome:
-        """Finish a callback (query parameters as received). Never raises for a bad callback: the
-        outcome says ok=False with a readable message and where to return the operator."""
-        ...
+        """Finish a browser callback. Never raises for a bad callback: the outcome says ok=False with
+        a readable message and where to return the operator."""
+        trace = oauth.MemoryTrace()
+        state = params.get("state") or ""
+        try:
+            key, _tokens, return_to = await oauth.complete_authorization(
+                self._oauth_storage, params, http=self._oauth_http(trace))
+        except SwitchboardError as exc:
+            key = getattr(exc, "key", None)
+            if key is not None:
+                await self._save_trace(key, trace, _attempt_of(state))
+                await self._db(self.store.update_connector, key.connector_id, status="needs_auth",
+                               last_error=str(exc))
+            return AuthorizationOutcome(ok=False, message=str(exc), return_to=getattr(exc, "return_to", "") or "/")
+        await self._save_trace(key, trace, _attempt_of(state))
+        await self._forget_client(key)
+        conn = await self._connector(key.connector_id)
+        agent = await self._agent_name(key)
+        result = await self.sync(conn.name, agent)
+        message = (f"{conn.name} connected" + (f" for {agent}" if agent else "") + f": {result.tools} tools"
+                   if result.ok else f"{conn.name} authorized, but the tool sync failed: {result.error}")
+        return AuthorizationOutcome(ok=result.ok, message=message, return_to=return_to or "/",
+                                    connector=conn.name, agent=agent, tools=result.tools if result.ok else None)
 
     async def connect_cli(self, connector: str, agent: str | None = None, *, timeout: float = 300.0,
                           on_authorization_url: Callable[[str], None] | None = None) -> ConnectOutcome:
-        """Connect from a terminal: OAuth via a loopback listener on 127.0.0.1."""
-        ...
+        """Connect from a terminal. OAuth: the browser is sent back to a one-shot loopback listener on
+        127.0.0.1 (RFC 8252), which completes the flow here."""
+        conn = await self._connector(connector)
+        if conn.auth_type != "oauth":
+            return await self.connect(connector, agent)
+        await self._key(conn, agent, managing=True)
+        async with LoopbackListener() as listener:
+            url = await self.start_authorization(conn.name, agent, redirect_uri=listener.redirect_uri)
+            listener.expected_state = parse_qs(urlsplit(url).query)["state"][0]
+            if on_authorization_url is not None:
+                on_authorization_url(url)
+            params = await listener.wait(timeout)
+        outcome = await self.complete_authorization(params)
+        if not outcome.ok:
+            raise AuthorizationError(outcome.message)
+        return ConnectOutcome(conn.name, agent, "connected", tools=outcome.tools)
 
     async def disconnect(self, connector: str, agent: str | None = None) -> None:
-        """Revoke (when the AS offers it) and delete the credential."""
-        ...
+        """Revoke (when the authorization server offers it) and delete the credential."""
+        conn = await self._connector(connector)
+        key = await self._key(conn, agent, managing=True)
+        if conn.auth_type in ("oauth", "client_credentials"):
+            trace = oauth.MemoryTrace()
+            try:
+                settings = await self._oauth_settings(conn)
+                await oauth.revoke(self._oauth_storage, key, settings, http=self._oauth_http(trace))
+            except SwitchboardError as exc:
+                # The operator asked to forget the credential: a failed revocation must not keep it.
+                log.warning("revocation for %s failed: %s", conn.name, exc)
+            finally:
+                await self._save_trace(key, trace, _new_attempt())
+        await self._forget_client(key)
+        await self._db(self.store.delete_credential, key)
+
+    # --- credential health ----------------------------------------------------------------------
+
+    async def health(self) -> list[CredentialInfo]:
+        return await self._db(self.store.credential_health)
 
     async def credentials_for_agent(self, agent: str) -> list[CredentialInfo]:
-        """Every per_agent connector's credential state for this agent (missing ones as status
-        'missing'), plus the shared connectors it can use."""
-        ...
+        """Each per_agent connector's credential for this agent (status 'missing' when there is none),
+        then the shared connectors the agent can use."""
+        agent_info = await self._db(self.store.get_agent, agent)
 
-    async def health(self) -> list[CredentialInfo]: ...
+        def collect() -> list[CredentialInfo]:
+            found = []
+            connectors = self.store.list_connectors()
+            for per_agent in (True, False):
+                for conn in connectors:
+                    if (conn.credential_mode == "per_agent") != per_agent:
+                        continue
+                    key = CredentialKey(conn.id, agent_info.id if per_agent else "")
+                    info = self.store.credential(key)
+                    if info is None:
+                        info = CredentialInfo(conn.name, None, _kind(conn.auth_type),
+                                              "connected" if conn.auth_type == "none" else "missing")
+                    found.append(replace(info, connector=conn.name,
+                                         agent=agent_info.name if per_agent else None))
+            return found
 
-    # tools
-    async def sync(self, connector: str, agent: str | None = None) -> SyncResult: ...
+        return await self._db(collect)
 
-    def sync_many(self, connectors: list[str] | None = None, agent: str | None = None, *, concurrency: int = 8,
-                  on_start: Callable[[int], None] | None = None) -> AsyncIterator[SyncResult]:
-        """Sync several connectors concurrently; yields each result as it finishes (one failure never
-        stops the others). `None` = all connectors."""
-        ...
+    # --- tools ----------------------------------------------------------------------------------
+
+    async def sync(self, connector: str, agent: str | None = None) -> SyncResult:
+        """List the server's tools (all pages) with the credential and record a snapshot."""
+        started = time.perf_counter()
+        conn = await self._connector(connector)
+        try:
+            key = await self._key(conn, agent, managing=False)
+            client = await self._client(conn, key)
+            tools = await client.list_tools()
+            owner = agent if conn.credential_mode == "per_agent" else None
+            snapshot = await self._db(self.store.record_snapshot, conn.id, tools, agent=owner)
+        except ConfigurationError:
+            raise
+        except SwitchboardError as exc:
+            await self._record_failure(conn, exc)
+            return SyncResult(conn.name, agent, ok=False, error=str(exc),
+                              duration_ms=(time.perf_counter() - started) * 1000)
+        return SyncResult(conn.name, agent, ok=True, tools=snapshot.tool_count, changed=snapshot.drifted,
+                          duration_ms=(time.perf_counter() - started) * 1000)
+
+    async def _record_failure(self, conn: Connector, exc: SwitchboardError) -> None:
+        status = "needs_auth" if isinstance(exc, AuthError) else "error"
+        await self._db(self.store.update_connector, conn.id, status=status, last_error=str(exc))
+
+    async def sync_many(self, connectors: list[str] | None = None, agent: str | None = None, *,
+                        concurrency: int = 8, on_start: Callable[[int], None] | None = None
+                        ) -> AsyncIterator[SyncResult]:
+        """Sync several connectors concurrently (at most `concurrency` at once); yields each result as
+        it finishes. One failure never stops the others. `None` = every connector."""
+        if connectors is None:
+            names = [c.name for c in await self._db(self.store.list_connectors)]
+        else:
+            names = list(dict.fromkeys(connectors))
+        if on_start is not None:
+            on_start(len(names))
+        limit = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(name: str) -> SyncResult:
+            async with limit:
+                try:
+                    conn = await self._connector(name)
+                    who = agent if conn.credential_mode == "per_agent" else None
+                    return await self.sync(name, who)
+                except SwitchboardError as exc:
+                    return SyncResult(name, agent, ok=False, error=str(exc))
+
+        for finished in asyncio.as_completed([asyncio.ensure_future(one(n)) for n in names]):
+            yield await finished
 
     async def tool_page(self, *, connector: str | None = None, agent: str | None = None, search: str | None = None,
-                        filters: Mapping[str, str] | None = None, sort: str = "connector", descending: bool = False,
+                        filters: Mapping[str, Any] | None = None, sort: str = "connector", descending: bool = False,
                         offset: int = 0, limit: int = 50) -> ToolPage:
         """One page of the tool inventory. Row keys: connector, agent, name, title, description,
-        parameter_count, read_only, destructive, last_changed_at, drift (bool)."""
-        ...
+        parameter_count, read_only, destructive, last_changed_at, drift. `filters` may hold
+        read_only, destructive, drift (booleans)."""
+        filters = dict(filters or {})
+        unknown = set(filters) - {"read_only", "destructive", "drift"}
+        if unknown:
+            raise ConfigurationError(f"unknown tool filter(s): {', '.join(sorted(unknown))}")
+        return await self._db(self.store.tool_page, connector=connector, agent=agent, search=search or None,
+                              sort=sort, descending=descending, offset=max(0, offset), limit=max(1, limit),
+                              **filters)
 
-    async def tool_list(self, connector: str | None = None, agent: str | None = None) -> list[dict[str, Any]]: ...
+    async def tool_list(self, connector: str | None = None, agent: str | None = None) -> list[dict[str, Any]]:
+        """Every current tool (CLI `tools`): connector, agent (None when shared), name, description."""
+        rows, offset = [], 0
+        while True:
+            page = await self.tool_page(connector=connector, agent=agent, offset=offset, limit=500)
+            rows.extend({"connector": r["connector"], "agent": r.get("agent") or None, "name": r["name"],
+                         "title": r.get("title"), "description": r.get("description")} for r in page.rows)
+            offset += len(page.rows)
+            if not page.rows or offset >= page.total:
+                return rows
 
     async def tool_definition(self, connector: str, tool: str, agent: str | None = None) -> dict[str, Any]:
-        """The full wire definition (name, title, description, inputSchema, outputSchema, annotations)."""
-        ...
+        conn = await self._connector(connector)
+        owner = agent if conn.credential_mode == "per_agent" else None
+        return await self._db(self.store.tool_definition, conn.id, tool, owner)
 
-    async def drift(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]: ...
+    async def drift(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]:
+        conn = await self._connector(connector)
+        owner = agent if conn.credential_mode == "per_agent" else None
+        report = await self._db(self.store.drift, conn.id, owner)
+        return [{"name": c.name, "change": c.change, "fields": list(c.fields)} for c in report.changes]
 
     async def call_tool(self, connector: str, tool: str, arguments: Mapping[str, Any],
                         agent: str | None = None) -> CallOutcome:
-        """Validate arguments against inputSchema, call as the agent, audit the call."""
-        ...
+        """Validate the arguments against the tool's inputSchema, call it with the credential the
+        agent uses, and append the call to the audit log (arguments redacted)."""
+        conn = await self._connector(connector)
+        key = await self._key(conn, agent, managing=False)
+        agent_id = key.agent_id or ((await self._db(self.store.get_agent, agent)).id if agent else "")
+        client = await self._client(conn, key)  # first: a missing credential is the clearest error
+        definition = await self._definition_for_call(conn, tool, agent)
+        validate_arguments(tool, definition.get("inputSchema"), arguments)
+        audit = dict(connector_id=conn.id, tool=tool, agent_id=agent_id, operator=self.operator,
+                     arguments=dict(arguments))
+        started = time.perf_counter()
+        try:
+            result = await client.call_tool(tool, dict(arguments))
+        except SwitchboardError as exc:
+            if isinstance(exc, AuthError):
+                await self._record_failure(conn, exc)
+            await self._db(self.store.record_call, status="error", error=str(exc)[:500],
+                           latency_ms=(time.perf_counter() - started) * 1000,
+                           credential_fingerprint=await self._fingerprint(key), **audit)
+            raise
+        latency = (time.perf_counter() - started) * 1000
+        await self._db(self.store.record_call, status="tool_error" if result.is_error else "ok",
+                       latency_ms=latency, credential_fingerprint=await self._fingerprint(key), **audit)
+        return CallOutcome(conn.name, agent, tool, result=result.raw, is_error=result.is_error, latency_ms=latency)
 
-    # observability
+    async def _definition_for_call(self, conn: Connector, tool: str, agent: str | None) -> dict[str, Any]:
+        owner = agent if conn.credential_mode == "per_agent" else None
+        try:
+            return await self._db(self.store.tool_definition, conn.id, tool, owner)
+        except NotFoundError:
+            # Never synced (e.g. a per-agent connector this agent just connected): sync once, then judge.
+            await self.sync(conn.name, owner)
+            return await self._db(self.store.tool_definition, conn.id, tool, owner)
+
+    async def _fingerprint(self, key: CredentialKey) -> str | None:
+        info = await self._db(self.store.credential, key)
+        return info.fingerprint if info else None
+
+    # --- observability --------------------------------------------------------------------------
+
     async def audit(self, *, limit: int = 200, connector: str | None = None,
-                    agent: str | None = None) -> list[dict[str, Any]]: ...
+                    agent: str | None = None) -> list[dict[str, Any]]:
+        return await self._db(self.store.audit, connector=connector, agent=agent, limit=limit)
 
     async def auth_trace(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]:
         """The steps of the last connection attempt (discovery, registration, token), no secrets."""
-        ...
+        conn = await self._connector(connector)
+        key = await self._key(conn, agent, managing=False)
+        return await self._db(self.store.auth_trace, key)
 
-    async def rotate_key(self) -> dict[str, Any]: ...
+    async def rotate_key(self) -> dict[str, Any]:
+        report = await self._db(self.store.rotate_key)
+        return {"key_id": report.active_key, "reencrypted": report.reencrypted, "unreadable": report.unreadable,
+                "retired": list(report.retired), "still_used": list(report.still_used)}
+
+
+class _Recording:
+    """Wraps a credential provider to remember 401/403 answers for the health view."""
+
+    def __init__(self, inner: CredentialProvider, service: Switchboard, key: CredentialKey) -> None:
+        self._inner, self._service, self._key = inner, service, key
+
+    def __repr__(self) -> str:
+        return f"_Recording({self._inner!r})"
+
+    async def auth_headers(self) -> dict[str, str]:
+        return await self._inner.auth_headers()
+
+    async def handle_challenge(self, challenge: AuthChallenge) -> bool:
+        if challenge.status in (401, 403):
+            await self._service._db(self._service.store.record_rejection, self._key, challenge.status)
+        try:
+            return await self._inner.handle_challenge(challenge)
+        except (AuthRequired, NeedsReauthorization) as exc:
+            if challenge.status == 401:
+                await self._service._db(self._service.store.set_credential_status, self._key, "needs_reauth",
+                                        exc.message)
+            raise
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _canonical_server_url(url: str) -> str:
+    try:
+        return canonical_resource((url or "").strip())
+    except SwitchboardError:
+        raise
+    except ValueError as exc:
+        raise ConfigurationError(f"not a usable server URL: {exc}") from None
+
+
+def _configured_scopes(conn: Connector, discovery: oauth.Discovery) -> tuple[str, ...] | None:
+    from core.oauth.flow import requested_scopes
+
+    return requested_scopes(discovery, tuple(conn.scopes)) if conn.scopes else None
+
+
+def _prm_document(discovery: oauth.Discovery) -> dict[str, Any] | None:
+    prm = discovery.protected_resource
+    if prm is None:
+        return None
+    return {"resource": prm.resource, "authorization_servers": list(prm.authorization_servers),
+            "scopes_supported": list(prm.scopes_supported) if prm.scopes_supported is not None else None,
+            "source_url": prm.source_url}
+
+
+def _discovery_info(discovery: oauth.Discovery, registration: oauth.ClientRegistration) -> DiscoveryInfo:
+    metadata = discovery.metadata
+    from core.oauth.flow import requested_scopes
+
+    return DiscoveryInfo(resource=discovery.resource, issuer=metadata.issuer,
+                         authorization_endpoint=metadata.authorization_endpoint,
+                         token_endpoint=metadata.token_endpoint, registration_method=registration.method,
+                         scopes=requested_scopes(discovery), revocation_endpoint=metadata.revocation_endpoint)
+
+
+def _kind(auth_type: str) -> str:
+    return {"api_key_header": "api_key"}.get(auth_type, auth_type)
+
+
+def _missing_credential(conn: Connector, key: CredentialKey, agent: str | None) -> str:
+    if agent:
+        return f"agent {agent} has no credential for {conn.name}"
+    return f"{conn.name} has no shared credential yet"
+
+
+def _attempt_of(state: str) -> str:
+    # The trace of one authorization spans two requests (start, callback), maybe two processes: name
+    # the attempt by a hash of its state so both halves land together without storing the state.
+    return hashlib.sha256(state.encode()).hexdigest()[:16] if state else _new_attempt()
+
+
+def _new_attempt() -> str:
+    return os.urandom(8).hex()
+

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from core.errors import AuthorizationError, ConfigurationError, RegistrationError
+from core.errors import AuthError, AuthorizationError, ConfigurationError, RegistrationError
 from core.oauth._http import OAuthHttp, require_secure_url, safe_description, short_error_code
 from core.oauth.cimd import cimd_registration
 from core.oauth.rfc7591 import choose_auth_method, client_metadata, register_client
@@ -273,6 +273,16 @@ async def complete_authorization(storage: OAuthStorage, params: Mapping[str, str
     if expected_key is not None and pending.key != expected_key:
         raise AuthorizationError("the authorization response belongs to another credential's authorization",
                                  hint="start the authorization again")
+    try:
+        return await _finish(storage, pending, params, http)
+    except AuthError as exc:
+        # Whoever shows the error needs to know whose authorization failed and where it began.
+        exc.key, exc.return_to = pending.key, pending.return_to
+        raise
+
+
+async def _finish(storage: OAuthStorage, pending: PendingAuthorization, params: Mapping[str, str],
+                  http: OAuthHttp) -> tuple[CredentialKey, TokenSet, str]:
     if time.time() - pending.created_at > PENDING_TTL_SECONDS:
         raise AuthorizationError("the authorization took longer than 10 minutes and expired",
                                  hint="start the authorization again")

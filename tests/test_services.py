@@ -1,0 +1,128 @@
+"""The services API end to end against real sample servers and a real store file."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx2
+import pytest
+
+from core.errors import AuthRequired, ConfigurationError, NetworkPolicyError
+from core.net import NetworkPolicy
+from core.services import Switchboard
+from core.validation import InvalidArguments
+
+LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
+
+
+@pytest.fixture
+def service(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
+    monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
+    board = Switchboard.open(str(tmp_path / "data" / "switchboard.duckdb"), policy=LOOPBACK,
+                             redirect_uri="http://127.0.0.1:9/oauth/callback")
+    yield board
+
+
+async def _follow_authorization(url: str) -> dict[str, str]:
+    """The browser's part: GET the authorization URL (the sample AS auto-approves) and read the
+    callback parameters from the redirect, without following it."""
+    async with httpx2.AsyncClient() as browser:
+        answer = await browser.get(url)
+    assert answer.status_code in (302, 303, 307), answer.status_code
+    return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+
+
+async def test_shared_bearer_connector_syncs_and_calls(service, bearer_server):
+    await service.add_connector("render", bearer_server.url, "bearer")
+    info = await service.set_secret("render", bearer_server.keys["alice"] + "\n")
+    assert info.status == "connected" and len(info.fingerprint) == 8
+    connector = await service.get_connector("render")
+    assert connector.status == "connected" and connector.tool_count == len(bearer_server.tools)
+    outcome = await service.call_tool("render", "whoami", {})
+    assert outcome.is_error is False
+    assert "alice" in outcome.text()
+    audit = await service.audit()
+    assert audit[0]["tool"] == "whoami" and audit[0]["status"] == "ok"
+    assert audit[0]["credential_fingerprint"] == info.fingerprint
+    await service.aclose()
+
+
+async def test_wrong_key_is_refused_and_nothing_is_stored(service, bearer_server):
+    await service.add_connector("render", bearer_server.url, "bearer")
+    with pytest.raises(AuthRequired, match="rejected this key"):
+        await service.set_secret("render", "not-a-key")
+    assert await service.health() == []
+
+
+async def test_per_agent_api_keys_keep_agents_apart(service, api_key_server):
+    await service.add_connector("keys", api_key_server.url, "api_key_header", "per_agent",
+                                header_name=api_key_server.header)
+    for agent in ("alice", "bob"):
+        await service.add_agent(agent)
+        await service.set_secret("keys", api_key_server.keys[agent], agent=agent)
+    assert "alice" in (await service.call_tool("keys", "whoami", {}, agent="alice")).text()
+    assert "bob" in (await service.call_tool("keys", "whoami", {}, agent="bob")).text()
+    await service.add_agent("carol")
+    with pytest.raises(AuthRequired, match="agent carol has no credential for keys"):
+        await service.call_tool("keys", "whoami", {}, agent="carol")
+    with pytest.raises(ConfigurationError, match="name an agent"):
+        await service.call_tool("keys", "whoami", {})
+    states = {c.connector: c.status for c in await service.credentials_for_agent("carol")}
+    assert states == {"keys": "missing"}
+    await service.aclose()
+
+
+async def test_arguments_are_validated_before_sending(service, plain_server):
+    await service.add_connector("plain", plain_server.url, "none")
+    assert (await service.connect("plain")).status == "connected"
+    with pytest.raises(InvalidArguments, match="'a' is a required property"):
+        await service.call_tool("plain", "add", {"b": 1})
+    assert plain_server.counters()["tool_calls"] == {}
+    result = await service.call_tool("plain", "add", {"a": 2, "b": 3})
+    assert result.result["structuredContent"] == {"result": 5} or "5" in result.text()
+    await service.aclose()
+
+
+async def test_loopback_is_refused_without_allow_list(tmp_path, monkeypatch, plain_server):
+    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
+    board = Switchboard.open(str(tmp_path / "s.duckdb"), policy=NetworkPolicy.allowing())
+    with pytest.raises(NetworkPolicyError, match="SWITCHBOARD_ALLOW_HOSTS"):
+        await board.add_connector("plain", plain_server.url, "none")
+
+
+async def test_oauth_connect_authorize_sync_and_call(service, sdk_oauth_server):
+    await service.add_connector("linear", sdk_oauth_server.url, "oauth")
+    outcome = await service.connect("linear")
+    assert outcome.status == "needs_auth"
+    assert outcome.discovery.issuer == sdk_oauth_server.issuer
+    assert outcome.discovery.registration_method == "dcr"
+    url = await service.start_authorization("linear", return_to="/connectors")
+    params = await _follow_authorization(url)
+    done = await service.complete_authorization(params)
+    assert done.ok, done.message
+    assert done.return_to == "/connectors" and done.tools == len(sdk_oauth_server.tools)
+    replay = await service.complete_authorization(params)
+    assert not replay.ok and "start the authorization again" in replay.message
+    result = await service.call_tool("linear", "whoami", {})
+    assert not result.is_error
+    steps = [s["step"] for s in await service.auth_trace("linear")]
+    assert "token" in steps and "authorize" in steps
+    counters = sdk_oauth_server.counters()
+    assert counters["registrations"] == 1 and counters["authorizations"] == 1
+    await service.disconnect("linear")
+    assert sdk_oauth_server.counters()["revocations"] >= 1
+    assert await service.health() == []
+    await service.aclose()
+
+
+async def test_callback_error_returns_to_where_it_started(service, sdk_oauth_server):
+    await service.add_connector("linear", sdk_oauth_server.url, "oauth", "per_agent")
+    await service.add_agent("ada")
+    url = await service.start_authorization("linear", "ada", return_to="/agent?name=ada")
+    state = dict(parse_qsl(urlsplit(url).query))["state"]
+    outcome = await service.complete_authorization(
+        {"state": state, "error": "access_denied", "error_description": "<script>x</script>",
+         "iss": "https://evil.example"})
+    assert not outcome.ok and outcome.return_to == "/agent?name=ada"
+    assert "<script>" not in outcome.message
