@@ -22,8 +22,11 @@ class AgentDirectory(ServiceModel):
     agents = param.List(default=[], item_type=AgentInfo)
 
     async def refresh(self) -> list[AgentInfo]:
-        self.agents = await self.services.list_agents()
-        return self.agents
+        latest = self._read("agents")
+        agents = await self.services.list_agents()
+        if latest():
+            self.agents = agents
+        return agents
 
     async def create(self, name: str, description: str = "") -> AgentInfo:
         if not name.strip():
@@ -76,8 +79,11 @@ class AgentCredentials(ServiceModel):
         return agent_path(self.agent)
 
     async def refresh(self) -> None:
+        latest = self._read("credentials")
         connectors = {c.name: c for c in await self.services.list_connectors()}
         credentials = await self.services.credentials_for_agent(self.agent)
+        if not latest():
+            return
         rows = [_row(c, connectors.get(c.connector)) for c in credentials]
         self.param.update(per_agent=[r for r in rows if r.credential.agent is not None],
                           shared=[r for r in rows if r.credential.agent is None])

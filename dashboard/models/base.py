@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import param
@@ -17,9 +18,22 @@ class ServiceModel(param.Parameterized):
     service = param.ClassSelector(class_=Switchboard, default=None, allow_None=True, precedence=-1, doc="""
         The services to call; the dashboard process's shared instance when None.""")
 
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._reads: dict[str, int] = {}
+
     @property
     def services(self) -> Switchboard:
         return self.service if self.service is not None else runtime.service()
+
+    def _read(self, what: str) -> Callable[[], bool]:
+        """Start a read of `what`; the returned check is False once a newer read of it has started.
+
+        Reads overlap (a page load and a click both refresh), and an older answer arriving last
+        must not overwrite a newer one.
+        """
+        ticket = self._reads[what] = self._reads.get(what, 0) + 1
+        return lambda: self._reads[what] == ticket
 
 
 class WithChoices(ServiceModel):
@@ -29,9 +43,11 @@ class WithChoices(ServiceModel):
     agent_names = param.List(default=[], doc="Choices for an agent.")
 
     async def load_choices(self) -> None:
+        latest = self._read("choices")
         connectors = await self.services.list_connectors()
         agents = await self.services.list_agents()
-        self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
+        if latest():
+            self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
 
 
 @dataclass(frozen=True)

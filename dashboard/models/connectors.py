@@ -32,8 +32,11 @@ class ConnectorsIndex(ServiceModel):
     sync_results = param.List(default=[], item_type=SyncResult, doc="Sync all outcomes, in finishing order.")
 
     async def refresh(self) -> list[ConnectorInfo]:
-        self.connectors = await self.services.list_connectors()
-        return self.connectors
+        latest = self._read("connectors")
+        connectors = await self.services.list_connectors()
+        if latest():
+            self.connectors = connectors
+        return connectors
 
     def get(self, name: str) -> ConnectorInfo:
         for connector in self.connectors:

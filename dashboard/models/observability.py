@@ -24,8 +24,11 @@ class AuditLog(WithChoices):
     entries = param.List(default=[], doc="Rows as the services return them.")
 
     async def refresh(self) -> list[dict[str, Any]]:
-        self.entries = await self.services.audit(limit=self.limit, connector=self.connector, agent=self.agent)
-        return self.entries
+        latest = self._read("entries")
+        entries = await self.services.audit(limit=self.limit, connector=self.connector, agent=self.agent)
+        if latest():
+            self.entries = entries
+        return entries
 
     @param.depends("entries")
     def frame(self) -> pd.DataFrame:
@@ -38,8 +41,11 @@ class CredentialHealth(ServiceModel):
     credentials = param.List(default=[], item_type=CredentialInfo)
 
     async def refresh(self) -> list[CredentialInfo]:
-        self.credentials = await self.services.health()
-        return self.credentials
+        latest = self._read("credentials")
+        credentials = await self.services.health()
+        if latest():
+            self.credentials = credentials
+        return credentials
 
     @param.depends("credentials")
     def frame(self) -> pd.DataFrame:
@@ -62,8 +68,11 @@ class AuthTrace(WithChoices):
     agent = param.String(default=None, allow_None=True, doc="None: the shared credential's attempt.")
     steps = param.List(default=[])
     async def load(self) -> list[dict[str, Any]]:
-        self.steps = await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
-        return self.steps
+        latest = self._read("steps")
+        steps = await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
+        if latest():
+            self.steps = steps
+        return steps
 
     @param.depends("steps")
     def frame(self) -> pd.DataFrame:

@@ -39,7 +39,7 @@ class Playground(WithChoices):
     tool_names = param.List(default=[])
     definition = param.Dict(default=None, allow_None=True, doc="The chosen tool's wire definition.")
     fields = param.List(default=[], item_type=FieldSpec, doc="Form fields from the inputSchema.")
-    raw_mode = param.Boolean(default=False, doc="Send `raw_json` instead of the form's arguments.")
+    raw_mode = param.Boolean(default=False, doc="Type the arguments as JSON instead of using the form.")
     raw_json = param.String(default="{}")
     arguments = param.Dict(default={}, doc="Arguments from the form.")
     outcome = param.ClassSelector(class_=CallOutcome, default=None, allow_None=True, doc="The last call.")
@@ -48,16 +48,22 @@ class Playground(WithChoices):
         """Pick where to call; loads that connector's tools as the agent sees them."""
         self.param.update(connector=connector, agent=agent, tool=None, definition=None, fields=[], outcome=None,
                           tool_names=[])
+        latest = self._read("where")
+        self._read("tool")  # a definition still loading belongs to the previous choice
         if connector:
             tools = await self.services.tool_list(connector=connector, agent=agent)
-            self.tool_names = sorted({t["name"] for t in tools})
+            if latest():
+                self.tool_names = sorted({t["name"] for t in tools})
         return self.tool_names
 
     async def choose_tool(self, tool: str | None) -> dict[str, Any] | None:
         """Pick a tool; loads its definition and the form fields of its inputSchema."""
         self.param.update(tool=tool, definition=None, fields=[], outcome=None, arguments={})
+        latest = self._read("tool")
         if tool and self.connector:
             definition = await self.services.tool_definition(self.connector, tool, agent=self.agent)
+            if not latest():
+                return None
             self.param.update(definition=definition,
                               fields=list(fields_from_schema(definition.get("inputSchema"))),
                               raw_json=json.dumps(_defaults(definition.get("inputSchema")), indent=2))

@@ -31,9 +31,12 @@ class FieldSpec:
     options: tuple[Any, ...] = ()  # enum values
     items: FieldSpec | None = None  # array items
     properties: tuple[FieldSpec, ...] = ()  # object members
+    title: str = ""  # a label other than the key (array items: "tags #1")
 
     @property
     def label(self) -> str:
+        if self.title:
+            return self.title
         return f"{self.key} *" if self.required else self.key
 
     @property

@@ -44,6 +44,7 @@ class ToolInventory(WithChoices):
         self.param.update(**changes)
 
     async def load(self) -> pd.DataFrame:
+        latest = self._read("page")
         page = await self.services.tool_page(
             connector=self.connector, agent=self.agent, search=self.search or None,
             filters={k: v for k, v in self.filters.items() if v} or None, sort=self.sort,
@@ -51,9 +52,10 @@ class ToolInventory(WithChoices):
         )
         frame = pd.DataFrame([_display(row) for row in page.rows], columns=COLUMNS)
         frame.index = pd.RangeIndex(self.offset, self.offset + len(frame))
-        # total first: whoever watches `rows` reads the page count from it.
-        self.total = page.total
-        self.rows = frame
+        if latest():
+            # total first: whoever watches `rows` reads the page count from it.
+            self.total = page.total
+            self.rows = frame
         return frame
 
     async def open(self, connector: str, tool: str, agent: str | None = None) -> dict[str, Any]:

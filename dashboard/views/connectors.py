@@ -36,7 +36,7 @@ class ConnectorsPage(pn.viewable.Viewer):
         self._table = pn.widgets.Tabulator(
             self.index.frame(), show_index=False, disabled=True, sizing_mode="stretch_width",
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
-            titles={k: "" for k in ACTIONS}, layout="fit_columns", label="connectors-table",
+            titles={k: "" for k in ACTIONS}, layout="fit_columns",
             configuration={"columnDefaults": {"tooltip": True}}, widths={k: 80 for k in ACTIONS},
         )
         self._table.on_click(self._on_cell_click)
@@ -117,7 +117,7 @@ class ConnectorsPage(pn.viewable.Viewer):
         selected = self.index.selected
         connector = next((c for c in self.index.connectors if c.name == selected), None)
         if connector is None or connector.credential_mode != "shared":
-            self.trace.steps = []
+            self.trace.param.update(connector=None, steps=[])  # per-agent attempts: see the Health page
             return
         self.trace.connector = selected
         await attempt(self.trace.load())

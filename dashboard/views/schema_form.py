@@ -7,6 +7,7 @@ param/Panel object is ever created with an argument name as a keyword, so an arg
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from typing import Any
@@ -120,7 +121,9 @@ class ArrayEditor(FieldEditor):
         return self._panel
 
     def add_item(self) -> FieldEditor:
-        item = editor_for(self.spec.items, f"{self.path}[{len(self.items)}]")
+        position = len(self.items)
+        item_spec = dataclasses.replace(self.spec.items, title=f"{self.spec.key or 'item'} #{position + 1}")
+        item = editor_for(item_spec, f"{self.path}[{position}]")
         remove = pn.widgets.Button(label="Remove", width=90, align="end")
         row = pn.Row(item.panel, remove, sizing_mode="stretch_width")
 
