@@ -1,6 +1,7 @@
 """The store: migrations, CRUD of every table, credential resolution, encryption at rest, file hygiene."""
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -316,7 +317,9 @@ def test_marker_secrets_never_reach_the_database_files(store, path, keyring):
         assert marker.encode() not in wal_bytes
     with raw(path) as con:
         con.execute("CHECKPOINT")
-    key_bytes = [k for k in keyring._keys.values()] + [base64.b64encode(k) for k in keyring._keys.values()]
+    document = json.loads(keyring.path.read_text())
+    key_bytes = [base64.b64decode(k) for k in document["keys"].values()] + [
+        k.encode() for k in document["keys"].values()]
     assert _scan(path.parent, [marker.encode(), marker.encode("utf-16-le"), *key_bytes]) == []
     # ... while everything is still readable through the store.
     assert store.load_secret(CredentialKey(bearer.id, "")).reveal() == f"{marker}-bearer"

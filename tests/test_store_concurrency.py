@@ -4,6 +4,7 @@ import multiprocessing
 import threading
 import time
 
+import duckdb
 import pytest
 
 from core.errors import ConflictError
@@ -217,8 +218,8 @@ def test_key_rotation_in_another_process_while_this_one_refreshes(files):
     assert reencrypted >= 20
     assert storage.load_tokens(key).access_token == f"at-{log[-1]}"
     assert old_key not in store.keyring.key_ids  # this process picked up the new key file
-    with store.session():
-        blobs = store._local.con.execute("SELECT access_token FROM credentials").fetchall()
+    with duckdb.connect(str(path)) as con:
+        blobs = con.execute("SELECT access_token FROM credentials").fetchall()
     assert {key_id_of(b) for (b,) in blobs} == {store.keyring.active_id}
 
 

@@ -4,6 +4,7 @@ import threading
 import time
 from dataclasses import replace
 
+import duckdb
 import pytest
 
 from core.errors import ConflictError
@@ -170,8 +171,8 @@ def test_pending_expires_after_ten_minutes(tmp_path):
 def test_state_is_not_stored_in_clear(tmp_path):
     store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate())
     store.oauth_storage().save_pending(pending("the-state-value"))
-    with store.session():
-        (state_hash,) = store._local.con.execute("SELECT state_hash FROM pending_authorizations").fetchone()
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
+        (state_hash,) = con.execute("SELECT state_hash FROM pending_authorizations").fetchone()
     assert "the-state-value" not in state_hash and len(state_hash) == 64
 
 

@@ -2,6 +2,7 @@
 
 import re
 
+import duckdb
 import pytest
 
 from core.store import Keyring, Store
@@ -19,9 +20,9 @@ SECRET_LOOKING = re.compile(r"secret|token|verifier|password|key|state|cookie|se
 
 @pytest.fixture
 def columns(tmp_path):
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate())
-    with store.session():
-        return store._local.con.execute(
+    Store(tmp_path / "s.duckdb", keyring=Keyring.generate())
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
+        return con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'main'").fetchall()
 

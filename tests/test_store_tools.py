@@ -2,6 +2,7 @@
 
 import time
 
+import duckdb
 import pytest
 
 from core.errors import ConfigurationError, NotFoundError
@@ -140,8 +141,7 @@ def test_history_is_pruned(tmp_path):
     store.create_connector("c", "https://c/mcp", "none")
     for version in range(6):
         store.record_snapshot("c", [tool("t", f"v{version}")])
-    with store.session():
-        con = store._local.con
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
         assert con.execute("SELECT count(*) FROM tool_snapshots").fetchone()[0] == 3
         assert con.execute("SELECT count(*) FROM tools").fetchone()[0] == 3
     assert store.drift("c").changes[0].fields == ("description",)
@@ -152,8 +152,8 @@ def test_deleting_a_connector_removes_its_tools(store):
     store.record_snapshot("linear", [tool("a", "v2")])
     store.delete_connector("linear")
     assert store.tool_page().total == 0
-    with store.session():
-        assert store._local.con.execute("SELECT count(*) FROM tools").fetchone()[0] == 0
+    with duckdb.connect(str(store.path)) as con:
+        assert con.execute("SELECT count(*) FROM tools").fetchone()[0] == 0
 
 
 def test_100k_tools_in_one_snapshot_via_arrow(store):

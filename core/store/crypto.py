@@ -109,8 +109,8 @@ class Keyring:
         """`path`: the key file this keyring mirrors. `fixed`: keys given from outside (SWITCHBOARD_KEY)
         that Switchboard must not change, since a key it added could not be persisted anywhere."""
         _validate(keys, active)
-        self._keys = dict(keys)
-        self._active = active
+        # One tuple, replaced whole, so a thread never sees new keys with an old active id.
+        self._state: tuple[dict[str, bytes], str] = (dict(keys), active)
         self._path = path
         self._fixed = fixed
         self._stamp = _stamp(path) if path else None
@@ -156,19 +156,20 @@ class Keyring:
 
     @property
     def active_id(self) -> str:
-        return self._active
+        return self._state[1]
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(self._keys)
+        return tuple(self._state[0])
 
     @property
     def path(self) -> Path | None:
         return self._path
 
     def encrypt(self, plaintext: str, context: SecretContext, *, key_id: str | None = None) -> bytes:
-        key_id = key_id or self._active
-        key = self._keys.get(key_id)
+        keys, active = self._state
+        key_id = key_id or active
+        key = keys.get(key_id)
         if key is None:
             raise ConfigurationError(f"no key {key_id!r} in the keyring")
         nonce = os.urandom(NONCE_BYTES)
@@ -183,9 +184,9 @@ class Keyring:
             raise CredentialUnavailable(f"the stored {context.column} in {context.table} is malformed",
                                         hint="authorize or enter the secret again")
         key_id, nonce, sealed = parsed
-        key = self._keys.get(key_id)
+        key = self._state[0].get(key_id)
         if key is None and self.refresh():  # another process may have rotated the key file
-            key = self._keys.get(key_id)
+            key = self._state[0].get(key_id)
         if key is None:
             raise CredentialUnavailable(
                 f"the stored {context.column} in {context.table} was encrypted with key {key_id!r}, "
@@ -209,7 +210,7 @@ class Keyring:
             return False
         with self._mutex:
             keys, active = _read_key_file(self._path)
-            self._keys, self._active, self._stamp = keys, active, stamp
+            self._state, self._stamp = (keys, active), stamp
         return True
 
     def rotate(self) -> str:
@@ -244,7 +245,7 @@ class Keyring:
                      "restart, then re-encrypt the store")
         if self._path is None:
             with self._mutex:
-                yield dict(self._keys), self._active
+                yield dict(self._state[0]), self._state[1]
             return
         # One writer at a time across processes; re-read under the lock so no one's key is dropped.
         with self._mutex, _flocked(self._path.with_name(self._path.name + ".lock")):
@@ -256,11 +257,12 @@ class Keyring:
         if self._path is not None:
             _replace_file(self._path, _document(keys, active))
             self._stamp = _stamp(self._path)
-        self._keys, self._active = dict(keys), active
+        self._state = (dict(keys), active)
 
     def __repr__(self) -> str:
         source = str(self._path) if self._path else "memory"
-        return f"Keyring(active={self._active!r}, keys={list(self._keys)!r}, source={source!r})"
+        keys, active = self._state
+        return f"Keyring(active={active!r}, keys={list(keys)!r}, source={source!r})"
 
 
 # --- internals ------------------------------------------------------------------------------------
