@@ -9,14 +9,20 @@ from __future__ import annotations
 import os
 import threading
 
-from core.services import Switchboard
+from core.services import (
+    CALLBACK_PATH,
+    DEFAULT_PUBLIC_URL,
+    PUBLIC_URL_ENV,
+    Switchboard,
+    dashboard_redirect_uri,
+)
 
-PUBLIC_URL_ENV = "SWITCHBOARD_PUBLIC_URL"
 DEFAULT_PORT = 5006
-CALLBACK_PATH = "/oauth/callback"
 
 _service: Switchboard | None = None
 _service_lock = threading.Lock()
+
+__all__ = ["CALLBACK_PATH", "DEFAULT_PORT", "PUBLIC_URL_ENV", "public_origin", "redirect_uri", "service"]
 
 
 def service() -> Switchboard:
@@ -29,10 +35,10 @@ def service() -> Switchboard:
 
 
 def public_origin() -> str:
-    """Where browsers reach the dashboard; never derived from a request's Host header."""
-    configured = os.environ.get(PUBLIC_URL_ENV, "").strip().rstrip("/")
-    return configured or f"http://localhost:{DEFAULT_PORT}"
+    """Where browsers reach the dashboard (SWITCHBOARD_PUBLIC_URL); never a request's Host header."""
+    return os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL).rstrip("/")
 
 
 def redirect_uri() -> str:
-    return public_origin() + CALLBACK_PATH
+    """The OAuth redirect_uri: `<public origin>/oauth/callback`, as the services compute it."""
+    return dashboard_redirect_uri()

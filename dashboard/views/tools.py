@@ -8,13 +8,18 @@ from typing import ClassVar
 import panel as pn
 import param
 
-from dashboard.models.tools import FILTERABLE, SORTABLE, ToolInventory
+from dashboard.models.tools import FLAGS, SORTABLE, ToolInventory
 from dashboard.views.components import CARD, ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
 
 TITLES = {"connector": "server", "agent": "agent", "name": "tool", "description": "description",
-          "parameter_count": "parameters", "annotations": "annotations", "last_changed_at": "last changed",
-          "drift": "drift"}
+          "parameter_count": "parameters", "read_only": "read-only", "destructive": "destructive",
+          "last_changed_at": "last changed", "drift": "changed"}
+# Annotation hints and drift as ticks (nothing shown for False), filterable as yes / no / either.
+FLAG_FORMATTERS = {"read_only": {"type": "tickCross", "crossElement": False},
+                   "destructive": {"type": "tickCross", "tickElement": "⚠", "crossElement": False},
+                   "drift": {"type": "tickCross", "tickElement": "⚠ changed", "crossElement": False}}
+FLAG_FILTERS = {flag: {"type": "tickCross", "tristate": True, "indeterminateValue": None} for flag in FLAGS}
 
 
 class StorePagedTabulator(pn.widgets.Tabulator):
@@ -54,10 +59,9 @@ class ToolsPage(pn.viewable.Viewer):
         self._table = StorePagedTabulator(
             inv.rows, page_size=inv.page_size, show_index=False, disabled=True, sizing_mode="stretch_width",
             layout="fit_columns", titles=TITLES, selectable=False,
-            widths={"description": "34%", "parameter_count": 100, "drift": 100},
+            widths={"description": "30%", "parameter_count": 100, "read_only": 90, "destructive": 100, "drift": 100},
             configuration={"columnDefaults": {"tooltip": True}},
-            header_filters={c: {"type": "input", "func": "like", "placeholder": "filter"} for c in FILTERABLE},
-            sortable={c: c in SORTABLE for c in TITLES},
+            header_filters=FLAG_FILTERS, formatters=FLAG_FORMATTERS, sortable={c: c in SORTABLE for c in TITLES},
         )
         self._table.param.watch(self._table_query_changed, ["page", "sorters", "filters"])
         self._table.on_click(self._open_row)
@@ -87,8 +91,8 @@ class ToolsPage(pn.viewable.Viewer):
                 changes.update(sort=first["field"] if first else "connector",
                                descending=bool(first and first.get("dir") == "desc"))
             elif event.name == "filters":
-                changes["filters"] = {f["field"]: str(f["value"]) for f in event.new
-                                      if f.get("field") in FILTERABLE and f.get("value") not in (None, "")}
+                changes["filters"] = {f["field"]: bool(f["value"]) for f in event.new
+                                      if f.get("field") in FLAGS and f.get("value") is not None}
         if changes:  # a page change this view made itself asks for nothing new
             self.inventory.query(**changes)
             await self._reload()

@@ -1,0 +1,304 @@
+"""The dashboard's param models against the real services, a temporary store and real sample servers.
+
+No browser: where a browser would follow the authorization server's redirect, the test fetches the
+authorization URL itself (the sample authorization server approves at once) and hands the callback
+parameters to the same function the `/oauth/callback` route runs.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx2
+import pytest
+
+from core.errors import ConfigurationError, SwitchboardError
+from core.services import Switchboard
+from dashboard import flash, plugins, runtime
+from dashboard.models import (
+    AgentCredentials,
+    AgentDirectory,
+    AuditLog,
+    AuthTrace,
+    ConnectorForm,
+    ConnectorsIndex,
+    CredentialHealth,
+    Playground,
+    ToolInventory,
+)
+from dashboard.models.agents import CONNECTED, NOT_CONNECTED
+from dashboard.views.schema_form import form_for
+
+PUBLIC_URL = "http://127.0.0.1:5999"  # only the redirect_uri's origin: nothing listens there
+
+
+@pytest.fixture
+async def services(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWITCHBOARD_STORE", str(tmp_path / "store.duckdb"))
+    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
+    monkeypatch.setenv("SWITCHBOARD_ALLOW_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv(runtime.PUBLIC_URL_ENV, PUBLIC_URL)
+    service = Switchboard.open(str(tmp_path / "store.duckdb"))
+    yield service
+    await service.aclose()
+
+
+async def approve_like_a_browser(authorization_url: str) -> dict[str, list[bytes]]:
+    """Visit the authorization URL; the sample AS approves and redirects to our callback at once."""
+    async with httpx2.AsyncClient(trust_env=False) as client:
+        response = await client.get(authorization_url)
+    assert response.status_code in (302, 303), response.text
+    location = response.headers["location"]
+    assert location.startswith(runtime.redirect_uri())
+    return {key: [value.encode()] for key, value in parse_qsl(urlsplit(location).query)}
+
+
+def flash_of(location: str) -> flash.Flash:
+    key = dict(parse_qsl(urlsplit(location).query))[flash.FLASH_PARAM]
+    arrival = flash.take(key)
+    assert arrival is not None
+    return arrival
+
+
+async def add(services, name: str, url: str, auth_type: str, mode: str = "shared", **fields) -> ConnectorForm:
+    form = ConnectorForm(service=services, connector_name=name, url=url, auth_type=auth_type,
+                         credential_mode=mode, **fields)
+    await form.submit()
+    return form
+
+
+async def test_bearer_connector_with_a_shared_key_connects_and_the_form_forgets_the_key(services, bearer_server):
+    form = await add(services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"])
+    assert form.shared_secret == "" and form.client_secret == ""
+    assert form.stored.has_shared_credential and form.credential.status == "connected"
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    row = index.frame().set_index("name").loc["render"]
+    assert row["status"] == "connected" and row["tools"] == len(bearer_server.tools)
+
+
+async def test_api_key_connector_sends_its_key_in_the_named_header(services, api_key_server):
+    form = await add(services, "keyed", api_key_server.url, "api_key_header", header_name=api_key_server.header,
+                     shared_secret=api_key_server.keys["bob"])
+    assert form.stored.header_name == api_key_server.header
+    assert form.stored.tool_count == len(api_key_server.tools)
+
+
+async def test_a_refused_key_is_an_error_and_the_form_keeps_editing_the_connector(services, bearer_server):
+    form = ConnectorForm(service=services, connector_name="render", url=bearer_server.url, auth_type="bearer",
+                         shared_secret="not-a-valid-key")
+    with pytest.raises(SwitchboardError):
+        await form.submit()
+    assert form.editing == "render" and form.shared_secret == ""
+    form.shared_secret = bearer_server.keys["alice"]
+    connector = await form.submit()
+    assert connector.has_shared_credential
+
+
+async def test_invalid_input_is_refused_before_reaching_the_services(services):
+    form = ConnectorForm(service=services, connector_name="x", url="not a url", auth_type="oauth")
+    with pytest.raises(ConfigurationError, match="https://"):
+        await form.submit()
+    assert set(form.errors) == {"url"}
+    assert await services.list_connectors() == []
+
+
+async def test_shared_oauth_connect_goes_through_the_authorization_server_and_back(services, sdk_oauth_server):
+    await add(services, "linear", sdk_oauth_server.url, "oauth")
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    action = await index.connect("linear")
+    assert action.outcome is None and action.authorization_url
+    params = await approve_like_a_browser(action.authorization_url)
+
+    location = await plugins.finish_authorization(services, params)
+
+    assert location.startswith("/connectors?flash=")
+    arrival = flash_of(location)
+    assert arrival.ok, arrival.message
+    assert arrival.connector == "linear"
+    await index.refresh()
+    index.selected = "linear"
+    details = index.details()
+    assert details["status"] == "connected" and details["authorization server"] != "—"
+    assert details["registration"] != "—"
+    inventory = ToolInventory(service=services, connector="linear")
+    await inventory.load()
+    assert inventory.total == len(sdk_oauth_server.tools)
+
+    trace = AuthTrace(service=services, connector="linear")
+    steps = await trace.load()
+    assert steps, "the auth trace records the discovery, registration and token steps"
+    assert params["code"][0].decode() not in json.dumps(steps, default=str)
+
+
+async def test_a_replayed_callback_returns_to_the_connectors_page_with_an_error(services, sdk_oauth_server):
+    await add(services, "linear", sdk_oauth_server.url, "oauth")
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    params = await approve_like_a_browser((await index.connect("linear")).authorization_url)
+    assert flash_of(await plugins.finish_authorization(services, params)).ok
+
+    location = await plugins.finish_authorization(services, params)
+
+    assert urlsplit(location).path in ("/", "/connectors")  # both serve the connectors page
+    assert not flash_of(location).ok
+
+
+async def test_per_agent_oauth_started_on_an_agent_page_returns_to_it(services, sdk_oauth_server):
+    await AgentDirectory(service=services).create("alice")
+    await add(services, "granola", sdk_oauth_server.url, "oauth", mode="per_agent")
+    page = AgentCredentials(service=services, agent="alice")
+    await page.refresh()
+    assert page.row("granola").state == NOT_CONNECTED
+
+    action = await page.connect("granola")
+    location = await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+
+    assert location.startswith("/agent?name=alice&flash=")
+    assert flash_of(location).ok
+    await page.refresh()
+    assert page.row("granola").state == CONNECTED
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    with pytest.raises(ConfigurationError, match="agent"):
+        await index.connect("granola")
+
+
+async def test_per_agent_keys_move_an_agent_through_its_states(services, bearer_server):
+    directory = AgentDirectory(service=services)
+    await directory.create("alice", "support")
+    await directory.create("bob")
+    assert list(directory.frame()["name"]) == ["alice", "bob"]
+    await add(services, "render", bearer_server.url, "bearer", mode="per_agent")
+    await add(services, "public", bearer_server.url, "bearer", shared_secret=bearer_server.keys["bob"])
+    page = AgentCredentials(service=services, agent="alice")
+    await page.refresh()
+    assert page.row("render").state == NOT_CONNECTED and page.row("render").takes_key
+    assert [r.connector for r in page.shared] == ["public"]
+
+    await page.set_key("render", bearer_server.keys["alice"])
+    assert page.row("render").state == CONNECTED
+    assert page.row("render").credential.fingerprint
+
+    result = await page.sync("render")
+    assert result.ok and result.tools == len(bearer_server.tools)
+    await page.disconnect("render")
+    assert page.row("render").state == NOT_CONNECTED
+
+
+async def test_sync_all_reports_every_connector_including_failures(services, plain_server, bearer_server):
+    await add(services, "plain", plain_server.url, "none")
+    await add(services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"])
+    await add(services, "gone", "http://127.0.0.1:9/mcp", "none")  # nothing listens on the discard port
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+
+    results = await index.sync_all()
+
+    assert index.sync_total == 3 and not index.syncing
+    assert {r.connector: r.ok for r in results} == {"plain": True, "render": True, "gone": False}
+    assert next(r for r in results if r.connector == "gone").error
+    assert index.frame().set_index("name").loc["gone", "status"] == "error"
+
+
+async def test_tool_inventory_reads_one_page_at_a_time_from_the_store(services, paginated_server):
+    await add(services, "pages", paginated_server.url, "none")
+    await services.sync("pages")
+    inventory = ToolInventory(service=services, page_size=10)
+    await inventory.load()
+    total = len(paginated_server.tools)
+    assert inventory.total == total and len(inventory.rows) == 10
+    assert list(inventory.rows.index) == list(range(10))
+
+    inventory.query(page=2)
+    await inventory.load()
+    assert list(inventory.rows.index) == list(range(10, 20))
+
+    inventory.query(search="filler_07")
+    await inventory.load()
+    assert inventory.page == 1 and list(inventory.rows["name"]) == ["filler_07"]
+
+    inventory.query(search="filler_1", sort="name", descending=True)
+    await inventory.load()
+    names = list(inventory.rows["name"])
+    assert len(names) > 1 and all("filler_1" in n for n in names) and names == sorted(names, reverse=True)
+
+    inventory.query(search="", filters={"read_only": True})
+    await inventory.load()
+    assert list(inventory.rows["name"]) == ["list_items"] and inventory.rows["read_only"].all()
+
+    definition = await inventory.open("pages", "filler_07")
+    assert definition["name"] == "filler_07" and "inputSchema" in definition
+
+
+async def test_playground_calls_a_tool_through_its_generated_form_and_the_call_is_audited(services, plain_server):
+    await add(services, "plain", plain_server.url, "none")
+    await services.sync("plain")
+    await AgentDirectory(service=services).create("alice")
+    playground = Playground(service=services)
+    await playground.load_choices()
+    assert playground.connector_names == ["plain"] and playground.agent_names == ["alice"]
+    assert "greet" in await playground.choose(connector="plain", agent="alice")
+    await playground.choose_tool("greet")
+    form = form_for(playground.fields)
+    form.children["name"].widget.value = "Ada"
+    playground.arguments = form.value()
+
+    outcome = await playground.call()
+
+    assert not outcome.is_error and outcome.text() == "Hello, Ada!"
+    assert [p.text for p in playground.result_parts() if p.kind == "text"] == ["Hello, Ada!"]
+    log = AuditLog(service=services)
+    entries = await log.refresh()
+    assert any("greet" in json.dumps(e, default=str) for e in entries)
+    assert not log.frame().empty
+
+
+async def test_playground_renders_structured_content_images_and_tool_errors(services, plain_server):
+    await add(services, "plain", plain_server.url, "none")
+    await services.sync("plain")
+    playground = Playground(service=services)
+    await playground.choose(connector="plain", agent=None)
+
+    await playground.choose_tool("add")
+    playground.param.update(raw_mode=True, raw_json='{"a": 2, "b": 3}')
+    await playground.call()
+    assert [p.value for p in playground.result_parts() if p.kind == "json"] == [{"sum": 5}]
+
+    await playground.choose_tool("tiny_image")
+    playground.raw_json = "{}"
+    await playground.call()
+    assert [p.mime_type for p in playground.result_parts()] == ["image/png"]
+
+    await playground.choose_tool("always_fails")
+    playground.raw_json = "{}"
+    assert (await playground.call()).is_error
+
+    playground.raw_json = "{not json"
+    with pytest.raises(ConfigurationError, match="not valid JSON"):
+        await playground.call()
+
+
+async def test_credential_health_lists_stored_credentials_without_secrets(services, bearer_server):
+    key = bearer_server.keys["alice"]
+    await add(services, "render", bearer_server.url, "bearer", shared_secret=key)
+    health = CredentialHealth(service=services)
+    credentials = await health.refresh()
+    assert [(c.connector, c.status) for c in credentials] == [("render", "connected")]
+    frame = health.frame()
+    assert frame.loc[0, "agent"] == "(shared)" and key not in frame.to_csv()
+
+
+async def test_editing_a_connector_changes_only_what_was_edited(services, bearer_server):
+    form = await add(services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"])
+    form.load(form.stored)
+    assert form.editing == "render" and form.shared_secret == ""
+    form.credential_mode = "per_agent"
+    edited = await form.submit()
+    assert edited.credential_mode == "per_agent" and edited.url == bearer_server.url
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    await index.remove("render")
+    assert index.connectors == []
