@@ -256,7 +256,7 @@ def test_a_changed_resource_binding_fails_closed(store, path):
 
 
 def test_unknown_key_id_fails_closed(store, path, tmp_path):
-    storage, key_a, _ = _two_oauth_credentials(store)
+    _, key_a, _ = _two_oauth_credentials(store)
     stranger = Store(path, keyring=Keyring.from_file(tmp_path / "other.key"))
     with pytest.raises(CredentialUnavailable, match="not in the keyring"):
         stranger.oauth_storage().load_tokens(key_a)
@@ -414,9 +414,8 @@ def test_an_operation_that_fails_inside_a_session_rolls_back_alone(store):
 
 def test_refresh_lock_inside_a_session_is_refused(store):
     conn = store.create_connector("o", "https://o/mcp", "oauth")
-    with store.session(), pytest.raises(StoreError, match="refresh_lock"):
-        with store.refresh_lock(CredentialKey(conn.id)):
-            pass
+    with store.session(), pytest.raises(StoreError, match="refresh_lock"), store.refresh_lock(CredentialKey(conn.id)):
+        pass
 
 
 def _hold_with_duckdb(path, seconds):

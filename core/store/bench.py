@@ -23,8 +23,9 @@ from core.store.crypto import Keyring
 from core.store.db import Store
 from core.store.tools import prepare
 
-_WORDS = ("issue project sentry linear render deploy query search create update delete list fetch user team "
-          "comment document page database table schema event error trace metric alert incident").split()
+_WORDS = ["issue", "project", "sentry", "linear", "render", "deploy", "query", "search", "create", "update", "delete",
+          "list", "fetch", "user", "team", "comment", "document", "page", "database", "table", "schema", "event",
+          "error", "trace", "metric", "alert", "incident"]
 
 
 def _tools(rng: random.Random, connector: int, count: int) -> list[dict[str, Any]]:
