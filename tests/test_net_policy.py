@@ -307,3 +307,111 @@ async def test_unix_sockets_refused() -> None:
 
     with pytest.raises(NetworkPolicyError):
         await PolicyNetworkBackend(NetworkPolicy()).connect_unix_socket("/tmp/x.sock")
+
+
+# --- the asyncio network stream under httpcore -----------------------------------------------------
+
+
+class HttpServer:
+    """A tiny HTTP/1.1 server for stream behaviour: keep-alive, big bodies, silence, early close."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.bodies: list[bytes] = []
+        self.server: asyncio.Server | None = None
+        self.never = asyncio.Event()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                path = lines[0].split()[1]
+                length = next((int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length")), 0)
+                body = await reader.readexactly(length)
+                self.bodies.append(body)
+                if path == "/silent":
+                    await self.never.wait()
+                if path == "/big":
+                    size = 8 << 20
+                    writer.write(f"HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n".encode())
+                    for _ in range(size // 65536):
+                        writer.write(b"b" * 65536)
+                        await writer.drain()
+                    continue
+                payload = str(len(body)).encode()
+                close = path == "/close"
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def http_server() -> AsyncIterator[tuple[HttpServer, str]]:
+    server = HttpServer()
+    port = await server.start()
+    yield server, f"http://127.0.0.1:{port}"
+    server.never.set()
+    await server.stop()
+
+
+async def test_keep_alive_reuses_one_connection(http_server: tuple[HttpServer, str]) -> None:
+    server, base = http_server
+    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+        for i in range(5):
+            response = await client.post(f"{base}/echo", content=b"x" * i)
+            assert response.text == str(i)
+    assert server.connections == 1
+
+
+async def test_a_connection_the_server_closed_is_not_reused(http_server: tuple[HttpServer, str]) -> None:
+    server, base = http_server
+    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+        assert (await client.post(f"{base}/close", content=b"ab")).text == "2"
+        await asyncio.sleep(0.05)  # let the FIN arrive; the pool must notice it
+        assert (await client.post(f"{base}/echo", content=b"abc")).text == "3"
+    assert server.connections == 2
+
+
+async def test_large_request_and_response_bodies(http_server: tuple[HttpServer, str]) -> None:
+    server, base = http_server
+    upload = bytes(range(256)) * 8192  # 2 MiB: more than the write cork holds
+    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+        assert (await client.post(f"{base}/echo", content=upload)).text == str(len(upload))
+        assert server.bodies[-1] == upload
+        received = 0
+        async with client.stream("GET", f"{base}/big") as response:
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+        assert received == 8 << 20
+
+
+async def test_read_timeout(http_server: tuple[HttpServer, str]) -> None:
+    _, base = http_server
+    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+        with pytest.raises(httpx2.ReadTimeout):
+            await client.get(f"{base}/silent", timeout=httpx2.Timeout(5.0, read=0.1))
+
+
+async def test_connection_refused_is_a_connect_error() -> None:
+    listener = Listener()
+    port = await listener.start("127.0.0.1")
+    await listener.stop()  # nothing listens there any more
+    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+        with pytest.raises(httpx2.ConnectError):
+            await client.get(f"http://127.0.0.1:{port}/")

@@ -26,7 +26,7 @@ import base64
 import itertools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -92,6 +92,8 @@ _MAX_RESUMPTIONS: Final = 5  # consecutive resumptions without a single event be
 _MAX_ERROR_BODY: Final = 64 * 1024  # how much of a non-2xx body we read to find a JSON-RPC error
 _MAX_SESSION_ID_LENGTH: Final = 1024
 _MAX_INPUT_ROUNDS: Final = 10
+_DRAIN_SECONDS: Final = 2.0  # how long a finished SSE response may take to end before we drop it
+_DRAIN_BYTES: Final = 64 * 1024
 _SESSION_ID_RE = re.compile(r"[\x21-\x7e]+")
 _HEADER_SAFE_RE = re.compile(r"[\x20-\x7e]*")
 _B64_SENTINEL_RE = re.compile(r"=\?base64\?.*\?=")
@@ -633,6 +635,7 @@ class McpClient:
         self._pending[request_id] = future
         try:
             response = await self._send("POST", headers, body, method, seconds)
+            leftover: AsyncIterator[bytes] | None = None
             try:
                 status = response.status_code
                 if status == 200 or status == 201:
@@ -642,7 +645,7 @@ class McpClient:
                         message = decode_message(data)
                         return self._result_of(message, request_id, method), response.headers
                     if media_type == "text/event-stream":
-                        result = await self._read_sse_reply(response, request_id, method, future, seconds)
+                        result, leftover = await self._read_sse_reply(response, request_id, method, future, seconds)
                         return result, response.headers
                     raise _wrong_content_type(media_type, self._display_url, method)
                 if status == 202:
@@ -651,7 +654,12 @@ class McpClient:
                 await self._raise_for_status(response, method, sent_session="mcp-session-id" in headers)
                 raise AssertionError("unreachable")  # pragma: no cover
             finally:
-                await response.aclose()
+                if leftover is not None:
+                    # The server ends the stream right after our response; reading that end in the
+                    # background lets the connection go back to the pool instead of being dropped.
+                    _spawn_detached(_drain_and_close(response, leftover))
+                else:
+                    await response.aclose()
         finally:
             self._pending.pop(request_id, None)
 
@@ -671,15 +679,19 @@ class McpClient:
         return result
 
     async def _read_sse_reply(self, response: httpx2.Response, request_id: int, method: str,
-                              future: asyncio.Future[Message], seconds: float) -> dict[str, Any]:
+                              future: asyncio.Future[Message], seconds: float,
+                              ) -> tuple[dict[str, Any], AsyncIterator[bytes] | None]:
+        """Our result from an SSE response, resuming by GET when the stream ends early. Also returns
+        the unread rest of the original stream when the result came on it (for draining)."""
         decoder = self._decoder()
         idle_resumptions = 0
         opened: httpx2.Response | None = None  # a resumption GET we must close
+        chunks = response.aiter_bytes()
         try:
             while True:
-                outcome, progressed = await self._consume_sse(response, decoder, request_id, future)
+                outcome, progressed = await self._consume_sse(chunks, decoder, request_id, future)
                 if outcome is not _NO_REPLY:
-                    return self._result_of(outcome, request_id, method)
+                    return self._result_of(outcome, request_id, method), (chunks if opened is None else None)
                 # The stream ended without our response.
                 if self._era == "modern":
                     raise _StreamBroken()
@@ -695,7 +707,7 @@ class McpClient:
                 # Wait the server's retry delay (SEP-1699), unless the answer arrives on another stream.
                 done, _ = await asyncio.wait({future}, timeout=delay)
                 if done:
-                    return self._result_of(future.result(), request_id, method)
+                    return self._result_of(future.result(), request_id, method), None
                 if opened is not None:
                     await opened.aclose()
                     opened = None
@@ -710,6 +722,7 @@ class McpClient:
                         f"(GET answered {response.status_code})"
                     )
                 decoder = self._decoder(last_event_id=decoder.last_event_id, retry_ms=decoder.retry_ms)
+                chunks = response.aiter_bytes()
         finally:
             if opened is not None:
                 await opened.aclose()
@@ -720,7 +733,7 @@ class McpClient:
         decoder.retry_ms = retry_ms
         return decoder
 
-    async def _consume_sse(self, response: httpx2.Response, decoder: SseDecoder, request_id: int | None,
+    async def _consume_sse(self, chunks: AsyncIterator[bytes], decoder: SseDecoder, request_id: int | None,
                            future: asyncio.Future[Message] | None) -> tuple[Any, bool]:
         """Read one SSE stream until our response (returned), or its end (`_NO_REPLY`); the flag
         says whether any event arrived (a resumption that makes progress resets the retry count)."""
@@ -729,7 +742,7 @@ class McpClient:
         progressed = False
         dropped = 0
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in chunks:
                 if budget is not None:
                     total += len(chunk)
                     if total > budget:
@@ -855,7 +868,7 @@ class McpClient:
                 decoder = self._decoder(last_event_id=last_event_id, retry_ms=retry_ms)
                 progressed = False
                 try:
-                    _, progressed = await self._consume_sse(response, decoder, None, None)
+                    _, progressed = await self._consume_sse(response.aiter_bytes(), decoder, None, None)
                 except SwitchboardError as exc:
                     logger.debug("GET stream on %s failed: %s", self._display_url, type(exc).__name__)
                 last_event_id, retry_ms = decoder.last_event_id, decoder.retry_ms
@@ -1056,6 +1069,31 @@ class McpClient:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+_detached: set[asyncio.Task[Any]] = set()
+
+
+def _spawn_detached(coro: Awaitable[Any]) -> None:
+    """Bounded background work that must outlive the client (it only returns a connection to the
+    pool), so `close()` neither cancels nor waits for it."""
+    task = asyncio.ensure_future(coro)
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
+
+
+async def _drain_and_close(response: httpx2.Response, chunks: AsyncIterator[bytes]) -> None:
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            total = 0
+            async for chunk in chunks:
+                total += len(chunk)
+                if total > _DRAIN_BYTES:
+                    break  # the server keeps talking: give the connection up instead
+    except (TimeoutError, httpx2.HTTPError):
+        pass
+    finally:
+        await response.aclose()
 
 
 def _log_dropped(count: int, message: str, *args: Any) -> None:
