@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import duckdb
@@ -379,16 +380,16 @@ def test_audit_log(store):
 def test_auth_trace(store):
     conn = store.create_connector("o", "https://o/mcp", "oauth")
     key = CredentialKey(conn.id)
-    old = store.auth_trace_sink(key)
-    old.record(TraceEvent("prm", "GET", "https://o/.well-known/oauth-protected-resource", 404, 3.0))
-    sink = store.auth_trace_sink(key)
-    sink.record(TraceEvent("prm", "GET", "https://o/.well-known/oauth-protected-resource/mcp", 200, 5.0))
-    sink.record(TraceEvent("token", "POST", "https://user:pw@as/token?code=abc#frag", 400, 9.0, "invalid_grant"))
+    store.record_auth_step(key, "attempt-1", TraceEvent("prm", "GET", "https://o/.well-known/x", 404, 3.0))
+    with store.session():
+        store.record_auth_step(key, "attempt-2", TraceEvent("prm", "GET", "https://o/.well-known/y", 200, 5.0))
+        store.record_auth_step(key, "attempt-2", TraceEvent("token", "POST", "https://user:pw@as/token?code=abc#frag",
+                                                            400, 9.0, "invalid_grant"))
     steps = store.auth_trace(key)
     assert [s["step"] for s in steps] == ["prm", "token"]
     assert steps[1]["url"] == "https://as/token" and steps[1]["http_status"] == 400
     assert steps[1]["detail"] == "invalid_grant"
-    assert [s["http_status"] for s in store.auth_trace(key, old.attempt_id)] == [404]
+    assert [s["http_status"] for s in store.auth_trace(key, "attempt-1")] == [404]
     assert store.auth_trace(CredentialKey("nobody")) == []
 
 
@@ -457,6 +458,49 @@ def test_two_store_objects_in_one_process_share_the_lock(path, keyring):
     with first.session():
         second.create_agent("nested")  # same thread: re-enters the shared lock, no self-deadlock
     assert [a.name for a in first.list_agents()] == ["nested"]
+
+
+def test_busy_when_another_thread_holds_a_session_too_long(path, keyring):
+    store = Store(path, keyring=keyring, busy_timeout=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with store.session():
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(10)
+        with pytest.raises(StoreBusy, match="process or thread"):
+            store.list_agents()
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_refresh_lock_wait_is_bounded(path, keyring):
+    store = Store(path, keyring=keyring, refresh_timeout=0.2)
+    key = CredentialKey("c")
+    held, release = threading.Event(), threading.Event()
+
+    def refresh_forever():
+        with store.refresh_lock(key):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=refresh_forever)
+    holder.start()
+    try:
+        held.wait(10)
+        with pytest.raises(StoreBusy, match="refreshing"), store.refresh_lock(key):
+            pass
+    finally:
+        release.set()
+        holder.join()
+    with store.refresh_lock(key):  # released: usable again
+        pass
 
 
 def test_conflict_error_is_a_store_error():

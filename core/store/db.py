@@ -218,7 +218,8 @@ class Store:
             restrict_file(self._wal_path())
 
     def _busy(self, holder: bool = False) -> StoreBusy:
-        who = "another program (not Switchboard) has the file open" if holder else "another process is using it"
+        who = ("another program (not Switchboard) has the file open" if holder
+               else "another Switchboard process or thread is using it")
         return StoreBusy(f"the store {self._path or MEMORY} stayed busy for {self._busy_timeout:g} s: {who}",
                          hint="close the other program (e.g. a DuckDB shell on this file) or try again")
 
@@ -633,16 +634,13 @@ class Store:
         return rows
 
     def record_auth_step(self, key: CredentialKey, attempt_id: str, event: TraceEvent) -> None:
-        """Append one step of an authorization attempt (see `auth_trace_sink`)."""
+        """Append one step (`core.oauth.trace.TraceEvent`) of an authorization attempt; the URL is
+        stored without userinfo, query or fragment. Several steps: wrap the calls in `session()`."""
         with self._transaction() as con:
             con.execute("INSERT INTO auth_trace (attempt_id, connector_id, agent_id, step, method, url, http_status, "
                         "duration_ms, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [attempt_id, key.connector_id, key.agent_id, event.step, event.method,
                          trace_url(event.url), event.status, event.duration_ms, event.detail, time.time()])
-
-    def auth_trace_sink(self, key: CredentialKey) -> StoreAuthTrace:
-        """An `AuthTrace` (core.oauth.trace) recording one new attempt for this credential."""
-        return StoreAuthTrace(self, key, _new_id())
 
     def auth_trace(self, key: CredentialKey, attempt_id: str | None = None) -> list[dict[str, Any]]:
         """The steps of one attempt (default: the latest) in order."""
@@ -747,15 +745,6 @@ class Store:
             self._credential_unreadable(credential, exc)
         return done, failed
 
-
-class StoreAuthTrace:
-    """`core.oauth.trace.AuthTrace` writing one attempt's steps to the store."""
-
-    def __init__(self, store: Store, key: CredentialKey, attempt_id: str) -> None:
-        self.store, self.key, self.attempt_id = store, key, attempt_id
-
-    def record(self, event: TraceEvent) -> None:
-        self.store.record_auth_step(self.key, self.attempt_id, event)
 
 # --- row mapping ----------------------------------------------------------------------------------
 
