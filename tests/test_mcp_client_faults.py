@@ -678,6 +678,33 @@ async def test_a_server_that_never_answers_times_out_and_legacy_cancels() -> Non
         assert len(await client.list_tools()) == 2
 
 
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_caller_cancellation(era: str) -> None:
+    """T-18: legacy sends notifications/cancelled for the request; modern just closes the stream."""
+    fake = FakeServer(era=era)
+    never = asyncio.Event()
+
+    async def hang(call: Call) -> httpx2.Response:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    async with fake.client(era=era) as client:
+        fake.on["tools/call"] = hang
+        task = asyncio.create_task(client.call_tool("slow", {}))
+        await wait_for(lambda: fake.count("tools/call") == 1, "tools/call sent")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        if era == "legacy":
+            await wait_for(lambda: fake.count("notifications/cancelled") == 1, "notifications/cancelled")
+            cancel = next(c for c in fake.calls if c.method == "notifications/cancelled")
+            assert cancel.params["requestId"] == next(c.id for c in fake.calls if c.method == "tools/call")
+        else:
+            await asyncio.sleep(0.05)
+            assert "notifications/cancelled" not in fake.methods()
+        assert len(await client.list_tools()) == 2
+
+
 async def test_a_stream_that_goes_silent_times_out() -> None:
     fake = FakeServer(mode="sse")
     never = asyncio.Event()
@@ -1229,6 +1256,22 @@ async def test_unsupported_version_retry_with_server_list() -> None:
         await client.connect()
     await client.close()
     assert probes == [MODERN]
+
+
+async def test_recognized_modern_error_on_discover_does_not_fall_back() -> None:
+    fake = FakeServer(era="modern")
+
+    async def needs_capability(call: Call) -> httpx2.Response:
+        return error_reply(call.id, -32021, "Missing required client capability", status=400,
+                           data={"requiredCapabilities": {"sampling": {}}})
+
+    fake.on["server/discover"] = needs_capability
+    client = fake.client()
+    with pytest.raises(McpError) as info:
+        await client.connect()
+    assert info.value.code == -32021 and "capability" in str(info.value)
+    assert "initialize" not in fake.methods()
+    await client.close()
 
 
 async def test_modern_result_types() -> None:

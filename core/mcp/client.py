@@ -194,6 +194,10 @@ class McpClient:
         capabilities: Mapping[str, Any] | None = None,
     ) -> None:
         self._url, self._origin, self._display_url = _check_url(url)
+        try:
+            self._request_url = httpx2.URL(url)  # parsed once, not per request
+        except httpx2.InvalidURL:
+            raise InvalidUrlError(f"invalid URL: {self._display_url}") from None
         if era not in ("auto", "legacy", "modern"):
             raise ConfigurationError(f"era must be 'auto', 'legacy' or 'modern', not {era!r}")
         if protocol_version is not None:
@@ -212,7 +216,7 @@ class McpClient:
                 )
         if not timeout or timeout <= 0:
             raise ConfigurationError("timeout must be a positive number of seconds")
-        self._http_override = http
+        self._own_http = http is None  # None: the shared pool of core.net, looked up per event loop
         self._auth = auth
         self._timeout = float(timeout)
         self._limits = limits
@@ -343,7 +347,7 @@ class McpClient:
 
     def _client(self) -> httpx2.AsyncClient:
         client = self._http
-        if client is None or client.is_closed:
+        if client is None or (self._own_http and client.is_closed):
             from core.net.client import shared_http_client
 
             client = self._http = shared_http_client()
@@ -387,6 +391,11 @@ class McpClient:
                 result = await self._call("server/discover", None, min(self._timeout, 10.0), internal=True)
             except McpError as exc:
                 self._era = None
+                if exc.code in (jsonrpc.HEADER_MISMATCH, jsonrpc.MISSING_REQUIRED_CLIENT_CAPABILITY):
+                    # A recognized modern error: the server is modern, so falling back would be wrong.
+                    if exc.code == jsonrpc.MISSING_REQUIRED_CLIENT_CAPABILITY and exc.hint is None:
+                        exc.hint = "the server requires a client capability we do not offer (see the error data)"
+                    raise
                 if exc.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION:
                     supported = _supported_versions(exc.data)
                     mutual = [v for v in MODERN_PROTOCOL_VERSIONS if v in supported]
@@ -546,10 +555,13 @@ class McpClient:
             async with asyncio.timeout(seconds):
                 return await self._call_with_retries(method, params, seconds, state, internal, want_headers,
                                                      replay_on_new_session)
+        except asyncio.CancelledError:
+            # The caller gave up (task cancelled). Legacy servers learn it from notifications/cancelled;
+            # in the modern era closing the response stream (done by unwinding) is the cancellation.
+            self._announce_cancellation(method, state, "cancelled by the client")
+            raise
         except TimeoutError:
-            if self._era == "legacy" and state.request_id is not None and method != "initialize" and not self._closed:
-                self._spawn(self._notify_quietly(
-                    "notifications/cancelled", {"requestId": state.request_id, "reason": "timeout"}))
+            self._announce_cancellation(method, state, "timeout")
             raise RequestTimeout(
                 f"{method} on {self._display_url} got no answer within {seconds:g}s",
                 hint="raise the timeout for slow tools",
@@ -558,6 +570,11 @@ class McpClient:
             raise
         except Exception as exc:
             raise _unexpected(exc, self._display_url) from exc
+
+    def _announce_cancellation(self, method: str, state: _CallState, reason: str) -> None:
+        if self._era == "legacy" and state.request_id is not None and method != "initialize" and not self._closed:
+            self._spawn(self._notify_quietly(
+                "notifications/cancelled", {"requestId": state.request_id, "reason": reason}))
 
     async def _call_with_retries(self, method: str, params: dict[str, Any] | None, seconds: float,
                                  state: _CallState, internal: bool, want_headers: bool,
@@ -608,8 +625,8 @@ class McpClient:
             return (result, headers) if want_headers else result
 
     def _frame(self, method: str, params: dict[str, Any] | None, request_id: int) -> tuple[bytes, dict[str, str]]:
-        headers = dict(self._post_headers)
         if self._era == "modern":
+            headers = dict(self._post_headers)
             body_params = dict(params) if params else {}
             user_meta = body_params.get("_meta")
             body_params["_meta"] = {**user_meta, **self._modern_meta} if isinstance(user_meta, dict) else self._modern_meta
@@ -625,7 +642,8 @@ class McpClient:
                             arguments = body_params.get("arguments")
                             headers.update(_param_headers(header_map, arguments if isinstance(arguments, dict) else {}))
             return encode_request(request_id, method, body_params), headers
-        return encode_request(request_id, method, params), headers
+        # Legacy: the shared header dict is replaced, never mutated, when the session changes.
+        return encode_request(request_id, method, params), self._post_headers
 
     async def _roundtrip(self, method: str, params: dict[str, Any] | None, request_id: int,
                          seconds: float) -> tuple[dict[str, Any], httpx2.Headers]:
@@ -909,7 +927,8 @@ class McpClient:
                 request_headers = {**headers, **(await self._auth.auth_headers())}
             else:
                 request_headers = headers
-            request = client.build_request(verb, self._url, content=body, headers=request_headers, timeout=timeout)
+            request = client.build_request(verb, self._request_url, content=body, headers=request_headers,
+                                           timeout=timeout)
             try:
                 response = await client.send(request, stream=True)
             except httpx2.ConnectTimeout:
