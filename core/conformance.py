@@ -77,7 +77,7 @@ async def run_scenario(url: str, scenario: str, context: dict[str, Any]) -> int:
 
     # Only scenarios that exercise server-to-client requests get a handler (and so the
     # capabilities and the standalone GET stream that come with one).
-    wants_requests = scenario.startswith("elicitation") or scenario.startswith("sampling")
+    wants_requests = scenario.startswith(("elicitation", "sampling"))
     async with McpClient(url, on_server_request=_answer if wants_requests else None, timeout=20.0) as client:
         info = client.info
         assert info is not None

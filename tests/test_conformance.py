@@ -51,7 +51,8 @@ def unshare_problem() -> str | None:
     """Why scenarios cannot run in a private network namespace, or None if they can."""
     if shutil.which("unshare") is None:
         return "unshare(1) is not installed"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True,
+                           check=False)
     if probe.returncode != 0:
         return f"unshare -n is not permitted here: {probe.stderr.strip()[:200]}"
     return None
@@ -83,7 +84,7 @@ def run_scenario(scenario: str, output_dir: Path) -> list[dict]:
              "--timeout", str(SCENARIO_TIMEOUT_MS), "-o", str(output_dir)]
     script = "ip link set lo up && exec " + shlex.join(suite)
     completed = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=REPO, env=suite_env(),
-                               capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_MS / 1000 + 60)
+                               capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_MS / 1000 + 60, check=False)
     found = sorted(output_dir.rglob("checks.json"))
     assert found, f"{scenario}: the suite wrote no checks.json\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
     return json.loads(found[-1].read_text())

@@ -847,9 +847,9 @@ async def test_server_requests_on_a_stream_are_answered() -> None:
     async def spy(request: httpx2.Request) -> httpx2.Response:
         response = await original(request)
         body = json.loads(request.content) if request.content else {}
-        if isinstance(body, dict) and "method" not in body and "id" in body:
-            if len([c for c in fake.calls if c.body and "method" not in c.body]) == 3:
-                answered.set()
+        answers = [c for c in fake.calls if c.body and "method" not in c.body]
+        if isinstance(body, dict) and "method" not in body and "id" in body and len(answers) == 3:
+            answered.set()
         return response
 
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(spy))

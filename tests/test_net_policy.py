@@ -294,7 +294,7 @@ async def test_shared_client_default_policy_comes_from_the_environment(monkeypat
 
 async def test_no_proxy_from_environment(monkeypatch: pytest.MonkeyPatch, good_and_trap) -> None:
     """A proxy would connect on our behalf and defeat the address check: env proxies are ignored."""
-    good, trap, port = good_and_trap
+    _good, trap, port = good_and_trap
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.2:{port}")
     monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.2:{port}")
     async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:

@@ -157,7 +157,7 @@ def test_multibyte_character_split_across_chunks() -> None:
 
 
 def test_invalid_utf8_id_is_ignored() -> None:
-    events, decoder = decode(b"id: ok\ndata: a\n\nid: \xff\ndata: b\n\n")
+    events, _decoder = decode(b"id: ok\ndata: a\n\nid: \xff\ndata: b\n\n")
     assert [e.id for e in events] == ["ok", "ok"]
 
 

@@ -28,7 +28,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
 import httpx2
@@ -56,13 +56,13 @@ from core.mcp.sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, SseDec
 from core.rfc9110 import parse_www_authenticate
 
 __all__ = [
-    "ClientLimits",
-    "ConnectionInfo",
     "HANDSHAKE_PROTOCOL_VERSIONS",
     "LATEST_HANDSHAKE_VERSION",
     "LATEST_MODERN_VERSION",
-    "McpClient",
     "MODERN_PROTOCOL_VERSIONS",
+    "ClientLimits",
+    "ConnectionInfo",
+    "McpClient",
     "PaginationError",
     "ServerRequestHandler",
     "ToolResult",
@@ -252,7 +252,7 @@ class McpClient:
         state = "closed" if self._closed else (self._era or "not connected")
         return f"<McpClient {self._display_url} {state}>"
 
-    async def __aenter__(self) -> McpClient:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -358,19 +358,18 @@ class McpClient:
         era: str = preference
         if preference == "auto":
             era = _era_cache.get(self._origin, "auto")
-        if era in ("auto", "modern"):
-            if await self._discover(strict=preference == "modern"):
-                _era_cache[self._origin] = "modern"
-                return
+        if era in ("auto", "modern") and await self._discover(strict=preference == "modern"):
+            _era_cache[self._origin] = "modern"
+            return
         try:
             await self._initialize()
         except McpError as exc:
             # A modern-only server can answer `initialize` with -32022 naming its versions; that is
             # positive modern evidence (the cache said legacy, or we skipped the probe).
-            if exc.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION and preference == "auto" and era == "legacy":
-                if await self._discover(strict=True):
-                    _era_cache[self._origin] = "modern"
-                    return
+            if (exc.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION and preference == "auto" and era == "legacy"
+                    and await self._discover(strict=True)):
+                _era_cache[self._origin] = "modern"
+                return
             raise
         if preference == "auto":
             _era_cache[self._origin] = "legacy"
@@ -823,7 +822,7 @@ class McpClient:
             body = jsonrpc.encode_response(message.id, result)  # type: ignore[arg-type]
         except McpError as exc:
             body = jsonrpc.encode_error(message.id, exc.code, exc.message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the caller's hook may raise anything; the server gets -32603
             logger.warning("the server-request handler failed on %s: %s", method, type(exc).__name__)
             body = jsonrpc.encode_error(message.id, jsonrpc.INTERNAL_ERROR, "client failed to handle the request")
         await self._post_quietly(body, None)
@@ -987,9 +986,9 @@ class McpClient:
                     error = message.raw["error"]
             except (ProtocolError, ResponseTooLarge, TransportError):
                 pass
-        if status == 404 and sent_session and self._era == "legacy":
-            if error is None or error.get("code") != jsonrpc.METHOD_NOT_FOUND:
-                raise _SessionLost()
+        if (status == 404 and sent_session and self._era == "legacy"
+                and (error is None or error.get("code") != jsonrpc.METHOD_NOT_FOUND)):
+            raise _SessionLost()
         if error is not None:
             exc = jsonrpc.error_from_object(error, method=method)
             if status == 400 and not sent_session and "session" in exc.message.lower():
@@ -1233,7 +1232,7 @@ def _status_kw(exc: SwitchboardError) -> dict[str, Any]:
 
 
 def _unexpected(exc: Exception, where: str) -> TransportError:
-    logger.debug("unexpected error talking to %s", where, exc_info=True)
+    logger.debug("unexpected error talking to %s", where)
     return TransportError(f"unexpected {type(exc).__name__} talking to {where}")
 
 

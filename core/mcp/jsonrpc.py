@@ -87,7 +87,7 @@ def is_valid_id(value: object) -> bool:
 class Message:
     """A decoded JSON-RPC message: exactly one of request, notification, response or error."""
 
-    __slots__ = ("raw", "kind", "id", "method")
+    __slots__ = ("id", "kind", "method", "raw")
 
     REQUEST: Final = "request"
     NOTIFICATION: Final = "notification"

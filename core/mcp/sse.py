@@ -53,18 +53,18 @@ class SseDecoder:
     """Feed bytes with `feed()`, get complete events back; read `last_event_id` and `retry_ms`."""
 
     __slots__ = (
-        "_buf",
+        "_bad_utf8",
         "_bom_checked",
-        "_skip_lf",
+        "_buf",
         "_data",
         "_data_size",
         "_event_type",
         "_id_buffer",
-        "_bad_utf8",
+        "_skip_lf",
         "last_event_id",
-        "retry_ms",
-        "max_line_bytes",
         "max_event_bytes",
+        "max_line_bytes",
+        "retry_ms",
     )
 
     def __init__(
@@ -188,11 +188,10 @@ class SseDecoder:
                     self._id_buffer = value.decode("utf-8")
                 except UnicodeDecodeError:
                     pass
-        elif name == b"retry":
-            if value and value.isdigit():  # bytes.isdigit: ASCII digits only
-                # int() of a 10**6-digit string is slow and capped; the clamp makes long ones moot.
-                ms = int(value) if len(value) <= 9 else MAX_RETRY_MS
-                self.retry_ms = min(max(ms, MIN_RETRY_MS), MAX_RETRY_MS)
+        elif name == b"retry" and value and value.isdigit():  # bytes.isdigit: ASCII digits only
+            # int() of a 10**6-digit string is slow and capped; the clamp makes long ones moot.
+            ms = int(value) if len(value) <= 9 else MAX_RETRY_MS
+            self.retry_ms = min(max(ms, MIN_RETRY_MS), MAX_RETRY_MS)
         # any other field name is ignored
         return None
 
