@@ -44,6 +44,7 @@ OAUTH_OPTIONS = COMMON_OPTIONS | {
     "require_resource",
     "iss_param",
     "revoke_requires_secret_field",
+    "secret_prefix",
 }
 KIND_OPTIONS: dict[str, set[str]] = {
     "plain": COMMON_OPTIONS,

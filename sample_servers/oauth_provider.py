@@ -57,6 +57,9 @@ class AuthServerSettings:
     require_resource: bool = True
     # "correct": send iss=<issuer>; "omit": send none; anything else is sent verbatim.
     iss_param: str = "correct"
+    # Prepended to every code, access token, refresh token and DCR client secret the AS mints, so
+    # leak tests can search for a known marker (S-12 canaries).
+    secret_prefix: str = ""
 
     def update(self, changes: dict[str, Any]) -> None:
         for key in ("token_ttl", "refresh_ttl", "require_resource", "iss_param"):
@@ -84,6 +87,9 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         assert client_info.client_id is not None
+        if self.settings.secret_prefix and client_info.client_secret:
+            # The SDK returns this same object as the registration response, so the client gets it too.
+            client_info.client_secret = self.settings.secret_prefix + client_info.client_secret
         self.clients[client_info.client_id] = client_info
         self.counters.registrations += 1
 
@@ -100,7 +106,7 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
                 redirect_uri, error=code, error_description=description, state=params.state, iss=self._iss()
             )
         code = FamilyCode(
-            code=secrets.token_urlsafe(32),
+            code=self.settings.secret_prefix + secrets.token_urlsafe(32),
             scopes=params.scopes or self._default_scopes(client),
             expires_at=time.time() + AUTH_CODE_TTL_SECONDS,
             client_id=client.client_id or "",
@@ -195,7 +201,7 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
         now = int(time.time())
         settings = self.settings
         access = FamilyAccessToken(
-            token=secrets.token_urlsafe(32),
+            token=settings.secret_prefix + secrets.token_urlsafe(32),
             client_id=grant.client_id,
             scopes=scopes,
             expires_at=now + settings.token_ttl,
@@ -205,7 +211,7 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
             family=grant.family,
         )
         refresh = FamilyRefreshToken(
-            token=secrets.token_urlsafe(32),
+            token=settings.secret_prefix + secrets.token_urlsafe(32),
             client_id=grant.client_id,
             scopes=scopes,
             expires_at=now + settings.refresh_ttl if settings.refresh_ttl else None,

@@ -254,6 +254,7 @@ def _auth_server_settings(options: dict[str, Any], issuer: str, resource: str) -
         refresh_ttl=options.get("refresh_ttl"),
         require_resource=bool(options.get("require_resource", True)),
         iss_param=str(options.get("iss_param", "correct")),
+        secret_prefix=str(options.get("secret_prefix", "")),
     )
 
 
