@@ -111,6 +111,10 @@ def test_connector_validation(store):
         store.create_connector("b", "https://b/mcp", "none", credential_mode="sometimes")
     with pytest.raises(ConfigurationError, match="unknown connector field"):
         store.update_connector("a", id="x")
+    with pytest.raises(ConfigurationError, match="status"):
+        store.update_connector("a", status="great")
+    with pytest.raises(ConfigurationError, match="registration_method"):
+        store.update_connector("a", registration_method="fax")
     store.create_connector("b", "https://b/mcp", "none")
     with pytest.raises(ConfigurationError, match="already exists"):
         store.update_connector("b", name="a")

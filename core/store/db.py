@@ -77,6 +77,8 @@ DEFAULT_MAX_ENCRYPTIONS_PER_KEY = 2**31
 AUTH_TYPES = ("none", "bearer", "api_key_header", "oauth", "client_credentials")
 CREDENTIAL_MODES = ("shared", "per_agent")
 CREDENTIAL_STATUSES = ("connected", "needs_reauth", "error")
+CONNECTOR_STATUSES = ("never_synced", "connected", "needs_auth", "error")
+REGISTRATION_METHODS = ("pre_registered", "cimd", "dcr")
 _STATIC_KIND = {"bearer": "bearer", "api_key_header": "api_key"}
 _CONNECTOR_FIELDS = frozenset({
     "name", "url", "auth_type", "header_name", "credential_mode", "scopes", "allow_plain_pkce", "prm",
@@ -279,6 +281,8 @@ class Store:
                          client_secret: str | None = None, registration_method: str | None = None) -> Connector:
         _require(auth_type, AUTH_TYPES, "auth_type")
         _require(credential_mode, CREDENTIAL_MODES, "credential_mode")
+        if registration_method is not None:
+            _require(registration_method, REGISTRATION_METHODS, "registration_method")
         connector_id = _new_id()
         now = time.time()
         with self._transaction() as con:
@@ -309,10 +313,10 @@ class Store:
         unknown = set(changes) - _CONNECTOR_FIELDS
         if unknown:
             raise ConfigurationError(f"unknown connector field(s): {', '.join(sorted(unknown))}")
-        if "auth_type" in changes:
-            _require(changes["auth_type"], AUTH_TYPES, "auth_type")
-        if "credential_mode" in changes:
-            _require(changes["credential_mode"], CREDENTIAL_MODES, "credential_mode")
+        for field, allowed in (("auth_type", AUTH_TYPES), ("credential_mode", CREDENTIAL_MODES),
+                               ("status", CONNECTOR_STATUSES), ("registration_method", REGISTRATION_METHODS)):
+            if changes.get(field) is not None:
+                _require(changes[field], allowed, field)
         with self._transaction() as con:
             connector_id = self._connector_id(con, ref)
             if "name" in changes and con.execute("SELECT 1 FROM connectors WHERE name = ? AND id <> ?",
