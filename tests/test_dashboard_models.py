@@ -188,17 +188,24 @@ async def test_per_agent_keys_move_an_agent_through_its_states(services, bearer_
     assert page.row("render").state == NOT_CONNECTED
 
 
-async def test_sync_all_reports_every_connector_including_failures(services, plain_server, bearer_server):
+async def test_sync_all_covers_shared_connectors_and_each_agents_own_credentials(services, plain_server,
+                                                                                  bearer_server):
     await add(services, "plain", plain_server.url, "none")
-    await add(services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"])
+    await add(services, "render", bearer_server.url, "bearer", mode="per_agent")
     await add(services, "gone", "http://127.0.0.1:9/mcp", "none")  # nothing listens on the discard port
+    directory = AgentDirectory(service=services)
+    for agent in ("alice", "bob", "carol"):  # carol has no key: nothing of hers to sync
+        await directory.create(agent)
+    for agent in ("alice", "bob"):
+        await AgentCredentials(service=services, agent=agent).set_key("render", bearer_server.keys[agent])
     index = ConnectorsIndex(service=services)
-    await index.refresh()
 
     results = await index.sync_all()
 
-    assert index.sync_total == 3 and not index.syncing
-    assert {r.connector: r.ok for r in results} == {"plain": True, "render": True, "gone": False}
+    assert index.sync_total == 4 and not index.syncing
+    outcomes = {(r.connector, r.agent): r.ok for r in results}
+    assert outcomes == {("plain", None): True, ("gone", None): False, ("render", "alice"): True,
+                        ("render", "bob"): True}
     assert next(r for r in results if r.connector == "gone").error
     assert index.frame().set_index("name").loc["gone", "status"] == "error"
 

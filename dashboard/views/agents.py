@@ -103,7 +103,11 @@ class AgentPage(pn.viewable.Viewer):
 
         async def save(_event) -> None:
             typed, secret.value = secret.value, ""  # never keep it in the page
-            await attempt(self.credentials.set_key(row.connector, typed), success=f"Stored the {label.lower()}.")
+            button.loading = True
+            try:
+                await attempt(self.credentials.set_key(row.connector, typed), success=f"Stored the {label.lower()}.")
+            finally:
+                self._render()
 
         button = pn.widgets.Button(label=f"Save key for {row.connector}", button_type="primary", align="end")
         button.on_click(save)
@@ -114,11 +118,11 @@ class AgentPage(pn.viewable.Viewer):
         button = pn.widgets.Button(label=f"{verb} {row.connector}", button_type=button_type)
 
         async def run(_event) -> None:
-            button.disabled = True
+            button.loading = True
             try:
                 await action(row.connector)
             finally:
-                button.disabled = False
+                self._render()  # fresh cards: the clicked button, maybe detached by now, is not touched again
 
         button.on_click(run)
         return button
