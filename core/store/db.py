@@ -207,8 +207,10 @@ class Store:
                 raise StoreError(f"cannot open the store {self._path}: {exc}") from exc
         restrict_file(self._path)
         # A setting, not connect(config=...): a connection with a different config to an instance
-        # already open in this process (say, a notebook's own) would be refused.
-        con.execute("SET enable_progress_bar = false")
+        # already open in this process (say, a notebook's own) would be refused. In Jupyter without
+        # ipywidgets DuckDB has already disabled the bar itself and refuses the SET: nothing to do.
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         return con
 
     def _disconnect(self, con: duckdb.DuckDBPyConnection) -> None:
