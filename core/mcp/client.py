@@ -1108,8 +1108,8 @@ async def _drain_and_close(response: httpx2.Response, chunks: AsyncIterator[byte
                 total += len(chunk)
                 if total > _DRAIN_BYTES:
                     break  # the server keeps talking: give the connection up instead
-    except (TimeoutError, httpx2.HTTPError):
-        pass
+    except Exception as exc:  # noqa: BLE001 - best effort: a failure only means the connection is not reused
+        logger.debug("draining a finished response stream failed: %s", type(exc).__name__)
     finally:
         await response.aclose()
 
