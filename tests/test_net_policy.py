@@ -415,3 +415,24 @@ async def test_connection_refused_is_a_connect_error() -> None:
     async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
         with pytest.raises(httpx2.ConnectError):
             await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_mcp_client_never_reaches_the_trap(good_and_trap: tuple[Listener, Listener, int],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end through McpClient and the shared pool: internal spellings are refused before any
+    connection, and a redirect from an allowed server is reported, not followed."""
+    from core.errors import HttpStatusError
+    from core.mcp.client import McpClient
+
+    good, trap, port = good_and_trap
+    monkeypatch.setenv(ALLOW_HOSTS_ENV, "127.0.0.1")
+    for url in (f"http://127.0.0.2:{port}/mcp", f"https://2130706434:{port}/mcp", f"https://0x7f000002:{port}/mcp",
+                f"https://[::ffff:127.0.0.2]:{port}/mcp", f"http://169.254.169.254:{port}/mcp"):
+        with pytest.raises(NetworkPolicyError):
+            await McpClient(url, era="legacy").connect()
+    good.response = (f"HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.2:{port}/mcp\r\n"
+                     "content-length: 0\r\n\r\n").encode()
+    with pytest.raises(HttpStatusError) as info:
+        await McpClient(f"http://127.0.0.1:{port}/mcp", era="legacy").connect()
+    assert info.value.status == 307 and "not followed" in str(info.value)
+    assert trap.connections == 0
