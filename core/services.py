@@ -35,6 +35,7 @@ from core.errors import (
     InsufficientScope,
     NeedsReauthorization,
     NotFoundError,
+    ProtocolError,
     SwitchboardError,
 )
 from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
@@ -465,7 +466,14 @@ class Switchboard:
             client = await self._client(conn, key)
             tools = await client.list_tools()
             owner = agent if conn.credential_mode == "per_agent" else None
-            snapshot = await self._db(self.store.record_snapshot, conn.id, tools, agent=owner)
+            try:
+                snapshot = await self._db(self.store.record_snapshot, conn.id, tools, agent=owner)
+            except NotFoundError:
+                raise
+            except ConfigurationError as exc:
+                # The store refused the list itself (e.g. a tool without a name): the server's fault,
+                # recorded like any other failed sync rather than reported as an operator mistake.
+                raise ProtocolError(f"{conn.name} sent an invalid tool list: {exc.message}") from None
         except ConfigurationError:
             raise
         except SwitchboardError as exc:
