@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+import asyncio
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx2
 import pytest
@@ -126,3 +127,30 @@ async def test_callback_error_returns_to_where_it_started(service, sdk_oauth_ser
          "iss": "https://evil.example"})
     assert not outcome.ok and outcome.return_to == "/agent?name=ada"
     assert "<script>" not in outcome.message
+
+
+async def test_loopback_authorized_credential_refreshes_from_the_dashboard(service, sdk_oauth_server):
+    """Tokens obtained through the CLI's loopback redirect are refreshed by a process whose own
+    redirect URI (the dashboard's) differs: the registration is found by issuer and client id."""
+    await service.add_connector("linear", sdk_oauth_server.url, "oauth")
+    browsing: list[asyncio.Task] = []
+
+    async def browse(url: str) -> None:
+        params = await _follow_authorization(url)
+        async with httpx2.AsyncClient() as browser:
+            await browser.get(_loopback_callback(url, params))
+
+    outcome = await service.connect_cli("linear", timeout=30,
+                                        on_authorization_url=lambda url: browsing.append(asyncio.create_task(browse(url))))
+    await asyncio.gather(*browsing)
+    assert outcome.status == "connected"
+    sdk_oauth_server.expire_tokens()
+    before = sdk_oauth_server.counters()["refresh_requests"]
+    assert not (await service.call_tool("linear", "whoami", {})).is_error
+    assert sdk_oauth_server.counters()["refresh_requests"] == before + 1
+    await service.aclose()
+
+
+def _loopback_callback(authorization_url: str, params: dict[str, str]) -> str:
+    redirect_uri = dict(parse_qsl(urlsplit(authorization_url).query))["redirect_uri"]
+    return f"{redirect_uri}?{urlencode(params)}"

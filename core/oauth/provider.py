@@ -30,7 +30,7 @@ from core.oauth.client_credentials import ClientCredentials, client_credentials_
 from core.oauth.flow import ConnectorSettings, authorize_headless, discover, requested_scopes
 from core.oauth.rfc8707 import canonical_resource, resource_matches
 from core.oauth.storage import CredentialKey, OAuthStorage, TokenSet
-from core.oauth.tokens import credential_lock, needs_refresh, refresh_tokens
+from core.oauth.tokens import credential_lock, load_tokens, needs_refresh, refresh_tokens
 from core.rfc9110 import Challenge
 
 MAX_STEP_UPS = 3
@@ -83,7 +83,7 @@ class OAuthProvider:
 
     async def _current(self, *, reload: bool = False) -> TokenSet | None:
         if reload or not self._loaded:
-            tokens = await asyncio.to_thread(self.storage.load_tokens, self.key)
+            tokens = await load_tokens(self.storage, self.key)
             if tokens is not None and await asyncio.to_thread(self.storage.needs_reauth, self.key):
                 tokens = None
             # A token is only ever sent to the resource it was issued for.
@@ -106,7 +106,7 @@ class OAuthProvider:
             return None  # the request goes out without a token; its 401 leads to re-authorization
 
     async def _registration(self, tokens: TokenSet):
-        registration = await asyncio.to_thread(self.storage.get_client, tokens.issuer, self.settings.redirect_uri)
+        registration = await asyncio.to_thread(self.storage.client_by_id, tokens.issuer, tokens.client_id)
         if registration is None or registration.client_id != tokens.client_id:
             raise NeedsReauthorization("the client registration of this credential is gone", hint="authorize again")
         return registration

@@ -16,7 +16,7 @@ from core.oauth._http import OAuthHttp, require_secure_url
 from core.oauth.flow import ConnectorSettings
 from core.oauth.rfc8414 import fetch_authorization_server_metadata
 from core.oauth.storage import CredentialKey, OAuthStorage
-from core.oauth.tokens import client_auth
+from core.oauth.tokens import client_auth, load_tokens
 
 
 async def revoke_token(http: OAuthHttp, *, revocation_endpoint: str, token: str, token_type_hint: str,
@@ -39,10 +39,10 @@ async def revoke(storage: OAuthStorage, key: CredentialKey, settings: ConnectorS
     the access token. Removing the local copy is the caller's business (the store's disconnect).
     """
     http = http or OAuthHttp()
-    tokens = await asyncio.to_thread(storage.load_tokens, key)
+    tokens = await load_tokens(storage, key)
     if tokens is None or not tokens.issuer:
         return False
-    registration = await asyncio.to_thread(storage.get_client, tokens.issuer, settings.redirect_uri)
+    registration = await asyncio.to_thread(storage.client_by_id, tokens.issuer, tokens.client_id)
     if registration is None or registration.client_id != tokens.client_id:
         http.note("revoke", tokens.issuer, "no client registration for this credential: not revoked")
         return False

@@ -94,6 +94,11 @@ class TokenSet:
 class OAuthStorage(Protocol):
     def get_client(self, issuer: str, redirect_uri: str) -> ClientRegistration | None: ...
 
+    def client_by_id(self, issuer: str, client_id: str) -> ClientRegistration | None:
+        """The registration a credential's tokens were issued to, whichever redirect URI it was
+        registered with (the CLI's loopback port differs from the dashboard's callback)."""
+        ...
+
     def save_client(self, registration: ClientRegistration) -> None: ...
 
     def save_pending(self, pending: PendingAuthorization) -> None: ...
@@ -136,6 +141,10 @@ class MemoryOAuthStorage:
 
     def get_client(self, issuer: str, redirect_uri: str) -> ClientRegistration | None:
         return self._clients.get((issuer, redirect_uri))
+
+    def client_by_id(self, issuer: str, client_id: str) -> ClientRegistration | None:
+        return next((c for c in reversed(self._clients.values())
+                     if c.issuer == issuer and c.client_id == client_id), None)
 
     def save_client(self, registration: ClientRegistration) -> None:
         for uri in registration.redirect_uris or ("",):

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlencode
 from authlib.common.urls import add_params_to_qs
 from authlib.oauth2.auth import ClientAuth, encode_client_secret_basic
 
-from core.errors import ConflictError, NeedsReauthorization, TokenError
+from core.errors import ConflictError, CredentialUnavailable, NeedsReauthorization, TokenError
 from core.oauth._http import HttpResult, OAuthHttp, require_secure_url, safe_description, short_error_code
 from core.oauth.storage import ClientRegistration, CredentialKey, OAuthStorage, TokenSet
 from core.oauth.trace import trace_url
@@ -176,8 +176,14 @@ async def storage_lock(storage: OAuthStorage, key: CredentialKey) -> AsyncIterat
             await asyncio.shield(loop.run_in_executor(worker, manager.__exit__, None, None, None))
 
 
-async def _load(storage: OAuthStorage, key: CredentialKey) -> TokenSet | None:
-    return await asyncio.to_thread(storage.load_tokens, key)
+async def load_tokens(storage: OAuthStorage, key: CredentialKey) -> TokenSet | None:
+    """The stored tokens; an unreadable row (unknown key, tampered or moved ciphertext) fails closed
+    as "needs re-authorization", never as a crash or a fallback to other rows."""
+    try:
+        return await asyncio.to_thread(storage.load_tokens, key)
+    except CredentialUnavailable as exc:
+        raise NeedsReauthorization(f"the stored tokens cannot be read: {exc.message}",
+                                   hint="authorize this connector again") from None
 
 
 async def refresh_tokens(storage: OAuthStorage, key: CredentialKey, http: OAuthHttp, registration: ClientRegistration,
@@ -194,11 +200,11 @@ async def refresh_tokens(storage: OAuthStorage, key: CredentialKey, http: OAuthH
         return needs_refresh(current)
 
     async with credential_lock(storage, key):
-        current = await _load(storage, key)
+        current = await load_tokens(storage, key)
         if current is not None and not still_needed(current):
             return current
         async with storage_lock(storage, key):
-            current = await _load(storage, key)  # another process may have refreshed while we waited
+            current = await load_tokens(storage, key)  # another process may have refreshed while we waited
             if current is None:
                 raise NeedsReauthorization("this credential has no tokens any more", hint="authorize again")
             if not still_needed(current):
@@ -227,7 +233,7 @@ async def _refresh_locked(storage: OAuthStorage, key: CredentialKey, http: OAuth
     except TokenError as exc:
         if exc.error != "invalid_grant":
             raise
-        latest = await _load(storage, key)
+        latest = await load_tokens(storage, key)
         if latest is not None and (latest.version != current.version or latest.refresh_token != current.refresh_token):
             return latest  # another worker rotated the refresh token: theirs is the valid one (C-04)
         await asyncio.to_thread(storage.mark_needs_reauth, key, expected_version=current.version,
@@ -238,7 +244,7 @@ async def _refresh_locked(storage: OAuthStorage, key: CredentialKey, http: OAuth
         return await asyncio.to_thread(storage.save_tokens, key, fresh, expected_version=current.version)
     except ConflictError:
         # A newer credential was committed meanwhile (e.g. an interactive re-authorization): it wins.
-        latest = await _load(storage, key)
+        latest = await load_tokens(storage, key)
         if latest is None:
             raise NeedsReauthorization("this credential was removed while it was being refreshed") from None
         return latest

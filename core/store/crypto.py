@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.config import PRIVATE_FILE_MODE, Settings, ensure_private_dir
 from core.errors import ConfigurationError, CredentialUnavailable
+from core.redaction import fingerprint
 
 FORMAT_VERSION = 1
 KEYRING_FORMAT = "switchboard-keyring-1"
@@ -79,11 +80,6 @@ class Secret:
         return hmac.compare_digest(self._value.encode(), other._value.encode())
 
     __hash__ = None  # type: ignore[assignment]  # equal secrets hash alike: keep them out of sets and dicts
-
-
-def fingerprint(value: str) -> str:
-    """First 8 hex digits of SHA-256: tells two secrets apart, reveals nothing useful."""
-    return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

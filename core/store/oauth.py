@@ -44,8 +44,14 @@ class StoreOAuthStorage:
     # --- client registrations -------------------------------------------------------------------
 
     def get_client(self, issuer: str, redirect_uri: str) -> ClientRegistration | None:
+        return self._client_where("issuer = ? AND redirect_uri = ?", [issuer, redirect_uri])
+
+    def client_by_id(self, issuer: str, client_id: str) -> ClientRegistration | None:
+        return self._client_where("issuer = ? AND client_id = ? ORDER BY updated_at DESC LIMIT 1", [issuer, client_id])
+
+    def _client_where(self, condition: str, params: list[str]) -> ClientRegistration | None:
         with self._store._transaction() as con:
-            rows = _rows(con, "SELECT * FROM oauth_clients WHERE issuer = ? AND redirect_uri = ?", [issuer, redirect_uri])
+            rows = _rows(con, f"SELECT * FROM oauth_clients WHERE {condition}", params)
             if not rows:
                 return None
             row = rows[0]
