@@ -126,8 +126,9 @@ class Switchboard:
 
     async def _save_trace(self, key: CredentialKey, trace: oauth.MemoryTrace, attempt: str) -> None:
         def write() -> None:
-            for event in trace.events:
-                self.store.record_auth_step(key, attempt, event)
+            with self.store.session():  # one lock hold for all the steps
+                for event in trace.events:
+                    self.store.record_auth_step(key, attempt, event)
         if trace.events:
             await self._db(write)
 
@@ -438,6 +439,10 @@ class Switchboard:
         agent_info = await self._db(self.store.get_agent, agent)
 
         def collect() -> list[CredentialInfo]:
+            with self.store.session():
+                return gather()
+
+        def gather() -> list[CredentialInfo]:
             found = []
             connectors = self.store.list_connectors()
             for per_agent in (True, False):
