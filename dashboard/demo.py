@@ -40,14 +40,22 @@ def run_demo(port: int = runtime.DEFAULT_PORT, address: str = "localhost", store
 
 
 async def register(store: str, *, oauth_url: str, bearer_url: str, bearer_keys: dict[str, str]) -> None:
-    """The demo's agents and connectors: OAuth shared and per agent, bearer per agent with each key."""
+    """The demo's agents and connectors: OAuth shared and per agent, bearer per agent with each key.
+    On a store that has them from an earlier run, they are pointed at this run's servers."""
     service = Switchboard.open(store)
     try:
+        existing_agents = {a.name for a in await service.list_agents()}
         for agent, description in AGENTS.items():
-            await service.add_agent(agent, description)
-        await service.add_connector("demo-oauth", oauth_url, "oauth", "shared")
-        await service.add_connector("demo-oauth-per-agent", oauth_url, "oauth", "per_agent")
-        await service.add_connector("demo-bearer", bearer_url, "bearer", "per_agent")
+            if agent not in existing_agents:
+                await service.add_agent(agent, description)
+        existing = {c.name for c in await service.list_connectors()}
+        for name, url, auth_type, mode in (("demo-oauth", oauth_url, "oauth", "shared"),
+                                           ("demo-oauth-per-agent", oauth_url, "oauth", "per_agent"),
+                                           ("demo-bearer", bearer_url, "bearer", "per_agent")):
+            if name in existing:
+                await service.update_connector(name, url=url)
+            else:
+                await service.add_connector(name, url, auth_type, mode)
         for agent in AGENTS:
             await service.set_secret("demo-bearer", bearer_keys[agent], agent=agent)
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 from core.errors import ConfigurationError, SwitchboardError
 from core.services import Switchboard
-from dashboard import flash, plugins, runtime
+from dashboard import demo, flash, plugins, runtime
 from dashboard.models import (
     AgentCredentials,
     AgentDirectory,
@@ -309,3 +309,19 @@ async def test_editing_a_connector_changes_only_what_was_edited(services, bearer
     await index.refresh()
     await index.remove("render")
     assert index.connectors == []
+
+
+async def test_the_demo_registers_its_servers_and_can_run_again_on_the_same_store(services, tmp_path,
+                                                                                   sdk_oauth_server, bearer_server):
+    for _ in range(2):
+        await demo.register(str(tmp_path / "store.duckdb"), oauth_url=sdk_oauth_server.url,
+                            bearer_url=bearer_server.url, bearer_keys=bearer_server.keys)
+    assert [a.name for a in await services.list_agents()] == ["alice", "bob"]
+    connectors = {c.name: c.credential_mode for c in await services.list_connectors()}
+    assert connectors == {"demo-oauth": "shared", "demo-oauth-per-agent": "per_agent", "demo-bearer": "per_agent"}
+    page = AgentCredentials(service=services, agent="bob")
+    await page.refresh()
+    assert page.row("demo-bearer").state == CONNECTED
+    assert page.row("demo-oauth-per-agent").state == NOT_CONNECTED
+    outcome = await Playground(service=services, connector="demo-bearer", tool="whoami", agent="bob").call()
+    assert json.loads(outcome.text())["subject"] == "bob"

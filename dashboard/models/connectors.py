@@ -14,7 +14,7 @@ import param
 from core.errors import ConfigurationError
 from core.models import AUTH_TYPES, CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, SyncResult
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
-from dashboard.models.formatting import NEVER, format_scopes, format_time
+from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import CONNECTORS_PATH
 
 STATUS_LABELS = {"connected": "connected", "needs_auth": "needs auth", "error": "error",
@@ -28,6 +28,7 @@ class ConnectorsIndex(ServiceModel):
     """Every connector with its status, and the actions on them."""
 
     connectors = param.List(default=[], item_type=ConnectorInfo, doc="As last loaded from the services.")
+    shared_credentials = param.Dict(default={}, doc="Connector name → its shared credential's health.")
     selected = param.String(default=None, allow_None=True, doc="Connector whose details are shown.")
     syncing = param.Boolean(default=False, doc="A Sync all is running.")
     sync_total = param.Integer(default=0, doc="Connectors the running Sync all covers.")
@@ -36,8 +37,9 @@ class ConnectorsIndex(ServiceModel):
     async def refresh(self) -> list[ConnectorInfo]:
         latest = self._read("connectors")
         connectors = await self.services.list_connectors()
+        credentials = {c.connector: c for c in await self.services.health() if c.agent is None}
         if latest():
-            self.connectors = connectors
+            self.param.update(shared_credentials=credentials, connectors=connectors)
         return connectors
 
     def get(self, name: str) -> ConnectorInfo:
@@ -59,18 +61,23 @@ class ConnectorsIndex(ServiceModel):
 
     @param.depends("selected", "connectors")
     def details(self) -> dict[str, str] | None:
-        """What the selected connector is and what discovery found for it."""
+        """What the selected connector is, what discovery found for it and its shared credential."""
         if self.selected is None or not any(c.name == self.selected for c in self.connectors):
             return None
         c = self.get(self.selected)
-        return {
+        facts = {
             "name": c.name, "url": c.url, "auth type": c.auth_type, "credential mode": c.credential_mode,
             "header": c.header_name or NEVER, "authorization server": c.issuer or NEVER,
-            "registration": c.registration_method or NEVER, "scopes": format_scopes(c.scopes),
+            "registration": c.registration_method or NEVER, "requested scopes": format_scopes(c.scopes),
             "client id": c.client_id or NEVER, "client secret": "stored" if c.has_client_secret else NEVER,
-            "shared credential": "stored" if c.has_shared_credential else NEVER,
             "status": STATUS_LABELS.get(c.status, c.status), "last error": c.last_error or NEVER,
         }
+        credential = self.shared_credentials.get(c.name)
+        if c.credential_mode == "shared" and credential is not None:
+            facts.update({"credential": credential.status, "granted scopes": format_scopes(credential.scopes),
+                          "expires": format_expiry(credential.expires_at),
+                          "fingerprint": credential.fingerprint or NEVER})
+        return facts
 
     async def connect(self, name: str, return_to: str = CONNECTORS_PATH) -> ConnectAction:
         connector = self.get(name)

@@ -12,7 +12,12 @@ from core.models import CredentialInfo
 from dashboard.models.base import ServiceModel, WithChoices
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 
-_TIME_KEYS = ("at", "time", "timestamp", "created_at", "started_at", "finished_at")
+# Row key → column title, in display order; other keys (internal ids) are not shown.
+AUDIT_COLUMNS = {"called_at": "time", "agent": "agent", "connector": "server", "tool": "tool", "status": "status",
+                 "latency_ms": "latency (ms)", "error": "error", "arguments": "arguments", "operator": "operator",
+                 "credential_fingerprint": "credential"}
+TRACE_COLUMNS = {"recorded_at": "time", "step": "step", "method": "method", "url": "url", "http_status": "status",
+                 "duration_ms": "duration (ms)", "detail": "detail"}
 
 
 class AuditLog(WithChoices):
@@ -32,7 +37,7 @@ class AuditLog(WithChoices):
 
     @param.depends("entries")
     def frame(self) -> pd.DataFrame:
-        return plain_frame(self.entries)
+        return plain_frame(self.entries, AUDIT_COLUMNS)
 
 
 class CredentialHealth(ServiceModel):
@@ -76,17 +81,22 @@ class AuthTrace(WithChoices):
 
     @param.depends("steps")
     def frame(self) -> pd.DataFrame:
-        return plain_frame(self.steps)
+        return plain_frame(self.steps, TRACE_COLUMNS)
 
 
-def plain_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows of scalars for a table: timestamps readable, nested values as compact JSON-ish text."""
-    return pd.DataFrame([{k: _cell(k, v) for k, v in row.items()} for row in rows])
+def plain_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
+    """The `columns` of `rows` under their titles: times readable, numbers rounded, nested values as JSON."""
+    return pd.DataFrame([{title: _cell(key, row.get(key)) for key, title in columns.items()} for row in rows],
+                        columns=list(columns.values()))
 
 
 def _cell(key: str, value: Any) -> Any:
-    if key in _TIME_KEYS or key.endswith("_at"):
-        return format_time(value) if isinstance(value, (int, float)) else value
+    if value is None:
+        return ""
+    if key.endswith("_at"):
+        return format_time(value) if isinstance(value, (int, float)) else str(value)
+    if isinstance(value, float):
+        return round(value, 1)
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
     return value

@@ -37,7 +37,8 @@ class ConnectorsPage(pn.viewable.Viewer):
             self.index.frame(), show_index=False, disabled=True, sizing_mode="stretch_width",
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
             titles={k: "" for k in ACTIONS}, layout="fit_columns",
-            configuration={"columnDefaults": {"tooltip": True}}, widths={k: 80 for k in ACTIONS},
+            configuration={"columnDefaults": {"tooltip": True}},
+            widths={"name": 170, "url": 230, "tools": 70, **{k: 80 for k in ACTIONS}},
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
@@ -107,7 +108,7 @@ class ConnectorsPage(pn.viewable.Viewer):
         if failed:
             notify_error(f"{len(failed)} of {len(results)} syncs failed: {', '.join(failed)}.")
         else:
-            notify_success(f"Synced all {len(results)} connectors.")
+            notify_success(f"All {len(results)} syncs succeeded.")
 
     async def _saved(self) -> None:
         await attempt(self.index.refresh())

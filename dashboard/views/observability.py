@@ -55,19 +55,29 @@ class AuditPage(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("log", AuditLog())
         super().__init__(**params)
-        self._table = table(self.log.frame(), pagination="local", page_size=50, header_filters=True)
+        self._table = table(self.log.frame(), pagination="local", page_size=50)
         self.log.param.watch(lambda _e: setattr(self._table, "value", self.log.frame()), "entries")
-        self._reload = pn.widgets.Button(label="Reload", width=100)
+        self._pickers = ChoicePickers(self.log)
+        for picker in (self._pickers.connector, self._pickers.agent):
+            picker.param.watch(self._refresh, "value")
+        self._reload = pn.widgets.Button(label="Reload", width=100, align="end")
         self._reload.on_click(self._refresh)
-        pn.state.onload(self._refresh)
+        pn.state.onload(self._first_load)
+
+    async def _first_load(self) -> None:
+        await attempt(self.log.load_choices())
+        await self._refresh()
 
     async def _refresh(self, _event=None) -> None:
+        self.log.param.update(connector=self._pickers.chosen_connector, agent=self._pickers.chosen_agent)
         await attempt(self.log.refresh())
 
     def __panel__(self):
-        return pn.Column(pn.Row("## Audit log", pn.HSpacer(), self._reload),
-                         html_pane("<p class='sb-muted'>Tool calls and credential events, newest first.</p>"),
-                         self._table, sizing_mode="stretch_width")
+        return pn.Column("## Audit log",
+                         html_pane("<p class='sb-muted'>Every tool call, newest first; arguments under "
+                                   "secret-looking names are redacted.</p>"),
+                         pn.Row(self._pickers.connector, self._pickers.agent, self._reload), self._table,
+                         sizing_mode="stretch_width")
 
 
 class HealthPage(pn.viewable.Viewer):
