@@ -256,3 +256,41 @@ def test_a_bad_url_shows_a_readable_error(dashboard, page):
     expect_no_traceback(page)
     page.goto(f"{dashboard.url}/connectors")  # the server is still up
     expect(row(page, "bad-url")).to_be_visible()
+
+
+def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(dashboard, page):
+    injected = "<img src=x onerror=alert(1)>"
+    callback = f"{dashboard.url}/oauth/callback"
+    response = httpx2.get(callback, params={"state": "forged", "error": "access_denied",
+                                            "error_description": injected}, trust_env=False)
+    assert response.status_code == 303
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+    location = response.headers["location"]
+    assert location.startswith("/") and "onerror" not in location and "access_denied" not in location
+
+    page.goto(f"{callback}?state=forged&error=access_denied&error_description={injected}")
+
+    page.wait_for_url(re.compile(r"flash="))
+    expect(page.locator(".alert-danger")).to_be_visible()
+    assert "onerror" not in page.content()
+    expect_no_traceback(page)
+
+
+def test_a_long_tool_call_in_one_session_does_not_freeze_another(dashboard, browser, page, plain_server):
+    async def connect_plain(services):
+        await services.add_connector("plain-slow", plain_server.url, "none")
+        await services.connect("plain-slow")
+
+    dashboard.seed(connect_plain)
+    page.goto(f"{dashboard.url}/playground?connector=plain-slow&tool=sleep")
+    page.get_by_label("seconds").fill("30")
+    page.get_by_role("button", name="Call").click()
+    expect(page.get_by_role("button", name="Call")).to_be_disabled()  # the call is under way
+
+    other = browser.new_context().new_page()
+    other.goto(f"{dashboard.url}/connectors")
+    expect(row(other, "plain-slow")).to_contain_text("connected")
+
+    expect(page.get_by_role("button", name="Call")).to_be_disabled()  # still running meanwhile
+    other.context.close()

@@ -208,6 +208,8 @@ async def test_sync_all_covers_shared_connectors_and_each_agents_own_credentials
                         ("render", "bob"): True}
     assert next(r for r in results if r.connector == "gone").error
     assert index.frame().set_index("name").loc["gone", "status"] == "error"
+    assert sorted(r.agent for r in await index.sync("render")) == ["alice", "bob"]  # a row's Sync
+    assert [(r.connector, r.ok) for r in await index.sync("plain")] == [("plain", True)]
 
 
 async def test_tool_inventory_reads_one_page_at_a_time_from_the_store(services, paginated_server):

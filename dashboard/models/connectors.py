@@ -90,29 +90,30 @@ class ConnectorsIndex(ServiceModel):
             await self.refresh()
         return action
 
-    async def sync(self, name: str) -> SyncResult:
+    async def sync(self, name: str) -> list[SyncResult]:
+        """Sync one connector: its shared credential, or every agent's own credential for it."""
         self.selected = name
-        try:
-            return await self.services.sync(name)
-        finally:
-            await self.refresh()
+        return await self._run_syncs({name})
 
     async def sync_all(self) -> list[SyncResult]:
-        """Sync every shared connector and every agent's own credential for the per-agent ones;
-        `sync_results` grows as each one finishes."""
+        """Sync every shared connector and every agent's own credential for the per-agent ones."""
+        return await self._run_syncs(None)
+
+    async def _run_syncs(self, names: set[str] | None) -> list[SyncResult]:
+        """`sync_results` grows as each sync finishes; `sync_total` says how many there are."""
         self.param.update(syncing=True, sync_results=[], sync_total=0)
         try:
-            async for result in _merged(await self._sync_streams()):
+            async for result in _merged(await self._sync_streams(names)):
                 self.sync_results = [*self.sync_results, result]
         finally:
             self.syncing = False
         await self.refresh()
         return self.sync_results
 
-    async def _sync_streams(self) -> list[AsyncIterator[SyncResult]]:
+    async def _sync_streams(self, names: set[str] | None) -> list[AsyncIterator[SyncResult]]:
         """One `sync_many` for the shared connectors and one per agent holding per-agent credentials
-        (a per-agent connector has nothing to sync without an agent)."""
-        connectors = await self.refresh()
+        (a per-agent connector has nothing to sync without an agent). `names=None`: all connectors."""
+        connectors = [c for c in await self.refresh() if names is None or c.name in names]
         shared = [c.name for c in connectors if c.credential_mode == "shared"]
         per_agent = {c.name for c in connectors if c.credential_mode == "per_agent"}
         by_agent: dict[str, list[str]] = {}
@@ -120,8 +121,8 @@ class ConnectorsIndex(ServiceModel):
             if credential.agent is not None and credential.connector in per_agent:
                 by_agent.setdefault(credential.agent, []).append(credential.connector)
         streams = [self.services.sync_many(shared, on_start=self._sync_started)] if shared else []
-        streams += [self.services.sync_many(names, agent=agent, on_start=self._sync_started)
-                    for agent, names in by_agent.items()]
+        streams += [self.services.sync_many(agent_connectors, agent=agent, on_start=self._sync_started)
+                    for agent, agent_connectors in by_agent.items()]
         return streams
 
     def _sync_started(self, count: int) -> None:

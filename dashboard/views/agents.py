@@ -12,7 +12,7 @@ import param
 from dashboard.models.agents import CONNECTED, NEEDS_REAUTH, AgentCredentials, AgentDirectory, CredentialRow
 from dashboard.models.formatting import format_expiry, format_scopes
 from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane, status_badge
-from dashboard.views.connectors import report_sync
+from dashboard.views.connectors import report_syncs
 from dashboard.views.feedback import attempt, notify_success
 from dashboard.views.observability import table
 
@@ -137,7 +137,8 @@ class AgentPage(pn.viewable.Viewer):
             notify_success(action.outcome.summary())
 
     async def _sync(self, connector: str) -> None:
-        report_sync(await attempt(self.credentials.sync(connector)))
+        result = await attempt(self.credentials.sync(connector))
+        report_syncs(None if result is None else [result])
 
     async def _disconnect(self, connector: str) -> None:
         await attempt(self.credentials.disconnect(connector), success=f"Disconnected {connector}.")

@@ -77,7 +77,7 @@ class ConnectorsPage(pn.viewable.Viewer):
             notify_success(action.outcome.summary())
 
     async def _sync(self, name: str) -> None:
-        report_sync(await attempt(self.index.sync(name)))
+        report_syncs(await attempt(self.index.sync(name)), nothing=f"Nothing to sync: no agent has connected {name} yet.")
 
     async def _edit(self, name: str) -> None:
         self.form.load(self.index.get(name))
@@ -102,13 +102,7 @@ class ConnectorsPage(pn.viewable.Viewer):
             results = await attempt(self.index.sync_all())
         finally:
             self._sync_all_button.disabled = False
-        if results is None:
-            return
-        failed = [r.connector for r in results if not r.ok]
-        if failed:
-            notify_error(f"{len(failed)} of {len(results)} syncs failed: {', '.join(failed)}.")
-        else:
-            notify_success(f"All {len(results)} syncs succeeded.")
+        report_syncs(results, nothing="Nothing to sync yet.")
 
     async def _saved(self) -> None:
         await attempt(self.index.refresh())
@@ -230,14 +224,20 @@ def _saved_message(connector) -> str:
     return f"Saved {connector.name}.{hint}"
 
 
-def report_sync(result: SyncResult | None) -> None:
-    """Notify how one sync went (a failed sync is a result, not an exception)."""
-    if result is None:
+def report_syncs(results: list[SyncResult] | None, nothing: str = "Nothing to sync.") -> None:
+    """Notify how syncs went (a failed sync is a result, not an exception); None: already reported."""
+    if results is None:
         return
-    if result.ok:
-        notify_success(f"Synced {result.connector}: {result.tools} tools, {result.changed} changed.")
+    failed = [r.connector + (f" as {r.agent}" if r.agent else "") for r in results if not r.ok]
+    if not results:
+        notify_success(nothing)
+    elif failed:
+        notify_error(f"{len(failed)} of {len(results)} syncs failed: {', '.join(failed)}." if len(results) > 1
+                     else f"{failed[0]}: sync failed — {results[0].error}")
+    elif len(results) > 1:
+        notify_success(f"All {len(results)} syncs succeeded.")
     else:
-        notify_error(f"{result.connector}: sync failed — {result.error}")
+        notify_success(f"Synced {results[0].connector}: {results[0].tools} tools, {results[0].changed} changed.")
 
 
 def _sync_outcomes(results: list[SyncResult]) -> pn.pane.HTML:
