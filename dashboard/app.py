@@ -20,17 +20,28 @@ from dashboard.views.playground import PlaygroundPage
 from dashboard.views.tools import ToolsPage
 
 TITLE = "Switchboard"
-NAVIGATION = {"connectors": "Connectors", "agents": "Agents", "tools": "Tools", "playground": "Playground",
-              "audit": "Audit log", "health": "Credential health"}
+NAVIGATION = {
+    "connectors": "Connectors",
+    "agents": "Agents",
+    "tools": "Tools",
+    "playground": "Playground",
+    "audit": "Audit log",
+    "health": "Credential health",
+}
 PageFactory = Callable[[dict[str, str], flash.Flash | None], pn.viewable.Viewer]
 
-NAVIGATION_CSS = ".sb-nav { list-style: none; padding: 0; } .sb-nav li { margin: 6px 0; } .sb-active { font-weight: 700; }"
+NAVIGATION_CSS = (
+    ".sb-nav { list-style: none; padding: 0; } .sb-nav li { margin: 6px 0; } .sb-active { font-weight: 700; }"
+)
 
 
 def _args() -> dict[str, str]:
     """The page's query parameters (first value of each)."""
-    return {key: values[0].decode("utf-8", "replace") for key, values in (pn.state.session_args or {}).items()
-            if values}
+    return {
+        key: values[0].decode("utf-8", "replace")
+        for key, values in (pn.state.session_args or {}).items()
+        if values
+    }
 
 
 PAGES: dict[str, PageFactory] = {
@@ -52,18 +63,23 @@ def page(slug: str) -> pn.template.BaseTemplate:
     arrival = flash.take(args.get(flash.FLASH_PARAM))
     main: list = []
     if arrival is not None:
-        main.append(pn.pane.Alert(html.escape(arrival.message), alert_type="success" if arrival.ok else "danger",
-                                  name="flash"))
+        main.append(
+            pn.pane.Alert(
+                html.escape(arrival.message), alert_type="success" if arrival.ok else "danger", name="flash"
+            )
+        )
         pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
     main.append(PAGES[slug](args, arrival))
     active = "agents" if slug == "agent" else slug
-    template = pn.template.BootstrapTemplate(title=TITLE, sidebar=[_navigation(active)], main=main,
-                                             sidebar_width=220)
+    template = pn.template.BootstrapTemplate(
+        title=TITLE, sidebar=[_navigation(active)], main=main, sidebar_width=220
+    )
     return template
 
 
 def _navigation(active: str) -> pn.pane.HTML:
     links = "".join(
         f"<li><a href='{slug}' class='{'sb-active' if slug == active else ''}'>{label}</a></li>"
-        for slug, label in NAVIGATION.items())
+        for slug, label in NAVIGATION.items()
+    )
     return pn.pane.HTML(f"<nav><ul class='sb-nav'>{links}</ul></nav>", stylesheets=[NAVIGATION_CSS])

@@ -49,9 +49,11 @@ async def register(store: str, *, oauth_url: str, bearer_url: str, bearer_keys: 
             if agent not in existing_agents:
                 await service.add_agent(agent, description)
         existing = {c.name for c in await service.list_connectors()}
-        for name, url, auth_type, mode in (("demo-oauth", oauth_url, "oauth", "shared"),
-                                           ("demo-oauth-per-agent", oauth_url, "oauth", "per_agent"),
-                                           ("demo-bearer", bearer_url, "bearer", "per_agent")):
+        for name, url, auth_type, mode in (
+            ("demo-oauth", oauth_url, "oauth", "shared"),
+            ("demo-oauth-per-agent", oauth_url, "oauth", "per_agent"),
+            ("demo-bearer", bearer_url, "bearer", "per_agent"),
+        ):
             if name in existing:
                 await service.update_connector(name, url=url)
             else:

@@ -34,8 +34,11 @@ async def finish_authorization(service: Switchboard, arguments: dict[str, list[b
     """Complete the authorization the callback's query `arguments` answer; returns the local path to
     send the browser to, carrying the flash key of the outcome."""
     outcome = await _complete(service, arguments)
-    key = flash.put(flash.Flash(ok=outcome.ok, message=_message(outcome), connector=outcome.connector,
-                                agent=outcome.agent))
+    key = flash.put(
+        flash.Flash(
+            ok=outcome.ok, message=_message(outcome), connector=outcome.connector, agent=outcome.agent
+        )
+    )
     return navigation.with_query(navigation.local_path(outcome.return_to), **{flash.FLASH_PARAM: key})
 
 
@@ -48,8 +51,9 @@ async def _complete(service: Switchboard, arguments: dict[str, list[bytes]]) -> 
         return await service.complete_authorization(params)
     except Exception:  # the operator gets a page, never a traceback; details go to the server log
         log.exception("completing an OAuth callback failed")
-        return AuthorizationOutcome(ok=False, message="The authorization could not be completed; "
-                                                      "the server log has the details.")
+        return AuthorizationOutcome(
+            ok=False, message="The authorization could not be completed; the server log has the details."
+        )
 
 
 def _message(outcome: AuthorizationOutcome) -> str:

@@ -14,8 +14,9 @@ INDEX_PAGE = "connectors"
 STORE_ENV = "SWITCHBOARD_STORE"
 
 
-def serve(port: int = runtime.DEFAULT_PORT, address: str = "localhost", show: bool = False,
-          store: str | None = None) -> int:
+def serve(
+    port: int = runtime.DEFAULT_PORT, address: str = "localhost", show: bool = False, store: str | None = None
+) -> int:
     """Serve the dashboard in this process until interrupted."""
     from panel.command.serve import Serve
 
@@ -32,8 +33,17 @@ def serve(port: int = runtime.DEFAULT_PORT, address: str = "localhost", show: bo
 def panel_arguments(port: int, address: str, show: bool) -> list[str]:
     """The `panel serve` command line for the dashboard."""
     pages = sorted(str(p) for p in PAGES_DIR.glob("*.py") if p.name != "__init__.py")
-    arguments = [*pages, "--port", str(port), "--address", address, "--plugins", "dashboard.plugins",
-                 "--index", INDEX_PAGE]
+    arguments = [
+        *pages,
+        "--port",
+        str(port),
+        "--address",
+        address,
+        "--plugins",
+        "dashboard.plugins",
+        "--index",
+        INDEX_PAGE,
+    ]
     for origin in _websocket_origins(port, address):
         arguments += ["--allow-websocket-origin", origin]
     if show:

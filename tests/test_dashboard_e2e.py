@@ -30,8 +30,15 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 STARTUP_SECONDS = 60
 
 
@@ -70,15 +77,24 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
     workdir = tmp_path_factory.mktemp("dashboard")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"SWITCHBOARD_STORE": str(workdir / "store.duckdb"), "SWITCHBOARD_KEY_FILE": str(workdir / "store.key"),
-           "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost", "SWITCHBOARD_PUBLIC_URL": url}
+    env = {
+        "SWITCHBOARD_STORE": str(workdir / "store.duckdb"),
+        "SWITCHBOARD_KEY_FILE": str(workdir / "store.key"),
+        "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
+        "SWITCHBOARD_PUBLIC_URL": url,
+    }
     log = workdir / "dashboard.log"
     with pytest.MonkeyPatch.context() as patch, open(log, "wb") as log_file:
         for key, value in env.items():
             patch.setenv(key, value)  # the tests' own services (seed) share the store and key
         process = subprocess.Popen(
             [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
-            cwd=REPO, env=os.environ.copy(), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=REPO,
+            env=os.environ.copy(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         board = Dashboard(url=url, store=workdir / "store.duckdb", log=log)
         try:
             _wait_until_serving(board, process)
@@ -96,8 +112,12 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
 def assert_no_dashboard_errors(log_text: str) -> None:
     """Nothing of ours failed. (Tornado logs a traceback when a page is left while a websocket
     message is in flight, as the OAuth redirect does; that is not ours.)"""
-    ours = [f'File "{REPO / "dashboard"}', "dashboard action failed", "unhandled dashboard callback error",
-            "completing an OAuth callback failed"]
+    ours = [
+        f'File "{REPO / "dashboard"}',
+        "dashboard action failed",
+        "unhandled dashboard callback error",
+        "completing an OAuth callback failed",
+    ]
     assert not [marker for marker in ours if marker in log_text], log_text[-5000:]
 
 
@@ -140,11 +160,14 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def row(page: Page, name: str):
-    return page.locator(".tabulator-row", has=page.locator("[tabulator-field=name]", has_text=re.compile(f"^{name}$")))
+    return page.locator(
+        ".tabulator-row", has=page.locator("[tabulator-field=name]", has_text=re.compile(f"^{name}$"))
+    )
 
 
-def add_connector(page: Page, name: str, url: str, auth_label: str = "OAuth 2.1 (browser sign-in)",
-                  per_agent: bool = False) -> None:
+def add_connector(
+    page: Page, name: str, url: str, auth_label: str = "OAuth 2.1 (browser sign-in)", per_agent: bool = False
+) -> None:
     """Fill the add-connector form of a freshly loaded connectors page (not saved yet)."""
     page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label("Server URL").fill(url)
@@ -168,7 +191,8 @@ def test_oauth_connector_connects_through_the_authorization_server(dashboard, pa
     page.wait_for_url(re.compile(r"/connectors\?flash="))
     expect(row(page, "oauth-shared")).to_contain_text("connected")
     expect(row(page, "oauth-shared").locator("[tabulator-field=tools]")).to_have_text(
-        str(len(sdk_oauth_server.tools)))
+        str(len(sdk_oauth_server.tools))
+    )
     row(page, "oauth-shared").locator("[tabulator-field=name]").click()
     discovered = page.get_by_role("row", name=re.compile(r"^authorization server \S+127\.0\.0\.1"))
     expect(discovered).to_be_visible()  # what discovery found
@@ -261,8 +285,11 @@ def test_a_bad_url_shows_a_readable_error(dashboard, page):
 def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(dashboard, page):
     injected = "<img src=x onerror=alert(1)>"
     callback = f"{dashboard.url}/oauth/callback"
-    response = httpx2.get(callback, params={"state": "forged", "error": "access_denied",
-                                            "error_description": injected}, trust_env=False)
+    response = httpx2.get(
+        callback,
+        params={"state": "forged", "error": "access_denied", "error_description": injected},
+        trust_env=False,
+    )
     assert response.status_code == 303
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["cache-control"] == "no-store"

@@ -28,27 +28,43 @@ from dashboard.views.schema_form import ArrayEditor, ObjectEditor, form_for
 
 # The inputSchema the SDK sample servers publish for `configure` (pydantic: $defs, anyOf-null).
 CONFIGURE_SCHEMA = {
-    "type": "object", "required": ["mode", "level", "target"],
+    "type": "object",
+    "required": ["mode", "level", "target"],
     "properties": {
         "mode": {"enum": ["fast", "safe", "thorough"], "type": "string"},
         "level": {"description": "Intensity, 1-10", "maximum": 10, "minimum": 1, "type": "integer"},
         "target": {"$ref": "#/$defs/Target"},
         "enabled": {"default": True, "type": "boolean"},
-        "tags": {"anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}], "default": None},
+        "tags": {
+            "anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}],
+            "default": None,
+        },
         "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
     },
     "$defs": {
-        "Target": {"type": "object", "required": ["host", "port"], "properties": {
-            "host": {"type": "string", "description": "Host name"},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "options": {"anyOf": [{"$ref": "#/$defs/TargetOptions"}, {"type": "null"}], "default": None}}},
-        "TargetOptions": {"type": "object", "properties": {
-            "retries": {"default": 0, "maximum": 5, "minimum": 0, "type": "integer"},
-            "verbose": {"default": False, "type": "boolean"}}},
+        "Target": {
+            "type": "object",
+            "required": ["host", "port"],
+            "properties": {
+                "host": {"type": "string", "description": "Host name"},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "options": {"anyOf": [{"$ref": "#/$defs/TargetOptions"}, {"type": "null"}], "default": None},
+            },
+        },
+        "TargetOptions": {
+            "type": "object",
+            "properties": {
+                "retries": {"default": 0, "maximum": 5, "minimum": 0, "type": "integer"},
+                "verbose": {"default": False, "type": "boolean"},
+            },
+        },
     },
 }
-GREET_SCHEMA = {"type": "object", "required": ["name"],
-                "properties": {"name": {"type": "string"}, "greeting": {"type": "string", "default": "Hello"}}}
+GREET_SCHEMA = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "greeting": {"type": "string", "default": "Hello"}},
+}
 
 
 def by_key(fields):
@@ -62,7 +78,11 @@ def test_schema_fields_resolve_refs_unions_bounds_and_required():
     assert (fields["level"].kind, fields["level"].minimum, fields["level"].maximum) == (INTEGER, 1, 10)
     assert fields["level"].required and fields["level"].label == "level *"
     target = by_key(fields["target"].properties)
-    assert fields["target"].kind == OBJECT and target["port"].required and target["host"].description == "Host name"
+    assert (
+        fields["target"].kind == OBJECT
+        and target["port"].required
+        and target["host"].description == "Host name"
+    )
     assert target["options"].kind == OBJECT and not target["options"].required
     assert fields["enabled"].kind == BOOLEAN and fields["enabled"].default is True
     assert fields["tags"].kind == ARRAY and fields["tags"].items.kind == STRING
@@ -70,19 +90,28 @@ def test_schema_fields_resolve_refs_unions_bounds_and_required():
 
 
 def test_schema_fields_fall_back_to_json_for_what_a_form_cannot_express():
-    schema = {"type": "object", "properties": {
-        "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-        "free": {"type": "object"},
-        "loop": {"$ref": "#"},
-    }}
+    schema = {
+        "type": "object",
+        "properties": {
+            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            "free": {"type": "object"},
+            "loop": {"$ref": "#"},
+        },
+    }
     fields = by_key(fields_from_schema(schema))
     assert fields["either"].kind == JSON and fields["free"].kind == JSON
     assert fields["loop"].kind in (OBJECT, JSON)  # a self-reference stops at the depth limit
 
 
 def test_exclusive_bounds_become_inclusive_ones():
-    fields = by_key(fields_from_schema({"type": "object", "properties": {
-        "n": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10}}}))
+    fields = by_key(
+        fields_from_schema(
+            {
+                "type": "object",
+                "properties": {"n": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10}},
+            }
+        )
+    )
     assert (fields["n"].minimum, fields["n"].maximum) == (1, 9)
 
 
@@ -117,20 +146,30 @@ def test_generated_widgets_keep_bounds_and_nested_paths():
     assert isinstance(tags, ArrayEditor)
     tags.add_item().widget.value = "blue"
     tags.add_item()  # left empty: dropped
-    assert form.value() == {"mode": "fast", "level": 1, "target": {"host": "db.local", "port": 5432},
-                            "enabled": True, "tags": ["blue"]}
+    assert form.value() == {
+        "mode": "fast",
+        "level": 1,
+        "target": {"host": "db.local", "port": 5432},
+        "enabled": True,
+        "tags": ["blue"],
+    }
     target.children["options"].include.value = True
     assert form.value()["target"]["options"] == {"retries": 0, "verbose": False}
 
 
 def test_result_parts_render_text_json_images_and_refuse_unsafe_images():
     png = base64.b64encode(b"\x89PNG fake").decode()
-    parts = result_parts({"content": [
-        {"type": "text", "text": "<b>hi</b>"},
-        {"type": "image", "data": png, "mimeType": "image/png"},
-        {"type": "image", "data": png, "mimeType": "image/svg+xml"},
-        {"type": "image", "data": "not base64!", "mimeType": "image/png"},
-    ], "structuredContent": {"sum": 3}})
+    parts = result_parts(
+        {
+            "content": [
+                {"type": "text", "text": "<b>hi</b>"},
+                {"type": "image", "data": png, "mimeType": "image/png"},
+                {"type": "image", "data": png, "mimeType": "image/svg+xml"},
+                {"type": "image", "data": "not base64!", "mimeType": "image/png"},
+            ],
+            "structuredContent": {"sum": 3},
+        }
+    )
     assert [p.kind for p in parts] == ["text", "image", "text", "text", "json"]
     assert parts[0].text == "<b>hi</b>"  # kept verbatim; the view escapes it
     assert parts[1].data == b"\x89PNG fake" and parts[1].mime_type == "image/png"
@@ -138,10 +177,20 @@ def test_result_parts_render_text_json_images_and_refuse_unsafe_images():
     assert parts[4].value == {"sum": 3}
 
 
-@pytest.mark.parametrize("candidate", [
-    "https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)", "", None,
-    "connectors", "/\x00x", "/ok path",
-])
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "",
+        None,
+        "connectors",
+        "/\x00x",
+        "/ok path",
+    ],
+)
 def test_only_local_paths_are_redirect_targets(candidate):
     assert navigation.local_path(candidate) == navigation.CONNECTORS_PATH
 
@@ -172,7 +221,9 @@ class RecordingService:
 
 
 def test_callback_redirects_to_a_local_return_path_with_a_flash_key():
-    service = RecordingService(AuthorizationOutcome(ok=True, message="Connected.", return_to="/agent?name=bob"))
+    service = RecordingService(
+        AuthorizationOutcome(ok=True, message="Connected.", return_to="/agent?name=bob")
+    )
     location = asyncio.run(plugins.finish_authorization(service, {"code": [b"c"], "state": [b"s"]}))
     assert service.received == [{"code": "c", "state": "s"}]
     assert location.startswith("/agent?name=bob&flash=")
@@ -180,8 +231,12 @@ def test_callback_redirects_to_a_local_return_path_with_a_flash_key():
 
 
 def test_callback_never_redirects_off_site_nor_puts_the_message_in_the_url():
-    service = RecordingService(AuthorizationOutcome(ok=False, message="<script>", return_to="https://evil.example"))
-    location = asyncio.run(plugins.finish_authorization(service, {"state": [b"s"], "error": [b"access_denied"]}))
+    service = RecordingService(
+        AuthorizationOutcome(ok=False, message="<script>", return_to="https://evil.example")
+    )
+    location = asyncio.run(
+        plugins.finish_authorization(service, {"state": [b"s"], "error": [b"access_denied"]})
+    )
     assert location.startswith("/connectors?flash=") and "script" not in location
 
 
@@ -196,7 +251,9 @@ def test_connector_form_validation_messages():
     form = ConnectorForm(connector_name=" ", url="ftp://x", auth_type="api_key_header")
     problems = form.validate()
     assert set(problems) == {"connector_name", "url", "header_name"}
-    form = ConnectorForm(connector_name="cc", url="https://u:p@mcp.example/mcp", auth_type="client_credentials")
+    form = ConnectorForm(
+        connector_name="cc", url="https://u:p@mcp.example/mcp", auth_type="client_credentials"
+    )
     assert set(form.validate()) == {"url", "client_id", "client_secret"}
     assert ConnectorForm(connector_name="ok", url="https://mcp.example/mcp").validate() == {}
 

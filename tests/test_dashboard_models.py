@@ -62,14 +62,19 @@ def flash_of(location: str) -> flash.Flash:
 
 
 async def add(services, name: str, url: str, auth_type: str, mode: str = "shared", **fields) -> ConnectorForm:
-    form = ConnectorForm(service=services, connector_name=name, url=url, auth_type=auth_type,
-                         credential_mode=mode, **fields)
+    form = ConnectorForm(
+        service=services, connector_name=name, url=url, auth_type=auth_type, credential_mode=mode, **fields
+    )
     await form.submit()
     return form
 
 
-async def test_bearer_connector_with_a_shared_key_connects_and_the_form_forgets_the_key(services, bearer_server):
-    form = await add(services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"])
+async def test_bearer_connector_with_a_shared_key_connects_and_the_form_forgets_the_key(
+    services, bearer_server
+):
+    form = await add(
+        services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"]
+    )
     assert form.shared_secret == "" and form.client_secret == ""
     assert form.stored.has_shared_credential and form.credential.status == "connected"
     index = ConnectorsIndex(service=services)
@@ -79,15 +84,26 @@ async def test_bearer_connector_with_a_shared_key_connects_and_the_form_forgets_
 
 
 async def test_api_key_connector_sends_its_key_in_the_named_header(services, api_key_server):
-    form = await add(services, "keyed", api_key_server.url, "api_key_header", header_name=api_key_server.header,
-                     shared_secret=api_key_server.keys["bob"])
+    form = await add(
+        services,
+        "keyed",
+        api_key_server.url,
+        "api_key_header",
+        header_name=api_key_server.header,
+        shared_secret=api_key_server.keys["bob"],
+    )
     assert form.stored.header_name == api_key_server.header
     assert form.stored.tool_count == len(api_key_server.tools)
 
 
 async def test_a_refused_key_is_an_error_and_the_form_keeps_editing_the_connector(services, bearer_server):
-    form = ConnectorForm(service=services, connector_name="render", url=bearer_server.url, auth_type="bearer",
-                         shared_secret="not-a-valid-key")
+    form = ConnectorForm(
+        service=services,
+        connector_name="render",
+        url=bearer_server.url,
+        auth_type="bearer",
+        shared_secret="not-a-valid-key",
+    )
     with pytest.raises(SwitchboardError):
         await form.submit()
     assert form.editing == "render" and form.shared_secret == ""
@@ -104,7 +120,9 @@ async def test_invalid_input_is_refused_before_reaching_the_services(services):
     assert await services.list_connectors() == []
 
 
-async def test_shared_oauth_connect_goes_through_the_authorization_server_and_back(services, sdk_oauth_server):
+async def test_shared_oauth_connect_goes_through_the_authorization_server_and_back(
+    services, sdk_oauth_server
+):
     await add(services, "linear", sdk_oauth_server.url, "oauth")
     index = ConnectorsIndex(service=services)
     await index.refresh()
@@ -154,7 +172,9 @@ async def test_per_agent_oauth_started_on_an_agent_page_returns_to_it(services, 
     assert page.row("granola").state == NOT_CONNECTED
 
     action = await page.connect("granola")
-    location = await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+    location = await plugins.finish_authorization(
+        services, await approve_like_a_browser(action.authorization_url)
+    )
 
     assert location.startswith("/agent?name=alice&flash=")
     assert flash_of(location).ok
@@ -188,8 +208,9 @@ async def test_per_agent_keys_move_an_agent_through_its_states(services, bearer_
     assert page.row("render").state == NOT_CONNECTED
 
 
-async def test_sync_all_covers_shared_connectors_and_each_agents_own_credentials(services, plain_server,
-                                                                                  bearer_server):
+async def test_sync_all_covers_shared_connectors_and_each_agents_own_credentials(
+    services, plain_server, bearer_server
+):
     await add(services, "plain", plain_server.url, "none")
     await add(services, "render", bearer_server.url, "bearer", mode="per_agent")
     await add(services, "gone", "http://127.0.0.1:9/mcp", "none")  # nothing listens on the discard port
@@ -204,8 +225,12 @@ async def test_sync_all_covers_shared_connectors_and_each_agents_own_credentials
 
     assert index.sync_total == 4 and not index.syncing
     outcomes = {(r.connector, r.agent): r.ok for r in results}
-    assert outcomes == {("plain", None): True, ("gone", None): False, ("render", "alice"): True,
-                        ("render", "bob"): True}
+    assert outcomes == {
+        ("plain", None): True,
+        ("gone", None): False,
+        ("render", "alice"): True,
+        ("render", "bob"): True,
+    }
     assert next(r for r in results if r.connector == "gone").error
     assert index.frame().set_index("name").loc["gone", "status"] == "error"
     assert sorted(r.agent for r in await index.sync("render")) == ["alice", "bob"]  # a row's Sync
@@ -242,7 +267,9 @@ async def test_tool_inventory_reads_one_page_at_a_time_from_the_store(services, 
     assert definition["name"] == "filler_07" and "inputSchema" in definition
 
 
-async def test_playground_calls_a_tool_through_its_generated_form_and_the_call_is_audited(services, plain_server):
+async def test_playground_calls_a_tool_through_its_generated_form_and_the_call_is_audited(
+    services, plain_server
+):
     await add(services, "plain", plain_server.url, "none")
     await services.sync("plain")
     await AgentDirectory(service=services).create("alice")
@@ -301,7 +328,9 @@ async def test_credential_health_lists_stored_credentials_without_secrets(servic
 
 
 async def test_editing_a_connector_changes_only_what_was_edited(services, bearer_server):
-    form = await add(services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"])
+    form = await add(
+        services, "render", bearer_server.url, "bearer", shared_secret=bearer_server.keys["alice"]
+    )
     form.load(form.stored)
     assert form.editing == "render" and form.shared_secret == ""
     form.credential_mode = "per_agent"
@@ -313,14 +342,23 @@ async def test_editing_a_connector_changes_only_what_was_edited(services, bearer
     assert index.connectors == []
 
 
-async def test_the_demo_registers_its_servers_and_can_run_again_on_the_same_store(services, tmp_path,
-                                                                                   sdk_oauth_server, bearer_server):
+async def test_the_demo_registers_its_servers_and_can_run_again_on_the_same_store(
+    services, tmp_path, sdk_oauth_server, bearer_server
+):
     for _ in range(2):
-        await demo.register(str(tmp_path / "store.duckdb"), oauth_url=sdk_oauth_server.url,
-                            bearer_url=bearer_server.url, bearer_keys=bearer_server.keys)
+        await demo.register(
+            str(tmp_path / "store.duckdb"),
+            oauth_url=sdk_oauth_server.url,
+            bearer_url=bearer_server.url,
+            bearer_keys=bearer_server.keys,
+        )
     assert [a.name for a in await services.list_agents()] == ["alice", "bob"]
     connectors = {c.name: c.credential_mode for c in await services.list_connectors()}
-    assert connectors == {"demo-oauth": "shared", "demo-oauth-per-agent": "per_agent", "demo-bearer": "per_agent"}
+    assert connectors == {
+        "demo-oauth": "shared",
+        "demo-oauth-per-agent": "per_agent",
+        "demo-bearer": "per_agent",
+    }
     page = AgentCredentials(service=services, agent="bob")
     await page.refresh()
     assert page.row("demo-bearer").state == CONNECTED

@@ -12,6 +12,16 @@ from dashboard.models.playground import Playground, ResultPart
 from dashboard.models.tools import ToolInventory
 
 __all__ = [
-    "AgentCredentials", "AgentDirectory", "AuditLog", "AuthTrace", "ConnectAction", "ConnectorForm",
-    "ConnectorsIndex", "CredentialHealth", "CredentialRow", "Playground", "ResultPart", "ToolInventory",
+    "AgentCredentials",
+    "AgentDirectory",
+    "AuditLog",
+    "AuthTrace",
+    "ConnectAction",
+    "ConnectorForm",
+    "ConnectorsIndex",
+    "CredentialHealth",
+    "CredentialRow",
+    "Playground",
+    "ResultPart",
+    "ToolInventory",
 ]

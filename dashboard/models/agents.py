@@ -41,8 +41,10 @@ class AgentDirectory(ServiceModel):
 
     @param.depends("agents")
     def frame(self) -> pd.DataFrame:
-        rows = [{"name": a.name, "description": a.description, "created": format_time(a.created_at)}
-                for a in self.agents]
+        rows = [
+            {"name": a.name, "description": a.description, "created": format_time(a.created_at)}
+            for a in self.agents
+        ]
         return pd.DataFrame(rows, columns=["name", "description", "created"])
 
 
@@ -62,17 +64,25 @@ class CredentialRow:
 
     def facts(self) -> dict[str, str]:
         c = self.credential
-        return {"identity": c.identity or "unknown", "scopes": format_scopes(c.scopes),
-                "expires": format_expiry(c.expires_at), "fingerprint": c.fingerprint or NEVER,
-                "last refresh": format_time(c.last_refresh_at)}
+        return {
+            "identity": c.identity or "unknown",
+            "scopes": format_scopes(c.scopes),
+            "expires": format_expiry(c.expires_at),
+            "fingerprint": c.fingerprint or NEVER,
+            "last refresh": format_time(c.last_refresh_at),
+        }
 
 
 class AgentCredentials(ServiceModel):
     """One agent's page: its own credentials for per_agent connectors, and the shared ones it uses."""
 
     agent = param.String(default="", doc="The agent's name.")
-    per_agent = param.List(default=[], item_type=CredentialRow, doc="Connectors that give it its own account.")
-    shared = param.List(default=[], item_type=CredentialRow, doc="Connectors whose shared credential it uses.")
+    per_agent = param.List(
+        default=[], item_type=CredentialRow, doc="Connectors that give it its own account."
+    )
+    shared = param.List(
+        default=[], item_type=CredentialRow, doc="Connectors whose shared credential it uses."
+    )
 
     @property
     def return_to(self) -> str:
@@ -85,8 +95,10 @@ class AgentCredentials(ServiceModel):
         if not latest():
             return
         rows = [_row(c, connectors.get(c.connector)) for c in credentials]
-        self.param.update(per_agent=[r for r in rows if r.credential.agent is not None],
-                          shared=[r for r in rows if r.credential.agent is None])
+        self.param.update(
+            per_agent=[r for r in rows if r.credential.agent is not None],
+            shared=[r for r in rows if r.credential.agent is None],
+        )
 
     def row(self, connector: str) -> CredentialRow:
         for row in self.per_agent:
@@ -96,8 +108,9 @@ class AgentCredentials(ServiceModel):
 
     async def connect(self, connector: str) -> ConnectAction:
         """Connect (or reconnect) this agent's own account; OAuth comes back to this page."""
-        action = await connect_or_authorize(self.services, connector, self.row(connector).auth_type,
-                                            self.agent, self.return_to)
+        action = await connect_or_authorize(
+            self.services, connector, self.row(connector).auth_type, self.agent, self.return_to
+        )
         if action.outcome is not None:
             await self.refresh()
         return action
@@ -124,4 +137,6 @@ class AgentCredentials(ServiceModel):
 def _row(credential: CredentialInfo, connector: ConnectorInfo | None) -> CredentialRow:
     state = {"connected": CONNECTED, "missing": NOT_CONNECTED}.get(credential.status, NEEDS_REAUTH)
     auth_type = connector.auth_type if connector is not None else credential.kind
-    return CredentialRow(connector=credential.connector, auth_type=auth_type, state=state, credential=credential)
+    return CredentialRow(
+        connector=credential.connector, auth_type=auth_type, state=state, credential=credential
+    )

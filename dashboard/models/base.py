@@ -15,8 +15,14 @@ from dashboard import runtime
 class ServiceModel(param.Parameterized):
     """A model that talks to the services; `service=None` means the process-wide instance."""
 
-    service = param.ClassSelector(class_=Switchboard, default=None, allow_None=True, precedence=-1, doc="""
-        The services to call; the dashboard process's shared instance when None.""")
+    service = param.ClassSelector(
+        class_=Switchboard,
+        default=None,
+        allow_None=True,
+        precedence=-1,
+        doc="""
+        The services to call; the dashboard process's shared instance when None.""",
+    )
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -47,7 +53,9 @@ class WithChoices(ServiceModel):
         connectors = await self.services.list_connectors()
         agents = await self.services.list_agents()
         if latest():
-            self.param.update(connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents])
+            self.param.update(
+                connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents]
+            )
 
 
 @dataclass(frozen=True)
@@ -58,11 +66,13 @@ class ConnectAction:
     outcome: ConnectOutcome | None = None
 
 
-async def connect_or_authorize(services: Switchboard, connector: str, auth_type: str, agent: str | None,
-                               return_to: str) -> ConnectAction:
+async def connect_or_authorize(
+    services: Switchboard, connector: str, auth_type: str, agent: str | None, return_to: str
+) -> ConnectAction:
     """OAuth connectors need the browser at the authorization server; the others connect right away."""
     if auth_type == "oauth":
-        url = await services.start_authorization(connector, agent, redirect_uri=runtime.redirect_uri(),
-                                                  return_to=return_to)
+        url = await services.start_authorization(
+            connector, agent, redirect_uri=runtime.redirect_uri(), return_to=return_to
+        )
         return ConnectAction(authorization_url=url)
     return ConnectAction(outcome=await services.connect(connector, agent))

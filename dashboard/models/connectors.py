@@ -17,8 +17,12 @@ from dashboard.models.base import ConnectAction, ServiceModel, connect_or_author
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import CONNECTORS_PATH
 
-STATUS_LABELS = {"connected": "connected", "needs_auth": "needs auth", "error": "error",
-                 "never_synced": "never synced"}
+STATUS_LABELS = {
+    "connected": "connected",
+    "needs_auth": "needs auth",
+    "error": "error",
+    "never_synced": "never synced",
+}
 # Auth types whose shared credential is a static secret the operator types in.
 STATIC_SECRET_AUTH_TYPES = ("bearer", "api_key_header")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 §5.6.2 token
@@ -51,11 +55,19 @@ class ConnectorsIndex(ServiceModel):
     @param.depends("connectors")
     def frame(self) -> pd.DataFrame:
         """One row per connector, as the index table shows it."""
-        rows = [{
-            "name": c.name, "url": c.url, "auth": c.auth_type, "mode": c.credential_mode,
-            "status": STATUS_LABELS.get(c.status, c.status), "tools": c.tool_count,
-            "last sync": format_time(c.last_sync_at), "last error": c.last_error or "",
-        } for c in self.connectors]
+        rows = [
+            {
+                "name": c.name,
+                "url": c.url,
+                "auth": c.auth_type,
+                "mode": c.credential_mode,
+                "status": STATUS_LABELS.get(c.status, c.status),
+                "tools": c.tool_count,
+                "last sync": format_time(c.last_sync_at),
+                "last error": c.last_error or "",
+            }
+            for c in self.connectors
+        ]
         columns = ["name", "url", "auth", "mode", "status", "tools", "last sync", "last error"]
         return pd.DataFrame(rows, columns=columns)
 
@@ -66,25 +78,39 @@ class ConnectorsIndex(ServiceModel):
             return None
         c = self.get(self.selected)
         facts = {
-            "name": c.name, "url": c.url, "auth type": c.auth_type, "credential mode": c.credential_mode,
-            "header": c.header_name or NEVER, "authorization server": c.issuer or NEVER,
-            "registration": c.registration_method or NEVER, "requested scopes": format_scopes(c.scopes),
-            "client id": c.client_id or NEVER, "client secret": "stored" if c.has_client_secret else NEVER,
-            "status": STATUS_LABELS.get(c.status, c.status), "last error": c.last_error or NEVER,
+            "name": c.name,
+            "url": c.url,
+            "auth type": c.auth_type,
+            "credential mode": c.credential_mode,
+            "header": c.header_name or NEVER,
+            "authorization server": c.issuer or NEVER,
+            "registration": c.registration_method or NEVER,
+            "requested scopes": format_scopes(c.scopes),
+            "client id": c.client_id or NEVER,
+            "client secret": "stored" if c.has_client_secret else NEVER,
+            "status": STATUS_LABELS.get(c.status, c.status),
+            "last error": c.last_error or NEVER,
         }
         credential = self.shared_credentials.get(c.name)
         if c.credential_mode == "shared" and credential is not None:
-            facts.update({"credential": credential.status, "granted scopes": format_scopes(credential.scopes),
-                          "expires": format_expiry(credential.expires_at),
-                          "fingerprint": credential.fingerprint or NEVER})
+            facts.update(
+                {
+                    "credential": credential.status,
+                    "granted scopes": format_scopes(credential.scopes),
+                    "expires": format_expiry(credential.expires_at),
+                    "fingerprint": credential.fingerprint or NEVER,
+                }
+            )
         return facts
 
     async def connect(self, name: str, return_to: str = CONNECTORS_PATH) -> ConnectAction:
         connector = self.get(name)
         self.selected = name
         if connector.credential_mode == "per_agent":
-            raise ConfigurationError(f"{name} gives every agent its own credential: connect it from the "
-                                     "agent's page (Agents → the agent)")
+            raise ConfigurationError(
+                f"{name} gives every agent its own credential: connect it from the "
+                "agent's page (Agents → the agent)"
+            )
         action = await connect_or_authorize(self.services, name, connector.auth_type, None, return_to)
         if action.outcome is not None:
             await self.refresh()
@@ -121,8 +147,10 @@ class ConnectorsIndex(ServiceModel):
             if credential.agent is not None and credential.connector in per_agent:
                 by_agent.setdefault(credential.agent, []).append(credential.connector)
         streams = [self.services.sync_many(shared, on_start=self._sync_started)] if shared else []
-        streams += [self.services.sync_many(agent_connectors, agent=agent, on_start=self._sync_started)
-                    for agent, agent_connectors in by_agent.items()]
+        streams += [
+            self.services.sync_many(agent_connectors, agent=agent, on_start=self._sync_started)
+            for agent, agent_connectors in by_agent.items()
+        ]
         return streams
 
     def _sync_started(self, count: int) -> None:
@@ -138,7 +166,9 @@ class ConnectorsIndex(ServiceModel):
 class ConnectorForm(ServiceModel):
     """Add a connector or edit one. Secrets are write-only: cleared after every submit, never loaded."""
 
-    editing = param.String(default=None, allow_None=True, doc="Name of the connector being edited; None adds.")
+    editing = param.String(
+        default=None, allow_None=True, doc="Name of the connector being edited; None adds."
+    )
     connector_name = param.String(default="", label="Name")
     url = param.String(default="", label="Server URL")
     auth_type = param.Selector(default="oauth", objects=list(AUTH_TYPES), label="Auth type")
@@ -149,10 +179,18 @@ class ConnectorForm(ServiceModel):
     scopes = param.String(default="", label="Scopes (optional, space-separated)")
     shared_secret = param.String(default="", label="Shared token / API key")
     errors = param.Dict(default={}, doc="Field name → what is wrong with it, from the last submit.")
-    stored = param.ClassSelector(class_=ConnectorInfo, default=None, allow_None=True,
-                                 doc="The connector as stored: loaded for editing or saved by a submit.")
-    credential = param.ClassSelector(class_=CredentialInfo, default=None, allow_None=True,
-                                     doc="The shared credential's state after it was set by a submit.")
+    stored = param.ClassSelector(
+        class_=ConnectorInfo,
+        default=None,
+        allow_None=True,
+        doc="The connector as stored: loaded for editing or saved by a submit.",
+    )
+    credential = param.ClassSelector(
+        class_=CredentialInfo,
+        default=None,
+        allow_None=True,
+        doc="The shared credential's state after it was set by a submit.",
+    )
 
     def __repr__(self) -> str:  # never print the secrets a submit has not consumed yet
         return f"ConnectorForm(editing={self.editing!r}, connector_name={self.connector_name!r})"
@@ -164,16 +202,25 @@ class ConnectorForm(ServiceModel):
     def load(self, connector: ConnectorInfo) -> None:
         """Fill the form to edit `connector` (secrets stay empty: they are never shown back)."""
         self.param.update(
-            editing=connector.name, connector_name=connector.name, url=connector.url,
-            auth_type=connector.auth_type, credential_mode=connector.credential_mode,
-            header_name=connector.header_name or "", client_id=connector.client_id or "",
-            scopes=" ".join(connector.scopes), client_secret="", shared_secret="", errors={},
-            stored=connector, credential=None,
+            editing=connector.name,
+            connector_name=connector.name,
+            url=connector.url,
+            auth_type=connector.auth_type,
+            credential_mode=connector.credential_mode,
+            header_name=connector.header_name or "",
+            client_id=connector.client_id or "",
+            scopes=" ".join(connector.scopes),
+            client_secret="",
+            shared_secret="",
+            errors={},
+            stored=connector,
+            credential=None,
         )
 
     def reset(self) -> None:
-        self.param.update({k: p.default for k, p in self.param.objects().items()
-                           if k not in ("name", "service")})
+        self.param.update(
+            {k: p.default for k, p in self.param.objects().items() if k not in ("name", "service")}
+        )
 
     def validate(self) -> dict[str, str]:
         """Field name → message for every field an operator must fix before submitting."""
@@ -182,7 +229,9 @@ class ConnectorForm(ServiceModel):
         if not name.strip():
             problems["connector_name"] = "Give the connector a name."
         elif name != name.strip() or len(name) > 100:
-            problems["connector_name"] = "Names have no leading or trailing spaces and at most 100 characters."
+            problems["connector_name"] = (
+                "Names have no leading or trailing spaces and at most 100 characters."
+            )
         url_problem = _url_problem(self.url.strip())
         if url_problem:
             problems["url"] = url_problem
@@ -218,10 +267,13 @@ class ConnectorForm(ServiceModel):
 
     def _spec(self) -> dict[str, Any]:
         return {
-            "name": self.connector_name, "url": self.url.strip(), "auth_type": self.auth_type,
+            "name": self.connector_name,
+            "url": self.url.strip(),
+            "auth_type": self.auth_type,
             "credential_mode": self.credential_mode,
             "header_name": self.header_name.strip() if self.auth_type == "api_key_header" else None,
-            "client_id": self.client_id.strip() or None, "client_secret": self.client_secret or None,
+            "client_id": self.client_id.strip() or None,
+            "client_secret": self.client_secret or None,
             "scopes": self.scopes.strip() or None,
         }
 
@@ -234,9 +286,14 @@ class ConnectorForm(ServiceModel):
             spec.pop("client_secret")
         if stored is None:
             return spec
-        current = {"url": stored.url, "auth_type": stored.auth_type, "credential_mode": stored.credential_mode,
-                   "header_name": stored.header_name, "client_id": stored.client_id,
-                   "scopes": " ".join(stored.scopes) or None}
+        current = {
+            "url": stored.url,
+            "auth_type": stored.auth_type,
+            "credential_mode": stored.credential_mode,
+            "header_name": stored.header_name,
+            "client_id": stored.client_id,
+            "scopes": " ".join(stored.scopes) or None,
+        }
         return {k: v for k, v in spec.items() if k == "client_secret" or current.get(k) != v}
 
     def _has_stored_client_secret(self) -> bool:

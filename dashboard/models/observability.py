@@ -13,11 +13,27 @@ from dashboard.models.base import ServiceModel, WithChoices
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 
 # Row key → column title, in display order; other keys (internal ids) are not shown.
-AUDIT_COLUMNS = {"called_at": "time", "agent": "agent", "connector": "server", "tool": "tool", "status": "status",
-                 "latency_ms": "latency (ms)", "error": "error", "arguments": "arguments", "operator": "operator",
-                 "credential_fingerprint": "credential"}
-TRACE_COLUMNS = {"recorded_at": "time", "step": "step", "method": "method", "url": "url", "http_status": "status",
-                 "duration_ms": "duration (ms)", "detail": "detail"}
+AUDIT_COLUMNS = {
+    "called_at": "time",
+    "agent": "agent",
+    "connector": "server",
+    "tool": "tool",
+    "status": "status",
+    "latency_ms": "latency (ms)",
+    "error": "error",
+    "arguments": "arguments",
+    "operator": "operator",
+    "credential_fingerprint": "credential",
+}
+TRACE_COLUMNS = {
+    "recorded_at": "time",
+    "step": "step",
+    "method": "method",
+    "url": "url",
+    "http_status": "status",
+    "duration_ms": "duration (ms)",
+    "detail": "detail",
+}
 
 
 class AuditLog(WithChoices):
@@ -54,15 +70,37 @@ class CredentialHealth(ServiceModel):
 
     @param.depends("credentials")
     def frame(self) -> pd.DataFrame:
-        rows = [{
-            "connector": c.connector, "agent": c.agent or "(shared)", "kind": c.kind, "status": c.status,
-            "needs re-auth": "yes" if c.status == "needs_reauth" else "", "expires": format_expiry(c.expires_at),
-            "last refresh": format_time(c.last_refresh_at), "last 401": format_time(c.last_401_at),
-            "last 403": format_time(c.last_403_at), "scopes": format_scopes(c.scopes),
-            "fingerprint": c.fingerprint or NEVER, "reason": c.reason or "",
-        } for c in self.credentials]
-        columns = ["connector", "agent", "kind", "status", "needs re-auth", "expires", "last refresh", "last 401",
-                   "last 403", "scopes", "fingerprint", "reason"]
+        rows = [
+            {
+                "connector": c.connector,
+                "agent": c.agent or "(shared)",
+                "kind": c.kind,
+                "status": c.status,
+                "needs re-auth": "yes" if c.status == "needs_reauth" else "",
+                "expires": format_expiry(c.expires_at),
+                "last refresh": format_time(c.last_refresh_at),
+                "last 401": format_time(c.last_401_at),
+                "last 403": format_time(c.last_403_at),
+                "scopes": format_scopes(c.scopes),
+                "fingerprint": c.fingerprint or NEVER,
+                "reason": c.reason or "",
+            }
+            for c in self.credentials
+        ]
+        columns = [
+            "connector",
+            "agent",
+            "kind",
+            "status",
+            "needs re-auth",
+            "expires",
+            "last refresh",
+            "last 401",
+            "last 403",
+            "scopes",
+            "fingerprint",
+            "reason",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
 
@@ -72,6 +110,7 @@ class AuthTrace(WithChoices):
     connector = param.String(default=None, allow_None=True)
     agent = param.String(default=None, allow_None=True, doc="None: the shared credential's attempt.")
     steps = param.List(default=[])
+
     async def load(self) -> list[dict[str, Any]]:
         latest = self._read("steps")
         steps = await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
@@ -86,8 +125,10 @@ class AuthTrace(WithChoices):
 
 def plain_frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
     """The `columns` of `rows` under their titles: times readable, numbers rounded, nested values as JSON."""
-    return pd.DataFrame([{title: _cell(key, row.get(key)) for key, title in columns.items()} for row in rows],
-                        columns=list(columns.values()))
+    return pd.DataFrame(
+        [{title: _cell(key, row.get(key)) for key, title in columns.items()} for row in rows],
+        columns=list(columns.values()),
+    )
 
 
 def _cell(key: str, value: Any) -> Any:

@@ -46,8 +46,15 @@ class Playground(WithChoices):
 
     async def choose(self, *, connector: str | None, agent: str | None) -> list[str]:
         """Pick where to call; loads that connector's tools as the agent sees them."""
-        self.param.update(connector=connector, agent=agent, tool=None, definition=None, fields=[], outcome=None,
-                          tool_names=[])
+        self.param.update(
+            connector=connector,
+            agent=agent,
+            tool=None,
+            definition=None,
+            fields=[],
+            outcome=None,
+            tool_names=[],
+        )
         latest = self._read("where")
         self._read("tool")  # a definition still loading belongs to the previous choice
         if connector:
@@ -64,9 +71,11 @@ class Playground(WithChoices):
             definition = await self.services.tool_definition(self.connector, tool, agent=self.agent)
             if not latest():
                 return None
-            self.param.update(definition=definition,
-                              fields=list(fields_from_schema(definition.get("inputSchema"))),
-                              raw_json=json.dumps(_defaults(definition.get("inputSchema")), indent=2))
+            self.param.update(
+                definition=definition,
+                fields=list(fields_from_schema(definition.get("inputSchema"))),
+                raw_json=json.dumps(_defaults(definition.get("inputSchema")), indent=2),
+            )
         return self.definition
 
     def arguments_to_send(self) -> dict[str, Any]:
@@ -75,10 +84,11 @@ class Playground(WithChoices):
         try:
             arguments = json.loads(self.raw_json or "{}")
         except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno}, "
-                                     f"column {exc.colno}).") from None
+            raise ConfigurationError(
+                f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
         if not isinstance(arguments, dict):
-            raise ConfigurationError("The arguments must be a JSON object, e.g. {\"message\": \"hi\"}.")
+            raise ConfigurationError('The arguments must be a JSON object, e.g. {"message": "hi"}.')
         return arguments
 
     async def call(self) -> CallOutcome:
@@ -110,8 +120,11 @@ def _content_part(item: dict[str, Any]) -> ResultPart:
         mime_type = str(item.get("mimeType", ""))
         if mime_type in SAFE_IMAGE_TYPES:
             try:
-                return ResultPart(kind="image", data=base64.b64decode(item.get("data", ""), validate=True),
-                                  mime_type=mime_type)
+                return ResultPart(
+                    kind="image",
+                    data=base64.b64decode(item.get("data", ""), validate=True),
+                    mime_type=mime_type,
+                )
             except (binascii.Error, ValueError):
                 return ResultPart(kind="text", text=f"(an {mime_type} image that is not valid base64)")
         return ResultPart(kind="text", text=f"(an image of type {mime_type or 'unknown'}, not displayed)")

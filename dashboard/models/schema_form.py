@@ -14,7 +14,15 @@ from typing import Any
 from core.errors import ConfigurationError
 
 STRING, ENUM, INTEGER, NUMBER, BOOLEAN, ARRAY, OBJECT, JSON = (
-    "string", "enum", "integer", "number", "boolean", "array", "object", "json")
+    "string",
+    "enum",
+    "integer",
+    "number",
+    "boolean",
+    "array",
+    "object",
+    "json",
+)
 _MAX_DEPTH = 6  # deeper (or self-referencing) schemas fall back to a raw-JSON field
 
 
@@ -73,14 +81,21 @@ def is_empty(value: Any) -> bool:
 
 def _properties(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> tuple[FieldSpec, ...]:
     required = set(schema.get("required") or ())
-    return tuple(_field(key, sub, root, key in required, depth)
-                 for key, sub in (schema.get("properties") or {}).items())
+    return tuple(
+        _field(key, sub, root, key in required, depth)
+        for key, sub in (schema.get("properties") or {}).items()
+    )
 
 
 def _field(key: str, schema: Any, root: Mapping[str, Any], required: bool, depth: int) -> FieldSpec:
     schema = _resolve(schema, root)
-    common = {"key": key, "required": required, "description": str(schema.get("description") or ""),
-              "default": schema.get("default"), "has_default": "default" in schema}
+    common = {
+        "key": key,
+        "required": required,
+        "description": str(schema.get("description") or ""),
+        "default": schema.get("default"),
+        "has_default": "default" in schema,
+    }
     if depth > _MAX_DEPTH:
         return FieldSpec(kind=JSON, **common)
     schema = _without_null(schema, root)
@@ -99,7 +114,9 @@ def _field(key: str, schema: Any, root: Mapping[str, Any], required: bool, depth
     if kind == "string":
         return FieldSpec(kind=STRING, **common)
     if kind == "array":
-        return FieldSpec(kind=ARRAY, items=_field("", schema.get("items") or {}, root, True, depth + 1), **common)
+        return FieldSpec(
+            kind=ARRAY, items=_field("", schema.get("items") or {}, root, True, depth + 1), **common
+        )
     if kind == "object" or "properties" in schema:
         if not schema.get("properties"):
             return FieldSpec(kind=JSON, **common)  # free-form map: nothing to build a form from
@@ -117,7 +134,11 @@ def _resolve(schema: Any, root: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(ref, str) and ref.startswith("#/"):
             target: Any = root
             for part in ref[2:].split("/"):
-                target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, Mapping) else {}
+                target = (
+                    target.get(part.replace("~1", "/").replace("~0", "~"), {})
+                    if isinstance(target, Mapping)
+                    else {}
+                )
             schema = {**(target if isinstance(target, Mapping) else {}), **schema}
             continue
         all_of = schema.get("allOf")

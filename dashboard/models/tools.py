@@ -12,8 +12,17 @@ from dashboard.models.formatting import format_time
 
 # Columns of `rows`, named like the services' row keys so sorters and flag filters pass straight
 # through to `tool_page`.
-COLUMNS = ["connector", "agent", "name", "description", "parameter_count", "read_only", "destructive",
-           "last_changed_at", "drift"]
+COLUMNS = [
+    "connector",
+    "agent",
+    "name",
+    "description",
+    "parameter_count",
+    "read_only",
+    "destructive",
+    "last_changed_at",
+    "drift",
+]
 FLAGS = ("read_only", "destructive", "drift")  # the boolean filters `tool_page` understands
 SORTABLE = ("connector", "agent", "name", "parameter_count", "last_changed_at")
 
@@ -22,7 +31,9 @@ class ToolInventory(WithChoices):
     """All connectors' tools, or one connector's, or what one agent sees; `rows` holds the current page."""
 
     connector = param.String(default=None, allow_None=True, doc="Only this connector's tools.")
-    agent = param.String(default=None, allow_None=True, doc="What this agent sees (its own and shared tools).")
+    agent = param.String(
+        default=None, allow_None=True, doc="What this agent sees (its own and shared tools)."
+    )
     search = param.String(default="", doc="Text in the name, title or description.")
     filters = param.Dict(default={}, doc="read_only / destructive / drift → True or False; absent: either.")
     sort = param.Selector(default="connector", objects=list(SORTABLE))
@@ -46,9 +57,14 @@ class ToolInventory(WithChoices):
     async def load(self) -> pd.DataFrame:
         latest = self._read("page")
         page = await self.services.tool_page(
-            connector=self.connector, agent=self.agent, search=self.search or None,
+            connector=self.connector,
+            agent=self.agent,
+            search=self.search or None,
             filters={k: bool(v) for k, v in self.filters.items() if k in FLAGS and v is not None} or None,
-            sort=self.sort, descending=self.descending, offset=self.offset, limit=self.page_size,
+            sort=self.sort,
+            descending=self.descending,
+            offset=self.offset,
+            limit=self.page_size,
         )
         frame = pd.DataFrame([_display(row) for row in page.rows], columns=COLUMNS)
         frame.index = pd.RangeIndex(self.offset, self.offset + len(frame))
@@ -66,9 +82,13 @@ class ToolInventory(WithChoices):
 
 def _display(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "connector": row.get("connector"), "agent": row.get("agent") or "", "name": row.get("name"),
+        "connector": row.get("connector"),
+        "agent": row.get("agent") or "",
+        "name": row.get("name"),
         "description": row.get("description") or row.get("title") or "",
-        "parameter_count": row.get("parameter_count") or 0, "read_only": bool(row.get("read_only")),
-        "destructive": bool(row.get("destructive")), "last_changed_at": format_time(row.get("last_changed_at")),
+        "parameter_count": row.get("parameter_count") or 0,
+        "read_only": bool(row.get("read_only")),
+        "destructive": bool(row.get("destructive")),
+        "last_changed_at": format_time(row.get("last_changed_at")),
         "drift": bool(row.get("drift")),
     }

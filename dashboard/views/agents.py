@@ -34,23 +34,29 @@ class AgentsPage(pn.viewable.Viewer):
     def _frame(self) -> pd.DataFrame:
         frame = self.directory.frame()
         # Names are escaped and URL-quoted before they become markup.
-        frame["open"] = [f"<a href='agent?name={quote(n, safe='')}'>Open {html.escape(n)}</a>" for n in frame["name"]]
+        frame["open"] = [
+            f"<a href='agent?name={quote(n, safe='')}'>Open {html.escape(n)}</a>" for n in frame["name"]
+        ]
         return frame
 
     async def _refresh(self, _event=None) -> None:
         await attempt(self.directory.refresh())
 
     async def _create_agent(self, _event) -> None:
-        agent = await attempt(self.directory.create(self._name.value, self._description.value),
-                              success=lambda a: f"Created agent {a.name}.")
+        agent = await attempt(
+            self.directory.create(self._name.value, self._description.value),
+            success=lambda a: f"Created agent {a.name}.",
+        )
         if agent is not None:
             self._name.value = self._description.value = ""
 
     def __panel__(self):
         return pn.Column(
             "## Agents",
-            html_pane("<p class='sb-muted'>An agent uses the shared connectors' credentials and, for "
-                         "per-agent connectors, an account of its own. Open an agent to connect those.</p>"),
+            html_pane(
+                "<p class='sb-muted'>An agent uses the shared connectors' credentials and, for "
+                "per-agent connectors, an account of its own. Open an agent to connect those.</p>"
+            ),
             self._table,
             pn.Row(self._name, self._description, self._create),
             sizing_mode="stretch_width",
@@ -76,7 +82,8 @@ class AgentPage(pn.viewable.Viewer):
     def _render(self, *_events) -> None:
         rows = self.credentials.per_agent
         self._cards.objects = [self._card(r) for r in rows] or [
-            html_pane("<p class='sb-muted'>No per-agent connectors yet.</p>")]
+            html_pane("<p class='sb-muted'>No per-agent connectors yet.</p>")
+        ]
         self._shared.value = _shared_frame(self.credentials.shared)
 
     def _card(self, row: CredentialRow) -> pn.viewable.Viewable:
@@ -84,28 +91,45 @@ class AgentPage(pn.viewable.Viewer):
         body: list = [header]
         if row.state == CONNECTED:
             body.append(facts_table(row.facts()))
-            body.append(pn.Row(self._button("Sync", self._sync, row), self._button("Disconnect", self._disconnect, row)))
+            body.append(
+                pn.Row(
+                    self._button("Sync", self._sync, row), self._button("Disconnect", self._disconnect, row)
+                )
+            )
         else:
             if row.state == NEEDS_REAUTH and row.credential.reason:
                 body.append(html_pane(f"<p class='sb-error'>{html.escape(row.credential.reason)}</p>"))
-            body.append(self._key_entry(row) if row.takes_key else
-                        pn.Row(self._button("Reconnect" if row.state == NEEDS_REAUTH else "Connect", self._connect, row,
-                                            button_type="primary")))
+            body.append(
+                self._key_entry(row)
+                if row.takes_key
+                else pn.Row(
+                    self._button(
+                        "Reconnect" if row.state == NEEDS_REAUTH else "Connect",
+                        self._connect,
+                        row,
+                        button_type="primary",
+                    )
+                )
+            )
             if row.state == NEEDS_REAUTH:
                 body.append(self._button("Disconnect", self._disconnect, row))
-        return pn.Column(*body, styles=CARD,
-                         sizing_mode="stretch_width")
+        return pn.Column(*body, styles=CARD, sizing_mode="stretch_width")
 
     def _key_entry(self, row: CredentialRow) -> pn.Row:
         label = "API key" if row.auth_type == "api_key_header" else "Bearer token"
-        secret = pn.widgets.PasswordInput(label=f"{label} for {self.credentials.agent}", width=320,
-                                          placeholder="write-only; validated against the server")
+        secret = pn.widgets.PasswordInput(
+            label=f"{label} for {self.credentials.agent}",
+            width=320,
+            placeholder="write-only; validated against the server",
+        )
 
         async def save(_event) -> None:
             typed, secret.value = secret.value, ""  # never keep it in the page
             button.loading = True
             try:
-                await attempt(self.credentials.set_key(row.connector, typed), success=f"Stored the {label.lower()}.")
+                await attempt(
+                    self.credentials.set_key(row.connector, typed), success=f"Stored the {label.lower()}."
+                )
             finally:
                 self._render()
 
@@ -113,7 +137,9 @@ class AgentPage(pn.viewable.Viewer):
         button.on_click(save)
         return pn.Row(secret, button)
 
-    def _button(self, verb: str, action, row: CredentialRow, button_type: str = "default") -> pn.widgets.Button:
+    def _button(
+        self, verb: str, action, row: CredentialRow, button_type: str = "default"
+    ) -> pn.widgets.Button:
         # "Connect linear", not just "Connect": the page has one card per connector.
         button = pn.widgets.Button(label=f"{verb} {row.connector}", button_type=button_type)
 
@@ -148,15 +174,25 @@ class AgentPage(pn.viewable.Viewer):
         return pn.Column(
             self._navigator,
             html_pane(f"<h2>Agent {agent}</h2><p><a href='agents'>← all agents</a></p>"),
-            "### Its own accounts (per-agent connectors)", self._cards,
-            "### Shared connectors it uses", self._shared,
+            "### Its own accounts (per-agent connectors)",
+            self._cards,
+            "### Shared connectors it uses",
+            self._shared,
             sizing_mode="stretch_width",
         )
 
 
 def _shared_frame(rows: list[CredentialRow]) -> pd.DataFrame:
-    return pd.DataFrame([{
-        "connector": r.connector, "auth": r.auth_type, "status": r.state, "scopes": format_scopes(r.credential.scopes),
-        "expires": format_expiry(r.credential.expires_at),
-    } for r in rows], columns=["connector", "auth", "status", "scopes", "expires"])
-
+    return pd.DataFrame(
+        [
+            {
+                "connector": r.connector,
+                "auth": r.auth_type,
+                "status": r.state,
+                "scopes": format_scopes(r.credential.scopes),
+                "expires": format_expiry(r.credential.expires_at),
+            }
+            for r in rows
+        ],
+        columns=["connector", "auth", "status", "scopes", "expires"],
+    )

@@ -66,19 +66,29 @@ def facts_table(facts: Mapping[str, str] | None, empty: str = "") -> pn.pane.HTM
     """A two-column table of label → value, every value escaped."""
     if not facts:
         return html_pane(f"<p class='sb-muted'>{html.escape(empty)}</p>" if empty else "")
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
+    )
     return html_pane(f"<table class='sb-facts'>{rows}</table>", sizing_mode="stretch_width")
 
 
 def text_block(text: str, css_class: str = "") -> pn.pane.HTML:
     """Untrusted text (tool output, server messages) shown verbatim, never interpreted as markup."""
-    return html_pane(f"<pre class='sb-text {css_class}'>{html.escape(text)}</pre>", sizing_mode="stretch_width")
+    return html_pane(
+        f"<pre class='sb-text {css_class}'>{html.escape(text)}</pre>", sizing_mode="stretch_width"
+    )
 
 
 def status_badge(label: str) -> str:
     """HTML of a coloured badge for a status label."""
-    css = {"connected": "ok", "needs auth": "warn", "needs re-auth": "warn", "not connected": "idle",
-           "never synced": "idle", "error": "bad"}.get(label, "idle")
+    css = {
+        "connected": "ok",
+        "needs auth": "warn",
+        "needs re-auth": "warn",
+        "not connected": "idle",
+        "never synced": "idle",
+        "error": "bad",
+    }.get(label, "idle")
     return f"<span class='sb-badge sb-{css}'>{html.escape(label)}</span>"
 
 
@@ -88,7 +98,9 @@ ANY = ""  # the value of a picker's "no particular one" choice
 class ChoicePickers:
     """Connector and agent Selects that follow the choices of a `WithChoices` model."""
 
-    def __init__(self, model, *, any_connector: str = "(all servers)", any_agent: str = "(all agents)") -> None:
+    def __init__(
+        self, model, *, any_connector: str = "(all servers)", any_agent: str = "(all agents)"
+    ) -> None:
         self._model = model
         self._any_connector, self._any_agent = any_connector, any_agent
         self.connector = pn.widgets.Select(label="Server", options={any_connector: ANY}, width=220)

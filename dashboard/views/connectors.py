@@ -17,8 +17,13 @@ from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
 
 ACTIONS = {"connect": "Connect", "sync": "Sync", "edit": "Edit", "delete": "Delete"}
-AUTH_TYPE_LABELS = {"none": "None (public server)", "bearer": "Bearer token", "api_key_header": "API key header",
-                    "oauth": "OAuth 2.1 (browser sign-in)", "client_credentials": "OAuth client credentials"}
+AUTH_TYPE_LABELS = {
+    "none": "None (public server)",
+    "bearer": "Bearer token",
+    "api_key_header": "API key header",
+    "oauth": "OAuth 2.1 (browser sign-in)",
+    "client_credentials": "OAuth client credentials",
+}
 CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
 
 
@@ -34,9 +39,13 @@ class ConnectorsPage(pn.viewable.Viewer):
         super().__init__(**params)
         self._navigator = BrowserNavigator()
         self._table = pn.widgets.Tabulator(
-            self.index.frame(), show_index=False, disabled=True, sizing_mode="stretch_width",
+            self.index.frame(),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
-            titles={k: "" for k in ACTIONS}, layout="fit_columns",
+            titles={k: "" for k in ACTIONS},
+            layout="fit_columns",
             configuration={"columnDefaults": {"tooltip": True}},
             widths={"name": 170, "url": 230, "tools": 70, **{k: 80 for k in ACTIONS}},
         )
@@ -61,7 +70,10 @@ class ConnectorsPage(pn.viewable.Viewer):
         name = self._table.value.iloc[event.row]["name"]
         self.index.selected = name
         handler: Callable[[str], Awaitable[None]] | None = {
-            "connect": self._connect, "sync": self._sync, "edit": self._edit, "delete": self._ask_delete,
+            "connect": self._connect,
+            "sync": self._sync,
+            "edit": self._edit,
+            "delete": self._ask_delete,
         }.get(event.column)
         if handler is not None:
             await handler(name)
@@ -77,7 +89,10 @@ class ConnectorsPage(pn.viewable.Viewer):
             notify_success(action.outcome.summary())
 
     async def _sync(self, name: str) -> None:
-        report_syncs(await attempt(self.index.sync(name)), nothing=f"Nothing to sync: no agent has connected {name} yet.")
+        report_syncs(
+            await attempt(self.index.sync(name)),
+            nothing=f"Nothing to sync: no agent has connected {name} yet.",
+        )
 
     async def _edit(self, name: str) -> None:
         self.form.load(self.index.get(name))
@@ -131,8 +146,10 @@ class ConnectorsPage(pn.viewable.Viewer):
     def _details(self):
         details = self.index.details()
         title = f"Details — {details['name']}" if details else "Details"
-        return pn.Column(f"### {html.escape(title)}",
-                         facts_table(details, empty="Click a connector to see what discovery found for it."))
+        return pn.Column(
+            f"### {html.escape(title)}",
+            facts_table(details, empty="Click a connector to see what discovery found for it."),
+        )
 
     def __panel__(self):
         return pn.Column(
@@ -141,8 +158,15 @@ class ConnectorsPage(pn.viewable.Viewer):
             self._sync_progress,
             self._confirm,
             self._table,
-            pn.Row(self._form_view, pn.Column(self._details, AuthTraceView(trace=self.trace, selectable=False),
-                                              sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            pn.Row(
+                self._form_view,
+                pn.Column(
+                    self._details,
+                    AuthTraceView(trace=self.trace, selectable=False),
+                    sizing_mode="stretch_width",
+                ),
+                sizing_mode="stretch_width",
+            ),
             sizing_mode="stretch_width",
         )
 
@@ -158,27 +182,39 @@ class ConnectorFormView(pn.viewable.Viewer):
         f = self.form
         auth = f.param.auth_type.rx()
         self._widgets = {
-            "connector_name": pn.widgets.TextInput.from_param(f.param.connector_name, placeholder="linear",
-                                                              disabled=f.param.editing.rx().rx.is_not(None)),
+            "connector_name": pn.widgets.TextInput.from_param(
+                f.param.connector_name, placeholder="linear", disabled=f.param.editing.rx().rx.is_not(None)
+            ),
             "url": pn.widgets.TextInput.from_param(f.param.url, placeholder="https://mcp.example.com/mcp"),
             "auth_type": pn.widgets.Select.from_param(
-                f.param.auth_type, options={AUTH_TYPE_LABELS[k]: k for k in AUTH_TYPES}),
+                f.param.auth_type, options={AUTH_TYPE_LABELS[k]: k for k in AUTH_TYPES}
+            ),
             "credential_mode": pn.Column(
                 html_pane("Credentials", margin=(5, 10, 0, 10)),
-                pn.widgets.RadioBoxGroup.from_param(f.param.credential_mode, options=CREDENTIAL_MODE_LABELS,
-                                                    inline=True), margin=0),
-            "header_name": pn.widgets.TextInput.from_param(f.param.header_name, placeholder="X-API-Key",
-                                                           visible=auth == "api_key_header"),
-            "client_id": pn.widgets.TextInput.from_param(f.param.client_id,
-                                                         visible=auth.rx.in_(("oauth", "client_credentials"))),
+                pn.widgets.RadioBoxGroup.from_param(
+                    f.param.credential_mode, options=CREDENTIAL_MODE_LABELS, inline=True
+                ),
+                margin=0,
+            ),
+            "header_name": pn.widgets.TextInput.from_param(
+                f.param.header_name, placeholder="X-API-Key", visible=auth == "api_key_header"
+            ),
+            "client_id": pn.widgets.TextInput.from_param(
+                f.param.client_id, visible=auth.rx.in_(("oauth", "client_credentials"))
+            ),
             "client_secret": pn.widgets.PasswordInput.from_param(
-                f.param.client_secret, visible=auth.rx.in_(("oauth", "client_credentials")),
-                placeholder="write-only; empty keeps the stored one"),
-            "scopes": pn.widgets.TextInput.from_param(f.param.scopes,
-                                                      visible=auth.rx.in_(("oauth", "client_credentials"))),
+                f.param.client_secret,
+                visible=auth.rx.in_(("oauth", "client_credentials")),
+                placeholder="write-only; empty keeps the stored one",
+            ),
+            "scopes": pn.widgets.TextInput.from_param(
+                f.param.scopes, visible=auth.rx.in_(("oauth", "client_credentials"))
+            ),
             "shared_secret": pn.widgets.PasswordInput.from_param(
-                f.param.shared_secret, placeholder="write-only; validated against the server", visible=pn.bind(lambda *_: f.takes_shared_secret, f.param.auth_type,
-                                                       f.param.credential_mode)),
+                f.param.shared_secret,
+                placeholder="write-only; validated against the server",
+                visible=pn.bind(lambda *_: f.takes_shared_secret, f.param.auth_type, f.param.credential_mode),
+            ),
         }
         self._save = pn.widgets.Button(label="Save", button_type="primary", width=100)
         self._save.on_click(self._submit)
@@ -195,26 +231,42 @@ class ConnectorFormView(pn.viewable.Viewer):
             await self._on_saved()
 
     def _error(self, field: str):
-        return html_pane(pn.bind(lambda errors: f"<span class='sb-error'>{html.escape(errors.get(field, ''))}"
-                                                   "</span>" if field in errors else "", self.form.param.errors),
-                            margin=(0, 10))
+        return html_pane(
+            pn.bind(
+                lambda errors: (
+                    f"<span class='sb-error'>{html.escape(errors.get(field, ''))}</span>"
+                    if field in errors
+                    else ""
+                ),
+                self.form.param.errors,
+            ),
+            margin=(0, 10),
+        )
 
     @param.depends("form.editing")
     def _title(self):
-        return pn.pane.Markdown(f"### Edit {self.form.editing}" if self.form.editing else "### Add a connector")
+        return pn.pane.Markdown(
+            f"### Edit {self.form.editing}" if self.form.editing else "### Add a connector"
+        )
 
     @param.depends("form.stored")
     def _discovery(self):
         stored = self.form.stored
         if stored is None or stored.auth_type not in ("oauth", "client_credentials") or not stored.issuer:
             return pn.Spacer(height=0)
-        return facts_table({"authorization server": stored.issuer,
-                            "registration": stored.registration_method or "—",
-                            "scopes": " ".join(stored.scopes) or "—"})
+        return facts_table(
+            {
+                "authorization server": stored.issuer,
+                "registration": stored.registration_method or "—",
+                "scopes": " ".join(stored.scopes) or "—",
+            }
+        )
 
     def __panel__(self):
         fields = [pn.Column(widget, self._error(name), margin=0) for name, widget in self._widgets.items()]
-        return pn.Column(self._title, *fields, pn.Row(self._save, self._new), self._discovery, width=420, styles=CARD)
+        return pn.Column(
+            self._title, *fields, pn.Row(self._save, self._new), self._discovery, width=420, styles=CARD
+        )
 
 
 def _saved_message(connector) -> str:
@@ -232,19 +284,27 @@ def report_syncs(results: list[SyncResult] | None, nothing: str = "Nothing to sy
     if not results:
         notify_success(nothing)
     elif failed:
-        notify_error(f"{len(failed)} of {len(results)} syncs failed: {', '.join(failed)}." if len(results) > 1
-                     else f"{failed[0]}: sync failed — {results[0].error}")
+        notify_error(
+            f"{len(failed)} of {len(results)} syncs failed: {', '.join(failed)}."
+            if len(results) > 1
+            else f"{failed[0]}: sync failed — {results[0].error}"
+        )
     elif len(results) > 1:
         notify_success(f"All {len(results)} syncs succeeded.")
     else:
-        notify_success(f"Synced {results[0].connector}: {results[0].tools} tools, {results[0].changed} changed.")
+        notify_success(
+            f"Synced {results[0].connector}: {results[0].tools} tools, {results[0].changed} changed."
+        )
 
 
 def _sync_outcomes(results: list[SyncResult]) -> pn.pane.HTML:
     items = []
     for r in results:
         who = f" as {r.agent}" if r.agent else ""
-        text = (f"✓ {r.connector}{who}: {r.tools} tools, {r.changed} changed, {r.duration_ms:.0f} ms" if r.ok
-                else f"✗ {r.connector}{who}: {r.error}")
+        text = (
+            f"✓ {r.connector}{who}: {r.tools} tools, {r.changed} changed, {r.duration_ms:.0f} ms"
+            if r.ok
+            else f"✗ {r.connector}{who}: {r.error}"
+        )
         items.append(f"<li class='{'sb-ok' if r.ok else 'sb-bad'}'>{html.escape(text)}</li>")
     return html_pane(f"<ul class='sb-outcomes'>{''.join(items)}</ul>", sizing_mode="stretch_width")

@@ -12,8 +12,14 @@ from dashboard.views.feedback import attempt
 
 def table(frame, **options) -> pn.widgets.Tabulator:
     """A read-only table; cell text is rendered as text, never as markup."""
-    return pn.widgets.Tabulator(frame, show_index=False, disabled=True, sizing_mode="stretch_width",
-                                layout="fit_data_stretch", **options)
+    return pn.widgets.Tabulator(
+        frame,
+        show_index=False,
+        disabled=True,
+        sizing_mode="stretch_width",
+        layout="fit_data_stretch",
+        **options,
+    )
 
 
 class AuthTraceView(pn.viewable.Viewer):
@@ -24,8 +30,12 @@ class AuthTraceView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(self.trace.frame(), pagination="local", page_size=20,
-                            visible=self.trace.param.steps.rx().rx.bool())
+        self._table = table(
+            self.trace.frame(),
+            pagination="local",
+            page_size=20,
+            visible=self.trace.param.steps.rx().rx.bool(),
+        )
         self.trace.param.watch(lambda _e: setattr(self._table, "value", self.trace.frame()), "steps")
         self._pickers = ChoicePickers(self.trace, any_connector="(choose)", any_agent="(shared credential)")
         for picker in (self._pickers.connector, self._pickers.agent):
@@ -45,8 +55,13 @@ class AuthTraceView(pn.viewable.Viewer):
 
     def __panel__(self):
         chooser = pn.Row(self._pickers.connector, self._pickers.agent, visible=self.selectable)
-        return pn.Column("### Auth trace (last connection attempt)", chooser, self._caption, self._table,
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            "### Auth trace (last connection attempt)",
+            chooser,
+            self._caption,
+            self._table,
+            sizing_mode="stretch_width",
+        )
 
 
 class AuditPage(pn.viewable.Viewer):
@@ -73,11 +88,16 @@ class AuditPage(pn.viewable.Viewer):
         await attempt(self.log.refresh())
 
     def __panel__(self):
-        return pn.Column("## Audit log",
-                         html_pane("<p class='sb-muted'>Every tool call, newest first; arguments under "
-                                   "secret-looking names are redacted.</p>"),
-                         pn.Row(self._pickers.connector, self._pickers.agent, self._reload), self._table,
-                         sizing_mode="stretch_width")
+        return pn.Column(
+            "## Audit log",
+            html_pane(
+                "<p class='sb-muted'>Every tool call, newest first; arguments under "
+                "secret-looking names are redacted.</p>"
+            ),
+            pn.Row(self._pickers.connector, self._pickers.agent, self._reload),
+            self._table,
+            sizing_mode="stretch_width",
+        )
 
 
 class HealthPage(pn.viewable.Viewer):
@@ -100,5 +120,9 @@ class HealthPage(pn.viewable.Viewer):
         await attempt(self.trace.load_choices())
 
     def __panel__(self):
-        return pn.Column(pn.Row("## Credential health", pn.HSpacer(), self._reload), self._table,
-                         self._trace_view, sizing_mode="stretch_width")
+        return pn.Column(
+            pn.Row("## Credential health", pn.HSpacer(), self._reload),
+            self._table,
+            self._trace_view,
+            sizing_mode="stretch_width",
+        )

@@ -29,9 +29,16 @@ class PlaygroundPage(pn.viewable.Viewer):
         self._agent = pn.widgets.Select(label="As agent", options={SHARED_CREDENTIAL: ANY}, width=220)
         self._connector = pn.widgets.Select(label="Server", options={CHOOSE: ANY}, width=220)
         self._tool = pn.widgets.Select(label="Tool", options={CHOOSE: ANY}, width=260)
-        self._mode = pn.widgets.RadioButtonGroup.from_param(pg.param.raw_mode, options={"Form": False, "Raw JSON": True})
-        self._raw = pn.widgets.TextAreaInput.from_param(pg.param.raw_json, label="Arguments (JSON object)", height=220,
-                                                        sizing_mode="stretch_width", visible=pg.param.raw_mode)
+        self._mode = pn.widgets.RadioButtonGroup.from_param(
+            pg.param.raw_mode, options={"Form": False, "Raw JSON": True}
+        )
+        self._raw = pn.widgets.TextAreaInput.from_param(
+            pg.param.raw_json,
+            label="Arguments (JSON object)",
+            height=220,
+            sizing_mode="stretch_width",
+            visible=pg.param.raw_mode,
+        )
         self._form: ObjectEditor = form_for([])
         self._form_area = pn.Column(sizing_mode="stretch_width", visible=pg.param.raw_mode.rx().rx.not_())
         self._call = pn.widgets.Button(label="Call", button_type="primary", width=120, disabled=True)
@@ -50,7 +57,9 @@ class PlaygroundPage(pn.viewable.Viewer):
         pg = self.playground
         await attempt(pg.load_choices())
         agent = self._initial.get("agent") if self._initial.get("agent") in pg.agent_names else None
-        connector = self._initial.get("connector") if self._initial.get("connector") in pg.connector_names else None
+        connector = (
+            self._initial.get("connector") if self._initial.get("connector") in pg.connector_names else None
+        )
         if connector:
             await attempt(pg.choose(connector=connector, agent=agent))
         tool = self._initial.get("tool")
@@ -69,7 +78,11 @@ class PlaygroundPage(pn.viewable.Viewer):
             self._agent.options = {SHARED_CREDENTIAL: ANY, **{a: a for a in pg.agent_names}}
             self._connector.options = {CHOOSE: ANY, **{c: c for c in pg.connector_names}}
             self._tool.options = {CHOOSE: ANY, **{t: t for t in pg.tool_names}}
-            self._agent.value, self._connector.value, self._tool.value = pg.agent or ANY, pg.connector or ANY, pg.tool or ANY
+            self._agent.value, self._connector.value, self._tool.value = (
+                pg.agent or ANY,
+                pg.connector or ANY,
+                pg.tool or ANY,
+            )
         finally:
             self._following_model = False
         self._call.disabled = pg.definition is None
@@ -83,7 +96,9 @@ class PlaygroundPage(pn.viewable.Viewer):
             pn.state.execute(self._choose_tool)
 
     async def _choose_where(self) -> None:
-        await attempt(self.playground.choose(connector=self._connector.value or None, agent=self._agent.value or None))
+        await attempt(
+            self.playground.choose(connector=self._connector.value or None, agent=self._agent.value or None)
+        )
         self._follow_model()
 
     async def _choose_tool(self) -> None:
@@ -92,8 +107,17 @@ class PlaygroundPage(pn.viewable.Viewer):
 
     def _build_form(self, _event=None) -> None:
         self._form = form_for(self.playground.fields)
-        self._form_area.objects = [self._form.panel] if self.playground.fields else [
-            html_pane("<p class='sb-muted'>This tool takes no arguments.</p>" if self.playground.definition else "")]
+        self._form_area.objects = (
+            [self._form.panel]
+            if self.playground.fields
+            else [
+                html_pane(
+                    "<p class='sb-muted'>This tool takes no arguments.</p>"
+                    if self.playground.definition
+                    else ""
+                )
+            ]
+        )
 
     def _mode_changed(self, event) -> None:
         if event.new:  # entering raw mode: start from what the form holds, when it is complete
@@ -120,7 +144,9 @@ class PlaygroundPage(pn.viewable.Viewer):
         definition = self.playground.definition
         if not definition:
             return pn.Spacer(height=0)
-        return html_pane(f"<p>{html.escape(str(definition.get('description') or ''))}</p>", sizing_mode="stretch_width")
+        return html_pane(
+            f"<p>{html.escape(str(definition.get('description') or ''))}</p>", sizing_mode="stretch_width"
+        )
 
     @param.depends("playground.outcome")
     def _result(self):
@@ -128,18 +154,27 @@ class PlaygroundPage(pn.viewable.Viewer):
         if outcome is None:
             return pn.Spacer(height=0)
         latency = f"{outcome.latency_ms:.1f} ms"
-        header = (pn.pane.Alert(f"The tool reported an error (isError) after {latency}.", alert_type="danger")
-                  if outcome.is_error else pn.pane.Alert(f"Answered in {latency}.", alert_type="success"))
+        header = (
+            pn.pane.Alert(f"The tool reported an error (isError) after {latency}.", alert_type="danger")
+            if outcome.is_error
+            else pn.pane.Alert(f"Answered in {latency}.", alert_type="success")
+        )
         parts = [_render(part) for part in self.playground.result_parts()]
-        return pn.Column("### Result", header, *parts, sizing_mode="stretch_width",
-                         styles=CARD)
+        return pn.Column("### Result", header, *parts, sizing_mode="stretch_width", styles=CARD)
 
     def __panel__(self):
         return pn.Column(
             "## Tool playground",
-            html_pane("<p class='sb-muted'>Calls are made as the chosen agent and recorded in the audit log.</p>"),
+            html_pane(
+                "<p class='sb-muted'>Calls are made as the chosen agent and recorded in the audit log.</p>"
+            ),
             pn.Row(self._agent, self._connector, self._tool),
-            self._description, self._mode, self._form_area, self._raw, self._call, self._result,
+            self._description,
+            self._mode,
+            self._form_area,
+            self._raw,
+            self._call,
+            self._result,
             sizing_mode="stretch_width",
         )
 
@@ -149,7 +184,9 @@ def _render(part: ResultPart) -> pn.viewable.Viewable:
         # Re-encoded from the decoded bytes, with a MIME type from a fixed list: nothing of the server's
         # text reaches the markup.
         data = base64.b64encode(part.data).decode("ascii")
-        return html_pane(f"<img class='sb-image' alt='image result' src='data:{part.mime_type};base64,{data}'>")
+        return html_pane(
+            f"<img class='sb-image' alt='image result' src='data:{part.mime_type};base64,{data}'>"
+        )
     if part.kind == "json":
         return pn.pane.JSON(part.value, depth=-1, theme="light", sizing_mode="stretch_width")
     return text_block(part.text)

@@ -86,11 +86,22 @@ class ObjectEditor(FieldEditor):
         self.include = None
         if path and not spec.required:
             self.include = pn.widgets.Checkbox(label=f"include {spec.key}", value=False)
-        body = pn.Column(*[c.panel for c in self.children.values()], sizing_mode="stretch_width",
-                         visible=self.include.param.value if self.include else True)
-        self._panel = body if not path else pn.Column(
-            _heading(spec),
-            *([self.include] if self.include else []), body, styles=NESTED, sizing_mode="stretch_width")
+        body = pn.Column(
+            *[c.panel for c in self.children.values()],
+            sizing_mode="stretch_width",
+            visible=self.include.param.value if self.include else True,
+        )
+        self._panel = (
+            body
+            if not path
+            else pn.Column(
+                _heading(spec),
+                *([self.include] if self.include else []),
+                body,
+                styles=NESTED,
+                sizing_mode="stretch_width",
+            )
+        )
 
     @property
     def panel(self) -> pn.viewable.Viewable:
@@ -112,9 +123,7 @@ class ArrayEditor(FieldEditor):
         self._rows = pn.Column(sizing_mode="stretch_width")
         add = pn.widgets.Button(label=f"Add {spec.key or 'item'}", width=160)
         add.on_click(lambda _event: self.add_item())
-        self._panel = pn.Column(
-            _heading(spec),
-            self._rows, add, styles=NESTED, sizing_mode="stretch_width")
+        self._panel = pn.Column(_heading(spec), self._rows, add, styles=NESTED, sizing_mode="stretch_width")
 
     @property
     def panel(self) -> pn.viewable.Viewable:
@@ -145,14 +154,20 @@ def editor_for(spec: FieldSpec, path: str) -> FieldEditor:
     if spec.kind == OBJECT:
         return ObjectEditor(spec, path)
     if spec.kind == ARRAY and spec.items is not None and spec.items.kind == ENUM:
-        return WidgetEditor(spec, path, _widget(pn.widgets.MultiChoice, spec, options=list(spec.items.options),
-                                                value=list(spec.default or [])))
+        return WidgetEditor(
+            spec,
+            path,
+            _widget(
+                pn.widgets.MultiChoice, spec, options=list(spec.items.options), value=list(spec.default or [])
+            ),
+        )
     if spec.kind == ARRAY and spec.items is not None:
         return ArrayEditor(spec, path)
     if spec.kind == JSON:
         initial = json.dumps(spec.default) if spec.has_default else ""
-        return JsonEditor(spec, path, _widget(pn.widgets.TextAreaInput, spec, value=initial,
-                                              placeholder="a JSON value"))
+        return JsonEditor(
+            spec, path, _widget(pn.widgets.TextAreaInput, spec, value=initial, placeholder="a JSON value")
+        )
     return WidgetEditor(spec, path, _scalar_widget(spec))
 
 
@@ -188,7 +203,9 @@ def _number_widget(spec: FieldSpec, default: Any) -> pn.widgets.Widget:
         value = default if default is not None else bounds["start"]
         if integer:
             return _widget(pn.widgets.IntSlider, spec, value=int(value), **bounds)
-        return _widget(pn.widgets.FloatSlider, spec, value=float(value), step=span / _MAX_SLIDER_STEPS, **bounds)
+        return _widget(
+            pn.widgets.FloatSlider, spec, value=float(value), step=span / _MAX_SLIDER_STEPS, **bounds
+        )
     spinner = pn.widgets.IntInput if integer else pn.widgets.FloatInput
     return _widget(spinner, spec, value=default, placeholder="not set", **bounds)
 
@@ -205,4 +222,6 @@ def _widget(widget_type: type[pn.widgets.Widget], spec: FieldSpec, **options: An
 
 
 def _heading(spec: FieldSpec) -> pn.pane.HTML:
-    return html_pane(f"<b>{html.escape(spec.label)}</b> <span class='sb-muted'>{html.escape(spec.description)}</span>")
+    return html_pane(
+        f"<b>{html.escape(spec.label)}</b> <span class='sb-muted'>{html.escape(spec.description)}</span>"
+    )

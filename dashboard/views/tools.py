@@ -12,13 +12,23 @@ from dashboard.models.tools import FLAGS, SORTABLE, ToolInventory
 from dashboard.views.components import CARD, ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
 
-TITLES = {"connector": "server", "agent": "agent", "name": "tool", "description": "description",
-          "parameter_count": "parameters", "read_only": "read-only", "destructive": "destructive",
-          "last_changed_at": "last changed", "drift": "changed"}
+TITLES = {
+    "connector": "server",
+    "agent": "agent",
+    "name": "tool",
+    "description": "description",
+    "parameter_count": "parameters",
+    "read_only": "read-only",
+    "destructive": "destructive",
+    "last_changed_at": "last changed",
+    "drift": "changed",
+}
 # Annotation hints and drift as ticks (nothing shown for False), filterable as yes / no / either.
-FLAG_FORMATTERS = {"read_only": {"type": "tickCross", "crossElement": False},
-                   "destructive": {"type": "tickCross", "tickElement": "⚠", "crossElement": False},
-                   "drift": {"type": "tickCross", "tickElement": "⚠ changed", "crossElement": False}}
+FLAG_FORMATTERS = {
+    "read_only": {"type": "tickCross", "crossElement": False},
+    "destructive": {"type": "tickCross", "tickElement": "⚠", "crossElement": False},
+    "drift": {"type": "tickCross", "tickElement": "⚠ changed", "crossElement": False},
+}
 FLAG_FILTERS = {flag: {"type": "tickCross", "tristate": True, "indeterminateValue": None} for flag in FLAGS}
 
 
@@ -57,11 +67,25 @@ class ToolsPage(pn.viewable.Viewer):
         super().__init__(**params)
         inv = self.inventory
         self._table = StorePagedTabulator(
-            inv.rows, page_size=inv.page_size, show_index=False, disabled=True, sizing_mode="stretch_width",
-            layout="fit_columns", titles=TITLES, selectable=False,
-            widths={"description": "30%", "parameter_count": 100, "read_only": 90, "destructive": 100, "drift": 100},
+            inv.rows,
+            page_size=inv.page_size,
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            layout="fit_columns",
+            titles=TITLES,
+            selectable=False,
+            widths={
+                "description": "30%",
+                "parameter_count": 100,
+                "read_only": 90,
+                "destructive": 100,
+                "drift": 100,
+            },
             configuration={"columnDefaults": {"tooltip": True}},
-            header_filters=FLAG_FILTERS, formatters=FLAG_FORMATTERS, sortable={c: c in SORTABLE for c in TITLES},
+            header_filters=FLAG_FILTERS,
+            formatters=FLAG_FORMATTERS,
+            sortable={c: c in SORTABLE for c in TITLES},
         )
         self._table.param.watch(self._table_query_changed, ["page", "sorters", "filters"])
         self._table.on_click(self._open_row)
@@ -77,8 +101,11 @@ class ToolsPage(pn.viewable.Viewer):
         await self._reload()
 
     async def _filters_changed(self, _event) -> None:
-        self.inventory.query(connector=self._pickers.chosen_connector, agent=self._pickers.chosen_agent,
-                             search=self._search.value.strip())
+        self.inventory.query(
+            connector=self._pickers.chosen_connector,
+            agent=self._pickers.chosen_agent,
+            search=self._search.value.strip(),
+        )
         await self._reload()
 
     async def _table_query_changed(self, *events) -> None:
@@ -88,11 +115,16 @@ class ToolsPage(pn.viewable.Viewer):
                 changes["page"] = event.new
             elif event.name == "sorters":
                 first = next((s for s in event.new if s.get("field") in SORTABLE), None)
-                changes.update(sort=first["field"] if first else "connector",
-                               descending=bool(first and first.get("dir") == "desc"))
+                changes.update(
+                    sort=first["field"] if first else "connector",
+                    descending=bool(first and first.get("dir") == "desc"),
+                )
             elif event.name == "filters":
-                changes["filters"] = {f["field"]: bool(f["value"]) for f in event.new
-                                      if f.get("field") in FLAGS and f.get("value") is not None}
+                changes["filters"] = {
+                    f["field"]: bool(f["value"])
+                    for f in event.new
+                    if f.get("field") in FLAGS and f.get("value") is not None
+                }
         if changes:  # a page change this view made itself asks for nothing new
             self.inventory.query(**changes)
             await self._reload()
@@ -112,8 +144,9 @@ class ToolsPage(pn.viewable.Viewer):
 
     @param.depends("inventory.total")
     def _count(self):
-        return html_pane(f"<p class='sb-muted'>{self.inventory.total} tools. Click a row for its full schema."
-                            "</p>")
+        return html_pane(
+            f"<p class='sb-muted'>{self.inventory.total} tools. Click a row for its full schema.</p>"
+        )
 
     @param.depends("inventory.definition")
     def _definition(self):
@@ -121,10 +154,19 @@ class ToolsPage(pn.viewable.Viewer):
         if not definition:
             return pn.Spacer(height=0)
         title = html.escape(str(definition.get("name", "")))
-        return pn.Column(html_pane(f"<h3>Schema of {title}</h3>"),
-                         pn.pane.JSON(definition, depth=-1, theme="light", sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width", styles=CARD)
+        return pn.Column(
+            html_pane(f"<h3>Schema of {title}</h3>"),
+            pn.pane.JSON(definition, depth=-1, theme="light", sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+            styles=CARD,
+        )
 
     def __panel__(self):
-        return pn.Column("## Tools", pn.Row(self._pickers.connector, self._pickers.agent, self._search), self._count, self._table,
-                         self._definition, sizing_mode="stretch_width")
+        return pn.Column(
+            "## Tools",
+            pn.Row(self._pickers.connector, self._pickers.agent, self._search),
+            self._count,
+            self._table,
+            self._definition,
+            sizing_mode="stretch_width",
+        )
