@@ -83,6 +83,7 @@ class Switchboard:
         self._oauth_storage = store.oauth_storage()
         # One MCP client per credential and event loop, so repeated calls reuse the session.
         self._clients: dict[tuple[int, CredentialKey, str], McpClient] = {}
+        self._client_locks: dict[tuple[int, CredentialKey, str], asyncio.Lock] = {}
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
@@ -181,9 +182,14 @@ class Switchboard:
         slot = (id(asyncio.get_running_loop()), key, connector.url)
         client = self._clients.get(slot)
         if client is None:
-            client = McpClient(connector.url, http=self._http(), auth=await self._provider(connector, key),
-                               timeout=self.timeout)
-            self._clients[slot] = client
+            # Concurrent first calls must share one client (one initialize, one session: C-10);
+            # building the provider reads the store, so without the lock each caller made its own.
+            async with self._client_locks.setdefault(slot, asyncio.Lock()):
+                client = self._clients.get(slot)
+                if client is None:
+                    client = McpClient(connector.url, http=self._http(), auth=await self._provider(connector, key),
+                                       timeout=self.timeout)
+                    self._clients[slot] = client
         return client
 
     async def _forget_client(self, key: CredentialKey) -> None:
