@@ -311,3 +311,42 @@ def test_notebooks_never_keep_the_store_from_others(run):
     assert run.reader.errors == []
     assert run.reader.reads >= 20
     assert run.reader.slowest < READER_BUSY_TIMEOUT / 2, run.reader.slowest
+
+
+# --- standalone defaults ------------------------------------------------------------------------------
+
+
+@pytest.mark.notebooks
+async def test_standalone_defaults_start_servers_and_register_them(tmp_path, monkeypatch):
+    """What a person gets running a notebook with no parameters set: a demo store with its own key
+    file, sample servers started for the notebook, the connectors registered and authorized."""
+    from core.services import Switchboard
+
+    monkeypatch.syspath_prepend(str(NOTEBOOKS))
+    import nbsupport
+
+    monkeypatch.setattr(nbsupport, "DEMO_DIR", tmp_path / "demo")
+    for name in ("SWITCHBOARD_KEY_FILE", "SWITCHBOARD_KEY"):
+        monkeypatch.setenv(name, "placeholder")  # so that undo also removes what setup() sets
+        monkeypatch.delenv(name)
+    env = nbsupport.setup(None)
+    servers = list(env.started)
+    try:
+        assert env.store == str(tmp_path / "demo" / "switchboard.duckdb")
+        assert os.environ["SWITCHBOARD_KEY_FILE"] == str(tmp_path / "demo" / "store.key")
+        assert env.started_kinds == ["bearer", "sdk_oauth"] and env.bearer_url and env.oauth_url
+        assert env.bearer_key not in repr(env) and env.bearer_key not in env.describe().to_string()
+        board = Switchboard.open(env.store, policy=env.policy)
+        assert await nbsupport.ensure_demo_connectors(board, env) == {"bearer": "render", "oauth": "linear"}
+        states = {(c.connector, c.agent): c.status for c in await board.health()}
+        assert states == {("render", None): "connected", ("linear", "ops-bot"): "connected",
+                          ("linear", "reporter"): "connected"}
+        authorizations = servers[1].counters()["authorizations"]
+        await nbsupport.ensure_demo_connectors(board, env)  # a second notebook on the same store
+        assert servers[1].counters()["authorizations"] == authorizations == 2
+        agents = nbsupport.sql(board.store, "SELECT name FROM agents ORDER BY name")
+        assert list(agents.name) == ["auditor", "ops-bot", "reporter"]
+        await board.aclose()
+    finally:
+        env.close()
+    assert not any(server.running for server in servers)
