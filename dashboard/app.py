@@ -64,17 +64,14 @@ def page(slug: str) -> pn.template.BaseTemplate:
     main: list = []
     if arrival is not None:
         main.append(
-            pn.pane.Alert(
-                html.escape(arrival.message), alert_type="success" if arrival.ok else "danger", name="flash"
-            )
+            pn.pane.Alert(html.escape(arrival.message), alert_type="success" if arrival.ok else "danger")
         )
         pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
     main.append(PAGES[slug](args, arrival))
     active = "agents" if slug == "agent" else slug
-    template = pn.template.BootstrapTemplate(
+    return pn.template.BootstrapTemplate(
         title=TITLE, sidebar=[_navigation(active)], main=main, sidebar_width=220
     )
-    return template
 
 
 def _navigation(active: str) -> pn.pane.HTML:

@@ -204,6 +204,9 @@ def test_oauth_connector_connects_through_the_authorization_server(dashboard, pa
     page.locator(".tabulator-row", has_text="greet").first.click()
     expect(page.get_by_text("Schema of greet")).to_be_visible()
     screenshot(page, "tools")
+    page.locator(".tabulator-col[tabulator-field=read_only] .tabulator-header-filter").click()
+    expect(page.get_by_text("1 tool.")).to_be_visible()  # the store's read-only filter
+    expect(page.locator(".tabulator-row")).to_have_count(1)
 
 
 def test_per_agent_connect_started_on_the_agent_page_returns_to_it(dashboard, page, sdk_oauth_server):

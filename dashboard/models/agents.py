@@ -9,7 +9,7 @@ import param
 
 from core.errors import ConfigurationError
 from core.models import AgentInfo, ConnectorInfo, CredentialInfo, SyncResult
-from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
+from dashboard.models.base import STATIC_SECRET_AUTH_TYPES, ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import agent_path
 
@@ -60,7 +60,7 @@ class CredentialRow:
     @property
     def takes_key(self) -> bool:
         """A bearer token or API key the operator types in, rather than a browser authorization."""
-        return self.auth_type in ("bearer", "api_key_header")
+        return self.auth_type in STATIC_SECRET_AUTH_TYPES
 
     def facts(self) -> dict[str, str]:
         c = self.credential

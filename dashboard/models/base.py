@@ -11,6 +11,9 @@ from core.models import ConnectOutcome
 from core.services import Switchboard
 from dashboard import runtime
 
+# Auth types whose credential is a static secret (token, API key) the operator types in.
+STATIC_SECRET_AUTH_TYPES = ("bearer", "api_key_header")
+
 
 class ServiceModel(param.Parameterized):
     """A model that talks to the services; `service=None` means the process-wide instance."""
@@ -20,8 +23,7 @@ class ServiceModel(param.Parameterized):
         default=None,
         allow_None=True,
         precedence=-1,
-        doc="""
-        The services to call; the dashboard process's shared instance when None.""",
+        doc="The services to call; the dashboard process's shared instance when None.",
     )
 
     def __init__(self, **params) -> None:

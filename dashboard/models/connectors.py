@@ -13,7 +13,7 @@ import param
 
 from core.errors import ConfigurationError
 from core.models import AUTH_TYPES, CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, SyncResult
-from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
+from dashboard.models.base import STATIC_SECRET_AUTH_TYPES, ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import CONNECTORS_PATH
 
@@ -23,8 +23,6 @@ STATUS_LABELS = {
     "error": "error",
     "never_synced": "never synced",
 }
-# Auth types whose shared credential is a static secret the operator types in.
-STATIC_SECRET_AUTH_TYPES = ("bearer", "api_key_header")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 §5.6.2 token
 
 
@@ -34,9 +32,9 @@ class ConnectorsIndex(ServiceModel):
     connectors = param.List(default=[], item_type=ConnectorInfo, doc="As last loaded from the services.")
     shared_credentials = param.Dict(default={}, doc="Connector name → its shared credential's health.")
     selected = param.String(default=None, allow_None=True, doc="Connector whose details are shown.")
-    syncing = param.Boolean(default=False, doc="A Sync all is running.")
-    sync_total = param.Integer(default=0, doc="Connectors the running Sync all covers.")
-    sync_results = param.List(default=[], item_type=SyncResult, doc="Sync all outcomes, in finishing order.")
+    syncing = param.Boolean(default=False, doc="A sync (Sync all, or one row's) is running.")
+    sync_total = param.Integer(default=0, doc="Credentials the running sync covers.")
+    sync_results = param.List(default=[], item_type=SyncResult, doc="Its outcomes, in finishing order.")
 
     async def refresh(self) -> list[ConnectorInfo]:
         latest = self._read("connectors")

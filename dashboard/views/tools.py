@@ -76,10 +76,14 @@ class ToolsPage(pn.viewable.Viewer):
             titles=TITLES,
             selectable=False,
             widths={
-                "description": "30%",
+                "connector": 150,
+                "agent": 90,
+                "name": 140,
+                "description": "26%",
                 "parameter_count": 100,
-                "read_only": 90,
-                "destructive": 100,
+                "read_only": 95,
+                "destructive": 110,
+                "last_changed_at": 170,
                 "drift": 100,
             },
             configuration={"columnDefaults": {"tooltip": True}},
@@ -144,8 +148,9 @@ class ToolsPage(pn.viewable.Viewer):
 
     @param.depends("inventory.total")
     def _count(self):
+        total = self.inventory.total
         return html_pane(
-            f"<p class='sb-muted'>{self.inventory.total} tools. Click a row for its full schema.</p>"
+            f"<p class='sb-muted'>{total} tool{'' if total == 1 else 's'}. Click a row for its full schema.</p>"
         )
 
     @param.depends("inventory.definition")
