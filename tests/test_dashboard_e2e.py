@@ -207,6 +207,8 @@ def test_oauth_connector_connects_through_the_authorization_server(dashboard, pa
     page.locator(".tabulator-col[tabulator-field=read_only] .tabulator-header-filter").click()
     expect(page.get_by_text("1 tool.")).to_be_visible()  # the store's read-only filter
     expect(page.locator(".tabulator-row")).to_have_count(1)
+    page.get_by_role("link", name="Try it in the playground").click()
+    expect(page.get_by_label("Tool")).to_have_value("greet")
 
 
 def test_per_agent_connect_started_on_the_agent_page_returns_to_it(dashboard, page, sdk_oauth_server):

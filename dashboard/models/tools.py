@@ -43,6 +43,7 @@ class ToolInventory(WithChoices):
     rows = param.DataFrame(default=pd.DataFrame(columns=COLUMNS), doc="The current page, indexed by offset.")
     total = param.Integer(default=0, doc="Tools matching the query, over all pages.")
     definition = param.Dict(default=None, allow_None=True, doc="Full definition of the opened tool.")
+    opened = param.Dict(default=None, allow_None=True, doc="connector, tool and agent of the opened tool.")
 
     @property
     def offset(self) -> int:
@@ -76,8 +77,11 @@ class ToolInventory(WithChoices):
 
     async def open(self, connector: str, tool: str, agent: str | None = None) -> dict[str, Any]:
         """Load the full wire definition of one tool into `definition`."""
-        self.definition = await self.services.tool_definition(connector, tool, agent=agent)
-        return self.definition
+        definition = await self.services.tool_definition(connector, tool, agent=agent)
+        self.param.update(
+            opened={"connector": connector, "tool": tool, "agent": agent}, definition=definition
+        )
+        return definition
 
 
 def _display(row: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from typing import ClassVar
+from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -159,8 +160,11 @@ class ToolsPage(pn.viewable.Viewer):
         if not definition:
             return pn.Spacer(height=0)
         title = html.escape(str(definition.get("name", "")))
+        try_it = "playground?" + urlencode({k: v for k, v in self.inventory.opened.items() if v})
         return pn.Column(
-            html_pane(f"<h3>Schema of {title}</h3>"),
+            html_pane(
+                f"<h3>Schema of {title}</h3><p><a href='{html.escape(try_it)}'>Try it in the playground</a></p>"
+            ),
             pn.pane.JSON(definition, depth=-1, theme="light", sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
             styles=CARD,
