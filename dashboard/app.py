@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 
 import panel as pn
@@ -13,6 +12,7 @@ import panel as pn
 from dashboard import flash
 from dashboard.models.agents import AgentCredentials
 from dashboard.views.agents import AgentPage, AgentsPage
+from dashboard.views.components import alert
 from dashboard.views.connectors import ConnectorsPage
 from dashboard.views.feedback import handle_unexpected, notify_error, notify_success
 from dashboard.views.observability import AuditPage, HealthPage
@@ -63,9 +63,7 @@ def page(slug: str) -> pn.template.BaseTemplate:
     arrival = flash.take(args.get(flash.FLASH_PARAM))
     main: list = []
     if arrival is not None:
-        main.append(
-            pn.pane.Alert(html.escape(arrival.message), alert_type="success" if arrival.ok else "danger")
-        )
+        main.append(alert(arrival.message, arrival.ok))
         pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
     main.append(PAGES[slug](args, arrival))
     active = "agents" if slug == "agent" else slug

@@ -258,6 +258,13 @@ def test_playground_calls_a_tool_through_its_generated_form(dashboard, page, pla
     expect(page.get_by_text(re.compile(r"Answered in [\d.]+ ms"))).to_be_visible()
     screenshot(page, "playground")
 
+    page.get_by_label("Tool").select_option("echo")
+    markup = "<img src=x onerror=\"document.title='injected'\">"
+    page.get_by_label("message *").fill(markup)
+    page.get_by_role("button", name="Call").click()
+    expect(page.get_by_text(markup, exact=True)).to_be_visible()  # tool output is text, never markup
+    assert page.title() != "injected"
+
     page.get_by_label("Tool").select_option("always_fails")
     page.get_by_role("button", name="Call").click()
     expect(page.get_by_text("The tool reported an error")).to_be_visible()
@@ -304,7 +311,7 @@ def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(da
     page.goto(f"{callback}?state=forged&error=access_denied&error_description={injected}")
 
     page.wait_for_url(re.compile(r"flash="))
-    expect(page.locator(".alert-danger")).to_be_visible()
+    expect(page.locator(".sb-alert-bad")).to_be_visible()
     assert "onerror" not in page.content()
     expect_no_traceback(page)
 

@@ -23,6 +23,9 @@ STYLESHEET = """
 .sb-outcomes li.sb-ok, .sb-outcomes li.sb-bad { background: none; }
 .sb-outcomes li.sb-bad { color: #b02a37; }
 .sb-text { white-space: pre-wrap; background: #f8f9fa; padding: 6px; border-radius: 4px; margin: 0; }
+.sb-alert { padding: 12px 16px; border-radius: 6px; border: 1px solid; margin: 0; }
+.sb-alert-ok { background: #d1e7dd; border-color: #a3cfbb; color: #0a3622; }
+.sb-alert-bad { background: #f8d7da; border-color: #f1aeb5; color: #58151c; }
 .sb-image { max-width: 320px; min-width: 32px; image-rendering: pixelated; border: 1px solid #dee2e6; }
 """
 CARD = {"border": "1px solid #dee2e6", "border-radius": "6px", "padding": "8px 12px", "margin": "6px 0"}
@@ -77,6 +80,19 @@ def text_block(text: str, css_class: str = "") -> pn.pane.HTML:
     return html_pane(
         f"<pre class='sb-text {css_class}'>{html.escape(text)}</pre>", sizing_mode="stretch_width"
     )
+
+
+def alert(text: str, ok: bool) -> pn.pane.HTML:
+    """A green or red banner; `text` is escaped (it may quote what a remote server said)."""
+    tone = "ok" if ok else "bad"
+    return html_pane(
+        f"<div class='sb-alert sb-alert-{tone}' role='{'status' if ok else 'alert'}'>{html.escape(text)}</div>",
+        sizing_mode="stretch_width",
+    )
+
+
+def heading(text: str, level: int = 3) -> pn.pane.HTML:
+    return html_pane(f"<h{level}>{html.escape(text)}</h{level}>")
 
 
 def status_badge(label: str) -> str:

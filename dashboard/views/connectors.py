@@ -12,7 +12,7 @@ from core.models import AUTH_TYPES, SyncResult
 from dashboard.flash import Flash
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
 from dashboard.models.observability import AuthTrace
-from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane
+from dashboard.views.components import CARD, BrowserNavigator, facts_table, heading, html_pane
 from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
 
@@ -147,14 +147,14 @@ class ConnectorsPage(pn.viewable.Viewer):
         details = self.index.details()
         title = f"Details — {details['name']}" if details else "Details"
         return pn.Column(
-            f"### {html.escape(title)}",
+            heading(title),
             facts_table(details, empty="Click a connector to see what discovery found for it."),
         )
 
     def __panel__(self):
         return pn.Column(
             self._navigator,
-            pn.Row(pn.pane.Markdown("## Connectors", margin=(0, 10)), pn.HSpacer(), self._sync_all_button),
+            pn.Row(heading("Connectors", 2), pn.HSpacer(), self._sync_all_button),
             self._sync_progress,
             self._confirm,
             self._table,
@@ -245,9 +245,7 @@ class ConnectorFormView(pn.viewable.Viewer):
 
     @param.depends("form.editing")
     def _title(self):
-        return pn.pane.Markdown(
-            f"### Edit {self.form.editing}" if self.form.editing else "### Add a connector"
-        )
+        return heading(f"Edit {self.form.editing}" if self.form.editing else "Add a connector")
 
     @param.depends("form.stored")
     def _discovery(self):

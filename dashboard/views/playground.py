@@ -11,7 +11,7 @@ import param
 
 from core.errors import SwitchboardError
 from dashboard.models.playground import Playground, ResultPart
-from dashboard.views.components import ANY, CARD, html_pane, text_block
+from dashboard.views.components import ANY, CARD, alert, html_pane, text_block
 from dashboard.views.feedback import attempt, notify_error
 from dashboard.views.schema_form import ObjectEditor, form_for
 
@@ -155,9 +155,9 @@ class PlaygroundPage(pn.viewable.Viewer):
             return pn.Spacer(height=0)
         latency = f"{outcome.latency_ms:.1f} ms"
         header = (
-            pn.pane.Alert(f"The tool reported an error (isError) after {latency}.", alert_type="danger")
+            alert(f"The tool reported an error (isError) after {latency}.", ok=False)
             if outcome.is_error
-            else pn.pane.Alert(f"Answered in {latency}.", alert_type="success")
+            else alert(f"Answered in {latency}.", ok=True)
         )
         parts = [_render(part) for part in self.playground.result_parts()]
         return pn.Column("### Result", header, *parts, sizing_mode="stretch_width", styles=CARD)
