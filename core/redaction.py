@@ -41,3 +41,46 @@ def redact_arguments(value: Any, *, depth: int = 0) -> Any:
     if isinstance(value, str) and len(value) > _MAX_STRING:
         return value[:_MAX_STRING] + f"… ({len(value)} chars)"
     return value
+
+
+# --- HTTP library debug logs -----------------------------------------------------------------------
+
+# httpcore's DEBUG trace prints every response's raw headers, e.g.
+# "receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', [(b'mcp-session-id', b'…')])".
+# Header values that are secrets (R-07) or may carry one (a redirect's query: an authorization code)
+# are masked before any handler sees the record.
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "mcp-session-id",
+                   "x-api-key", "api-key")
+_HEADER_PAIR = re.compile(rb"\(b'(" + "|".join(_SECRET_HEADERS).encode() + rb")', b'(?:[^'\\]|\\.)*'\)",
+                          re.IGNORECASE)
+_LOCATION_QUERY = re.compile(rb"(\(b'location', b'[^'?]*)\?(?:[^'\\]|\\.)*'\)", re.IGNORECASE)
+_HTTP_LOGGERS = ("httpcore2.http11", "httpcore2.http2", "httpcore2.connection", "httpcore2.proxy",
+                 "httpcore2.socks", "httpx2")
+
+
+class HttpLogRedactor:
+    """A `logging` filter for the HTTP libraries' loggers; see `install_http_log_redaction`."""
+
+    def filter(self, record: Any) -> bool:
+        message = record.getMessage()
+        if "b'" not in message:
+            return True
+        data = message.encode("utf-8", "surrogateescape")
+        masked = _HEADER_PAIR.sub(lambda m: b"(b'" + m.group(1) + b"', b'" + REDACTED.encode() + b"')", data)
+        masked = _LOCATION_QUERY.sub(lambda m: m.group(1) + b"?" + REDACTED.encode() + b"')", masked)
+        if masked != data:
+            record.msg, record.args = masked.decode("utf-8", "surrogateescape"), None
+        return True
+
+
+_redactor = HttpLogRedactor()
+
+
+def install_http_log_redaction() -> None:
+    """Attach the redacting filter to the HTTP libraries' loggers (idempotent)."""
+    import logging
+
+    for name in _HTTP_LOGGERS:
+        log = logging.getLogger(name)
+        if _redactor not in log.filters:
+            log.addFilter(_redactor)

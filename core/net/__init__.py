@@ -2,6 +2,10 @@
 
 from core.net.client import aclose_shared_clients, create_http_client, shared_http_client
 from core.net.policy import ALLOW_HOSTS_ENV, NetworkPolicy, is_loopback_host
+from core.redaction import install_http_log_redaction
+
+# httpcore's DEBUG trace prints raw response headers (session ids, cookies, redirect queries).
+install_http_log_redaction()
 
 __all__ = [
     "ALLOW_HOSTS_ENV",
