@@ -79,17 +79,33 @@ def encode_token_request(auth: ClientAuth, token_endpoint: str, params: dict[str
 # --- token responses ------------------------------------------------------------------------------------
 
 
+# Request parameters whose values are secrets: an error_description that quotes one of them (some
+# servers echo "invalid refresh token <token>") must not carry it into messages, logs or the store.
+_SECRET_PARAMS = ("code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "assertion",
+                  "subject_token", "actor_token")
+
+
+def _without(text: object, secrets: tuple[str, ...]) -> object:
+    if not isinstance(text, str):
+        return text
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
 def parse_token_response(answer: HttpResult, *, issuer: str, client_id: str, resource: str, token_endpoint: str,
                          requested_scopes: tuple[str, ...], previous: TokenSet | None = None,
-                         now: float | None = None) -> TokenSet:
-    """Validate a token-endpoint answer (RFC 6749 §5.1/§5.2); raise `TokenError` for anything else."""
+                         now: float | None = None, sent_secrets: tuple[str, ...] = ()) -> TokenSet:
+    """Validate a token-endpoint answer (RFC 6749 §5.1/§5.2); raise `TokenError` for anything else.
+    `sent_secrets` (the secrets the request carried) are masked in any error description."""
     document = answer.json_object()
     where = trace_url(token_endpoint)
     if answer.status != 200:
         error = short_error_code(document.get("error")) if document else None
         if error is None:
             raise TokenError(f"the token endpoint {where} answered HTTP {answer.status} without an OAuth error")
-        description = safe_description(document.get("error_description")) if document else ""
+        description = safe_description(_without(document.get("error_description"), sent_secrets)) if document else ""
         raise TokenError(f"the token endpoint {where} refused: {error}" + (f" ({description})" if description else ""),
                          error=error)
     if document is None:
@@ -136,9 +152,11 @@ async def request_token(http: OAuthHttp, *, step: str, token_endpoint: str, para
     require_secure_url(token_endpoint, "token_endpoint", error=TokenError)
     headers, body = encode_token_request(auth, token_endpoint, params)
     async with http.exchange(step, "POST", token_endpoint, error=TokenError, form=body, headers=headers) as answer:
+        sent = tuple(v for k, v in params.items() if k in _SECRET_PARAMS and v) + (
+            (auth.client_secret,) if auth.client_secret else ())
         tokens = parse_token_response(answer, issuer=issuer, client_id=client_id, resource=resource,
                                       token_endpoint=token_endpoint, requested_scopes=requested_scopes,
-                                      previous=previous)
+                                      previous=previous, sent_secrets=sent)
         answer.detail = "tokens issued" + (" (refresh token rotated)" if previous and previous.refresh_token
                                            and tokens.refresh_token != previous.refresh_token else "")
         return tokens
