@@ -272,8 +272,10 @@ def hits(markers: Iterable[str], where: str, text: str | bytes) -> list[str]:
     found = []
     for marker in markers:
         for encoded in {marker.encode(), marker.encode("utf-16-le")}:
-            if encoded in data:
-                found.append(f"{marker!r} in {where}")
+            at = data.find(encoded)
+            if at >= 0:
+                context = data[max(0, at - 80):at + len(encoded) + 40]
+                found.append(f"{marker!r} in {where}: ...{context!r}...")
     return found
 
 
@@ -353,4 +355,4 @@ async def test_scripted_mcp_speaks_enough_mcp() -> None:
 def test_scan_finds_markers_in_both_encodings(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(b"xx" + "MARK-1".encode("utf-16-le"))
     (tmp_path / "b.txt").write_text("nothing")
-    assert scan_files(["MARK-1"], tmp_path) == [f"'MARK-1' in {tmp_path / 'a.bin'}"]
+    assert [f.split(":")[0] for f in scan_files(["MARK-1"], tmp_path)] == [f"'MARK-1' in {tmp_path / 'a.bin'}"]
