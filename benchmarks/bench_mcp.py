@@ -44,7 +44,8 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
                     latency: dict[str, list[float]] = {}
                     total: dict[str, list[float]] = {name: [] for name in SIDES}
 
-                    def variant(name: str, era: str = era) -> Any:
+                    def variant(name: str, era: str = era, sides: dict[str, Any] = sides,
+                                total: dict[str, list[float]] = total) -> Any:
                         side = sides[name]
 
                         async def run() -> float:
@@ -90,7 +91,9 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
             cpu: dict[str, dict[str, list[float]]] = {"sequential": {}, "concurrent": {}}
             done: dict[str, dict[str, int]] = {"sequential": {}, "concurrent": {}}
             try:
-                def variant(name: str, kind: str) -> Any:
+                def variant(name: str, kind: str, sides: dict[str, Any] = sides,
+                            cpu: dict[str, dict[str, list[float]]] = cpu,
+                            done: dict[str, dict[str, int]] = done) -> Any:
                     side = sides[name]
 
                     async def run() -> float:

@@ -24,9 +24,8 @@ class SwitchboardSide:
     name = "switchboard"
 
     def __init__(self) -> None:
-        from core.net import shared_http_client
-
         from benchmarks.common import loopback_policy
+        from core.net import shared_http_client
 
         self.http = shared_http_client(loopback_policy())
 

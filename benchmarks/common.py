@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -137,7 +137,7 @@ class RssSampler:
 class Stopwatch:
     """Wall and CPU (this process) time of a block."""
 
-    def __enter__(self) -> Stopwatch:
+    def __enter__(self) -> Self:
         self.cpu0 = time.process_time()
         self.t0 = time.perf_counter()
         return self

@@ -20,7 +20,7 @@ spend their CPU elsewhere; what the client sees of them is latency. So:
 * GET (the optional standalone SSE stream) is answered 405, which the spec allows and both clients
   handle; it would otherwise be a long-lived stream per session.
 
-`GET /_farm/stats` on any port returns request counts; `POST /_farm/reset` zeroes them.
+`GET /_farm/stats` on any port returns request counts (by kind and by port); `POST /_farm/reset` zeroes them.
 HTTP/1.1 with keep-alive and Content-Length bodies only (what both clients send).
 """
 
@@ -51,6 +51,7 @@ class Farm:
         self.recorded: dict[tuple[str, str, str], tuple[int, list[tuple[str, str]], bytes]] = {}
         self.recording: dict[tuple[str, str, str], asyncio.Future[None]] = {}
         self.counts: Counter[str] = Counter()
+        self.per_port: Counter[int] = Counter()
         self.connections = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -58,6 +59,7 @@ class Farm:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        port = writer.get_extra_info("sockname")[1]
         try:
             while True:
                 try:
@@ -78,6 +80,7 @@ class Farm:
                 if target.startswith("/_farm/"):
                     await self._control(writer, verb, target)
                     continue
+                self.per_port[port] += 1
                 await asyncio.sleep(self.latency)
                 status, out_headers, out_body = await self._answer(verb, target, headers, body)
                 await self._send(writer, status, out_headers, out_body)
@@ -91,8 +94,10 @@ class Farm:
     async def _control(self, writer: asyncio.StreamWriter, verb: str, target: str) -> None:
         if target == "/_farm/reset" and verb == "POST":
             self.counts.clear()
+            self.per_port.clear()
             self.connections = 0
         payload = {"requests": dict(self.counts), "requests_total": sum(self.counts.values()),
+                   "per_port": {str(k): v for k, v in self.per_port.items()},
                    "connections": self.connections, "recorded": len(self.recorded)}
         await self._send(writer, 200, [("content-type", "application/json")], json.dumps(payload).encode())
 

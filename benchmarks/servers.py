@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from unittest import mock
 
 import httpx2
@@ -67,6 +67,7 @@ class LatencyFarm:
             time.sleep(0.05)
         info = json.loads(info_file.read_text())
         self.urls: list[str] = info["urls"]
+        self.ports: list[int] = info["ports"]
         self._http = httpx2.Client(trust_env=False, timeout=10.0)
 
     def _control_url(self, name: str) -> str:
@@ -91,7 +92,7 @@ class LatencyFarm:
             self._http.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> LatencyFarm:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
