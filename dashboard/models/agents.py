@@ -88,17 +88,18 @@ class AgentCredentials(ServiceModel):
     def return_to(self) -> str:
         return agent_path(self.agent)
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> list[CredentialRow]:
+        """Every connector the agent can use, its own accounts first."""
         latest = self._read("credentials")
         connectors = {c.name: c for c in await self.services.list_connectors()}
         credentials = await self.services.credentials_for_agent(self.agent)
-        if not latest():
-            return
         rows = [_row(c, connectors.get(c.connector)) for c in credentials]
-        self.param.update(
-            per_agent=[r for r in rows if r.credential.agent is not None],
-            shared=[r for r in rows if r.credential.agent is None],
-        )
+        if latest():
+            self.param.update(
+                per_agent=[r for r in rows if r.credential.agent is not None],
+                shared=[r for r in rows if r.credential.agent is None],
+            )
+        return rows
 
     def row(self, connector: str) -> CredentialRow:
         for row in self.per_agent:

@@ -77,7 +77,10 @@ class AgentPage(pn.viewable.Viewer):
         pn.state.onload(self._refresh)
 
     async def _refresh(self) -> None:
-        await attempt(self.credentials.refresh())
+        if await attempt(self.credentials.refresh()) is None:  # e.g. no such agent: say so in the page too
+            self._cards.objects = [
+                html_pane("<p class='sb-error'>This agent's connectors could not be loaded.</p>")
+            ]
 
     def _render(self, *_events) -> None:
         rows = self.credentials.per_agent
