@@ -75,11 +75,9 @@ def facts_table(facts: Mapping[str, str] | None, empty: str = "") -> pn.pane.HTM
     return html_pane(f"<table class='sb-facts'>{rows}</table>", sizing_mode="stretch_width")
 
 
-def text_block(text: str, css_class: str = "") -> pn.pane.HTML:
+def text_block(text: str) -> pn.pane.HTML:
     """Untrusted text (tool output, server messages) shown verbatim, never interpreted as markup."""
-    return html_pane(
-        f"<pre class='sb-text {css_class}'>{html.escape(text)}</pre>", sizing_mode="stretch_width"
-    )
+    return html_pane(f"<pre class='sb-text'>{html.escape(text)}</pre>", sizing_mode="stretch_width")
 
 
 def alert(text: str, ok: bool) -> pn.pane.HTML:
