@@ -250,16 +250,16 @@ async def _authorization_params(service: Switchboard, connector: str, agent: str
 
 
 TOKEN_GARBAGE = {
-    "HTML login page": dict(status=200, body="<html><title>Login</title>" + SCRIPT + "</html>",
-                            headers={"content-type": "text/html"}),
-    "JSON that is not an object": dict(status=200, body='["access_token"]', headers={"content-type": "application/json"}),
-    "302 to a login page": dict(status=302, body="", headers={"location": "https://login.example/"}),
-    "huge body": dict(status=200, body='{"access_token":"' + "a" * (1 << 20) + '","token_type":"Bearer"}',
-                      headers={"content-type": "application/json"}),
-    "access_token and error": dict(status=200, body='{"access_token":"x","token_type":"Bearer","error":"server_error"}',
-                                   headers={"content-type": "application/json"}),
-    "error with script": dict(status=400, body=json.dumps({"error": "invalid_grant", "error_description": SCRIPT}),
-                              headers={"content-type": "application/json"}),
+    "HTML login page": {"status": 200, "body": "<html><title>Login</title>" + SCRIPT + "</html>",
+                            "headers": {"content-type": "text/html"}},
+    "JSON that is not an object": {"status": 200, "body": '["access_token"]', "headers": {"content-type": "application/json"}},
+    "302 to a login page": {"status": 302, "body": "", "headers": {"location": "https://login.example/"}},
+    "huge body": {"status": 200, "body": '{"access_token":"' + "a" * (1 << 20) + '","token_type":"Bearer"}',
+                      "headers": {"content-type": "application/json"}},
+    "access_token and error": {"status": 200, "body": '{"access_token":"x","token_type":"Bearer","error":"server_error"}',
+                                   "headers": {"content-type": "application/json"}},
+    "error with script": {"status": 400, "body": json.dumps({"error": "invalid_grant", "error_description": SCRIPT}),
+                              "headers": {"content-type": "application/json"}},
 }
 
 

@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx2
@@ -99,7 +99,7 @@ class RawHttpServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> RawHttpServer:
+    async def __aenter__(self) -> Self:
         return await self.start() if self._server is None else self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -342,11 +342,10 @@ async def test_scripted_mcp_speaks_enough_mcp() -> None:
 
     server = await ScriptedMcp().start()
     try:
-        async with httpx2.AsyncClient() as http:
-            async with McpClient(server.url, http=http) as client:
-                assert [t["name"] for t in await client.list_tools()] == ["echo", "add"]
-                result = await client.call_tool("echo", {"message": "hi"})
-                assert "hi" in result.content[0]["text"]
+        async with httpx2.AsyncClient() as http, McpClient(server.url, http=http) as client:
+            assert [t["name"] for t in await client.list_tools()] == ["echo", "add"]
+            result = await client.call_tool("echo", {"message": "hi"})
+            assert "hi" in result.content[0]["text"]
         assert server.calls["initialize"] == 1
     finally:
         await server.stop()

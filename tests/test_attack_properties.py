@@ -8,6 +8,7 @@ caps; and arbitrary header text, whose parse must be a fixed point of render-the
 
 from __future__ import annotations
 
+import itertools
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +31,7 @@ def _run(data: bytes, cuts: list[int]) -> tuple[list, bool, SseDecoder]:
     events = []
     bounds = sorted({0, len(data), *(c for c in cuts if 0 <= c <= len(data))})
     try:
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in itertools.pairwise(bounds):
             events += decoder.feed(data[start:end])
             # invariants after every chunk, whatever came in
             assert len(decoder._buf) <= LINE_CAP
