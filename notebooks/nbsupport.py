@@ -1,9 +1,10 @@
 """Shared plumbing for the Switchboard notebooks (not a public API; the notebooks' subject is
 `core.services.Switchboard`, this module only sets the stage).
 
-- `setup(...)`: resolve the parameters. A store path or server URL left unset gets a stand-in: a demo
-  store under the temp directory (shared by the three notebooks, with its own key file) and sample
-  MCP servers started here, stopped by `NotebookEnv.close()` or when the kernel exits.
+- `setup(...)`: resolve the parameters. An unset store is a demo store under the temp directory
+  (shared by the three notebooks, with its own key file). An unset server URL gets a sample MCP server
+  started here (stopped by `NotebookEnv.close()` or when the kernel exits) — by default only with the
+  demo store, so looking at your own store never registers sample servers in it.
 - `sql(store, query, params)`: read-only ad-hoc SQL over the store as a DataFrame, in one short store
   session per query, so a dashboard serving the same store is never kept waiting between cells.
 - `browser(auto=...)`: what `connect_cli(on_authorization_url=...)` calls with the authorization URL.
@@ -76,8 +77,12 @@ class NotebookEnv:
 
 
 def setup(store: str | None, *, bearer_url: str | None = None, bearer_key: str | None = None,
-          oauth_url: str | None = None, need: Sequence[str] = ("bearer", "oauth")) -> NotebookEnv:
-    """Resolve the parameters; start a sample server for each needed one that is unset."""
+          oauth_url: str | None = None, need: Sequence[str] = ("bearer", "oauth"),
+          start_servers: bool | None = None) -> NotebookEnv:
+    """Resolve the parameters; start a sample server for each needed one that is unset, if
+    `start_servers` (default: only when `store` is unset, i.e. on the demo store)."""
+    if start_servers is None:
+        start_servers = not store
     if not store:
         DEMO_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = str(DEMO_DIR / "switchboard.duckdb")
@@ -86,14 +91,14 @@ def setup(store: str | None, *, bearer_url: str | None = None, bearer_key: str |
     env = NotebookEnv(store=store, bearer_url=bearer_url or None, bearer_key=bearer_key or None,
                       oauth_url=oauth_url or None)
     try:
-        if "bearer" in need and env.bearer_url is None:
+        if "bearer" in need and env.bearer_url is None and start_servers:
             server = _start("bearer")
             env.started.append(server)
             env.bearer_url, env.bearer_key = server.url, server.keys["alice"]
-        if "bearer" in need and env.bearer_key is None:
+        if env.bearer_url is not None and env.bearer_key is None:
             raise ValueError("NOTEBOOK_BEARER_URL is set but NOTEBOOK_BEARER_KEY is not: set both, or neither "
                              "to start a sample bearer server")
-        if "oauth" in need and env.oauth_url is None:
+        if "oauth" in need and env.oauth_url is None and start_servers:
             server = _start("sdk_oauth")
             env.started.append(server)
             env.oauth_url = server.url
@@ -139,6 +144,13 @@ def when(seconds: pd.Series) -> pd.Series:
     return pd.to_datetime(seconds, unit="s", utc=True).dt.tz_convert(None)
 
 
+def empty_note(text: str) -> Any:
+    """What a chart cell shows when there is nothing to plot yet (HoloViews fails on some empty plots)."""
+    from IPython.display import Markdown
+
+    return Markdown(f"*{text}*")
+
+
 def same_server(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
@@ -182,7 +194,10 @@ async def ensure_demo_connectors(board: Any, env: NotebookEnv, *, agents: Sequen
     """What connect_and_inspect.ipynb sets up, for a notebook run on its own: the bearer server as a
     shared connector with its key, the OAuth server as a per-agent connector with `authorize`'s agents
     authorized (only when it is a sample server, which approves at once). Connectors already
-    registered for these URLs are reused. Returns {role: connector name}."""
+    registered for these URLs are reused. Without server URLs nothing is touched. Returns
+    {role: connector name} for the servers given."""
+    if not (env.bearer_url or env.oauth_url):
+        return {}
     await ensure_agents(board, agents)
     names: dict[str, str] = {}
     if env.bearer_url:
