@@ -152,7 +152,7 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
         bearer_server.stop()
 
 
-def test_no_secret_leaks_from_the_cli(tmp_path, sdk_oauth_server) -> None:
+def test_no_secret_leaks_from_the_cli(tmp_path) -> None:
     """Every CLI flow with DEBUG logging on: no marker in stdout, stderr or the store files."""
     bearer_server = start("bearer", keys={"alice": f"{MARK}-cli-bearer"})
     oauth_server = start("sdk_oauth", secret_prefix=f"{MARK}-cli-as-")

@@ -44,7 +44,7 @@ def _run(data: bytes, cuts: list[int]) -> tuple[list, bool, SseDecoder]:
 
 
 @given(sse_bytes, st.lists(st.integers(0, 400), max_size=12))
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_arbitrary_bytes_decode_the_same_however_they_are_split(data: bytes, cuts: list[int]) -> None:
     whole, whole_raised, whole_decoder = _run(data, [])
     split, split_raised, split_decoder = _run(data, cuts)
