@@ -27,8 +27,8 @@ import httpx2
 from core import oauth
 from core.errors import (
     AuthError,
-    AuthRequired,
     AuthorizationError,
+    AuthRequired,
     ConfigurationError,
     CredentialUnavailable,
     DiscoveryError,
@@ -44,8 +44,8 @@ from core.models import (
     AgentInfo,
     AuthorizationOutcome,
     CallOutcome,
-    ConnectOutcome,
     ConnectorInfo,
+    ConnectOutcome,
     CredentialInfo,
     DiscoveryInfo,
     SyncResult,
@@ -502,26 +502,42 @@ class Switchboard:
                         concurrency: int = 8, on_start: Callable[[int], None] | None = None
                         ) -> AsyncIterator[SyncResult]:
         """Sync several connectors concurrently (at most `concurrency` at once); yields each result as
-        it finishes. One failure never stops the others. `None` = every connector."""
-        if connectors is None:
-            names = [c.name for c in await self._db(self.store.list_connectors)]
-        else:
-            names = list(dict.fromkeys(connectors))
+        it finishes. One failure never stops the others. `None` = every connector. A per_agent
+        connector is synced as `agent` when one is named, else once per agent holding a credential."""
+        jobs = await self._db(self._sync_jobs, connectors, agent)
         if on_start is not None:
-            on_start(len(names))
+            on_start(len(jobs))
         limit = asyncio.Semaphore(max(1, concurrency))
 
-        async def one(name: str) -> SyncResult:
+        async def one(name: str, who: str | None) -> SyncResult:
             async with limit:
                 try:
-                    conn = await self._connector(name)
-                    who = agent if conn.credential_mode == "per_agent" else None
                     return await self.sync(name, who)
                 except SwitchboardError as exc:
-                    return SyncResult(name, agent, ok=False, error=str(exc))
+                    return SyncResult(name, who, ok=False, error=str(exc))
 
-        for finished in asyncio.as_completed([asyncio.ensure_future(one(n)) for n in names]):
+        for finished in asyncio.as_completed([asyncio.ensure_future(one(*job)) for job in jobs]):
             yield await finished
+
+    def _sync_jobs(self, connectors: list[str] | None, agent: str | None) -> list[tuple[str, str | None]]:
+        with self.store.session():
+            known = {c.name: c for c in self.store.list_connectors()}
+            names = list(known) if connectors is None else list(dict.fromkeys(connectors))
+            holders: dict[str, list[str]] = {}
+            if agent is None:
+                for credential in self.store.credential_health():
+                    if credential.agent is not None:
+                        holders.setdefault(credential.connector, []).append(credential.agent)
+        jobs: list[tuple[str, str | None]] = []
+        for name in names:
+            conn = known.get(name)
+            if conn is None or conn.credential_mode == "shared":
+                jobs.append((name, None))  # an unknown name still gets its own failed result
+            elif agent is not None:
+                jobs.append((name, agent))
+            else:
+                jobs.extend((name, holder) for holder in holders.get(name, []))
+        return jobs
 
     async def tool_page(self, *, connector: str | None = None, agent: str | None = None, search: str | None = None,
                         filters: Mapping[str, Any] | None = None, sort: str = "connector", descending: bool = False,
@@ -569,8 +585,8 @@ class Switchboard:
         client = await self._client(conn, key)  # first: a missing credential is the clearest error
         definition = await self._definition_for_call(conn, tool, agent)
         validate_arguments(tool, definition.get("inputSchema"), arguments)
-        audit = dict(connector_id=conn.id, tool=tool, agent_id=agent_id, operator=self.operator,
-                     arguments=dict(arguments))
+        audit = {"connector_id": conn.id, "tool": tool, "agent_id": agent_id, "operator": self.operator,
+                 "arguments": dict(arguments)}
         started = time.perf_counter()
         try:
             result = await client.call_tool(tool, dict(arguments))
@@ -601,9 +617,10 @@ class Switchboard:
 
     # --- observability --------------------------------------------------------------------------
 
-    async def audit(self, *, limit: int = 200, connector: str | None = None,
+    async def audit(self, *, limit: int = 200, offset: int = 0, connector: str | None = None,
                     agent: str | None = None) -> list[dict[str, Any]]:
-        return await self._db(self.store.audit, connector=connector, agent=agent, limit=limit)
+        """Tool calls, newest first."""
+        return await self._db(self.store.audit, connector=connector, agent=agent, limit=limit, offset=offset)
 
     async def auth_trace(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]:
         """The steps of the last connection attempt (discovery, registration, token), no secrets."""

@@ -154,3 +154,21 @@ async def test_loopback_authorized_credential_refreshes_from_the_dashboard(servi
 def _loopback_callback(authorization_url: str, params: dict[str, str]) -> str:
     redirect_uri = dict(parse_qsl(urlsplit(authorization_url).query))["redirect_uri"]
     return f"{redirect_uri}?{urlencode(params)}"
+
+
+async def test_sync_many_covers_every_agent_credential(service, bearer_server, api_key_server):
+    await service.add_connector("shared", bearer_server.url, "bearer")
+    await service.set_secret("shared", bearer_server.keys["alice"])
+    await service.add_connector("keys", api_key_server.url, "api_key_header", "per_agent",
+                                header_name=api_key_server.header)
+    for agent in ("alice", "bob"):
+        await service.add_agent(agent)
+        await service.set_secret("keys", api_key_server.keys[agent], agent=agent)
+    totals: list[int] = []
+    results = [r async for r in service.sync_many(on_start=totals.append)]
+    assert totals == [3]
+    assert sorted((r.connector, r.agent, r.ok) for r in results) == [
+        ("keys", "alice", True), ("keys", "bob", True), ("shared", None, True)]
+    only_bob = [r async for r in service.sync_many(["keys", "missing"], agent="bob")]
+    assert sorted((r.connector, r.agent, r.ok) for r in only_bob) == [("keys", "bob", True), ("missing", None, False)]
+    await service.aclose()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -127,29 +125,13 @@ class ConnectorsIndex(ServiceModel):
         """`sync_results` grows as each sync finishes; `sync_total` says how many there are."""
         self.param.update(syncing=True, sync_results=[], sync_total=0)
         try:
-            async for result in _merged(await self._sync_streams(names)):
+            async for result in self.services.sync_many(
+                None if names is None else sorted(names), on_start=self._sync_started):
                 self.sync_results = [*self.sync_results, result]
         finally:
             self.syncing = False
         await self.refresh()
         return self.sync_results
-
-    async def _sync_streams(self, names: set[str] | None) -> list[AsyncIterator[SyncResult]]:
-        """One `sync_many` for the shared connectors and one per agent holding per-agent credentials
-        (a per-agent connector has nothing to sync without an agent). `names=None`: all connectors."""
-        connectors = [c for c in await self.refresh() if names is None or c.name in names]
-        shared = [c.name for c in connectors if c.credential_mode == "shared"]
-        per_agent = {c.name for c in connectors if c.credential_mode == "per_agent"}
-        by_agent: dict[str, list[str]] = {}
-        for credential in await self.services.health():
-            if credential.agent is not None and credential.connector in per_agent:
-                by_agent.setdefault(credential.agent, []).append(credential.connector)
-        streams = [self.services.sync_many(shared, on_start=self._sync_started)] if shared else []
-        streams += [
-            self.services.sync_many(agent_connectors, agent=agent, on_start=self._sync_started)
-            for agent, agent_connectors in by_agent.items()
-        ]
-        return streams
 
     def _sync_started(self, count: int) -> None:
         self.sync_total += count
@@ -297,32 +279,6 @@ class ConnectorForm(ServiceModel):
     def _has_stored_client_secret(self) -> bool:
         return bool(self.editing and self.stored is not None and self.stored.has_client_secret)
 
-
-async def _merged[T](streams: list[AsyncIterator[T]]) -> AsyncIterator[T]:
-    """Items of several async iterators in the order they arrive; an iterator's error is re-raised."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    finished = object()
-
-    async def pump(stream: AsyncIterator[T]) -> None:
-        try:
-            async for item in stream:
-                await queue.put(item)
-        finally:
-            await queue.put(finished)
-
-    tasks = [asyncio.create_task(pump(stream)) for stream in streams]
-    try:
-        running = len(tasks)
-        while running:
-            item = await queue.get()
-            if item is finished:
-                running -= 1
-            else:
-                yield item  # type: ignore[misc]
-        await asyncio.gather(*tasks)  # re-raises whatever stopped an iterator early
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 def _url_problem(url: str) -> str | None:
