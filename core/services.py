@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -107,6 +107,9 @@ class Switchboard:
         return await self._db(self.store.get_connector, name)
 
     async def _key(self, connector: Connector, agent: str | None, *, managing: bool) -> CredentialKey:
+        return await self._db(self._resolve_key, connector, agent, managing)
+
+    def _resolve_key(self, connector: Connector, agent: str | None, managing: bool) -> CredentialKey:
         """The credential a (connector, agent) pair uses. `managing`: the caller sets or removes a
         credential, so naming an agent for a shared connector is a mistake worth reporting."""
         if connector.credential_mode == "shared":
@@ -115,12 +118,12 @@ class Switchboard:
                     f"connector {connector.name!r} uses one shared credential; do not name an agent",
                     hint="drop --agent, or switch the connector to per_agent mode")
             if agent is not None:
-                await self._db(self.store.get_agent, agent)  # a typo must not pass silently
+                self.store.get_agent(agent)  # a typo must not pass silently
             return CredentialKey(connector.id, "")
         if agent is None:
             raise ConfigurationError(f"connector {connector.name!r} uses per-agent credentials: name an agent",
                                      hint="pass --agent NAME (or choose an agent in the dashboard)")
-        return await self._db(self.store.resolve_credential, connector.id, agent)
+        return self.store.resolve_credential(connector.id, agent)
 
     def _oauth_http(self, trace: oauth.MemoryTrace | None = None) -> oauth.OAuthHttp:
         return oauth.OAuthHttp(self._http(), trace)
@@ -172,7 +175,8 @@ class Switchboard:
         elif await self._db(self._oauth_storage.load_tokens, key) is None:
             raise AuthRequired(_missing_credential(connector, key, await self._agent_name(key)),
                                hint="use Connect in the dashboard or `switchboard connect`")
-        return _Recording(oauth.OAuthProvider(self._oauth_storage, key, settings, http=self._oauth_http(),
+        http = self._oauth_http(_BackgroundTrace(self, key))  # refreshes and step-ups land in the auth trace
+        return _Recording(oauth.OAuthProvider(self._oauth_storage, key, settings, http=http,
                                               client_credentials=credentials), self, key)
 
     async def _agent_name(self, key: CredentialKey) -> str | None:
@@ -495,6 +499,10 @@ class Switchboard:
                           duration_ms=(time.perf_counter() - started) * 1000)
 
     async def _record_failure(self, conn: Connector, exc: SwitchboardError) -> None:
+        if isinstance(exc, AuthError) and conn.credential_mode == "per_agent":
+            return  # one agent's credential problem is that credential's state, not the connector's
+        if isinstance(exc, InsufficientScope):
+            return  # the credential works; one operation wants more scope
         status = "needs_auth" if isinstance(exc, AuthError) else "error"
         await self._db(self.store.update_connector, conn.id, status=status, last_error=str(exc))
 
@@ -579,41 +587,50 @@ class Switchboard:
                         agent: str | None = None) -> CallOutcome:
         """Validate the arguments against the tool's inputSchema, call it with the credential the
         agent uses, and append the call to the audit log (arguments redacted)."""
-        conn = await self._connector(connector)
-        key = await self._key(conn, agent, managing=False)
-        agent_id = key.agent_id or ((await self._db(self.store.get_agent, agent)).id if agent else "")
-        client = await self._client(conn, key)  # first: a missing credential is the clearest error
-        definition = await self._definition_for_call(conn, tool, agent)
+        call = await self._db(self._call_context, connector, tool, agent)
+        client = await self._client(call.connector, call.key)  # first: a missing credential is the clearest error
+        definition = call.definition or await self._definition_after_sync(call.connector, tool, agent)
         validate_arguments(tool, definition.get("inputSchema"), arguments)
-        audit = {"connector_id": conn.id, "tool": tool, "agent_id": agent_id, "operator": self.operator,
-                 "arguments": dict(arguments)}
+        audit = {"connector_id": call.connector.id, "tool": tool, "agent_id": call.agent_id,
+                 "operator": self.operator, "arguments": dict(arguments)}
         started = time.perf_counter()
         try:
             result = await client.call_tool(tool, dict(arguments))
         except SwitchboardError as exc:
             if isinstance(exc, AuthError):
-                await self._record_failure(conn, exc)
-            await self._db(self.store.record_call, status="error", error=str(exc)[:500],
-                           latency_ms=(time.perf_counter() - started) * 1000,
-                           credential_fingerprint=await self._fingerprint(key), **audit)
+                await self._record_failure(call.connector, exc)
+            await self._db(self._audit_call, call.key, status="error", error=str(exc)[:500],
+                           latency_ms=(time.perf_counter() - started) * 1000, **audit)
             raise
         latency = (time.perf_counter() - started) * 1000
-        await self._db(self.store.record_call, status="tool_error" if result.is_error else "ok",
-                       latency_ms=latency, credential_fingerprint=await self._fingerprint(key), **audit)
-        return CallOutcome(conn.name, agent, tool, result=result.raw, is_error=result.is_error, latency_ms=latency)
+        await self._db(self._audit_call, call.key, status="tool_error" if result.is_error else "ok",
+                       latency_ms=latency, **audit)
+        return CallOutcome(call.connector.name, agent, tool, result=result.raw, is_error=result.is_error,
+                           latency_ms=latency)
 
-    async def _definition_for_call(self, conn: Connector, tool: str, agent: str | None) -> dict[str, Any]:
+    def _call_context(self, connector: str, tool: str, agent: str | None) -> _CallContext:
+        """Everything a call needs from the store, read in one session (each session costs a DuckDB open)."""
+        with self.store.session():
+            conn = self.store.get_connector(connector)
+            key = self._resolve_key(conn, agent, False)
+            agent_id = key.agent_id or (self.store.get_agent(agent).id if agent else "")
+            owner = agent if conn.credential_mode == "per_agent" else None
+            try:
+                definition = self.store.tool_definition(conn.id, tool, owner)
+            except NotFoundError:
+                definition = None
+        return _CallContext(conn, key, agent_id, definition)
+
+    async def _definition_after_sync(self, conn: Connector, tool: str, agent: str | None) -> dict[str, Any]:
+        # Never synced (e.g. a per-agent connector this agent just connected): sync once, then judge.
         owner = agent if conn.credential_mode == "per_agent" else None
-        try:
-            return await self._db(self.store.tool_definition, conn.id, tool, owner)
-        except NotFoundError:
-            # Never synced (e.g. a per-agent connector this agent just connected): sync once, then judge.
-            await self.sync(conn.name, owner)
-            return await self._db(self.store.tool_definition, conn.id, tool, owner)
+        await self.sync(conn.name, owner)
+        return await self._db(self.store.tool_definition, conn.id, tool, owner)
 
-    async def _fingerprint(self, key: CredentialKey) -> str | None:
-        info = await self._db(self.store.credential, key)
-        return info.fingerprint if info else None
+    def _audit_call(self, key: CredentialKey, **entry: Any) -> None:
+        with self.store.session():
+            info = self.store.credential(key)
+            self.store.record_call(credential_fingerprint=info.fingerprint if info else None, **entry)
 
     # --- observability --------------------------------------------------------------------------
 
@@ -632,6 +649,35 @@ class Switchboard:
         report = await self._db(self.store.rotate_key)
         return {"key_id": report.active_key, "reencrypted": report.reencrypted, "unreadable": report.unreadable,
                 "retired": list(report.retired), "still_used": list(report.still_used)}
+
+
+class _BackgroundTrace:
+    """Auth steps taken while serving a request (a refresh, a client_credentials token), written to
+    the store by a background task so the request never waits for the store lock. Each step is its
+    own attempt in the trace."""
+
+    def __init__(self, service: Switchboard, key: CredentialKey) -> None:
+        self._service, self._key = service, key
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def record(self, event: oauth.TraceEvent) -> None:
+        task = asyncio.get_running_loop().create_task(self._write(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _write(self, event: oauth.TraceEvent) -> None:
+        try:
+            await self._service._db(self._service.store.record_auth_step, self._key, _new_attempt(), event)
+        except SwitchboardError as exc:
+            log.warning("could not record an auth step for the trace: %s", exc)
+
+
+@dataclass(frozen=True)
+class _CallContext:
+    connector: Connector
+    key: CredentialKey
+    agent_id: str
+    definition: dict[str, Any] | None
 
 
 class _Recording:

@@ -148,6 +148,11 @@ async def test_loopback_authorized_credential_refreshes_from_the_dashboard(servi
     before = sdk_oauth_server.counters()["refresh_requests"]
     assert not (await service.call_tool("linear", "whoami", {})).is_error
     assert sdk_oauth_server.counters()["refresh_requests"] == before + 1
+    for _ in range(100):  # the refresh is written to the trace in the background
+        if [s["step"] for s in await service.auth_trace("linear")] == ["refresh"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [s["step"] for s in await service.auth_trace("linear")] == ["refresh"]
     await service.aclose()
 
 

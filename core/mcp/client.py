@@ -1185,7 +1185,7 @@ def _status_hint(status: int, media_type: str, location: str | None) -> str | No
     if status == 429:
         return "the server is rate limiting; try again later"
     if status >= 500:
-        return "the server failed; tools/call is not retried automatically"
+        return "the server failed; a tools/call is never retried automatically, other requests can be tried again"
     if media_type == "text/html":
         return "this URL is not an MCP endpoint"
     return None

@@ -254,6 +254,17 @@ class Store:
                     tx.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                                [migration.version, migration.description, time.time()])
 
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """Run read-only SQL (notebooks, ad-hoc analysis) and return a pandas DataFrame. The
+        transaction is rolled back, so a stray write never lands; secrets are ciphertext anyway."""
+        with self.session():
+            con = self._local.con
+            con.begin()
+            try:
+                return con.execute(sql, list(params or [])).df()
+            finally:
+                con.rollback()
+
     def schema_version(self) -> int:
         with self._transaction() as con:
             return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
@@ -759,7 +770,7 @@ _CONNECTOR_SELECT = (
     "SELECT c.* EXCLUDE (client_secret), c.client_secret IS NOT NULL AS has_client_secret, "
     "coalesce(t.tool_count, 0)::INTEGER AS tool_count, cr.connector_id IS NOT NULL AS has_shared_credential "
     "FROM connectors c "
-    "LEFT JOIN (SELECT connector_id, sum(tool_count) AS tool_count FROM tool_snapshots WHERE is_current "
+    "LEFT JOIN (SELECT connector_id, max(tool_count) AS tool_count FROM tool_snapshots WHERE is_current "
     "GROUP BY connector_id) t ON t.connector_id = c.id "
     "LEFT JOIN (SELECT connector_id FROM credentials WHERE agent_id = '') cr ON cr.connector_id = c.id")
 

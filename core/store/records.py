@@ -31,7 +31,7 @@ class Connector:
     last_error: str | None
     created_at: float
     updated_at: float
-    tool_count: int = 0  # tools in the current snapshots (shared and per agent)
+    tool_count: int = 0  # tools in the largest current list (shared, or any one agent's)
     has_shared_credential: bool = False
 
     def info(self) -> ConnectorInfo:
