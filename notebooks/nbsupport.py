@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import duckdb
 import httpx2
 import pandas as pd
 
@@ -118,25 +117,10 @@ def _start(kind: str) -> Any:
 
 
 def sql(store: Any, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-    """Run one read-only query over the store and return a DataFrame.
-
-    The store lets one process at a time open its DuckDB file and serializes its users with a lock
-    file, so this takes the store's own short session (lock + connection) for the one query and
-    releases it before returning. Inside the session a second DuckDB connection to the same file
-    attaches to the instance the session opened; the query runs in a transaction that is rolled back,
-    so nothing a query does is kept. Never hold a session across cells."""
-    with store.session():
-        con = duckdb.connect(str(store.path))
-        try:
-            with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets: already off
-                con.execute("SET enable_progress_bar = false")
-            con.begin()
-            try:
-                return con.execute(query, list(params)).df()
-            finally:
-                con.rollback()
-        finally:
-            con.close()
+    """Run one read-only query over the store and return a DataFrame (`Store.query`: the store's own
+    short session, a rolled-back transaction). Never hold a session across cells: the dashboard and
+    the CLI share the file."""
+    return store.query(query, params)
 
 
 def when(seconds: pd.Series) -> pd.Series:

@@ -162,9 +162,9 @@ def test_connect_and_inspect(run):
     tools = len(run.bearer.tools)
     assert summary["connectors"]["render"] == {"auth": "bearer", "mode": "shared", "status": "connected",
                                                "tools": tools}
-    # A per-agent connector counts each agent's list: ops-bot's and reporter's.
+    # A per-agent connector counts its largest agent's list, not the sum over agents.
     assert summary["connectors"]["linear"] == {"auth": "oauth", "mode": "per_agent", "status": "connected",
-                                               "tools": 2 * len(run.oauth.tools)}
+                                               "tools": len(run.oauth.tools)}
     assert summary["tool_names"] == sorted(run.bearer.tools)
     assert {"whoami", "add", "delete_item", "list_items"} <= set(summary["tool_names"])
     assert summary["ops_bot_sees"] == tools + len(run.oauth.tools)
