@@ -112,7 +112,7 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")), *bench_store.targets(ok("store"))]
 
 
-def _profiles(results: dict[str, Any], directory: Path, quick: bool) -> dict[str, Any]:
+def _profiles(results: dict[str, Any], directory: Path, quick: bool, config: Config) -> dict[str, Any]:
     """Profile the families whose targets were missed."""
     from benchmarks import profiling
 
@@ -129,7 +129,11 @@ def _profiles(results: dict[str, Any], directory: Path, quick: bool) -> dict[str
     if any(t.startswith("refresh") for t in missed):
         families["oauth_refresh"] = lambda: asyncio.run(profiling.oauth_refresh(directory, 5 if quick else 50))
     if any(t.startswith("filtered page") for t in missed):
-        families["store_pages"] = lambda: profiling.store_pages(directory, *((4, 50) if quick else (200, 1000)))
+        cached = Path(config.store_cache) / f"inventory-{config.store_connectors}x{config.store_tools_per_connector}.duckdb" \
+            if config.store_cache else None
+        families["store_pages"] = lambda: profiling.store_pages(
+            directory, *((4, 50) if quick else (config.store_connectors, config.store_tools_per_connector)),
+            source=cached)
     out: dict[str, Any] = {}
     for name, run in families.items():
         print(f"-- profile {name} ...", file=sys.stderr, flush=True)
@@ -167,7 +171,7 @@ def run(config: Config, out_dir: Path = RESULTS, quick: bool = False) -> tuple[d
     results["targets"] = _targets(results)
     if config.profile:
         directory = Path(config.profile_dir) if config.profile_dir else out_dir / "profiles" / stamp
-        results["profiles"] = _profiles(results, directory, quick)
+        results["profiles"] = _profiles(results, directory, quick, config)
     results["environment"]["load_average_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench-{stamp}{'-quick' if quick else ''}.json"

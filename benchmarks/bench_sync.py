@@ -157,6 +157,8 @@ def _prepare_store(directory: Path, urls: list[str], count: int) -> Path:
     from core.store.db import Store
 
     path = directory / f"template-{count}.duckdb"
+    for old in directory.glob(path.name + "*"):
+        old.unlink()
     store = Store.open(path)
     with store.session():
         store.create_connector(WARM, urls[0], "none")
@@ -192,44 +194,64 @@ def sync(counts: tuple[int, ...] = (1, 50, 200), reps: int = 3, latency_ms: floa
         env = {**os.environ, "SWITCHBOARD_KEY_FILE": str(work / "store.key"),
                "SWITCHBOARD_ALLOW_HOSTS": ",".join(LOOPBACK),
                "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+        saved_key = os.environ.get("SWITCHBOARD_KEY_FILE")
         os.environ["SWITCHBOARD_KEY_FILE"] = env["SWITCHBOARD_KEY_FILE"]
         with start("plain", json_response=True) as server:
             for passthrough in (False, True):
                 wanted = passthrough_counts if passthrough else counts
                 if not wanted:
                     continue
-                with LatencyFarm(server.url, max(wanted) + 1, latency_ms, passthrough=passthrough) as farm:
+                try:
+                    farm = LatencyFarm(server.url, max(wanted) + 1, latency_ms, passthrough=passthrough)
+                except RuntimeError as exc:
+                    results["passthrough" if passthrough else "servers"] = {"error": str(exc)}
+                    continue
+                with farm:
                     urls_file = work / "urls.json"
                     urls_file.write_text(json.dumps(farm.urls))
                     section = results["servers"] if not passthrough else results.setdefault("passthrough", {})
                     for count in wanted:
-                        template = _prepare_store(work, farm.urls, count)
-                        chosen = [v for v in variants if not (v == "sequential" and count > sequential_max)]
-                        if passthrough:
-                            chosen = [v for v in chosen if v in ("switchboard_unbounded", "sdk_gather")]
-                        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in chosen}
-                        for rep in range(reps if not passthrough else 1):
-                            order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]
-                            for variant in order:
-                                if variant == "sequential" and count >= large and rep > 0:
-                                    continue
-                                store = None
-                                if variant in STORE_VARIANTS:
-                                    store = work / f"run-{variant}-{count}-{rep}.duckdb"
-                                    shutil.copy(template, store)
-                                farm.reset()
-                                run = _run_worker(variant, urls_file, count, store, env,
-                                                  timeout=120 + count * 2.0)
-                                per_port = farm.stats()["per_port"]
-                                run["farm_requests"] = sum(n for port, n in per_port.items()
-                                                           if port != str(farm.ports[0]))  # not the warm-up
-                                runs[variant].append(run)
-                                if store is not None:
-                                    for leftover in work.glob(store.name + "*"):
-                                        leftover.unlink()
-                        section[str(count)] = _summarize(runs, count, len(server.tools))
+                        try:
+                            section[str(count)] = _measure(farm, server, work, urls_file, env, count, reps,
+                                                           variants, sequential_max, large, passthrough)
+                        except Exception as exc:  # keep the other counts' results
+                            if not passthrough:
+                                raise
+                            section[str(count)] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        if saved_key is None:
+            os.environ.pop("SWITCHBOARD_KEY_FILE", None)
+        else:
+            os.environ["SWITCHBOARD_KEY_FILE"] = saved_key
     _compare(results)
     return results
+
+
+def _measure(farm: Any, server: Any, work: Path, urls_file: Path, env: dict[str, str], count: int, reps: int,
+             variants: tuple[str, ...], sequential_max: int, large: int, passthrough: bool) -> dict[str, Any]:
+    template = _prepare_store(work, farm.urls, count)
+    chosen = [v for v in variants if not (v == "sequential" and count > sequential_max)]
+    if passthrough:
+        chosen = [v for v in chosen if v in ("switchboard_unbounded", "sdk_gather")]
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in chosen}
+    for rep in range(reps if not passthrough else 1):
+        order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]
+        for variant in order:
+            if variant == "sequential" and count >= large and rep > 0:
+                continue
+            store = None
+            if variant in STORE_VARIANTS:
+                store = work / f"run-{variant}-{count}-{rep}.duckdb"
+                shutil.copy(template, store)
+            farm.reset()
+            run = _run_worker(variant, urls_file, count, store, env, timeout=120 + count * 2.0)
+            per_port = farm.stats()["per_port"]
+            run["farm_requests"] = sum(n for port, n in per_port.items()
+                                       if port != str(farm.ports[0]))  # not the warm-up
+            runs[variant].append(run)
+            if store is not None:
+                for leftover in work.glob(store.name + "*"):
+                    leftover.unlink()
+    return _summarize(runs, count, len(server.tools))
 
 
 def _summarize(runs: dict[str, list[dict[str, Any]]], count: int, tools_per_server: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ Each family reruns a small version of its benchmark under the profiler:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -159,31 +160,47 @@ async def oauth_refresh(directory: Path, callers: int = 50) -> dict[str, Any]:
     return out
 
 
-def store_pages(directory: Path, connectors: int = 200, tools_per_connector: int = 1000) -> dict[str, Any]:
+def store_pages(directory: Path, connectors: int = 200, tools_per_connector: int = 1000,
+                labels: tuple[str, ...] = ("read_only filter, sort name", "search (common word)",
+                                           "agent view + read_only", "connector filter"),
+                source: Path | None = None) -> dict[str, Any]:
+    """Cold (a store session per query) and warm (one session) profiles of filtered pages; on a copy
+    of `source` (e.g. the benchmark's cached 1M-tool store) when given, else on a new store."""
+    import shutil
+
     from benchmarks.bench_store import build_inventory, page_queries
     from core.store.db import Store
 
     with tempfile.TemporaryDirectory(prefix="profile-store-") as tmp:
         work = Path(tmp)
         saved = os.environ.get("SWITCHBOARD_KEY_FILE")
-        os.environ["SWITCHBOARD_KEY_FILE"] = str(work / "store.key")
+        os.environ["SWITCHBOARD_KEY_FILE"] = str((source.parent if source else work) / "store.key")
         try:
-            built = build_inventory(work / "s.duckdb", connectors, tools_per_connector)
+            if source is not None and source.exists():
+                shutil.copy(source, work / "s.duckdb")
+                built: dict[str, Any] = {"from": str(source), "connectors": connectors}
+            else:
+                built = build_inventory(work / "s.duckdb", connectors, tools_per_connector)
             store = Store.open(work / "s.duckdb")
             queries = page_queries(store, connectors)
             out: dict[str, Any] = {"inventory": built}
-            for label in ("read_only filter, sort name", "connector filter"):
+            for label in labels:
                 queries[label]()
-                profiler = _profiler()
-                profiler.start()
-                for _ in range(5):
-                    queries[label]()
-                profiler.stop()
-                out[label] = _save(directory, "store-page-" + label.replace(" ", "_").replace(",", ""),
-                                   _render(profiler))
+                for kind in ("cold", "warm"):
+                    profiler = _profiler()
+                    with store.session() if kind == "warm" else contextlib.nullcontext():
+                        queries[label]()
+                        profiler.start()
+                        for _ in range(5):
+                            queries[label]()
+                        profiler.stop()
+                    name = "store-page-" + label.replace(" ", "_").replace(",", "").replace("+", "and")
+                    out[f"{label} ({kind})"] = _save(directory, f"{name}-{kind}", _render(profiler))
         finally:
             if saved is None:
                 os.environ.pop("SWITCHBOARD_KEY_FILE", None)
             else:
                 os.environ["SWITCHBOARD_KEY_FILE"] = saved
     return out
+
+

@@ -37,6 +37,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     sync = bench.get("sync") or {}
     for section, label in (("servers", ""), ("passthrough", " passthrough")):
         for count, row in (sync.get(section) or {}).items():
+            if "error" in row:
+                out.append((f"sync{label} N={count}: FAILED", str(row["error"])[:120], "", ""))
+                continue
             sdk = row.get("sdk_gather", {})
             for variant, data in row.items():
                 if variant == "sdk_gather":

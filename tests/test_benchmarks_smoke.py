@@ -1,0 +1,122 @@
+"""Each benchmark in its tiny configuration (`python -m benchmarks --quick`), so the benchmark code
+keeps working as the code it measures changes. Asserts the shape of the result JSON and counts,
+never timings: the numbers themselves are not part of the suite's pass/fail."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.__main__ import NAMES, QUICK, Config, run
+from benchmarks.report import table
+
+pytestmark = pytest.mark.slow
+
+QUICK_CONFIG = Config(**QUICK)
+
+
+def run_one(name: str, tmp_path: Path) -> dict[str, Any]:
+    results, path = run(replace(QUICK_CONFIG, only=(name,)), tmp_path, quick=True)
+    written = json.loads(path.read_text())
+    assert written["benchmarks"].keys() == {name}
+    assert json.loads((tmp_path / "latest-quick.json").read_text())["started"] == written["started"]
+    assert table(results)  # the report renders
+    result = written["benchmarks"][name]
+    assert "error" not in result, result.get("error")
+    return written
+
+
+def summary_ok(summary: dict[str, Any], n: int) -> None:
+    assert summary["n"] == n
+    assert summary["min"] <= summary["median"] <= summary["max"]
+
+
+def test_connect_list(tmp_path: Path) -> None:
+    result = run_one("connect_list", tmp_path)["benchmarks"]["connect_list"]
+    assert set(result) == {f"{mode}/{era}" for mode in ("sse", "json") for era in ("legacy", "auto")}
+    for key, row in result.items():
+        for side in ("switchboard", "sdk"):
+            summary_ok(row[side], QUICK["connect_runs"])
+            summary_ok(row["with_close"][side], QUICK["connect_runs"])
+            assert row["http_requests"][side] >= (3 if key.endswith("legacy") else 2)
+        assert row["ratio"] > 0
+
+
+def test_throughput(tmp_path: Path) -> None:
+    written = run_one("throughput", tmp_path)
+    result = written["benchmarks"]["throughput"]
+    assert set(result) == {f"{mode}/{kind}" for mode in ("sse", "json") for kind in ("sequential", "concurrent")}
+    for row in result.values():
+        for side in ("switchboard", "sdk"):
+            summary_ok(row[side], QUICK["call_rounds"])
+            assert row["server_saw_calls"][side] == row["calls"]
+    assert {t["target"].split(":")[0] for t in written["targets"]} >= {"tools/call json/sequential"}
+
+
+def test_sync(tmp_path: Path) -> None:
+    result = run_one("sync", tmp_path)["benchmarks"]["sync"]
+    assert set(result["servers"]) == {str(n) for n in QUICK["sync_counts"]}
+    for count, row in result["servers"].items():
+        assert set(row) == {"switchboard", "switchboard_unbounded", "sequential", "mcpclient_gather", "sdk_gather",
+                            "what_if_batched_store"}
+        for data in row.values():
+            assert data["synced"] == int(count) and data["incomplete_runs"] == 0
+            assert data["tools_total"] > 0 and data["tools_total"] % int(count) == 0
+            assert data["http_requests"] >= 2 * int(count)
+            assert data["rss_peak_mb"]["median"] > 0
+    assert result["comparison"]["2"]["switchboard_vs_single"] > 0
+
+
+def test_oauth_flow(tmp_path: Path) -> None:
+    result = run_one("oauth_flow", tmp_path)["benchmarks"]["oauth_flow"]
+    for side in ("switchboard", "sdk"):
+        summary_ok(result[side], QUICK["oauth_runs"])
+        # at least: PRM, AS metadata, register, authorize, token, initialize, tools/list
+        assert result["http_requests"][side]["median"] >= 7
+        assert result["requests_by_kind"][side]["POST /register"] == 1
+
+
+def test_oauth_refresh(tmp_path: Path) -> None:
+    written = run_one("oauth_refresh", tmp_path)
+    result = written["benchmarks"]["oauth_refresh"]
+    callers = QUICK["refresh_callers"]
+    for scenario in ("server_expired", "clock_expired"):
+        for side in ("switchboard", "sdk"):
+            row = result[scenario][side]
+            assert row["succeeded"]["median"] + row["failed"]["median"] == callers
+            assert row["refresh_requests"]["min"] >= 0 and row["http_requests"]["min"] >= 1
+    assert [t for t in written["targets"] if t["target"].startswith("refresh requests")]
+
+
+def test_store(tmp_path: Path) -> None:
+    result = run_one("store", tmp_path)["benchmarks"]["store"]
+    assert result["insert"]["rows"] == QUICK["store_rows"]
+    assert result["insert"]["current_tools_after"] == QUICK["store_rows"] * result["insert"]["reps"]
+    expected = QUICK["store_connectors"] * QUICK["store_tools_per_connector"]
+    assert result["inventory"]["current_tools"] >= expected  # plus the per-agent lists
+    for row in result["pages"].values():
+        summary_ok(row["cold_ms"], QUICK["store_repeat"])
+        assert 0 <= row["total"] <= result["inventory"]["current_tools"]
+    contention = result["contention"]
+    assert contention["errors"] == 0
+    assert len(contention) and contention["holder"]["ops_total"] > 0
+    summary_ok(contention["while_held_ms"], QUICK["store_contention_samples"])
+
+
+@pytest.mark.browser
+def test_dashboard(tmp_path: Path) -> None:
+    result = run_one("dashboard", tmp_path)["benchmarks"]["dashboard"]
+    if "blocked" in result:
+        pytest.skip(f"dashboard benchmark blocked: {result['blocked']}")
+    assert result["tools"] == QUICK["dashboard_connectors"] * QUICK["dashboard_tools_per_connector"]
+    summary_ok(result["first_row_ms"], QUICK["dashboard_runs"])
+    assert result["rows_on_first_page"] > 0
+
+
+def test_every_benchmark_has_a_smoke_test() -> None:
+    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    assert set(NAMES) <= tested
