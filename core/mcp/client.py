@@ -534,7 +534,7 @@ class McpClient:
         try:
             async with asyncio.timeout(min(self._timeout, 5.0)):
                 response = await self._send("DELETE", headers, None, None, self._timeout)
-                await response.aclose()
+                await _release(response)
             if response.status_code not in (200, 202, 204, 404, 405):
                 logger.debug("DELETE session on %s answered %s", self._display_url, response.status_code)
         except (SwitchboardError, TimeoutError) as exc:
@@ -950,7 +950,7 @@ class McpClient:
                 url=self._url,
                 method=method or "",
             )
-            await response.aclose()
+            await _release(response)
             if self._auth is not None and attempt == 0 and await self._auth.handle_challenge(challenge):
                 continue
             raise _auth_error(challenge, self._display_url)
@@ -1007,7 +1007,7 @@ class McpClient:
             return
         response = await self._send("POST", dict(self._post_headers), encode_notification(method, params),
                                     method, self._timeout)
-        await response.aclose()
+        await _release(response)
         if response.status_code >= 400:
             logger.warning("%s on %s answered HTTP %s", method, self._display_url, response.status_code)
 
@@ -1020,7 +1020,7 @@ class McpClient:
     async def _post_quietly(self, body: bytes, method: str | None) -> None:
         try:
             response = await self._send("POST", dict(self._post_headers), body, method, self._timeout)
-            await response.aclose()
+            await _release(response)
             if response.status_code >= 400:
                 logger.warning("answering the server on %s: HTTP %s", self._display_url, response.status_code)
         except SwitchboardError as exc:
@@ -1098,6 +1098,21 @@ def _spawn_detached(coro: Awaitable[Any]) -> None:
     task = asyncio.ensure_future(coro)
     _detached.add(task)
     task.add_done_callback(_detached.discard)
+
+
+async def _release(response: httpx2.Response) -> None:
+    """Close a response whose body we do not need (202 to a notification, DELETE, a 401/403 before the
+    retry). A short body of declared length is read first: closing a response with its body unread
+    makes httpcore drop the connection, so the next request would open a new one."""
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= _DRAIN_BYTES:
+        try:
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                async for _chunk in response.aiter_bytes():
+                    pass
+        except (TimeoutError, httpx2.HTTPError):
+            pass
+    await response.aclose()
 
 
 async def _drain_and_close(response: httpx2.Response, chunks: AsyncIterator[bytes]) -> None:
