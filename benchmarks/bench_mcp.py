@@ -4,6 +4,9 @@
   on a pooled HTTP client each side shares across runs; SSE and JSON server modes.
 * throughput: tools/call `echo` on one session, 1000 sequential calls, and 16 concurrent callers.
 
+The server runs with TCP_NODELAY (see `benchmarks.nodelay_serve`); `nodelay=False` (the runner's
+`--nagle-server`) uses the sample server exactly as `sample_servers.launch` starts it.
+
 Client CPU per call is this process's CPU time (the server is another process), so it shows what
 each client costs independently of how fast the 2-core machine lets the server answer.
 """
@@ -34,10 +37,11 @@ async def _requests_per_connection(side: Any, server: Any, era: str) -> int:
 
 
 async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
-                       eras: tuple[str, ...] = ("legacy", "auto"), warmup: int = 3) -> dict[str, Any]:
+                       eras: tuple[str, ...] = ("legacy", "auto"), warmup: int = 3,
+                       nodelay: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for mode in modes:
-        with start("plain", **SERVER_MODES[mode]) as server:
+        with start("plain", nodelay=nodelay, **SERVER_MODES[mode]) as server:
             sides = _sides()
             try:
                 for era in eras:
@@ -82,11 +86,12 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
 
 
 async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
-                     modes: tuple[str, ...] = ("sse", "json"), era: str = "legacy") -> dict[str, Any]:
+                     modes: tuple[str, ...] = ("sse", "json"), era: str = "legacy",
+                     nodelay: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     per_worker = max(1, calls // concurrency)
     for mode in modes:
-        with start("plain", **SERVER_MODES[mode]) as server:
+        with start("plain", nodelay=nodelay, **SERVER_MODES[mode]) as server:
             sides = _sides()
             cpu: dict[str, dict[str, list[float]]] = {"sequential": {}, "concurrent": {}}
             done: dict[str, dict[str, int]] = {"sequential": {}, "concurrent": {}}

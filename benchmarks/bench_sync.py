@@ -77,9 +77,10 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
         try:
             await run([WARM])
             with RssSampler().running() as rss:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 tools = await run(names)
                 result["wall_s"] = time.perf_counter() - started
+                result["cpu_s"] = time.process_time() - cpu
         finally:
             await service.aclose()
     else:
@@ -94,9 +95,10 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
         try:
             await one(warm_url)
             with RssSampler().running() as rss:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 tools = list(await asyncio.gather(*(one(url) for url in urls)))
                 result["wall_s"] = time.perf_counter() - started
+                result["cpu_s"] = time.process_time() - cpu
         finally:
             await side.aclose()
     result.update(tools_total=sum(tools), synced=len(tools), rss_start_mb=round(rss.start_bytes / 2**20, 1),
@@ -262,6 +264,7 @@ def _summarize(runs: dict[str, list[dict[str, Any]]], count: int, tools_per_serv
         bad = [s for s in samples if s["synced"] != count or s["tools_total"] != count * tools_per_server]
         summary[variant] = {
             "wall_ms": stats([s["wall_s"] * 1000 for s in samples], 1),
+            "cpu_ms": stats([s["cpu_s"] * 1000 for s in samples], 1),
             "rss_peak_mb": stats([s["rss_peak_mb"] for s in samples], 1),
             "rss_delta_mb": stats([s["rss_delta_mb"] for s in samples], 1),
             "http_requests": samples[0]["farm_requests"],

@@ -104,6 +104,7 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                         calls[getattr(function, "__name__", repr(function))].append(time.perf_counter() - queued)
 
                 service._db = accounted  # type: ignore[method-assign]
+                transport_profile = await _gather_profile(directory, farm.urls[1:count + 1], farm.urls[0])
                 try:
                     await service.sync(WARM)
                     calls.clear()
@@ -131,9 +132,33 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
             else:
                 os.environ["SWITCHBOARD_KEY_FILE"] = saved
     return {"servers": count, "wall_s": round(wall, 2), "ok": sum(o.ok for o in outcomes),
-            "store_calls": accounting, "store_call_profiles": single,
+            "store_calls": accounting, "store_call_profiles": single, "transport_gather": transport_profile,
             "note": "total_s is time from asking for the store call to its result (queueing for the worker "
                     "thread and the store lock included); calls overlap, so totals can exceed the wall time"}
+
+
+async def _gather_profile(directory: Path, urls: list[str], warm_url: str) -> dict[str, Any]:
+    """McpClient connect + tools/list + close for every URL at once (the transport part of a sync)."""
+    from benchmarks.clients import SwitchboardSide
+
+    side = SwitchboardSide()
+
+    async def one(url: str) -> int:
+        async with side.session(url, "auto") as client:
+            return len(await side.list_tools(client))
+
+    try:
+        await one(warm_url)
+        profiler = _profiler()
+        cpu, started = time.process_time(), time.perf_counter()
+        profiler.start()
+        await asyncio.gather(*(one(url) for url in urls))
+        profiler.stop()
+        measured = {"servers": len(urls), "wall_s_profiled": round(time.perf_counter() - started, 3),
+                    "cpu_s_profiled": round(time.process_time() - cpu, 3)}
+    finally:
+        await side.aclose()
+    return {**measured, **_save(directory, f"sync-transport-gather-{len(urls)}", _render(profiler))}
 
 
 async def oauth_refresh(directory: Path, callers: int = 50) -> dict[str, Any]:

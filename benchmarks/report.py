@@ -44,12 +44,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             for variant, data in row.items():
                 if variant == "sdk_gather":
                     continue
-                out.append((f"sync{label} N={count} {variant} (ms; RSS peak {data['rss_peak_mb']['median']} MB)",
+                cpu = (data.get("cpu_ms") or {}).get("median")
+                out.append(((f"sync{label} N={count} {variant} (ms; CPU {cpu} ms; RSS peak "
+                            f"{data['rss_peak_mb']['median']} MB)"),
                             _fmt(data["wall_ms"]), _fmt(sdk.get("wall_ms")) if sdk else "-",
                             _ratio(_div(data["wall_ms"]["median"], (sdk.get("wall_ms") or {}).get("median")))))
             if sdk:
-                out.append((f"sync{label} N={count} sdk_gather RSS peak (MB)", "-",
-                            _fmt(sdk["rss_peak_mb"]), ""))
+                cpu = (sdk.get("cpu_ms") or {}).get("median")
+                out.append(((f"sync{label} N={count} sdk_gather (ms; CPU {cpu} ms; RSS peak "
+                            f"{sdk['rss_peak_mb']['median']} MB)"), "-", _fmt(sdk["wall_ms"]), ""))
     flow = bench.get("oauth_flow") or {}
     if "switchboard" in flow:
         req = flow["http_requests"]
