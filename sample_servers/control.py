@@ -185,12 +185,15 @@ class ControlPlane:
         if scope["path"] == "/token" and scope["method"] == "POST":
             self.counters.token_requests[_grant_type(body)] += 1
 
-        send = self._status_recorder(entry, send)
         fault = self._take_fault(scope["path"])
         if fault is not None:
-            await _respond(send, fault.status, fault.body.encode(), fault.headers)
+            await _respond(self._status_recorder(entry, send, tool_call=None), fault.status, fault.body.encode(),
+                           fault.headers)
             return
         identity = self._identify(headers)
+        caller = (identity or ANONYMOUS).subject
+        send = self._status_recorder(entry, send, tool_call=(caller, rpc.get("tool") or "?")
+                                     if rpc and rpc["method"] == "tools/call" else None)
         if self._is_mcp_path(scope) and await self._rejected(headers, identity, rpc, send):
             return
         scope[IDENTITY_SCOPE_KEY] = (identity or ANONYMOUS).as_dict()
@@ -201,8 +204,6 @@ class ControlPlane:
         finally:
             current_path.reset(token_path)
             current_login_hint.reset(hint)
-        if rpc and rpc["method"] == "tools/call" and (entry["status"] or 500) < 400:
-            self.counters.record_tool_call((identity or ANONYMOUS).subject, rpc.get("tool") or "?")
 
     def _log(self, entry: dict[str, Any]) -> None:
         self.counters.requests.append(entry)
@@ -257,12 +258,16 @@ class ControlPlane:
         headers = {"content-type": "application/json", "www-authenticate": "Bearer " + ", ".join(parts)}
         await _respond(send, 403, body.encode(), headers)
 
-    def _status_recorder(self, entry: dict[str, Any], send: Send) -> Send:
+    def _status_recorder(self, entry: dict[str, Any], send: Send, *, tool_call: tuple[str, str] | None) -> Send:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
                 if message["status"] in (401, 403):
                     self._count_framework_auth_failure(message)
+                elif tool_call is not None and message["status"] < 400:
+                    # Counted before the response leaves: a client that reads counters right after its
+                    # call must see it (the app returns only after the client already has the answer).
+                    self.counters.record_tool_call(*tool_call)
             await send(message)
 
         return recording_send
