@@ -78,7 +78,8 @@ def expected_failures() -> dict[str, str]:
     return entries
 
 
-def run_scenario(scenario: str, output_dir: Path) -> list[dict]:
+def run_scenario(scenario: str, output_dir: Path) -> tuple[list[dict], str]:
+    """The scenario's checks and the suite's own output (client stdout/stderr included)."""
     command = f"{shlex.quote(sys.executable)} -m core.conformance"
     suite = [str(node_binary()), str(suite_entry()), "client", "--command", command, "--scenario", scenario,
              "--timeout", str(SCENARIO_TIMEOUT_MS), "-o", str(output_dir)]
@@ -87,7 +88,12 @@ def run_scenario(scenario: str, output_dir: Path) -> list[dict]:
                                capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_MS / 1000 + 60, check=False)
     found = sorted(output_dir.rglob("checks.json"))
     assert found, f"{scenario}: the suite wrote no checks.json\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
-    return json.loads(found[-1].read_text())
+    return json.loads(found[-1].read_text()), f"{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+
+
+def problems(checks: list[dict]) -> list[str]:
+    return [f"{c.get('id')}: {c.get('status')} {c.get('errorMessage') or ''}".strip()
+            for c in checks if c.get("status") in ("FAILURE", "WARNING")]
 
 
 SCENARIOS = client_scenarios()
@@ -114,15 +120,21 @@ def test_client_scenario(scenario: str, tmp_path: Path) -> None:
         pytest.fail("conformance suite not installed; see test_suite_is_installed")
     if (problem := unshare_problem()) is not None:
         pytest.skip(f"needs a private network namespace: {problem}")
-    checks = run_scenario(scenario, tmp_path)
-    bad = [f"{c.get('id')}: {c.get('status')} {c.get('errorMessage') or ''}".strip()
-           for c in checks if c.get("status") in ("FAILURE", "WARNING")]
+    checks, output = run_scenario(scenario, tmp_path / "first")
+    bad = problems(checks)
     baseline = expected_failures()
     if scenario in baseline:
         assert bad, (f"{scenario} now passes: remove it from tests/conformance/expected-failures.yml "
                      f"(reason was: {baseline[scenario]})")
         return
-    assert not bad, f"{scenario}:\n" + "\n".join(bad)
+    if bad:
+        # One rerun: on a loaded 2-core CI machine the suite's mock servers have been seen to drop a
+        # connection mid-scenario (elicitation, once in many runs). A real defect fails both runs;
+        # the first run's output is printed either way, so a flake stays visible in the report.
+        print(f"{scenario} failed once, rerunning:\n" + "\n".join(bad) + "\n" + output)
+        checks, output = run_scenario(scenario, tmp_path / "rerun")
+        bad = problems(checks)
+    assert not bad, f"{scenario}:\n" + "\n".join(bad) + "\n" + output
     assert any(c.get("status") == "SUCCESS" for c in checks), f"{scenario}: no SUCCESS check at all"
 
 
