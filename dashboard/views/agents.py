@@ -12,8 +12,8 @@ import param
 from dashboard.models.agents import CONNECTED, NEEDS_REAUTH, AgentCredentials, AgentDirectory, CredentialRow
 from dashboard.models.formatting import format_expiry, format_scopes
 from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane, status_badge
-from dashboard.views.connectors import report_syncs
-from dashboard.views.feedback import attempt, notify_success
+from dashboard.views.connectors import follow_connect, report_syncs
+from dashboard.views.feedback import attempt
 from dashboard.views.observability import table
 
 
@@ -157,13 +157,7 @@ class AgentPage(pn.viewable.Viewer):
         return button
 
     async def _connect(self, connector: str) -> None:
-        action = await attempt(self.credentials.connect(connector))
-        if action is None:
-            return
-        if action.authorization_url:
-            self._navigator.go(action.authorization_url)
-        elif action.outcome is not None:
-            notify_success(action.outcome.summary())
+        await follow_connect(self._navigator, self.credentials.connect(connector))
 
     async def _sync(self, connector: str) -> None:
         result = await attempt(self.credentials.sync(connector))

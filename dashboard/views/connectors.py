@@ -10,6 +10,7 @@ import param
 
 from core.models import AUTH_TYPES, SyncResult
 from dashboard.flash import Flash
+from dashboard.models.base import ConnectAction
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
 from dashboard.models.observability import AuthTrace
 from dashboard.views.components import CARD, BrowserNavigator, facts_table, heading, html_pane
@@ -80,13 +81,7 @@ class ConnectorsPage(pn.viewable.Viewer):
         await self._load_trace()
 
     async def _connect(self, name: str) -> None:
-        action = await attempt(self.index.connect(name))
-        if action is None:
-            return
-        if action.authorization_url:
-            self._navigator.go(action.authorization_url)
-        elif action.outcome is not None:
-            notify_success(action.outcome.summary())
+        await follow_connect(self._navigator, self.index.connect(name))
 
     async def _sync(self, name: str) -> None:
         report_syncs(
@@ -272,6 +267,17 @@ def _saved_message(connector) -> str:
         return f"Saved {connector.name}. Each agent connects it from its own page (Agents)."
     hint = " Next: Connect." if connector.status != "connected" else ""
     return f"Saved {connector.name}.{hint}"
+
+
+async def follow_connect(navigator: BrowserNavigator, work: Awaitable[ConnectAction]) -> None:
+    """Run a Connect click: send the browser to the authorization server, or report the outcome."""
+    action = await attempt(work)
+    if action is None:
+        return
+    if action.authorization_url:
+        navigator.go(action.authorization_url)
+    elif action.outcome is not None:
+        notify_success(action.outcome.summary())
 
 
 def report_syncs(results: list[SyncResult] | None, nothing: str = "Nothing to sync.") -> None:
