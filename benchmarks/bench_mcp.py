@@ -47,17 +47,19 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
                 for era in eras:
                     latency: dict[str, list[float]] = {}
                     total: dict[str, list[float]] = {name: [] for name in SIDES}
+                    cpu: dict[str, list[float]] = {name: [] for name in SIDES}
 
                     def variant(name: str, era: str = era, sides: dict[str, Any] = sides,
-                                total: dict[str, list[float]] = total) -> Any:
+                                total: dict[str, list[float]] = total, cpu: dict[str, list[float]] = cpu) -> Any:
                         side = sides[name]
 
                         async def run() -> float:
-                            started = time.perf_counter()
+                            cpu0, started = time.process_time(), time.perf_counter()
                             async with side.session(server.url, era) as client:
                                 tools = await side.list_tools(client)
-                                listed = time.perf_counter()
+                                listed, cpu1 = time.perf_counter(), time.process_time()
                             total[name].append((time.perf_counter() - started) * 1000)
+                            cpu[name].append((cpu1 - cpu0) * 1000)
                             if len(tools) != len(server.tools):
                                 raise AssertionError(f"{name} listed {len(tools)} tools, expected {len(server.tools)}")
                             return (listed - started) * 1000
@@ -67,6 +69,7 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
                     await alternate(warmup, variants)
                     for name in SIDES:
                         total[name].clear()
+                        cpu[name].clear()
                     latency = await alternate(runs, variants)
                     requests = {name: await _requests_per_connection(sides[name], server, era) for name in SIDES}
                     server.reset()
@@ -77,6 +80,7 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
                         "ratio": ratio(sb["median"], sdk["median"]),
                         "paired_ratio": paired_ratios(latency["switchboard"], latency["sdk"]),
                         "with_close": {name: stats(total[name]) for name in SIDES},
+                        "client_cpu_ms": {name: stats(cpu[name]) for name in SIDES},
                         "http_requests": requests,
                     }
             finally:

@@ -8,7 +8,9 @@ and lazy initialisation are not timed). Variants, alternated run by run:
 
 * `switchboard`: `Switchboard.sync_many(names)` with its default concurrency (8): list tools and
   record a snapshot per server in a DuckDB store (a fresh copy of a prepared store per run).
-* `switchboard_unbounded`: the same with `concurrency=N`.
+* `switchboard_resync`: the same on a store where every server was synced before and its list has
+  not changed since (a periodic re-sync: the snapshot is only verified, not written again).
+* `switchboard_unbounded`: `switchboard` with `concurrency=N`.
 * `sequential`: `await Switchboard.sync(name)` for one server after the other.
 * `mcpclient_gather`: `asyncio.gather` of McpClient connect + tools/list + close, no store: the
   transport alone, what the SDK row does.
@@ -38,9 +40,9 @@ from typing import Any
 
 from benchmarks.common import LOOPBACK, RssSampler, ratio, stats, target
 
-VARIANTS = ("switchboard", "switchboard_unbounded", "sequential", "mcpclient_gather", "sdk_gather",
-            "what_if_batched_store")
-STORE_VARIANTS = {"switchboard", "switchboard_unbounded", "sequential", "what_if_batched_store"}
+VARIANTS = ("switchboard", "switchboard_resync", "switchboard_unbounded", "sequential", "mcpclient_gather",
+            "sdk_gather", "what_if_batched_store")
+STORE_VARIANTS = {"switchboard", "switchboard_resync", "switchboard_unbounded", "sequential", "what_if_batched_store"}
 WARM = "warm"
 
 
@@ -56,6 +58,7 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
 
     names = [_name(i) for i in range(len(urls))]
     result: dict[str, Any] = {"variant": variant, "servers": len(urls)}
+    changed: list[int] = []  # per server: tools added/changed by the sync (0: list verified unchanged)
     if variant in STORE_VARIANTS:
         from core.services import Switchboard
 
@@ -64,18 +67,22 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
         async def run(targets: list[str]) -> list[int]:
             if variant == "sequential":
                 outcomes = [await service.sync(name) for name in targets]
+            elif variant == "switchboard_resync":
+                outcomes = [o async for o in service.sync_many(targets)]
             else:
                 concurrency = len(targets) if variant == "switchboard_unbounded" else 8
                 outcomes = [o async for o in service.sync_many(targets, concurrency=concurrency)]
             failed = [o.error for o in outcomes if not o.ok]
             if failed:
                 raise RuntimeError(f"{len(failed)} syncs failed, e.g. {failed[0]}")
+            changed.extend(o.changed or 0 for o in outcomes)
             return [o.tools or 0 for o in outcomes]
 
         if variant == "what_if_batched_store":
             run = _batched(service)
         try:
             await run([WARM])
+            changed.clear()
             with RssSampler().running() as rss:
                 started, cpu = time.perf_counter(), time.process_time()
                 tools = await run(names)
@@ -101,7 +108,7 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
                 result["cpu_s"] = time.process_time() - cpu
         finally:
             await side.aclose()
-    result.update(tools_total=sum(tools), synced=len(tools), rss_start_mb=round(rss.start_bytes / 2**20, 1),
+    result.update(tools_total=sum(tools), synced=len(tools), changed_total=sum(changed) if changed else None, rss_start_mb=round(rss.start_bytes / 2**20, 1),
                   rss_peak_mb=rss.peak_mb, rss_delta_mb=rss.delta_mb)
     return result
 
@@ -154,11 +161,12 @@ def worker_main(argv: list[str] | None = None) -> None:
 # --- parent ---------------------------------------------------------------------------------------
 
 
-def _prepare_store(directory: Path, urls: list[str], count: int) -> Path:
-    """A store with connectors `warm` (urls[0]) and server-000.. (urls[1..count]), auth none."""
+def _prepare_store(directory: Path, urls: list[str], count: int, tools: list[dict[str, Any]] | None = None) -> Path:
+    """A store with connectors `warm` (urls[0]) and server-000.. (urls[1..count]), auth none; with
+    `tools`, every connector already has that list as its current snapshot (already synced)."""
     from core.store.db import Store
 
-    path = directory / f"template-{count}.duckdb"
+    path = directory / f"template-{count}{'-synced' if tools is not None else ''}.duckdb"
     for old in directory.glob(path.name + "*"):
         old.unlink()
     store = Store.open(path)
@@ -166,7 +174,24 @@ def _prepare_store(directory: Path, urls: list[str], count: int) -> Path:
         store.create_connector(WARM, urls[0], "none")
         for i in range(count):
             store.create_connector(_name(i), urls[i + 1], "none")
+            if tools is not None:
+                store.record_snapshot(_name(i), tools)
     return path
+
+
+def _listed_tools(url: str) -> list[dict[str, Any]]:
+    """The tool list exactly as a Switchboard sync receives it from `url`."""
+    from benchmarks.clients import SwitchboardSide
+
+    async def fetch() -> list[dict[str, Any]]:
+        side = SwitchboardSide()
+        try:
+            async with side.session(url, "auto") as client:
+                return await client.list_tools()
+        finally:
+            await side.aclose()
+
+    return asyncio.run(fetch())
 
 
 def _run_worker(variant: str, urls_file: Path, count: int, store: Path | None, env: dict[str, str],
@@ -231,6 +256,8 @@ def sync(counts: tuple[int, ...] = (1, 50, 200), reps: int = 3, latency_ms: floa
 def _measure(farm: Any, server: Any, work: Path, urls_file: Path, env: dict[str, str], count: int, reps: int,
              variants: tuple[str, ...], sequential_max: int, large: int, passthrough: bool) -> dict[str, Any]:
     template = _prepare_store(work, farm.urls, count)
+    synced = _prepare_store(work, farm.urls, count, _listed_tools(farm.urls[0])) \
+        if "switchboard_resync" in variants and not passthrough else None
     chosen = [v for v in variants if not (v == "sequential" and count > sequential_max)]
     if passthrough:
         chosen = [v for v in chosen if v in ("switchboard_unbounded", "sdk_gather")]
@@ -243,7 +270,7 @@ def _measure(farm: Any, server: Any, work: Path, urls_file: Path, env: dict[str,
             store = None
             if variant in STORE_VARIANTS:
                 store = work / f"run-{variant}-{count}-{rep}.duckdb"
-                shutil.copy(template, store)
+                shutil.copy(synced if variant == "switchboard_resync" and synced else template, store)
             farm.reset()
             run = _run_worker(variant, urls_file, count, store, env, timeout=120 + count * 2.0)
             per_port = farm.stats()["per_port"]
@@ -270,6 +297,7 @@ def _summarize(runs: dict[str, list[dict[str, Any]]], count: int, tools_per_serv
             "http_requests": samples[0]["farm_requests"],
             "synced": samples[0]["synced"],
             "tools_total": samples[0]["tools_total"],
+            "changed_tools": samples[0].get("changed_total"),
             "incomplete_runs": len(bad),
         }
     return summary
@@ -283,7 +311,7 @@ def _compare(results: dict[str, Any]) -> None:
         for variant, data in row.items():
             base = single.get(variant, {}).get("wall_ms", {}).get("median")
             comparison[f"{variant}_vs_single"] = ratio(data["wall_ms"]["median"], base)
-        for variant in ("switchboard", "switchboard_unbounded", "mcpclient_gather"):
+        for variant in ("switchboard", "switchboard_resync", "switchboard_unbounded", "mcpclient_gather"):
             if variant in row and "sdk_gather" in row:
                 comparison[f"{variant}_vs_sdk_gather"] = ratio(row[variant]["wall_ms"]["median"],
                                                               row["sdk_gather"]["wall_ms"]["median"])
@@ -301,8 +329,10 @@ def targets(result: dict[str, Any] | None) -> list[dict[str, Any]]:
         return []
     largest = str(counts[-1])
     found = []
-    for variant in ("switchboard", "switchboard_unbounded"):
+    for variant in ("switchboard", "switchboard_resync", "switchboard_unbounded"):
         value = result["comparison"].get(largest, {}).get(f"{variant}_vs_single")
+        if value is None:
+            continue
         found.append(target(f"sync {largest} servers ({variant}) vs 1 server", value, 2.0, op="<=", unit="x"))
     return found
 

@@ -26,6 +26,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         out.append(((f"connect+init+tools/list {key} (ms, {row['runs']} runs, "
                      f"{row['http_requests']['switchboard']}/{row['http_requests']['sdk']} req)"),
                     _fmt(row["switchboard"]), _fmt(row["sdk"]), _ratio(row["ratio"])))
+        cpu = row.get("client_cpu_ms")
+        if cpu:
+            out.append((f"  client CPU per connect+list {key} (ms)", _fmt(cpu["switchboard"], 2), _fmt(cpu["sdk"], 2),
+                        _ratio(_div(cpu["switchboard"]["median"], cpu["sdk"]["median"]))))
     for key, row in (bench.get("throughput") or {}).items():
         if not isinstance(row, dict) or "switchboard" not in row:
             continue

@@ -42,6 +42,7 @@ def test_connect_list(tmp_path: Path) -> None:
         for side in ("switchboard", "sdk"):
             summary_ok(row[side], QUICK["connect_runs"])
             summary_ok(row["with_close"][side], QUICK["connect_runs"])
+            summary_ok(row["client_cpu_ms"][side], QUICK["connect_runs"])
             assert row["http_requests"][side] >= (3 if key.endswith("legacy") else 2)
         assert row["ratio"] > 0
 
@@ -61,13 +62,15 @@ def test_sync(tmp_path: Path) -> None:
     result = run_one("sync", tmp_path)["benchmarks"]["sync"]
     assert set(result["servers"]) == {str(n) for n in QUICK["sync_counts"]}
     for count, row in result["servers"].items():
-        assert set(row) == {"switchboard", "switchboard_unbounded", "sequential", "mcpclient_gather", "sdk_gather",
-                            "what_if_batched_store"}
+        assert set(row) == {"switchboard", "switchboard_resync", "switchboard_unbounded", "sequential",
+                            "mcpclient_gather", "sdk_gather", "what_if_batched_store"}
         for data in row.values():
             assert data["synced"] == int(count) and data["incomplete_runs"] == 0
             assert data["tools_total"] > 0 and data["tools_total"] % int(count) == 0
             assert data["http_requests"] >= 2 * int(count)
             assert data["rss_peak_mb"]["median"] > 0
+        assert row["switchboard_resync"]["changed_tools"] == 0  # a re-sync only verifies the snapshot
+        assert row["switchboard"]["changed_tools"] == row["switchboard"]["tools_total"]  # a first sync adds all
     assert result["comparison"]["2"]["switchboard_vs_single"] > 0
 
 
