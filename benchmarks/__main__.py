@@ -46,7 +46,7 @@ class Config:
     dashboard_runs: int = 5
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
-    modes: tuple[str, ...] = ("sse", "json")
+    modes: tuple[str, ...] = ("sse", "json", "replay")
     nodelay_server: bool = True
     only: tuple[str, ...] = NAMES
     profile: bool = False
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-passthrough", action="store_true", help="skip the sync run against the real server")
     parser.add_argument("--store-connectors", type=int, help="connectors in the page benchmark's store (x1000 tools)")
     parser.add_argument("--store-cache", help="keep and reuse the built 1M-tool store in this directory")
-    parser.add_argument("--modes", help="server response modes for the transport benchmarks: sse,json")
+    parser.add_argument("--modes", help="server modes for the transport benchmarks: sse,json,replay")
     parser.add_argument("--nagle-server", action="store_true",
                         help="transport benchmarks against the sample server as launched (Nagle on; see README)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON (default benchmarks/results)")

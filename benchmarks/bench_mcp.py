@@ -1,8 +1,15 @@
 """Transport benchmarks against the real sample server (SDK `MCPServer` under uvicorn, 127.0.0.1):
 
 * connect_list: connect + initialize (or server/discover) + tools/list, one fresh session per run,
-  on a pooled HTTP client each side shares across runs; SSE and JSON server modes.
+  on a pooled HTTP client each side shares across runs.
 * throughput: tools/call `echo` on one session, 1000 sequential calls, and 16 concurrent callers.
+
+Server modes: `sse` and `json` are the sample server answering with SSE streams or JSON bodies.
+On a 2-core machine that server (one uvicorn process, ~0.6 ms of CPU per request) shares the CPUs
+with the client and becomes the bottleneck, which compresses every ratio toward 1. `replay` puts
+the latency farm (0 ms latency) in front of the JSON server: after the first request of each kind
+it answers from its recording of the real server's bytes at a few tens of microseconds per request,
+so the client's own cost decides the result, as it would against a server on another machine.
 
 The server runs with TCP_NODELAY (see `benchmarks.nodelay_serve`); `nodelay=False` (the runner's
 `--nagle-server`) uses the sample server exactly as `sample_servers.launch` starts it.
@@ -15,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Self
 
 from benchmarks.clients import SdkSide, SwitchboardSide
 from benchmarks.common import alternate, paired_ratios, ratio, stats, target
-from benchmarks.servers import start
+from benchmarks.servers import LatencyFarm, start
 
-SERVER_MODES = {"sse": {"json_response": False}, "json": {"json_response": True}}
+SERVER_MODES = {"sse": {"json_response": False}, "json": {"json_response": True}, "replay": {"json_response": True}}
 SIDES = ("switchboard", "sdk")
 
 
@@ -29,19 +36,58 @@ def _sides() -> dict[str, Any]:
     return {"switchboard": SwitchboardSide(), "sdk": SdkSide()}
 
 
-async def _requests_per_connection(side: Any, server: Any, era: str) -> int:
+class _Endpoint:
+    """The sample server, or the replaying farm in front of it, behind one interface."""
+
+    def __init__(self, mode: str, nodelay: bool) -> None:
+        self.server = start("plain", nodelay=nodelay, **SERVER_MODES[mode])
+        self.farm: LatencyFarm | None = None
+        try:
+            if mode == "replay":
+                self.farm = LatencyFarm(self.server.url, 1, 0.0)
+        except BaseException:
+            self.server.stop()
+            raise
+        self.url = self.farm.urls[0] if self.farm else self.server.url
+        self.tools = self.server.tools
+
+    def reset(self) -> None:
+        self.server.reset()  # the server keeps a request log; keep it short
+        if self.farm:
+            self.farm.reset()
+
+    def requests_total(self) -> int:
+        if self.farm:
+            return int(self.farm.stats()["requests_total"])
+        return int(self.server.counters()["requests_total"])
+
+    def tool_calls(self) -> int:
+        if self.farm:
+            return int(self.farm.stats()["requests"].get("POST tools/call", 0))
+        return int(self.server.counters()["rpc_methods"].get("tools/call", 0))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.farm:
+            self.farm.stop()
+        self.server.stop()
+
+
+async def _requests_per_connection(side: Any, server: _Endpoint, era: str) -> int:
     server.reset()
     async with side.session(server.url, era) as client:
         await side.list_tools(client)
-    return int(server.counters()["requests_total"])
+    return server.requests_total()
 
 
-async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
+async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", "replay"),
                        eras: tuple[str, ...] = ("legacy", "auto"), warmup: int = 3,
                        nodelay: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for mode in modes:
-        with start("plain", nodelay=nodelay, **SERVER_MODES[mode]) as server:
+        with _Endpoint(mode, nodelay) as server:
             sides = _sides()
             try:
                 for era in eras:
@@ -90,12 +136,12 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json"),
 
 
 async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
-                     modes: tuple[str, ...] = ("sse", "json"), era: str = "legacy",
+                     modes: tuple[str, ...] = ("sse", "json", "replay"), era: str = "legacy",
                      nodelay: bool = True) -> dict[str, Any]:
     results: dict[str, Any] = {}
     per_worker = max(1, calls // concurrency)
     for mode in modes:
-        with start("plain", nodelay=nodelay, **SERVER_MODES[mode]) as server:
+        with _Endpoint(mode, nodelay) as server:
             sides = _sides()
             cpu: dict[str, dict[str, list[float]]] = {"sequential": {}, "concurrent": {}}
             done: dict[str, dict[str, int]] = {"sequential": {}, "concurrent": {}}
@@ -106,7 +152,7 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
                     side = sides[name]
 
                     async def run() -> float:
-                        server.reset()  # the server keeps a request log; keep it short
+                        server.reset()
                         async with side.session(server.url, era) as client:
                             await side.list_tools(client)
                             for _ in range(10):  # warm the connection and the code paths
@@ -124,7 +170,7 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
                                 count = per_worker * concurrency
                             wall = time.perf_counter() - started
                             cpu[kind].setdefault(name, []).append((time.process_time() - cpu0) * 1000 / count)
-                        seen = server.counters()["rpc_methods"].get("tools/call", 0)
+                        seen = server.tool_calls()
                         done[kind][name] = seen - 10
                         return count / wall
                     return run

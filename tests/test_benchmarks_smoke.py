@@ -37,7 +37,7 @@ def summary_ok(summary: dict[str, Any], n: int) -> None:
 
 def test_connect_list(tmp_path: Path) -> None:
     result = run_one("connect_list", tmp_path)["benchmarks"]["connect_list"]
-    assert set(result) == {f"{mode}/{era}" for mode in ("sse", "json") for era in ("legacy", "auto")}
+    assert set(result) == {f"{mode}/{era}" for mode in ("sse", "json", "replay") for era in ("legacy", "auto")}
     for key, row in result.items():
         for side in ("switchboard", "sdk"):
             summary_ok(row[side], QUICK["connect_runs"])
@@ -50,7 +50,8 @@ def test_connect_list(tmp_path: Path) -> None:
 def test_throughput(tmp_path: Path) -> None:
     written = run_one("throughput", tmp_path)
     result = written["benchmarks"]["throughput"]
-    assert set(result) == {f"{mode}/{kind}" for mode in ("sse", "json") for kind in ("sequential", "concurrent")}
+    assert set(result) == {f"{mode}/{kind}" for mode in ("sse", "json", "replay")
+                           for kind in ("sequential", "concurrent")}
     for row in result.values():
         for side in ("switchboard", "sdk"):
             summary_ok(row[side], QUICK["call_rounds"])
