@@ -190,8 +190,8 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def _connector_add(args):
     secret = _read_secret("client secret") if args.client_secret_stdin else None
-    spec = dict(name=args.name, url=args.url, auth_type=args.auth, credential_mode=args.mode,
-                header_name=args.header, client_id=args.client_id, client_secret=secret)
+    spec = {"name": args.name, "url": args.url, "auth_type": args.auth, "credential_mode": args.mode,
+            "header_name": args.header, "client_id": args.client_id, "client_secret": secret}
     connector = _run(args, lambda s: s.add_connector(**spec))
     _emit(args, connector.as_dict(), f"added connector {connector.name} ({connector.url})")
 

@@ -67,9 +67,32 @@ CALLBACK_PATH = "/oauth/callback"
 _STATIC_AUTH = ("bearer", "api_key_header")
 
 
+CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
+
+
+def _public_url() -> str:
+    return os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL).rstrip("/")
+
+
 def dashboard_redirect_uri() -> str:
     """The dashboard's OAuth callback, from SWITCHBOARD_PUBLIC_URL (never from a request's Host)."""
-    return os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL).rstrip("/") + CALLBACK_PATH
+    return _public_url() + CALLBACK_PATH
+
+
+def client_metadata_url() -> str | None:
+    """Where the dashboard publishes Switchboard's client ID metadata document — only when it is
+    served over https (an authorization server must be able to fetch it; A-14 requires https)."""
+    public = _public_url()
+    return public + CLIENT_METADATA_PATH if public.startswith("https://") else None
+
+
+def client_metadata() -> dict[str, Any] | None:
+    """The client ID metadata document the dashboard serves (None when not on https)."""
+    url = client_metadata_url()
+    if url is None:
+        return None
+    return oauth.client_metadata_document(url, client_name="Switchboard", redirect_uris=[dashboard_redirect_uri()],
+                                          application_type="web")
 
 
 class Switchboard:
@@ -141,9 +164,13 @@ class Switchboard:
         if connector.has_client_secret:
             secret = (await self._db(self.store.connector_client_secret, connector.id)).reveal()
         pre_registered = connector.registration_method == "pre_registered" or connector.client_id is not None
+        redirect_uri = redirect_uri or self.redirect_uri
         return oauth.ConnectorSettings(
             server_url=connector.url,
-            redirect_uri=redirect_uri or self.redirect_uri,
+            redirect_uri=redirect_uri,
+            # The published document names only the dashboard's callback, so the CLI's loopback
+            # redirect registers the classic way.
+            client_metadata_url=client_metadata_url() if redirect_uri == dashboard_redirect_uri() else None,
             client_id=connector.client_id if pre_registered else None,
             client_secret=secret if pre_registered else None,
             client_issuer=connector.issuer if pre_registered else None,

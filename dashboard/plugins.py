@@ -7,12 +7,13 @@ to the page through a one-time flash key.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from tornado.web import RequestHandler
 
 from core.models import AuthorizationOutcome
-from core.services import Switchboard
+from core.services import CLIENT_METADATA_PATH, Switchboard, client_metadata
 from dashboard import flash, navigation, runtime
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,20 @@ async def _complete(service: Switchboard, arguments: dict[str, list[bytes]]) -> 
         )
 
 
+class ClientMetadataHandler(RequestHandler):
+    """`GET /oauth/client-metadata.json`: Switchboard's client ID metadata document, which an
+    authorization server fetches instead of taking a registration (served only over https)."""
+
+    async def get(self) -> None:
+        document = client_metadata()
+        if document is None:
+            self.send_error(404)
+            return
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "max-age=3600")
+        self.finish(json.dumps(document))
+
+
 def _message(outcome: AuthorizationOutcome) -> str:
     if outcome.message:
         return outcome.message
@@ -66,4 +81,4 @@ def _message(outcome: AuthorizationOutcome) -> str:
     return f"Connected {outcome.connector}{who}{tools}."
 
 
-ROUTES = [(runtime.CALLBACK_PATH, OAuthCallbackHandler)]
+ROUTES = [(runtime.CALLBACK_PATH, OAuthCallbackHandler), (CLIENT_METADATA_PATH, ClientMetadataHandler)]

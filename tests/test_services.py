@@ -177,3 +177,54 @@ async def test_sync_many_covers_every_agent_credential(service, bearer_server, a
     only_bob = [r async for r in service.sync_many(["keys", "missing"], agent="bob")]
     assert sorted((r.connector, r.agent, r.ok) for r in only_bob) == [("keys", "bob", True), ("missing", None, False)]
     await service.aclose()
+
+
+def test_client_metadata_document_only_over_https(monkeypatch):
+    from core.services import client_metadata
+
+    monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "http://localhost:5006")
+    assert client_metadata() is None
+    monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "https://switchboard.example.com/")
+    document = client_metadata()
+    assert document["client_id"] == "https://switchboard.example.com/oauth/client-metadata.json"
+    assert document["redirect_uris"] == ["https://switchboard.example.com/oauth/callback"]
+
+
+async def test_cimd_url_is_offered_only_for_the_dashboard_redirect(service, monkeypatch, plain_server):
+    monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "https://switchboard.example.com")
+    board = Switchboard(service.store, policy=LOOPBACK)
+    await board.add_connector("x", plain_server.url, "oauth")
+    connector = await board._connector("x")
+    dashboard = await board._oauth_settings(connector)
+    assert dashboard.client_metadata_url == "https://switchboard.example.com/oauth/client-metadata.json"
+    loopback = await board._oauth_settings(connector, "http://127.0.0.1:4321/callback")
+    assert loopback.client_metadata_url is None
+
+
+@pytest.mark.parametrize("mode", ["shared", "per_agent"])
+@pytest.mark.parametrize("auth_type", ["none", "bearer", "api_key_header", "oauth"])
+async def test_every_auth_type_in_both_modes(service, sample_server_factory, auth_type, mode):
+    kind = {"none": "plain", "bearer": "bearer", "api_key_header": "api_key", "oauth": "sdk_oauth"}[auth_type]
+    server = sample_server_factory(kind)
+    await service.add_connector("srv", server.url, auth_type, mode,
+                                header_name=getattr(server, "header", None) if auth_type == "api_key_header" else None)
+    agents = ["alice", "bob"] if mode == "per_agent" else [None]
+    for agent in agents:
+        if agent:
+            await service.add_agent(agent)
+        if auth_type in ("bearer", "api_key_header"):
+            await service.set_secret("srv", server.keys[agent or "alice"], agent=agent)
+        elif auth_type == "oauth":
+            url = await service.start_authorization("srv", agent)
+            assert (await service.complete_authorization(await _follow_authorization(url))).ok
+        else:
+            assert (await service.connect("srv", agent)).status == "connected"
+    for agent in agents:
+        result = await service.call_tool("srv", "whoami", {}, agent=agent)
+        assert not result.is_error
+        if auth_type in ("bearer", "api_key_header"):
+            assert result.result["structuredContent"]["subject"] == (agent or "alice")
+    if mode == "per_agent" and auth_type != "none":
+        fingerprints = {c.fingerprint for c in await service.health()}
+        assert len(fingerprints) == 2  # each agent its own credential
+    await service.aclose()

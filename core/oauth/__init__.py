@@ -30,6 +30,7 @@ subclasses whose messages never contain a secret.
 """
 
 from core.oauth._http import OAuthHttp
+from core.oauth.cimd import client_metadata_document
 from core.oauth.client_credentials import ClientCredentials, client_credentials_token
 from core.oauth.flow import (
     ConnectorSettings,
@@ -70,6 +71,7 @@ __all__ = [
     "TraceEvent",
     "authorize_headless",
     "client_credentials_token",
+    "client_metadata_document",
     "complete_authorization",
     "discover",
     "ensure_client",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
 from core.errors import AuthorizationError
@@ -41,7 +42,7 @@ class LoopbackListener:
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
 
-    async def start(self) -> LoopbackListener:
+    async def start(self) -> Self:
         self._result = asyncio.get_running_loop().create_future()
         sock = _bind(self._requested_port)
         self._server = await asyncio.start_server(self._handle, sock=sock)
@@ -54,7 +55,7 @@ class LoopbackListener:
                 await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> LoopbackListener:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
