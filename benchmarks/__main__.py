@@ -47,7 +47,6 @@ class Config:
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
     modes: tuple[str, ...] = ("sse", "json", "replay")
-    nodelay_server: bool = True
     only: tuple[str, ...] = NAMES
     profile: bool = False
     profile_dir: str | None = None
@@ -69,9 +68,9 @@ def _run_all(config: Config) -> dict[str, Any]:
     allow_loopback()
     steps: dict[str, Callable[[], Any]] = {
         "connect_list": lambda: asyncio.run(bench_mcp.connect_list(
-            config.connect_runs, config.modes, warmup=config.connect_warmup, nodelay=config.nodelay_server)),
+            config.connect_runs, config.modes, warmup=config.connect_warmup)),
         "throughput": lambda: asyncio.run(bench_mcp.throughput(
-            config.calls, config.concurrency, config.call_rounds, config.modes, nodelay=config.nodelay_server)),
+            config.calls, config.concurrency, config.call_rounds, config.modes)),
         "sync": lambda: bench_sync.sync(config.sync_counts, config.sync_reps, config.sync_latency_ms,
                                         passthrough_counts=config.sync_passthrough_counts),
         "oauth_flow": lambda: asyncio.run(bench_oauth.flow(config.oauth_runs)),
@@ -202,8 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-connectors", type=int, help="connectors in the page benchmark's store (x1000 tools)")
     parser.add_argument("--store-cache", help="keep and reuse the built 1M-tool store in this directory")
     parser.add_argument("--modes", help="server modes for the transport benchmarks: sse,json,replay")
-    parser.add_argument("--nagle-server", action="store_true",
-                        help="transport benchmarks against the sample server as launched (Nagle on; see README)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON (default benchmarks/results)")
     args = parser.parse_args(argv)
 
@@ -226,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.modes:
         config.modes = tuple(m.strip() for m in args.modes.split(","))
     config.profile = args.profile
-    config.nodelay_server = not args.nagle_server
 
     from benchmarks.report import table
 

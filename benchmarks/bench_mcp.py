@@ -11,9 +11,6 @@ the latency farm (0 ms latency) in front of the JSON server: after the first req
 it answers from its recording of the real server's bytes at a few tens of microseconds per request,
 so the client's own cost decides the result, as it would against a server on another machine.
 
-The server runs with TCP_NODELAY (see `benchmarks.nodelay_serve`); `nodelay=False` (the runner's
-`--nagle-server`) uses the sample server exactly as `sample_servers.launch` starts it.
-
 Client CPU per call is this process's CPU time (the server is another process), so it shows what
 each client costs independently of how fast the 2-core machine lets the server answer.
 """
@@ -39,8 +36,8 @@ def _sides() -> dict[str, Any]:
 class _Endpoint:
     """The sample server, or the replaying farm in front of it, behind one interface."""
 
-    def __init__(self, mode: str, nodelay: bool) -> None:
-        self.server = start("plain", nodelay=nodelay, **SERVER_MODES[mode])
+    def __init__(self, mode: str) -> None:
+        self.server = start("plain", **SERVER_MODES[mode])
         self.farm: LatencyFarm | None = None
         try:
             if mode == "replay":
@@ -83,11 +80,10 @@ async def _requests_per_connection(side: Any, server: _Endpoint, era: str) -> in
 
 
 async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", "replay"),
-                       eras: tuple[str, ...] = ("legacy", "auto"), warmup: int = 3,
-                       nodelay: bool = True) -> dict[str, Any]:
+                       eras: tuple[str, ...] = ("legacy", "auto"), warmup: int = 3) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for mode in modes:
-        with _Endpoint(mode, nodelay) as server:
+        with _Endpoint(mode) as server:
             sides = _sides()
             try:
                 for era in eras:
@@ -136,12 +132,11 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", 
 
 
 async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
-                     modes: tuple[str, ...] = ("sse", "json", "replay"), era: str = "legacy",
-                     nodelay: bool = True) -> dict[str, Any]:
+                     modes: tuple[str, ...] = ("sse", "json", "replay"), era: str = "legacy") -> dict[str, Any]:
     results: dict[str, Any] = {}
     per_worker = max(1, calls // concurrency)
     for mode in modes:
-        with _Endpoint(mode, nodelay) as server:
+        with _Endpoint(mode) as server:
             sides = _sides()
             cpu: dict[str, dict[str, list[float]]] = {"sequential": {}, "concurrent": {}}
             done: dict[str, dict[str, int]] = {"sequential": {}, "concurrent": {}}

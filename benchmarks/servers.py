@@ -1,4 +1,4 @@
-"""Starting sample servers for the benchmarks (see `nodelay_serve` for why not `launch.start` as is)."""
+"""The servers the benchmarks run against: sample servers and the latency farm."""
 
 from __future__ import annotations
 
@@ -13,33 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Self
-from unittest import mock
 
 import httpx2
 
 from sample_servers import launch
 from sample_servers.launch import RunningServer
 
-SAMPLE_MODULE = "sample_servers.serve"
-NODELAY_MODULE = "benchmarks.nodelay_serve"
 
-
-def start(kind: str, *, nodelay: bool = True, **options: Any) -> RunningServer:
-    """`sample_servers.launch.start`, running the server through `benchmarks.nodelay_serve`."""
-    if not nodelay:
-        return launch.start(kind, **options)
-    original = launch._command
-
-    def command(kind_: str, options_: dict[str, Any], info_file: Any) -> tuple[list[str], dict[str, str]]:
-        argv, env = original(kind_, options_, info_file)
-        if SAMPLE_MODULE in argv:
-            argv[argv.index(SAMPLE_MODULE)] = NODELAY_MODULE
-            # The server runs in a temporary directory and `benchmarks` is not an installed package.
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(launch.REPO_ROOT), env.get("PYTHONPATH")) if p)
-        return argv, env
-
-    with mock.patch.object(launch, "_command", command):
-        return launch.start(kind, **options)
+def start(kind: str, **options: Any) -> RunningServer:
+    """A sample server (`sample_servers.launch.start`)."""
+    return launch.start(kind, **options)
 
 
 class LatencyFarm:
