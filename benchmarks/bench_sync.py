@@ -6,7 +6,7 @@ SDK sample server, json_response=True) 50 ms after each request. Every measureme
 worker process (so peak RSS is that run's own), after one warm-up sync against a spare port (imports
 and lazy initialisation are not timed). Variants, alternated run by run:
 
-* `switchboard`: `Switchboard.sync_many(names)` with its default concurrency (8): list tools and
+* `switchboard`: `Switchboard.sync_many(names)` with its default concurrency: list tools and
   record a snapshot per server in a DuckDB store (a fresh copy of a prepared store per run).
 * `switchboard_resync`: the same on a store where every server was synced before and its list has
   not changed since (a periodic re-sync: the snapshot is only verified, not written again).
@@ -69,9 +69,10 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
                 outcomes = [await service.sync(name) for name in targets]
             elif variant == "switchboard_resync":
                 outcomes = [o async for o in service.sync_many(targets)]
+            elif variant == "switchboard_unbounded":
+                outcomes = [o async for o in service.sync_many(targets, concurrency=len(targets))]
             else:
-                concurrency = len(targets) if variant == "switchboard_unbounded" else 8
-                outcomes = [o async for o in service.sync_many(targets, concurrency=concurrency)]
+                outcomes = [o async for o in service.sync_many(targets)]
             failed = [o.error for o in outcomes if not o.ok]
             if failed:
                 raise RuntimeError(f"{len(failed)} syncs failed, e.g. {failed[0]}")

@@ -61,14 +61,14 @@ def _child(point: str, store_path: str, key_file: str, ready) -> None:
     if point == "sync_in_transaction":
         from core.store import tools
 
-        original = tools.record
+        original = tools.record_many
 
         def record(*args, **kwargs):
             result = original(*args, **kwargs)  # every row written, nothing committed yet
             _stop_here(ready)
             return result
 
-        tools.record = record
+        tools.record_many = record
     elif point == "refresh_rotated":
         from core.oauth import tokens
 

@@ -189,3 +189,34 @@ def test_sorting_by_agent(store):
     assert [r["agent"] for r in store.tool_page(sort="agent").rows] == ["alice", "bob", None]
     assert [r["agent"] for r in store.tool_page(sort="agent", descending=True).rows] == ["bob", "alice", None]
     assert store.tool_page(agent="alice").total == 1 and store.tool_page(connector="sentry").total == 3
+
+
+def test_record_snapshots_batches_changed_unchanged_and_refused_lists(store):
+    store.record_snapshot("linear", [tool("a"), tool("b")], synced_at=1000.0)
+    store.record_snapshot("sentry", [tool("s")], agent="alice", synced_at=1000.0)
+    outcomes = store.record_snapshots([
+        ("linear", [tool("a"), tool("b", "now different"), tool("c")], None),  # changed
+        ("sentry", [tool("s")], "alice"),  # unchanged
+        ("sentry", [tool("t")], "bob"),  # first list
+        ("sentry", [{"description": "no name"}], None),  # refused by the store
+        ("nope", [tool("x")], None),  # unknown connector
+    ], synced_at=2000.0)
+    linear, alice, bob, nameless, unknown = outcomes
+    assert (linear.added, linear.removed, linear.changed, linear.unchanged) == (1, 0, 1, False)
+    assert alice.unchanged and bob.added == 1
+    assert isinstance(nameless, ConfigurationError) and isinstance(unknown, NotFoundError)
+    changes = {c.name: c.change for c in store.drift("linear").changes}
+    assert changes == {"b": "changed", "c": "added"}
+    assert {t["name"] for t in store.current_tools("sentry", "bob")} == {"t"}
+    assert store.get_connector("linear").last_sync_at == 2000.0
+
+
+def test_record_snapshots_keeps_history_bounded_per_owner(tmp_path):
+    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate(), snapshots_kept=3)
+    for name in ("one", "two"):
+        store.create_connector(name, f"https://{name}.example/mcp", "none")
+    for version in range(6):
+        store.record_snapshots([(name, [tool("t", f"v{version}")], None) for name in ("one", "two")])
+    kept = store.query("SELECT connector_id, count(*) AS n FROM tool_snapshots GROUP BY ALL")
+    assert sorted(kept["n"]) == [3, 3]
+    assert store.query("SELECT count(*) AS n FROM tools")["n"][0] == 6

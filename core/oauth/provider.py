@@ -41,7 +41,8 @@ _sent_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("switch
 class OAuthProvider:
     def __init__(self, storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
                  http: OAuthHttp | None = None, headless: bool = False,
-                 client_credentials: ClientCredentials | None = None) -> None:
+                 client_credentials: ClientCredentials | None = None, tokens: TokenSet | None = None) -> None:
+        """`tokens`: the credential's tokens when the caller already read them (saves a store read)."""
         self.storage = storage
         self.key = key
         self.settings = settings
@@ -49,8 +50,8 @@ class OAuthProvider:
         self.headless = headless or client_credentials is not None
         self.client_credentials = client_credentials
         self._server = canonical_resource(settings.server_url)
-        self._tokens: TokenSet | None = None
-        self._loaded = False
+        self._tokens: TokenSet | None = self._usable(tokens)
+        self._loaded = tokens is not None
         # The token obtained by the last 401-triggered refresh, and how often it was handed out since.
         # Rejected after a single use (the retry), the refresh did not help; used more often, it
         # worked for other requests and has expired since, so refreshing again is right.
@@ -86,11 +87,14 @@ class OAuthProvider:
             tokens = await load_tokens(self.storage, self.key)
             if tokens is not None and await asyncio.to_thread(self.storage.needs_reauth, self.key):
                 tokens = None
-            # A token is only ever sent to the resource it was issued for (A-29).
-            if tokens is not None and not (tokens.resource and resource_matches(tokens.resource, self._server)):
-                tokens = None
-            self._tokens, self._loaded = tokens, True
+            self._tokens, self._loaded = self._usable(tokens), True
         return self._tokens
+
+    def _usable(self, tokens: TokenSet | None) -> TokenSet | None:
+        # A token is only ever sent to the resource it was issued for (A-29).
+        if tokens is not None and not (tokens.resource and resource_matches(tokens.resource, self._server)):
+            return None
+        return tokens
 
     async def _refresh_ahead(self, tokens: TokenSet) -> TokenSet | None:
         try:

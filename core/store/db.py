@@ -160,6 +160,13 @@ class Store:
                 self._disconnect(con)
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Several operations in one session and one transaction: one commit for all of them (each
+        commit flushes the WAL), and all or nothing if an exception leaves the block."""
+        with self._transaction():
+            yield self
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.session():
             con = self._local.con
@@ -566,15 +573,58 @@ class Store:
                         synced_at: float | None = None) -> SnapshotResult:
         """Record the tools a sync returned (wire definitions, as from tools/list). `agent` only when
         the list depends on who asks; otherwise it is the connector's list. Duplicate names: first wins."""
-        prepared = _tools.prepare(tools)  # JSON and hashing before taking the lock
+        result = self.record_snapshots([(connector, tools, agent)], synced_at=synced_at)[0]
+        if isinstance(result, ConfigurationError):
+            raise result
+        return result
+
+    def record_snapshots(self, syncs: Sequence[tuple[str, Sequence[Mapping[str, Any]], str | None]], *,
+                         synced_at: float | None = None) -> list[SnapshotResult | ConfigurationError]:
+        """Record several syncs' tool lists — (connector, tools, agent or None) each — in one
+        transaction with a fixed number of statements. A list the store refuses (a tool without a
+        name, an unknown connector or agent) comes back as its error; the others are recorded."""
+        outcomes: list[Any] = []
+        for _, tools, _ in syncs:  # JSON and hashing before taking the lock
+            try:
+                outcomes.append(_tools.prepare(tools))
+            except ConfigurationError as exc:
+                outcomes.append(exc)
         now = synced_at or time.time()
         with self._transaction() as con:
-            connector_id = self._connector_id(con, connector)
-            agent_id = self._agent(con, agent).id if agent is not None else ""
-            result = _tools.record(con, connector_id, agent_id, prepared, now, keep=self._snapshots_kept)
-            con.execute("UPDATE connectors SET last_sync_at = ?, status = 'connected', last_error = NULL, "
-                        "updated_at = ? WHERE id = ?", [now, time.time(), connector_id])
-            return result
+            connector_ids = self._ids(con, "connectors", [c for c, _, _ in syncs])
+            agent_ids = self._ids(con, "agents", [a for _, _, a in syncs if a is not None])
+            batch, positions = [], []
+            for position, (connector, _, agent) in enumerate(syncs):
+                if isinstance(outcomes[position], ConfigurationError):
+                    continue
+                if connector not in connector_ids:
+                    outcomes[position] = NotFoundError(f"no connector {connector!r}")
+                elif agent is not None and agent not in agent_ids:
+                    outcomes[position] = NotFoundError(f"no agent {agent!r}")
+                else:
+                    batch.append((connector_ids[connector], agent_ids[agent] if agent is not None else "",
+                                  outcomes[position]))
+                    positions.append(position)
+            for position, result in zip(positions, _tools.record_many(con, batch, now, keep=self._snapshots_kept),
+                                        strict=True):
+                outcomes[position] = result
+            if batch:
+                con.execute("UPDATE connectors SET last_sync_at = ?, status = 'connected', last_error = NULL, "
+                            "updated_at = ? WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                            [now, time.time(), sorted({connector_id for connector_id, _, _ in batch})])
+        return outcomes
+
+    @staticmethod
+    def _ids(con: duckdb.DuckDBPyConnection, table: str, refs: Sequence[str]) -> dict[str, str]:
+        """ref (id or name) -> id for the rows of `table` (connectors or agents) that exist."""
+        if not refs:
+            return {}
+        found: dict[str, str] = {}
+        for row_id, name in con.execute(f"SELECT id, name FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[])) "
+                                        "OR name IN (SELECT unnest(?::VARCHAR[]))", [list(refs), list(refs)]).fetchall():
+            found.setdefault(name, row_id)
+            found[row_id] = row_id  # an id wins over another row's equal name, as in _connector_id
+        return found
 
     def tool_page(self, *, connector: str | None = None, agent: str | None = None, search: str | None = None,
                   read_only: bool | None = None, destructive: bool | None = None, drift: bool | None = None,

@@ -87,64 +87,138 @@ def prepare(tools: Sequence[Mapping[str, Any]]) -> PreparedTools:
     return PreparedTools(columns, hashlib.sha256(listing.encode()).hexdigest())
 
 
-def record(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str, prepared: PreparedTools,
-           now: float, *, keep: int) -> SnapshotResult:
-    current = con.execute("SELECT id, hash FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
-                          "AND is_current", [connector_id, agent_id]).fetchone()
-    if current is not None and current[1] == prepared.list_hash:
-        con.execute("UPDATE tool_snapshots SET verified_at = ? WHERE id = ?", [now, current[0]])
-        return SnapshotResult(current[0], prepared.count, 0, 0, 0, unchanged=True)
+def record_many(con: duckdb.DuckDBPyConnection, lists: Sequence[tuple[str, str, PreparedTools]], now: float, *,
+                keep: int) -> list[SnapshotResult]:
+    """Record the tool lists of several (connector, agent) owners with a fixed number of statements,
+    however many owners there are: syncing 200 servers writes once, not 200 times."""
+    owners = [(connector_id, agent_id) for connector_id, agent_id, _ in lists]
+    if len(set(owners)) != len(owners):
+        raise ConfigurationError("one tool list per connector and agent in a batch")
+    current = _current_snapshots(con, owners)
+    results: list[SnapshotResult | None] = [None] * len(lists)
+    unchanged, changed = [], []
+    for position, (connector_id, agent_id, prepared) in enumerate(lists):
+        existing = current.get((connector_id, agent_id))
+        if existing is not None and existing[1] == prepared.list_hash:
+            unchanged.append(existing[0])
+            results[position] = SnapshotResult(existing[0], prepared.count, 0, 0, 0, unchanged=True)
+        else:
+            changed.append(position)
+    if unchanged:
+        con.execute("UPDATE tool_snapshots SET verified_at = ? WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                    [now, unchanged])
+    if changed:
+        for position, result in zip(changed, _write_new_snapshots(
+                con, [lists[p] for p in changed], [current.get(owners[p]) for p in changed], now, keep), strict=True):
+            results[position] = result
+    return results  # type: ignore[return-value]
 
-    previous: dict[str, tuple[str, float, float]] = {}
-    if current is not None:
-        previous = {name: (def_hash, first_seen, changed) for name, def_hash, first_seen, changed in con.execute(
-            "SELECT name, def_hash, first_seen_at, changed_at FROM tools WHERE snapshot_id = ?",
-            [current[0]]).fetchall()}
+
+def _current_snapshots(con: duckdb.DuckDBPyConnection, owners: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    found = con.execute(f"SELECT s.connector_id, s.agent_id, s.id, s.hash FROM tool_snapshots s JOIN {_OWNERS} "
+                        "USING (connector_id, agent_id) WHERE s.is_current", _owner_params(owners)).fetchall()
+    return {(c, a): (snapshot_id, list_hash) for c, a, snapshot_id, list_hash in found}
+
+
+# (connector, agent) pairs passed as two parallel list parameters (zipped by unnest), not registered
+# as a relation: registering fails while a previous statement's result is still open.
+_OWNERS = "(SELECT unnest(?::VARCHAR[]) AS connector_id, unnest(?::VARCHAR[]) AS agent_id) owners"
+
+
+def _owner_params(owners: list[tuple[str, str]]) -> list[list[str]]:
+    return [[c for c, _ in owners], [a for _, a in owners]]
+
+
+def _write_new_snapshots(con: duckdb.DuckDBPyConnection, lists: list[tuple[str, str, PreparedTools]],
+                         current: list[tuple | None], now: float, keep: int) -> list[SnapshotResult]:
+    replaced = [c[0] for c in current if c is not None]
+    previous: dict[int, dict[str, tuple[str, float, float]]] = {}
+    if replaced:
+        for snapshot_id, name, def_hash, first_seen, changed_at in con.execute(
+                "SELECT snapshot_id, name, def_hash, first_seen_at, changed_at FROM tools "
+                "WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [replaced]).fetchall():
+            previous.setdefault(snapshot_id, {})[name] = (def_hash, first_seen, changed_at)
+    new_ids = [row[0] for row in con.execute("SELECT nextval('tool_snapshot_ids') FROM range(?)",
+                                             [len(lists)]).fetchall()]
+    columns: dict[str, list[Any]] = {}
+    results = []
+    for (connector_id, agent_id, prepared), before_snapshot, snapshot_id in zip(lists, current, new_ids, strict=True):
+        before = previous.get(before_snapshot[0], {}) if before_snapshot else {}
+        result, derived = _compare(prepared, before, had_list=before_snapshot is not None, now=now)
+        results.append(SnapshotResult(snapshot_id, prepared.count, *result, unchanged=False))
+        for name, values in {**prepared.columns, **derived}.items():
+            columns.setdefault(name, []).extend(values)
+        columns.setdefault("snapshot_id", []).extend([snapshot_id] * prepared.count)
+        columns.setdefault("connector_id", []).extend([connector_id] * prepared.count)
+        columns.setdefault("agent_id", []).extend([agent_id] * prepared.count)
+    if replaced:
+        con.execute("UPDATE tool_snapshots SET is_current = false WHERE id IN (SELECT unnest(?::BIGINT[]))", [replaced])
+    snapshots = pa.table({
+        "id": pa.array(new_ids, pa.int64()),
+        "connector_id": [c for c, _, _ in lists],
+        "agent_id": [a for _, a, _ in lists],
+        "synced_at": pa.array([now] * len(lists), pa.float64()),
+        "verified_at": pa.array([now] * len(lists), pa.float64()),
+        "tool_count": pa.array([p.count for _, _, p in lists], pa.int32()),
+        "hash": [p.list_hash for _, _, p in lists],
+    })
+    incoming = pa.table({
+        **{name: values for name, values in columns.items()
+           if name not in ("snapshot_id", "read_only", "destructive", "parameter_count", "first_seen_at",
+                           "changed_at", "drift")},
+        "snapshot_id": pa.array(columns.get("snapshot_id", []), pa.int64()),
+        "first_seen_at": pa.array(columns.get("first_seen_at", []), pa.float64()),
+        "changed_at": pa.array(columns.get("changed_at", []), pa.float64()),
+        "drift": pa.array(columns.get("drift", []), pa.bool_()),
+        "read_only": pa.array(columns.get("read_only", []), pa.bool_()),
+        "destructive": pa.array(columns.get("destructive", []), pa.bool_()),
+        "parameter_count": pa.array(columns.get("parameter_count", []), pa.int32()),
+    }) if columns.get("name") else None
+    con.register("incoming_snapshots", snapshots)
+    try:
+        con.execute("INSERT INTO tool_snapshots SELECT id, connector_id, agent_id, synced_at, verified_at, tool_count, "
+                    "hash, true FROM incoming_snapshots")
+    finally:
+        con.unregister("incoming_snapshots")
+    if replaced:
+        con.execute("DELETE FROM current_tools WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [replaced])
+    if incoming is not None:
+        con.register("incoming_tools", incoming)
+        try:
+            con.execute("INSERT INTO tools SELECT snapshot_id, name, title, description, input_schema, output_schema, "
+                        "annotations, raw, def_hash, first_seen_at, changed_at FROM incoming_tools")
+            con.execute("INSERT INTO current_tools SELECT i.connector_id, c.name, i.agent_id, i.snapshot_id, i.name, "
+                        "i.title, i.description, i.parameter_count, i.read_only, i.destructive, i.def_hash, "
+                        "i.first_seen_at, i.changed_at, i.drift, i.search_text FROM incoming_tools i "
+                        "JOIN connectors c ON c.id = i.connector_id")
+        finally:
+            con.unregister("incoming_tools")
+    _prune(con, [(c, a) for c, a, _ in lists], keep)
+    return results
+
+
+def _compare(prepared: PreparedTools, before: dict[str, tuple[str, float, float]], *, had_list: bool,
+             now: float) -> tuple[tuple[int, int, int], dict[str, list[Any]]]:
+    """(added, removed, changed) against the previous list, and the per-tool derived columns."""
     first_seen, changed_at, drift = [], [], []
     added = changed = 0
     for name, def_hash in zip(prepared.columns["name"], prepared.columns["def_hash"], strict=True):
-        before = previous.get(name)
-        same = before is not None and before[0] == def_hash
-        first_seen.append(before[1] if before else now)
-        changed_at.append(before[2] if same else now)
-        drift.append(current is not None and not same)
-        added += before is None
-        changed += before is not None and not same
-    removed = len(previous.keys() - set(prepared.columns["name"]))
-
-    snapshot_id = con.execute("SELECT nextval('tool_snapshot_ids')").fetchone()[0]
-    con.execute("UPDATE tool_snapshots SET is_current = false WHERE connector_id = ? AND agent_id = ? AND is_current",
-                [connector_id, agent_id])
-    con.execute("INSERT INTO tool_snapshots VALUES (?, ?, ?, ?, ?, ?, ?, true)",
-                [snapshot_id, connector_id, agent_id, now, now, prepared.count, prepared.list_hash])
-    incoming = pa.table({
-        **prepared.columns,
-        "snapshot_id": pa.array([snapshot_id] * prepared.count, pa.int64()),
-        "first_seen_at": pa.array(first_seen, pa.float64()),
-        "changed_at": pa.array(changed_at, pa.float64()),
-        "drift": pa.array(drift, pa.bool_()),
-        "read_only": pa.array(prepared.columns["read_only"], pa.bool_()),
-        "destructive": pa.array(prepared.columns["destructive"], pa.bool_()),
-        "parameter_count": pa.array(prepared.columns["parameter_count"], pa.int32()),
-    })
-    con.register("incoming_tools", incoming)
-    try:
-        con.execute("INSERT INTO tools SELECT snapshot_id, name, title, description, input_schema, output_schema, "
-                    "annotations, raw, def_hash, first_seen_at, changed_at FROM incoming_tools")
-        if current is not None:
-            con.execute("DELETE FROM current_tools WHERE snapshot_id = ?", [current[0]])
-        con.execute("INSERT INTO current_tools SELECT ?, (SELECT name FROM connectors WHERE id = ?), ?, snapshot_id, "
-                    "name, title, description, parameter_count, read_only, destructive, def_hash, first_seen_at, "
-                    "changed_at, drift, search_text FROM incoming_tools", [connector_id, connector_id, agent_id])
-    finally:
-        con.unregister("incoming_tools")
-    _prune(con, connector_id, agent_id, keep)
-    return SnapshotResult(snapshot_id, prepared.count, added, removed, changed, unchanged=False)
+        old = before.get(name)
+        same = old is not None and old[0] == def_hash
+        first_seen.append(old[1] if old else now)
+        changed_at.append(old[2] if same else now)
+        drift.append(had_list and not same)
+        added += old is None
+        changed += old is not None and not same
+    removed = len(before.keys() - set(prepared.columns["name"]))
+    return (added, removed, changed), {"first_seen_at": first_seen, "changed_at": changed_at, "drift": drift}
 
 
-def _prune(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str, keep: int) -> None:
-    old = [r[0] for r in con.execute("SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
-                                     "ORDER BY id DESC OFFSET ?", [connector_id, agent_id, max(keep, 2)]).fetchall()]
+def _prune(con: duckdb.DuckDBPyConnection, owners: list[tuple[str, str]], keep: int) -> None:
+    old = [r[0] for r in con.execute(
+        "SELECT id FROM (SELECT s.id, row_number() OVER (PARTITION BY s.connector_id, s.agent_id "
+        f"ORDER BY s.id DESC) AS newest FROM tool_snapshots s JOIN {_OWNERS} USING (connector_id, agent_id)) "
+        "WHERE newest > ?", [*_owner_params(owners), max(keep, 2)]).fetchall()]
     if old:
         con.execute("DELETE FROM tools WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [old])
         con.execute("DELETE FROM tool_snapshots WHERE id IN (SELECT unnest(?::BIGINT[]))", [old])
