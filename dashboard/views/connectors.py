@@ -48,7 +48,8 @@ class ConnectorsPage(pn.viewable.Viewer):
             titles={k: "" for k in ACTIONS},
             layout="fit_columns",
             configuration={"columnDefaults": {"tooltip": True}},
-            widths={"name": 170, "url": 230, "tools": 70, **{k: 80 for k in ACTIONS}},
+            widths={"name": 140, "url": 210, "auth": 110, "mode": 90, "status": 110, "tools": 60, "last sync": 140,
+                    **{k: 75 for k in ACTIONS}},
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
