@@ -146,6 +146,7 @@ class SyncResult:
 class ToolPage:
     rows: list[dict[str, Any]]
     total: int
+    total_is_exact: bool = True  # False: a text search matched at least `total` tools (counting stopped)
 
 
 @dataclass(frozen=True)

@@ -220,3 +220,16 @@ def test_record_snapshots_keeps_history_bounded_per_owner(tmp_path):
     kept = store.query("SELECT connector_id, count(*) AS n FROM tool_snapshots GROUP BY ALL")
     assert sorted(kept["n"]) == [3, 3]
     assert store.query("SELECT count(*) AS n FROM tools")["n"][0] == 6
+
+
+def test_search_count_stops_at_the_cap(store, monkeypatch):
+    from core.store import tools as store_tools
+
+    monkeypatch.setattr(store_tools, "SEARCH_COUNT_CAP", 3)
+    store.record_snapshot("linear", [tool(f"issue_{i}") for i in range(5)] + [tool("other")])
+    capped = store.tool_page(search="issue", limit=2)
+    assert (capped.total, capped.total_is_exact, len(capped.rows)) == (3, False, 2)
+    exact = store.tool_page(search="other")
+    assert (exact.total, exact.total_is_exact) == (1, True)
+    unfiltered = store.tool_page()
+    assert (unfiltered.total, unfiltered.total_is_exact) == (6, True)

@@ -42,6 +42,7 @@ class ToolInventory(WithChoices):
     page_size = param.Integer(default=25, bounds=(1, 500))
     rows = param.DataFrame(default=pd.DataFrame(columns=COLUMNS), doc="The current page, indexed by offset.")
     total = param.Integer(default=0, doc="Tools matching the query, over all pages.")
+    total_is_exact = param.Boolean(default=True, doc="False: a search matched at least `total` tools.")
     definition = param.Dict(default=None, allow_None=True, doc="Full definition of the opened tool.")
     opened = param.Dict(default=None, allow_None=True, doc="connector, tool and agent of the opened tool.")
 
@@ -71,6 +72,7 @@ class ToolInventory(WithChoices):
         frame.index = pd.RangeIndex(self.offset, self.offset + len(frame))
         if latest():
             # total first: whoever watches `rows` reads the page count from it.
+            self.total_is_exact = page.total_is_exact
             self.total = page.total
             self.rows = frame
         return frame

@@ -147,12 +147,13 @@ class ToolsPage(pn.viewable.Viewer):
         row = self._table.value.iloc[event.row]
         await attempt(self.inventory.open(row["connector"], row["name"], agent=row["agent"] or None))
 
-    @param.depends("inventory.total")
+    @param.depends("inventory.total", "inventory.total_is_exact")
     def _count(self):
         total = self.inventory.total
-        return html_pane(
-            f"<p class='sb-muted'>{total} tool{'' if total == 1 else 's'}. Click a row for its full schema.</p>"
-        )
+        count = f"{total:,} tool{'' if total == 1 else 's'}"
+        if not self.inventory.total_is_exact:
+            count = f"More than {total:,} tools match; refine the search to see them all"
+        return html_pane(f"<p class='sb-muted'>{count}. Click a row for its full schema.</p>")
 
     @param.depends("inventory.definition")
     def _definition(self):
