@@ -333,3 +333,26 @@ def test_a_long_tool_call_in_one_session_does_not_freeze_another(dashboard, brow
 
     expect(page.get_by_role("button", name="Call")).to_be_disabled()  # still running meanwhile
     other.context.close()
+
+
+def test_server_written_markup_never_runs_in_tables_tooltips_or_forms(dashboard, page, sample_server_factory):
+    server = sample_server_factory("plain")
+    markup = "<img src=x onerror=\"document.title='injected'\">"
+    server.set_tool_description("greet", f"Greets. {markup}")
+
+    async def connect_hostile(services):
+        await services.add_connector("hostile-e2e", server.url, "none")
+        await services.connect("hostile-e2e")
+
+    dashboard.seed(connect_hostile)
+    page.goto(f"{dashboard.url}/tools")
+    cell = page.locator(".tabulator-row", has_text="greet").locator("[tabulator-field=description]").first
+    expect(cell).to_contain_text(markup)  # shown as text
+    cell.hover()
+    expect(page.locator(".tabulator-tooltip")).to_contain_text(markup)
+    assert page.title() != "injected"
+    assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+    page.goto(f"{dashboard.url}/playground?connector=hostile-e2e&tool=greet")
+    expect(page.get_by_text(markup, exact=False).first).to_be_visible()
+    assert page.title() != "injected"
+    assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0

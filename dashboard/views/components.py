@@ -8,6 +8,14 @@ from collections.abc import Mapping
 import panel as pn
 import param
 from panel.custom import JSComponent
+from panel.io.model import JSCode
+
+# Tabulator's default cell tooltip assigns the cell value to innerHTML; cells hold server-written text
+# (tool names, descriptions, error messages), so tooltips are built as text nodes instead.
+TEXT_TOOLTIP = JSCode(
+    "function(e, cell) { const tip = document.createElement('div');"
+    " tip.textContent = String(cell.getValue() ?? ''); return tip; }"
+)
 
 # Panel renders every component in its own shadow root, so page-wide CSS does not reach inside: each
 # HTML pane carries this stylesheet, and containers get inline styles.

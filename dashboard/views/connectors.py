@@ -13,7 +13,7 @@ from dashboard.flash import Flash
 from dashboard.models.base import ConnectAction
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
 from dashboard.models.observability import AuthTrace
-from dashboard.views.components import CARD, BrowserNavigator, facts_table, heading, html_pane
+from dashboard.views.components import CARD, TEXT_TOOLTIP, BrowserNavigator, facts_table, heading, html_pane
 from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
 
@@ -47,7 +47,8 @@ class ConnectorsPage(pn.viewable.Viewer):
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
             titles={k: "" for k in ACTIONS},
             layout="fit_columns",
-            configuration={"columnDefaults": {"tooltip": True}},
+            # Tabulator's default tooltip sets innerHTML from the cell: server-written text would run.
+            configuration={"columnDefaults": {"tooltip": TEXT_TOOLTIP}},
             widths={"name": 140, "url": 210, "auth": 110, "mode": 90, "status": 110, "tools": 60, "last sync": 140,
                     **{k: 75 for k in ACTIONS}},
         )

@@ -211,13 +211,10 @@ def _number_widget(spec: FieldSpec, default: Any) -> pn.widgets.Widget:
 
 
 def _widget(widget_type: type[pn.widgets.Widget], spec: FieldSpec, **options: Any) -> pn.widgets.Widget:
-    """`widget_type` labelled with the argument's name; its description as the help tooltip, or in the
-    label where the widget has no tooltip. The argument name is passed as the label text only."""
-    label = spec.label
-    if spec.description and "description" in widget_type.param:
-        options["description"] = spec.description
-    elif spec.description:
-        label = f"{label} — {spec.description}"
+    """`widget_type` labelled with the argument's name and its description. Both go into the label,
+    which Bokeh renders as text: Panel's `description` tooltip renders Markdown with raw HTML, and the
+    description is whatever the server wrote (a script or a remote image must not run or load)."""
+    label = f"{spec.label} — {spec.description}" if spec.description else spec.label
     return widget_type(label=label, **options)
 
 

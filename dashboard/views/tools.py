@@ -10,7 +10,7 @@ import panel as pn
 import param
 
 from dashboard.models.tools import FLAGS, SORTABLE, ToolInventory
-from dashboard.views.components import CARD, ChoicePickers, html_pane
+from dashboard.views.components import CARD, TEXT_TOOLTIP, ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
 
 TITLES = {
@@ -87,7 +87,8 @@ class ToolsPage(pn.viewable.Viewer):
                 "last_changed_at": 145,
                 "drift": 75,
             },
-            configuration={"columnDefaults": {"tooltip": True}},
+            # Tabulator's default tooltip sets innerHTML from the cell: server-written text would run.
+            configuration={"columnDefaults": {"tooltip": TEXT_TOOLTIP}},
             header_filters=FLAG_FILTERS,
             formatters=FLAG_FORMATTERS,
             sortable={c: c in SORTABLE for c in TITLES},
