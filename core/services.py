@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,8 +37,10 @@ from core.errors import (
     NeedsReauthorization,
     NotFoundError,
     ProtocolError,
+    RegistrationError,
     StoreError,
     SwitchboardError,
+    TransportError,
 )
 from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
 from core.mcp.client import McpClient
@@ -105,9 +108,10 @@ class Switchboard:
         self.redirect_uri = redirect_uri or dashboard_redirect_uri()
         self.timeout = timeout
         self._oauth_storage = store.oauth_storage()
-        # One MCP client per credential and event loop, so repeated calls reuse the session.
-        self._clients: dict[tuple[int, CredentialKey, str], McpClient] = {}
-        self._client_locks: dict[tuple[int, CredentialKey, str], asyncio.Lock] = {}
+        # One MCP client per event loop and (credential, url, credential stamp), so repeated calls reuse
+        # the session; weak on the loop so a finished loop's clients go with it.
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+            weakref.WeakKeyDictionary())
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
@@ -115,9 +119,19 @@ class Switchboard:
         return cls(Store.open(store_path), **options)
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        clients = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        for client in list(clients.clients.values()) if clients else []:
             await client.close()
+
+    @property
+    def _clients(self) -> dict[_ClientSlot, McpClient]:
+        return self._here().clients
+
+    def _here(self) -> _LoopClients:
+        loop = asyncio.get_running_loop()
+        if loop not in self._loop_clients:
+            self._loop_clients[loop] = _LoopClients()
+        return self._loop_clients[loop]
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -231,35 +245,37 @@ class Switchboard:
         with self.store.session():
             return self._material(connector, key)
 
-    def _client_slot(self, connector: Connector, key: CredentialKey) -> tuple[int, CredentialKey, str]:
-        return (id(asyncio.get_running_loop()), key, connector.url)
+    def _cached_clients(self) -> set[_ClientSlot]:
+        """The (credential, url, stamp) slots this event loop already has a client for."""
+        return set(self._clients)
 
-    def _cached_clients(self) -> set[tuple[CredentialKey, str]]:
-        """(credential, url) of the clients this event loop already has (their material is not re-read)."""
-        loop = id(asyncio.get_running_loop())
-        return {(key, url) for (owner, key, url) in self._clients if owner == loop}
-
-    async def _client(self, connector: Connector, key: CredentialKey, material: _Material | None = None) -> McpClient:
-        slot = self._client_slot(connector, key)
-        client = self._clients.get(slot)
+    async def _client(self, connector: Connector, key: CredentialKey, stamp: tuple | None,
+                      material: _Material | None = None) -> McpClient:
+        """The cached client for this credential, unless the credential changed since (another
+        process replaced or removed it: `stamp` differs), in which case the old one is closed."""
+        slot = (key, connector.url, stamp)
+        here = self._here()
+        client = here.clients.get(slot)
         if client is None:
             # Concurrent first calls must share one client (one initialize, one session: C-10);
             # building the provider reads the store, so without the lock each caller made its own.
-            async with self._client_locks.setdefault(slot, asyncio.Lock()):
-                client = self._clients.get(slot)
+            async with here.locks.setdefault(slot, asyncio.Lock()):
+                client = here.clients.get(slot)
                 if client is None:
+                    for stale in [s for s in here.clients if s[:2] == slot[:2]]:
+                        await here.clients.pop(stale).close()
                     material = material or await self._db(self._read_material, connector, key)
                     client = McpClient(connector.url, http=self._http(), auth=self._provider(connector, key, material),
                                        timeout=self.timeout)
-                    self._clients[slot] = client
+                    here.clients[slot] = client
         return client
 
     async def _forget_client(self, key: CredentialKey) -> None:
-        for slot in [s for s in self._clients if s[1] == key]:
+        for slot in [s for s in self._clients if s[0] == key]:
             await self._clients.pop(slot).close()
 
     async def _forget_connector_clients(self, connector_id: str) -> None:
-        for slot in [s for s in self._clients if s[1].connector_id == connector_id]:
+        for slot in [s for s in self._clients if s[0].connector_id == connector_id]:
             await self._clients.pop(slot).close()
 
     # --- connectors -----------------------------------------------------------------------------
@@ -321,7 +337,7 @@ class Switchboard:
 
     async def remove_agent(self, name: str) -> None:
         agent = await self._db(self.store.get_agent, name)
-        for slot in [s for s in self._clients if s[1].agent_id == agent.id]:
+        for slot in [s for s in self._clients if s[0].agent_id == agent.id]:
             await self._clients.pop(slot).close()
         await self._db(self.store.delete_agent, agent.id)
 
@@ -391,7 +407,7 @@ class Switchboard:
             settings = await self._oauth_settings(conn, redirect_uri)
             registration = await oauth.ensure_client(discovery, settings, self._oauth_storage, http=http)
         except SwitchboardError as exc:
-            await self._db(self.store.update_connector, conn.id, status="error", last_error=str(exc))
+            await self._record_failure(conn, exc)
             raise
         metadata = discovery.metadata
         await self._db(self.store.update_connector, conn.id, issuer=metadata.issuer,
@@ -475,9 +491,11 @@ class Switchboard:
                 on_authorization_url(url)
             params = await listener.wait(timeout)
         outcome = await self.complete_authorization(params)
-        if not outcome.ok:
+        if outcome.connector is None:  # the authorization itself failed
             raise AuthorizationError(outcome.message)
-        return ConnectOutcome(conn.name, agent, "connected", tools=outcome.tools)
+        # Authorized; the message says whether the tool sync that followed worked.
+        return ConnectOutcome(conn.name, agent, "connected", tools=outcome.tools,
+                              message="" if outcome.ok else outcome.message)
 
     async def disconnect(self, connector: str, agent: str | None = None) -> None:
         """Revoke (when the authorization server offers it) and delete the credential."""
@@ -562,8 +580,7 @@ class Switchboard:
 
         async def fetch(job: _SyncJob) -> None:
             async with limit:
-                fetched = await self._fetch(job)
-            finished.put_nowait(fetched)
+                finished.put_nowait(await self._fetch(job))
 
         tasks = [asyncio.create_task(fetch(job)) for job in jobs if job.error is None]
         try:
@@ -580,7 +597,7 @@ class Switchboard:
                 task.cancel()
 
     def _plan_and_prepare(self, connectors: list[str] | None, agent: str | None,
-                          cached: set[tuple[CredentialKey, str]]) -> list[_SyncJob]:
+                          cached: set[_ClientSlot]) -> list[_SyncJob]:
         with self.store.session():
             return self._prepare_syncs(self._sync_jobs(connectors, agent), cached)
 
@@ -606,7 +623,7 @@ class Switchboard:
         return jobs
 
     def _prepare_syncs(self, jobs: list[tuple[str | Connector, str | None]],
-                       cached: set[tuple[CredentialKey, str]]) -> list[_SyncJob]:
+                       cached: set[_ClientSlot]) -> list[_SyncJob]:
         """Resolve every job's connector, credential and provider material in one store session."""
         prepared = []
         with self.store.session():
@@ -616,7 +633,8 @@ class Switchboard:
                     job.connector = (self.store.get_connector(connector) if isinstance(connector, str)
                                      else connector)
                     job.key = self._resolve_key(job.connector, agent, False)
-                    if (job.key, job.connector.url) not in cached:
+                    job.stamp = self.store.credential_stamp(job.key)
+                    if (job.key, job.connector.url, job.stamp) not in cached:
                         job.material = self._material(job.connector, job.key)
                 except SwitchboardError as exc:
                     job.error = exc
@@ -627,10 +645,13 @@ class Switchboard:
         started = time.perf_counter()
         assert job.connector is not None and job.key is not None
         try:
-            client = await self._client(job.connector, job.key, job.material)
+            client = await self._client(job.connector, job.key, job.stamp, job.material)
             return _Fetched(job, started, tools=await client.list_tools())
         except SwitchboardError as exc:
             return _Fetched(job, started, error=exc)
+        except Exception as exc:  # a bug must fail one sync, not hang or abort the others
+            log.exception("unexpected error syncing %s", job.name)
+            return _Fetched(job, started, error=TransportError(f"unexpected {type(exc).__name__} while syncing"))
 
     def _commit_syncs(self, batch: list[_Fetched]) -> list[SyncResult]:
         """Record fetched tool lists as snapshots, and failures as connector status, in one session
@@ -652,6 +673,11 @@ class Switchboard:
         results = []
         for fetched in batch:
             job, outcome = fetched.job, recorded.get(id(fetched), fetched.error)
+            if isinstance(outcome, NotFoundError):
+                # Removed while its tools were being fetched: nothing to record it against.
+                results.append(job.result(error=NotFoundError(f"{job.name} was removed during the sync"),
+                                          started=fetched.started))
+                continue
             if isinstance(outcome, ConfigurationError):
                 # The store refused the list itself (e.g. a tool without a name): the server's fault,
                 # recorded like any other failed sync, not reported as an operator mistake.
@@ -711,7 +737,7 @@ class Switchboard:
         """Validate the arguments against the tool's inputSchema, call it with the credential the
         agent uses, and append the call to the audit log (arguments redacted)."""
         call = await self._db(self._call_context, connector, tool, agent)
-        client = await self._client(call.connector, call.key)  # first: a missing credential is the clearest error
+        client = await self._client(call.connector, call.key, call.stamp)  # first: a missing credential is clearest
         definition = call.definition or await self._definition_after_sync(call.connector, tool, agent)
         validate_arguments(tool, definition.get("inputSchema"), arguments)
         audit = {"connector_id": call.connector.id, "tool": tool, "agent_id": call.agent_id,
@@ -742,7 +768,8 @@ class Switchboard:
                 definition = self.store.tool_definition(conn.id, tool, owner)
             except NotFoundError:
                 definition = None
-        return _CallContext(conn, key, agent_id, definition)
+            stamp = self.store.credential_stamp(key)
+        return _CallContext(conn, key, agent_id, definition, stamp)
 
     async def _definition_after_sync(self, conn: Connector, tool: str, agent: str | None) -> dict[str, Any]:
         # Never synced (e.g. a per-agent connector this agent just connected): sync once, then judge.
@@ -751,9 +778,14 @@ class Switchboard:
         return await self._db(self.store.tool_definition, conn.id, tool, owner)
 
     def _audit_call(self, key: CredentialKey, **entry: Any) -> None:
-        with self.store.session():
-            info = self.store.credential(key)
-            self.store.record_call(credential_fingerprint=info.fingerprint if info else None, **entry)
+        # The call already happened: a store that cannot take the audit row must not turn its result
+        # into an error (an operator might run a destructive tool twice). Logged loudly instead.
+        try:
+            with self.store.session():
+                info = self.store.credential(key)
+                self.store.record_call(credential_fingerprint=info.fingerprint if info else None, **entry)
+        except StoreError as exc:
+            log.error("could not write the audit row for %s: %s", entry.get("tool"), exc)
 
     # --- observability --------------------------------------------------------------------------
 
@@ -774,6 +806,15 @@ class Switchboard:
                 "retired": list(report.retired), "still_used": list(report.still_used)}
 
 
+_ClientSlot = tuple[CredentialKey, str, "tuple | None"]
+
+
+@dataclass
+class _LoopClients:
+    clients: dict[_ClientSlot, McpClient] = field(default_factory=dict)
+    locks: dict[_ClientSlot, asyncio.Lock] = field(default_factory=dict)
+
+
 @dataclass
 class _Material:
     """What building a credential provider needs from the store, read in one session."""
@@ -791,6 +832,7 @@ class _SyncJob:
     agent: str | None
     connector: Connector | None = None
     key: CredentialKey | None = None
+    stamp: tuple | None = None
     material: _Material | None = None
     error: SwitchboardError | None = None
 
@@ -816,6 +858,8 @@ def _failure_status(conn: Connector, exc: SwitchboardError) -> str | None:
         return None  # one agent's credential problem is that credential's state, not the connector's
     if isinstance(exc, InsufficientScope):
         return None  # the credential works; one operation wants more scope
+    if isinstance(exc, DiscoveryError | RegistrationError):
+        return "error"  # the server's OAuth setup is at fault, not a missing or expired credential
     return "needs_auth" if isinstance(exc, AuthError) else "error"
 
 
@@ -846,6 +890,7 @@ class _CallContext:
     key: CredentialKey
     agent_id: str
     definition: dict[str, Any] | None
+    stamp: tuple | None
 
 
 class _Recording:

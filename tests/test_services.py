@@ -10,6 +10,7 @@ import pytest
 
 from core.errors import AuthRequired, ConfigurationError, NetworkPolicyError
 from core.net import NetworkPolicy
+from core.mcp.client import McpClient
 from core.services import Switchboard
 from core.validation import InvalidArguments
 
@@ -227,4 +228,42 @@ async def test_every_auth_type_in_both_modes(service, sample_server_factory, aut
     if mode == "per_agent" and auth_type != "none":
         fingerprints = {c.fingerprint for c in await service.health()}
         assert len(fingerprints) == 2  # each agent its own credential
+    await service.aclose()
+
+
+async def test_a_credential_changed_by_another_process_is_honoured(service, bearer_server):
+    """A running process (the dashboard) must not keep using a key another process (the CLI)
+    replaced or removed: its cached client is rebuilt when the stored credential changes."""
+    await service.add_connector("render", bearer_server.url, "bearer")
+    await service.set_secret("render", bearer_server.keys["alice"])
+    assert "alice" in (await service.call_tool("render", "whoami", {})).text()
+    other = Switchboard(service.store, policy=LOOPBACK)
+    await other.set_secret("render", bearer_server.keys["bob"])
+    assert "bob" in (await service.call_tool("render", "whoami", {})).text()
+    await other.disconnect("render")
+    with pytest.raises(AuthRequired, match="no shared credential"):
+        await service.call_tool("render", "whoami", {})
+    result = await service.sync("render")
+    assert not result.ok and "no shared credential" in result.error
+    await service.aclose()
+    await other.aclose()
+
+
+async def test_sync_many_survives_an_unexpected_error_in_one_fetch(service, plain_server, monkeypatch):
+    for name in ("a", "b"):
+        await service.add_connector(name, plain_server.url, "none")
+    real = McpClient.list_tools
+
+    async def flaky(self):
+        if self._url.endswith("/mcp") and flaky.calls == 0:
+            flaky.calls += 1
+            raise RuntimeError("a bug")
+        return await real(self)
+
+    flaky.calls = 0
+    monkeypatch.setattr(McpClient, "list_tools", flaky)
+    results = {r.connector: r for r in [r async for r in service.sync_many()]}
+    assert sorted(results) == ["a", "b"]
+    assert sum(r.ok for r in results.values()) == 1
+    assert any("unexpected RuntimeError" in (r.error or "") for r in results.values())
     await service.aclose()

@@ -484,6 +484,15 @@ class Store:
             self._credential_unreadable(key, exc)
             raise
 
+    def credential_stamp(self, key: CredentialKey) -> tuple | None:
+        """Changes when the credential is replaced or removed (a new key, a new authorization after a
+        disconnect) but not on a token refresh: lets a process notice another process's change."""
+        with self._transaction() as con:
+            row = con.execute("SELECT kind, created_at, CASE WHEN kind IN ('bearer', 'api_key') THEN fingerprint END "
+                              "FROM credentials WHERE connector_id = ? AND agent_id = ?",
+                              [key.connector_id, key.agent_id]).fetchone()
+        return tuple(row) if row else None
+
     def credential(self, key: CredentialKey) -> CredentialInfo | None:
         """Status, expiry and fingerprint of one credential (never its secret)."""
         with self._transaction() as con:
