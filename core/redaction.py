@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 REDACTED = "<redacted>"
-_SECRET_NAME = re.compile(
-    r"(pass(word|phrase)?|secret|token|api[-_]?key|apikey|auth(orization)?|cookie|session|credential|"
-    r"private[-_]?key|code[-_]?verifier)",
-    re.IGNORECASE,
-)
+# A key is secret-looking when one of its words is: `access_token`, `apiKey`, `X-Session-Id` are;
+# `max_tokens`, `keyword`, `author` are not (whole words, not substrings).
+_SECRET_WORDS = frozenset({
+    "password", "passwd", "passphrase", "pass", "pin", "secret", "token", "apikey", "key", "auth",
+    "authorization", "bearer", "jwt", "cookie", "session", "sessionid", "credential", "credentials",
+    "privatekey", "verifier", "signature",
+})
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _MAX_STRING = 200
 _MAX_DEPTH = 8
 
@@ -26,17 +30,23 @@ def fingerprint(secret: str | None) -> str | None:
     return hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
+def is_secret_name(name: object) -> bool:
+    words = [w.lower() for w in _WORD.findall(str(name))]
+    joined = {"".join(words[i:i + 2]) for i in range(len(words))}  # api_key -> apikey, private_key -> ...
+    return any(w in _SECRET_WORDS for w in words) or any(j in _SECRET_WORDS for j in joined)
+
+
 def redact_arguments(value: Any, *, depth: int = 0) -> Any:
     """A copy of tool-call arguments fit for the audit log: values under secret-looking keys are
     replaced, long strings truncated, deep nesting cut off."""
     if depth >= _MAX_DEPTH:
         return "<nested>"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {
-            key: REDACTED if _SECRET_NAME.search(str(key)) else redact_arguments(item, depth=depth + 1)
+            str(key): REDACTED if is_secret_name(key) else redact_arguments(item, depth=depth + 1)
             for key, item in value.items()
         }
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [redact_arguments(item, depth=depth + 1) for item in value[:50]]
     if isinstance(value, str) and len(value) > _MAX_STRING:
         return value[:_MAX_STRING] + f"… ({len(value)} chars)"

@@ -51,6 +51,7 @@ from core.errors import (
 from core.models import AgentInfo, CredentialInfo, ToolPage
 from core.oauth.storage import CredentialKey
 from core.oauth.trace import TraceEvent, trace_url
+from core.redaction import redact_arguments
 from core.store import tools as _tools
 from core.store.crypto import Keyring, Secret, SecretContext, fingerprint, key_id_of
 from core.store.locks import ExclusiveLock, lock_for
@@ -85,11 +86,6 @@ _CONNECTOR_FIELDS = frozenset({
     "as_metadata", "issuer", "client_id", "client_secret", "registration_method", "status", "last_sync_at",
     "last_error"})
 _JSON_FIELDS = frozenset({"prm", "as_metadata"})
-_SECRET_ARGUMENT = re.compile(
-    r"pass(word|phrase)?|secret|token|api[-_]?key|apikey|authorization|cookie|session|credential|"
-    r"private[-_]?key|code[-_]?verifier", re.IGNORECASE)
-
-
 class Store:
     """The encrypted DuckDB store. Thread-safe; many processes may open the same file."""
 
@@ -686,7 +682,7 @@ class Store:
                 "INSERT INTO audit_log (called_at, operator, agent_id, connector_id, tool, arguments, status, latency_ms, "
                 "credential_fingerprint, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 [time.time(), operator, agent_id, connector_id, tool,
-                 None if arguments is None else json.dumps(_redact(arguments), default=str),
+                 None if arguments is None else json.dumps(redact_arguments(arguments), default=str),
                  status, latency_ms, credential_fingerprint, error]).fetchone()[0]
 
     def audit(self, *, connector: str | None = None, agent: str | None = None, limit: int = 200,
@@ -870,12 +866,3 @@ def _new_id() -> str:
     return secrets.token_hex(8)
 
 
-def _redact(value: Any, depth: int = 0) -> Any:
-    if depth > 16:
-        return "<nested>"
-    if isinstance(value, Mapping):
-        return {str(k): "<redacted>" if _SECRET_ARGUMENT.search(str(k)) else _redact(v, depth + 1)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact(v, depth + 1) for v in value]
-    return value
