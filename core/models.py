@@ -159,9 +159,10 @@ class CallOutcome:
     latency_ms: float = 0.0
 
     def text(self) -> str:
-        parts = [c.get("text", "") for c in self.result.get("content", []) if c.get("type") == "text"]
+        content = [c for c in self.result.get("content", []) or [] if isinstance(c, dict)]
+        parts = [str(c.get("text", "")) for c in content if c.get("type") == "text"]
         if not parts and "structuredContent" in self.result:
             import json
 
             parts = [json.dumps(self.result["structuredContent"], indent=2)]
-        return "\n".join(parts) if parts else f"({len(self.result.get('content', []))} content item(s))"
+        return "\n".join(parts) if parts else f"({len(content)} content item(s))"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, UnknownType
+from referencing.exceptions import Unresolvable
 
 from core.errors import ConfigurationError
 
@@ -20,17 +22,19 @@ class InvalidArguments(ConfigurationError):
 
 
 def validate_arguments(tool: str, schema: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> None:
-    if not schema:
+    if not schema or not isinstance(schema, Mapping):
         return
     try:
         validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator_class.check_schema(schema)
         validator = validator_class(schema)
         problems = tuple(
             f"{'/'.join(str(p) for p in error.absolute_path) or '(arguments)'}: {error.message}"
             for error in sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.absolute_path))
         )
-    except SchemaError:
-        # A server's broken schema must not block the operator; the server will judge the call.
+    except (SchemaError, UnknownType, Unresolvable, re.error, TypeError, ValueError, RecursionError):
+        # A server's broken schema (bad $ref, unknown type, invalid pattern) must not block the
+        # operator, nor leak a validator exception out of core; the server will judge the call.
         return
     if problems:
         raise InvalidArguments(f"invalid arguments for {tool}: " + "; ".join(problems[:5]), problems=problems)

@@ -267,3 +267,25 @@ async def test_sync_many_survives_an_unexpected_error_in_one_fetch(service, plai
     assert sum(r.ok for r in results.values()) == 1
     assert any("unexpected RuntimeError" in (r.error or "") for r in results.values())
     await service.aclose()
+
+
+@pytest.mark.parametrize("bad_key", ["two words", "line\nbreak", "naïve"])
+async def test_a_key_that_cannot_travel_in_a_header_is_refused_clearly(service, bearer_server, bad_key):
+    await service.add_connector("render", bearer_server.url, "bearer")
+    with pytest.raises(ConfigurationError, match="printable ASCII") as caught:
+        await service.set_secret("render", bad_key)
+    assert bad_key not in str(caught.value)
+
+
+def test_store_query_runs_one_select_only(service):
+    assert service.store.query("SELECT count(*) AS n FROM agents")["n"][0] == 0
+    for sql in ("DELETE FROM agents", "SELECT 1; DELETE FROM agents", "COPY agents TO '/tmp/x.csv'"):
+        with pytest.raises(ConfigurationError, match="exactly one SELECT"):
+            service.store.query(sql)
+
+
+def test_broken_input_schemas_never_block_or_raise():
+    from core.validation import validate_arguments
+
+    for schema in ({"$ref": "#/nowhere"}, {"type": "strange"}, {"type": "string", "pattern": "("}, ["x"]):
+        validate_arguments("t", schema, {"a": 1})  # the server will judge the call

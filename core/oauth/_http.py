@@ -56,8 +56,8 @@ def require_secure_url(url: str, what: str, *, error: type[SwitchboardError] = I
 @dataclass
 class HttpResult:
     status: int
-    headers: httpx2.Headers
-    body: bytes
+    headers: httpx2.Headers = field(repr=False)  # Set-Cookie, ...
+    body: bytes = field(repr=False)  # token responses: never in a repr or a captured traceback
     url: str
     detail: str = field(default="")  # set by the caller for the trace (e.g. "issuer ok")
 

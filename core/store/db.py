@@ -258,13 +258,21 @@ class Store:
                                [migration.version, migration.description, time.time()])
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        """Run read-only SQL (notebooks, ad-hoc analysis) and return a pandas DataFrame. The
-        transaction is rolled back, so a stray write never lands; secrets are ciphertext anyway."""
+        """Run one read-only SELECT (notebooks, ad-hoc analysis) and return a pandas DataFrame.
+        Anything else (several statements, writes, COPY, ATTACH) is refused; secrets are ciphertext."""
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise ConfigurationError(f"invalid SQL: {exc}") from None
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise ConfigurationError("Store.query runs exactly one SELECT statement")
         with self.session():
             con = self._local.con
             con.begin()
             try:
                 return con.execute(sql, list(params or [])).df()
+            except duckdb.Error as exc:
+                raise StoreError(f"query failed: {exc}") from None
             finally:
                 con.rollback()
 
