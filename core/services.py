@@ -57,7 +57,7 @@ from core.models import (
 )
 from core.net import NetworkPolicy, shared_http_client
 from core.oauth.rfc8252 import LoopbackListener
-from core.oauth.rfc8707 import canonical_resource
+from core.oauth.rfc8707 import canonical_resource, origin
 from core.oauth.storage import CredentialKey
 from core.store.db import Store
 from core.store.records import Connector
@@ -302,6 +302,9 @@ class Switchboard:
         return connector.info()
 
     async def update_connector(self, name: str, **changes: Any) -> ConnectorInfo:
+        """Change a connector. Moving it to another origin forgets its bearer tokens and API keys:
+        they were given for the old server and are never sent to a new one (OAuth tokens are bound
+        to their resource already and simply stop being used)."""
         if "url" in changes:
             changes["url"] = _canonical_server_url(changes["url"])
             self.policy.check_url(changes["url"])
@@ -309,7 +312,11 @@ class Switchboard:
             changes["scopes"] = changes["scopes"].split() or None
         if changes.get("client_id"):
             changes.setdefault("registration_method", "pre_registered")
+        before = await self._connector(name)
         connector = await self._db(self.store.update_connector, name, **changes)
+        if before.auth_type in _STATIC_AUTH and origin(before.url) != origin(connector.url):
+            await self._db(self.store.delete_credentials, connector.id)
+            connector = await self._connector(connector.id)
         await self._forget_connector_clients(connector.id)
         return connector.info()
 

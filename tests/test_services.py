@@ -289,3 +289,16 @@ def test_broken_input_schemas_never_block_or_raise():
 
     for schema in ({"$ref": "#/nowhere"}, {"type": "strange"}, {"type": "string", "pattern": "("}, ["x"]):
         validate_arguments("t", schema, {"a": 1})  # the server will judge the call
+
+
+async def test_moving_a_connector_to_another_origin_forgets_its_static_keys(service, bearer_server, plain_server):
+    await service.add_connector("render", bearer_server.url, "bearer")
+    await service.set_secret("render", bearer_server.keys["alice"])
+    same_origin = await service.update_connector("render", url=bearer_server.url)
+    assert same_origin.has_shared_credential
+    moved = await service.update_connector("render", url=plain_server.url.replace("127.0.0.1", "localhost"))
+    assert not moved.has_shared_credential
+    with pytest.raises(AuthRequired, match="no shared credential"):
+        await service.call_tool("render", "whoami", {})
+    assert plain_server.counters()["requests_with_authorization"] == 0
+    await service.aclose()

@@ -515,6 +515,12 @@ class Store:
             sql = _CREDENTIAL_SELECT + (" WHERE " + " AND ".join(where) if where else "")
             return [_credential_from_row(r) for r in _rows(con, sql + " ORDER BY c.name, a.name NULLS FIRST", params)]
 
+    def delete_credentials(self, connector: str) -> int:
+        """Remove every credential of a connector (shared and per agent); returns how many."""
+        with self._transaction() as con:
+            return len(con.execute("DELETE FROM credentials WHERE connector_id = ? RETURNING 1",
+                                   [self._connector_id(con, connector)]).fetchall())
+
     def delete_credential(self, key: CredentialKey) -> bool:
         with self._transaction() as con:
             return bool(con.execute("DELETE FROM credentials WHERE connector_id = ? AND agent_id = ? RETURNING 1",
