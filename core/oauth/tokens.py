@@ -5,10 +5,13 @@ remains — 5 minutes for ordinary tokens, half the lifetime for short-lived one
 is refreshed after one minute and not on every request. The absolute expiry is stored; a token
 without `expires_in` never expires until the server answers 401.
 
-Refresh races (requirements C-01..C-07): a refresh runs under an asyncio lock per (storage,
+Refresh races (requirements C-01..C-08): a refresh runs under an asyncio lock per (storage,
 credential) — one coroutine refreshes, the others wait and then find the new token — and under
 `storage.refresh_lock(key)` for threads and processes, taken on a worker thread so the event loop never
-blocks. After taking each lock the credential is read again: if someone else already replaced the
+blocks. Coroutines that waited for an attempt which failed (the token endpoint hung, refused or could
+not be reached) fail with it instead of each repeating it in turn (C-08: ten waiters would otherwise
+fail only after ten token timeouts); a call that starts afterwards tries again. After taking each
+lock the credential is read again: if someone else already replaced the
 token, theirs is used. The result is committed with a version compare-and-swap before the new access
 token is handed out; a lost CAS means a newer credential exists (e.g. an interactive step-up), which
 wins. `invalid_grant` with a refresh token that is no longer the stored one means another worker
@@ -25,14 +28,21 @@ import concurrent.futures
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from authlib.common.urls import add_params_to_qs
 from authlib.oauth2.auth import ClientAuth, encode_client_secret_basic
 
-from core.errors import ConflictError, CredentialUnavailable, NeedsReauthorization, TokenError
+from core.errors import (
+    ConflictError,
+    CredentialUnavailable,
+    NeedsReauthorization,
+    SwitchboardError,
+    TokenError,
+)
 from core.oauth._http import HttpResult, OAuthHttp, require_secure_url, safe_description, short_error_code
 from core.oauth.storage import ClientRegistration, CredentialKey, OAuthStorage, TokenSet
 from core.oauth.trace import trace_url
@@ -174,6 +184,23 @@ def credential_lock(storage: OAuthStorage, key: CredentialKey) -> asyncio.Lock:
     return locks.setdefault((id(storage), key), asyncio.Lock())
 
 
+@dataclass
+class _Attempts:
+    """How the refresh attempts of one credential in one event loop ended (see the module docstring)."""
+
+    ended: int = 0
+    failure: SwitchboardError | None = None  # how the last one failed; None if it did not
+
+
+_attempts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, CredentialKey], _Attempts]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _attempts_of(storage: OAuthStorage, key: CredentialKey) -> _Attempts:
+    per_loop = _attempts.setdefault(asyncio.get_running_loop(), {})
+    return per_loop.setdefault((id(storage), key), _Attempts())
+
+
 @contextlib.asynccontextmanager
 async def storage_lock(storage: OAuthStorage, key: CredentialKey) -> AsyncIterator[None]:
     """`storage.refresh_lock(key)`, entered and exited on one worker thread, never on the event loop."""
@@ -217,25 +244,42 @@ async def refresh_tokens(storage: OAuthStorage, key: CredentialKey, http: OAuthH
             return current.access_token == stale.access_token
         return needs_refresh(current)
 
+    attempts = _attempts_of(storage, key)
+    waited_for = attempts.ended
     async with credential_lock(storage, key):
-        current = await load_tokens(storage, key)
-        if current is not None and not still_needed(current):
+        if attempts.ended != waited_for and attempts.failure is not None:
+            raise attempts.failure  # the attempt we waited for failed: share its failure, do not repeat it
+        attempts.failure = None
+        try:
+            return await _refresh_if_needed(storage, key, http, registration, still_needed)
+        except SwitchboardError as exc:
+            attempts.failure = exc
+            raise
+        finally:
+            attempts.ended += 1
+
+
+async def _refresh_if_needed(storage: OAuthStorage, key: CredentialKey, http: OAuthHttp,
+                             registration: ClientRegistration, still_needed: Callable[[TokenSet], bool]) -> TokenSet:
+    """The body of `refresh_tokens`, under the credential's asyncio lock."""
+    current = await load_tokens(storage, key)
+    if current is not None and not still_needed(current):
+        return current
+    async with storage_lock(storage, key):
+        current = await load_tokens(storage, key)  # another process may have refreshed while we waited
+        if current is None:
+            raise NeedsReauthorization("this credential has no tokens any more", hint="authorize again")
+        if not still_needed(current):
             return current
-        async with storage_lock(storage, key):
-            current = await load_tokens(storage, key)  # another process may have refreshed while we waited
-            if current is None:
-                raise NeedsReauthorization("this credential has no tokens any more", hint="authorize again")
-            if not still_needed(current):
-                return current
-            reason = await asyncio.to_thread(storage.needs_reauth, key)
-            if reason:
-                raise NeedsReauthorization(f"this credential needs to be authorized again: {reason}")
-            if not current.refresh_token:
-                await asyncio.to_thread(storage.mark_needs_reauth, key, expected_version=current.version,
-                                        reason="the access token expired and no refresh token was issued")
-                raise NeedsReauthorization("the access token expired and the server issued no refresh token",
-                                           hint="authorize again")
-            return await _refresh_locked(storage, key, http, registration, current)
+        reason = await asyncio.to_thread(storage.needs_reauth, key)
+        if reason:
+            raise NeedsReauthorization(f"this credential needs to be authorized again: {reason}")
+        if not current.refresh_token:
+            await asyncio.to_thread(storage.mark_needs_reauth, key, expected_version=current.version,
+                                    reason="the access token expired and no refresh token was issued")
+            raise NeedsReauthorization("the access token expired and the server issued no refresh token",
+                                       hint="authorize again")
+        return await _refresh_locked(storage, key, http, registration, current)
 
 
 async def _refresh_locked(storage: OAuthStorage, key: CredentialKey, http: OAuthHttp,
