@@ -238,6 +238,8 @@ class McpClient:
         self._session_generation = 0
         self._info: ConnectionInfo | None = None
         self._connect_lock = asyncio.Lock()
+        self._connect_attempts = 0  # connect attempts that ended, and how the last one failed (or None)
+        self._connect_failure: SwitchboardError | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int | str, asyncio.Future[Message]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -267,27 +269,43 @@ class McpClient:
         return self._info
 
     async def connect(self) -> ConnectionInfo:
-        """Negotiate the protocol (once; concurrent callers share it) and return what was learned."""
+        """Negotiate the protocol (once; concurrent callers share it, failure included) and return
+        what was learned. A call after a failed attempt tries again."""
         if self._closed:
             raise TransportError(f"the client for {self._display_url} is closed")
         info = self._info
         if info is not None:
             return info
+        waited_for = self._connect_attempts
         async with self._connect_lock:
             if self._info is None:
+                if self._connect_attempts != waited_for and self._connect_failure is not None:
+                    # The attempt we waited for failed: share its failure rather than queueing one
+                    # more attempt (and one more timeout) per waiting caller.
+                    raise self._connect_failure
+                self._connect_failure = None
                 try:
-                    async with asyncio.timeout(self._timeout * 2):
-                        await self._connect_locked()
-                except TimeoutError:
-                    raise RequestTimeout(
-                        f"connecting to {self._display_url} took longer than {self._timeout * 2:g}s"
-                    ) from None
-                except SwitchboardError:
+                    await self._connect_in_time()
+                except SwitchboardError as exc:
+                    self._connect_failure = exc
                     raise
-                except Exception as exc:
-                    raise _unexpected(exc, self._display_url) from exc
+                finally:
+                    self._connect_attempts += 1
             assert self._info is not None
             return self._info
+
+    async def _connect_in_time(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                await self._connect_locked()
+        except TimeoutError:
+            raise RequestTimeout(
+                f"connecting to {self._display_url} took longer than {self._timeout * 2:g}s"
+            ) from None
+        except SwitchboardError:
+            raise
+        except Exception as exc:
+            raise _unexpected(exc, self._display_url) from exc
 
     async def request(self, method: str, params: dict[str, Any] | None = None, *,
                       timeout: float | None = None) -> dict[str, Any]:
