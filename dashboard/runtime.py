@@ -1,7 +1,8 @@
 """Process-wide dashboard state: the one `Switchboard` services instance and the public origin.
 
 Every Panel session and the OAuth callback route run on the same Tornado event loop, so they share
-one services instance (and its HTTP pool). It is created on first use, inside that loop.
+one services instance (and its HTTP pool). `switchboard serve` creates it before serving, so opening
+the store (migrations, key file) never happens inside a request on the event loop.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ def serve(
         os.environ[STORE_ENV] = store
     # The OAuth redirect_uri is built from the public origin, never from a request's Host header.
     os.environ.setdefault(runtime.PUBLIC_URL_ENV, f"http://localhost:{port}")
+    # Open the store (migrations, key file) now, not inside the first request on the event loop.
+    runtime.service()
     parser = argparse.ArgumentParser(prog="panel serve")
     command = Serve(parser=parser)
     command.invoke(parser.parse_args(panel_arguments(port, address, show)))
