@@ -119,9 +119,12 @@ class Switchboard:
         return cls(Store.open(store_path), **options)
 
     async def aclose(self) -> None:
-        clients = self._loop_clients.pop(asyncio.get_running_loop(), None)
-        for client in list(clients.clients.values()) if clients else []:
+        here = self._loop_clients.pop(asyncio.get_running_loop(), None)
+        if here is None:
+            return
+        for client in list(here.clients.values()):
             await client.close()
+        await asyncio.gather(*here.background)  # let health and trace writes land before the loop ends
 
     @property
     def _clients(self) -> dict[_ClientSlot, McpClient]:
@@ -137,6 +140,19 @@ class Switchboard:
 
     async def _db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
+
+    def _db_later(self, function: Callable[..., Any], *args: Any) -> None:
+        """A store write that the request in progress must not wait for (health bookkeeping, the auth
+        trace of a refresh): done by a background task; a failure is logged, never raised."""
+        async def write() -> None:
+            try:
+                await self._db(function, *args)
+            except SwitchboardError as exc:
+                log.warning("background store write failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._here().background.add(task)
+        task.add_done_callback(self._here().background.discard)
 
     def _http(self) -> httpx2.AsyncClient:
         return shared_http_client(self.policy)
@@ -820,6 +836,7 @@ _ClientSlot = tuple[CredentialKey, str, "tuple | None"]
 class _LoopClients:
     clients: dict[_ClientSlot, McpClient] = field(default_factory=dict)
     locks: dict[_ClientSlot, asyncio.Lock] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)  # store writes still running
 
 
 @dataclass
@@ -872,23 +889,14 @@ def _failure_status(conn: Connector, exc: SwitchboardError) -> str | None:
 
 class _BackgroundTrace:
     """Auth steps taken while serving a request (a refresh, a client_credentials token), written to
-    the store by a background task so the request never waits for the store lock. Each step is its
-    own attempt in the trace."""
+    the store in the background so the request never waits for the store lock. Each step is its own
+    attempt in the trace."""
 
     def __init__(self, service: Switchboard, key: CredentialKey) -> None:
         self._service, self._key = service, key
-        self._pending: set[asyncio.Task[None]] = set()
 
     def record(self, event: oauth.TraceEvent) -> None:
-        task = asyncio.get_running_loop().create_task(self._write(event))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _write(self, event: oauth.TraceEvent) -> None:
-        try:
-            await self._service._db(self._service.store.record_auth_step, self._key, _new_attempt(), event)
-        except SwitchboardError as exc:
-            log.warning("could not record an auth step for the trace: %s", exc)
+        self._service._db_later(self._service.store.record_auth_step, self._key, _new_attempt(), event)
 
 
 @dataclass(frozen=True)
@@ -914,12 +922,12 @@ class _Recording:
 
     async def handle_challenge(self, challenge: AuthChallenge) -> bool:
         if challenge.status in (401, 403):
-            await self._service._db(self._service.store.record_rejection, self._key, challenge.status)
+            self._service._db_later(self._service.store.record_rejection, self._key, challenge.status)
         try:
             return await self._inner.handle_challenge(challenge)
         except (AuthRequired, NeedsReauthorization) as exc:
             if challenge.status == 401:
-                await self._service._db(self._service.store.set_credential_status, self._key, "needs_reauth",
+                self._service._db_later(self._service.store.set_credential_status, self._key, "needs_reauth",
                                         exc.message)
             raise
 
