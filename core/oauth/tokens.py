@@ -203,22 +203,34 @@ def _attempts_of(storage: OAuthStorage, key: CredentialKey) -> _Attempts:
 
 @contextlib.asynccontextmanager
 async def storage_lock(storage: OAuthStorage, key: CredentialKey) -> AsyncIterator[None]:
-    """`storage.refresh_lock(key)`, entered and exited on one worker thread, never on the event loop."""
+    """`storage.refresh_lock(key)`, entered and exited on one worker thread, never on the event loop.
+
+    A caller that gives up while the worker still waits for the lock (cancelled, e.g. by a call
+    timeout) leaves a release queued right behind the wait on the same thread: the lock is let go as
+    soon as it is obtained, and neither the event loop nor the caller waits for that."""
     manager = storage.refresh_lock(key)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="oauth-lock") as worker:
-        loop = asyncio.get_running_loop()
-        entering = loop.run_in_executor(worker, manager.__enter__)
+    worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="oauth-lock")
+    try:
+        entered = worker.submit(manager.__enter__)
+        waiting = asyncio.wrap_future(entered)
         try:
-            await asyncio.shield(entering)
+            await asyncio.shield(waiting)
         except asyncio.CancelledError:
-            # The worker may still obtain the lock after we gave up: release it as soon as it does.
-            entering.add_done_callback(
-                lambda f: f.cancelled() or f.exception() is not None or worker.submit(manager.__exit__, None, None, None))
+            worker.submit(_exit_if_entered, manager, entered)
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody else will look
             raise
         try:
             yield
         finally:
-            await asyncio.shield(loop.run_in_executor(worker, manager.__exit__, None, None, None))
+            await asyncio.shield(asyncio.wrap_future(worker.submit(manager.__exit__, None, None, None)))
+    finally:
+        worker.shutdown(wait=False)  # queued jobs (a pending release) still run
+
+
+def _exit_if_entered(manager: contextlib.AbstractContextManager[None], entered: concurrent.futures.Future) -> None:
+    # Runs on the worker after `entered` finished (one thread, jobs in order), so this never blocks.
+    if not entered.cancelled() and entered.exception() is None:
+        manager.__exit__(None, None, None)
 
 
 async def load_tokens(storage: OAuthStorage, key: CredentialKey) -> TokenSet | None:
