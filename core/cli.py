@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+import threading
 import webbrowser
 from collections.abc import Sequence
 from typing import Any
@@ -238,8 +239,9 @@ def _connect(args):
 def _show_authorization_url(url: str, *, open_browser: bool) -> None:
     print(f"Open this URL to authorize: {url}", flush=True)
     if open_browser:
-        # webbrowser runs the browser with an argv list, never through a shell.
-        webbrowser.open(url)
+        # webbrowser runs the browser with an argv list, never through a shell; in a thread, because a
+        # text-mode browser runs in the foreground and the loopback listener must keep answering.
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
 
 
 def _disconnect(args):

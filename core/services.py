@@ -45,6 +45,7 @@ from core.errors import (
 from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
 from core.mcp.client import McpClient
 from core.models import (
+    STATIC_SECRET_AUTH_TYPES,
     AgentInfo,
     AuthorizationOutcome,
     CallOutcome,
@@ -68,7 +69,6 @@ log = logging.getLogger(__name__)
 PUBLIC_URL_ENV = "SWITCHBOARD_PUBLIC_URL"
 DEFAULT_PUBLIC_URL = "http://localhost:5006"
 CALLBACK_PATH = "/oauth/callback"
-_STATIC_AUTH = ("bearer", "api_key_header")
 
 
 CLIENT_METADATA_PATH = "/oauth/client-metadata.json"
@@ -217,7 +217,7 @@ class Switchboard:
         """What building the credential provider needs from the store (call inside a session)."""
         material = _Material(agent=self.store.get_agent(key.agent_id).name if key.agent_id else None)
         try:
-            if connector.auth_type in _STATIC_AUTH:
+            if connector.auth_type in STATIC_SECRET_AUTH_TYPES:
                 material.secret = self.store.load_secret(key).reveal()
             elif connector.auth_type in ("oauth", "client_credentials"):
                 if connector.has_client_secret:
@@ -236,7 +236,7 @@ class Switchboard:
         if material.unreadable:
             raise NeedsReauthorization(f"the stored credential for {connector.name} cannot be read: "
                                        f"{material.unreadable}", hint="enter or authorize it again")
-        if connector.auth_type in _STATIC_AUTH:
+        if connector.auth_type in STATIC_SECRET_AUTH_TYPES:
             if material.secret is None:
                 raise AuthRequired(_missing_credential(connector, material.agent),
                                    hint="enter the key (dashboard) or `switchboard credential set`")
@@ -330,7 +330,7 @@ class Switchboard:
             changes.setdefault("registration_method", "pre_registered")
         before = await self._connector(name)
         connector = await self._db(self.store.update_connector, name, **changes)
-        if before.auth_type in _STATIC_AUTH and origin(before.url) != origin(connector.url):
+        if before.auth_type in STATIC_SECRET_AUTH_TYPES and origin(before.url) != origin(connector.url):
             await self._db(self.store.delete_credentials, connector.id)
             connector = await self._connector(connector.id)
         await self._forget_connector_clients(connector.id)
@@ -369,7 +369,7 @@ class Switchboard:
     async def set_secret(self, connector: str, secret: str, agent: str | None = None) -> CredentialInfo:
         """Store a bearer token / API key after checking the server accepts it; then sync tools."""
         conn = await self._connector(connector)
-        if conn.auth_type not in _STATIC_AUTH:
+        if conn.auth_type not in STATIC_SECRET_AUTH_TYPES:
             raise ConfigurationError(f"connector {conn.name!r} uses {conn.auth_type} authentication, "
                                      "which takes no static key")
         secret = (secret or "").strip()

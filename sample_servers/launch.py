@@ -267,8 +267,13 @@ def _checked_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+_NODE_VARIABLES = ("SWITCHBOARD_NODE", "SWITCHBOARD_NODE_MODULES")
+
+
 def _command(kind: str, options: dict[str, Any], info_file: Path) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The store's key and paths are none of a sample server's business (the npm one runs third-party code).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_") or k in _NODE_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
     if kind == "everything":
         return _everything_command(info_file, env)
     env["SAMPLE_SERVER_OPTIONS"] = json.dumps(options)

@@ -48,7 +48,7 @@ from core.errors import (
     StoreBusy,
     StoreError,
 )
-from core.models import AgentInfo, CredentialInfo, ToolPage
+from core.models import AUTH_TYPES, CREDENTIAL_MODES, AgentInfo, CredentialInfo, ToolPage
 from core.oauth.storage import CredentialKey
 from core.oauth.trace import TraceEvent, trace_url
 from core.redaction import redact_arguments
@@ -75,8 +75,6 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 DEFAULT_REFRESH_TIMEOUT = 90.0
 # NIST SP 800-38D §8.3: at most 2^32 encryptions per key with random 96-bit nonces; stay well below.
 DEFAULT_MAX_ENCRYPTIONS_PER_KEY = 2**31
-AUTH_TYPES = ("none", "bearer", "api_key_header", "oauth", "client_credentials")
-CREDENTIAL_MODES = ("shared", "per_agent")
 CREDENTIAL_STATUSES = ("connected", "needs_reauth", "error")
 CONNECTOR_STATUSES = ("never_synced", "connected", "needs_auth", "error")
 REGISTRATION_METHODS = ("pre_registered", "cimd", "dcr")

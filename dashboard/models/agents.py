@@ -8,8 +8,8 @@ import pandas as pd
 import param
 
 from core.errors import ConfigurationError
-from core.models import AgentInfo, ConnectorInfo, CredentialInfo, SyncResult
-from dashboard.models.base import STATIC_SECRET_AUTH_TYPES, ConnectAction, ServiceModel, connect_or_authorize
+from core.models import STATIC_SECRET_AUTH_TYPES, AgentInfo, ConnectorInfo, CredentialInfo, SyncResult
+from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import agent_path
 

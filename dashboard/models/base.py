@@ -12,7 +12,6 @@ from core.services import Switchboard
 from dashboard import runtime
 
 # Auth types whose credential is a static secret (token, API key) the operator types in.
-STATIC_SECRET_AUTH_TYPES = ("bearer", "api_key_header")
 
 
 class ServiceModel(param.Parameterized):
