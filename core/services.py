@@ -398,6 +398,13 @@ class Switchboard:
         connected when the credential already has tokens."""
         conn = await self._connector(connector)
         key = await self._key(conn, agent, managing=True)
+        if conn.auth_type == "client_credentials" and not conn.issuer:
+            # Pin the authorization server before the client secret is first sent anywhere.
+            trace = oauth.MemoryTrace()
+            try:
+                await self._discover_and_register(conn, redirect_uri=self.redirect_uri, trace=trace)
+            finally:
+                await self._save_trace(key, trace, _new_attempt())
         if conn.auth_type != "oauth":
             result = await self.sync(conn.name, agent)
             status = "connected" if result.ok else (await self._connector(conn.id)).status

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization, TokenError
+from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization, RegistrationError, TokenError
 from core.mcp.auth import AuthChallenge
 from core.oauth import (
     ClientCredentials,
@@ -195,6 +195,17 @@ async def test_client_credentials_provider_fetches_on_401_and_never_steps_up() -
     assert await provider.auth_headers() == {"Authorization": "Bearer cc"}
     with pytest.raises(InsufficientScope):
         await provider.handle_challenge(forbidden("admin"))
+
+
+async def test_client_credentials_secret_never_goes_to_another_authorization_server() -> None:
+    world = FakeWorld()
+    world.overrides[("POST", AS + "/token")] = json_response(200, {"access_token": "cc", "token_type": "Bearer"})
+    pinned = settings(client_id="agent", client_issuer="https://other-as.test")
+    provider = OAuthProvider(new_storage(), KEY, pinned, http=world.http(),
+                             client_credentials=ClientCredentials("agent", client_secret="s"))
+    with pytest.raises(RegistrationError, match="not sent there"):
+        await provider.handle_challenge(UNAUTHORIZED)
+    assert world.to("/token") == []
 
 
 # --- secrets never leak (S-12, R-07) -----------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization
+from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization, RegistrationError
 from core.mcp.auth import AuthChallenge
 from core.oauth._http import OAuthHttp
 from core.oauth.client_credentials import ClientCredentials, client_credentials_token
@@ -153,7 +153,14 @@ class OAuthProvider:
         if current is not None and current.access_token != (stale.access_token if stale else None) \
                 and not needs_refresh(current):
             return current  # another request got a new token while we waited
-        discovery = await discover(self.settings.server_url, http=self.http)
+        discovery = await discover(self.settings.server_url, http=self.http, preferred_issuer=self.settings.client_issuer)
+        if self.settings.client_issuer and discovery.issuer != self.settings.client_issuer:
+            # The client secret authenticates us at the token endpoint: never to an AS the server
+            # now names instead of the one the client was registered with.
+            raise RegistrationError(
+                f"the server now names the authorization server {discovery.issuer}, but this client is "
+                f"registered at {self.settings.client_issuer}; its secret is not sent there",
+                hint="check the server's configuration, then update the connector")
         tokens = await client_credentials_token(discovery, self.client_credentials, http=self.http)
         self._tokens = await asyncio.to_thread(self.storage.save_tokens, self.key, tokens, expected_version=None)
         return self._tokens
