@@ -13,8 +13,10 @@ sent in the body of the token request.
 
 Registration ladder, per issuer (A-13): the operator's pre-registered client → a Client ID Metadata
 Document when the AS supports it and a CIMD URL is configured → RFC 7591 DCR (one registration in
-flight per issuer and redirect URI) → a `RegistrationError` asking the operator for a pre-registered
-client. A registration is stored under its issuer and never presented to another one.
+flight per issuer and redirect URI: an asyncio lock in the event loop, and the storage's per-key lock
+(`refresh_lock` under a key no credential has) for threads and processes sharing the storage) → a
+`RegistrationError` asking the operator for a pre-registered client. A registration is stored under
+its issuer and never presented to another one.
 
 Scopes (A-22, A-23): the `scope` of the server's challenge, else the PRM's `scopes_supported`, else no
 `scope` parameter at all; `offline_access` is added when the AS lists it and some scope is requested
@@ -45,7 +47,7 @@ from core.oauth.rfc8707 import canonical_resource
 from core.oauth.rfc9207 import check_iss
 from core.oauth.rfc9728 import ProtectedResourceMetadata, fetch_protected_resource_metadata
 from core.oauth.storage import ClientRegistration, CredentialKey, OAuthStorage, PendingAuthorization, TokenSet
-from core.oauth.tokens import client_auth, request_token
+from core.oauth.tokens import client_auth, request_token, storage_lock
 from core.rfc9110 import Challenge
 
 PENDING_TTL_SECONDS = 600.0
@@ -144,13 +146,19 @@ async def ensure_client(discovery: Discovery, settings: ConnectorSettings, stora
             stored = await _stored_client(storage, issuer, settings.redirect_uri)  # registered while we waited
             if stored is not None:
                 return stored
-            request = client_metadata(client_name=settings.client_name, redirect_uris=[settings.redirect_uri],
-                                      token_endpoint_auth_method=choose_auth_method(
-                                          metadata.token_endpoint_auth_methods_supported))
-            registration = await register_client(http, issuer=issuer, registration_endpoint=metadata.registration_endpoint,
-                                                 metadata=request)
-            await asyncio.to_thread(storage.save_client, registration)
-            return registration
+            # Other processes sharing the storage: the storage's lock, taken off the event loop.
+            async with storage_lock(storage, _registration_key(issuer, settings.redirect_uri)):
+                stored = await _stored_client(storage, issuer, settings.redirect_uri)  # another process did
+                if stored is not None:
+                    return stored
+                request = client_metadata(client_name=settings.client_name, redirect_uris=[settings.redirect_uri],
+                                          token_endpoint_auth_method=choose_auth_method(
+                                              metadata.token_endpoint_auth_methods_supported))
+                registration = await register_client(http, issuer=issuer,
+                                                     registration_endpoint=metadata.registration_endpoint,
+                                                     metadata=request)
+                await asyncio.to_thread(storage.save_client, registration)
+                return registration
     raise RegistrationError(
         f"the authorization server {issuer} offers no way to register Switchboard automatically "
         "(no dynamic client registration" + (", and no client ID metadata document is configured)"
@@ -158,6 +166,12 @@ async def ensure_client(discovery: Discovery, settings: ConnectorSettings, stora
         hint=f"register a client at {issuer} with redirect URI {settings.redirect_uri} and enter its "
              "client_id (and secret) in the connector's settings",
     )
+
+
+def _registration_key(issuer: str, redirect_uri: str) -> CredentialKey:
+    """The key of the storage lock under which (issuer, redirect URI) is registered: no credential
+    has it (connector ids are hex)."""
+    return CredentialKey(f"dcr:{issuer}", redirect_uri)
 
 
 def _pre_registered(settings: ConnectorSettings, metadata: AuthorizationServerMetadata) -> ClientRegistration | None:
