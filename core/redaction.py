@@ -61,9 +61,14 @@ def redact_arguments(value: Any, *, depth: int = 0) -> Any:
 # are masked before any handler sees the record.
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "mcp-session-id",
                    "x-api-key", "api-key")
-_HEADER_PAIR = re.compile(rb"\(b'(" + "|".join(_SECRET_HEADERS).encode() + rb")', b'(?:[^'\\]|\\.)*'\)",
+# Python prints a bytes value as b'...', or as b"..." when it contains a single quote.
+_BYTES = rb"""(?:b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*")"""
+_HEADER_PAIR = re.compile(rb"\(b'(" + "|".join(_SECRET_HEADERS).encode() + rb")', " + _BYTES + rb"\)",
                           re.IGNORECASE)
-_LOCATION_QUERY = re.compile(rb"(\(b'location', b'[^'?]*)\?(?:[^'\\]|\\.)*'\)", re.IGNORECASE)
+_LOCATION_QUERY = re.compile(rb"""(\(b'location', b['"][^'"?]*)\?""" + rb"""(?:[^'"\\]|\\.)*['"]\)""",
+                             re.IGNORECASE)
+# httpx2 logs each request's full URL at INFO; a query can carry a state, a code or a key.
+_URL_QUERY = re.compile(rb"(https?://[^\s?\"']*)\?[^\s\"']*")
 _HTTP_LOGGERS = ("httpcore2.http11", "httpcore2.http2", "httpcore2.connection", "httpcore2.proxy",
                  "httpcore2.socks", "httpx2")
 
@@ -73,11 +78,12 @@ class HttpLogRedactor:
 
     def filter(self, record: Any) -> bool:
         message = record.getMessage()
-        if "b'" not in message:
+        if "b'" not in message and 'b"' not in message and "?" not in message:
             return True
         data = message.encode("utf-8", "surrogateescape")
         masked = _HEADER_PAIR.sub(lambda m: b"(b'" + m.group(1) + b"', b'" + REDACTED.encode() + b"')", data)
         masked = _LOCATION_QUERY.sub(lambda m: m.group(1) + b"?" + REDACTED.encode() + b"')", masked)
+        masked = _URL_QUERY.sub(lambda m: m.group(1) + b"?" + REDACTED.encode(), masked)
         if masked != data:
             record.msg, record.args = masked.decode("utf-8", "surrogateescape"), None
         return True

@@ -30,6 +30,10 @@ class OAuthCallbackHandler(RequestHandler):
     async def get(self) -> None:
         self.redirect(await finish_authorization(runtime.service(), self.request.query_arguments), status=303)
 
+    def _request_summary(self) -> str:
+        # Tornado's access log line: the path only; the query holds the authorization code and state.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
 
 async def finish_authorization(service: Switchboard, arguments: dict[str, list[bytes]]) -> str:
     """Complete the authorization the callback's query `arguments` answer; returns the local path to

@@ -34,3 +34,19 @@ def test_arguments_are_redacted_truncated_and_bounded():
 def test_fingerprint_is_short_and_stable():
     assert fingerprint("secret") == fingerprint("secret") and len(fingerprint("secret")) == 8
     assert fingerprint("") is None
+
+
+def test_http_library_logs_lose_session_ids_codes_and_queries():
+    import logging
+
+    from core.redaction import HttpLogRedactor
+
+    lines = [
+        "receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', "
+        "[(b'mcp-session-id', b\"it's-SECRET1\"), (b'location', b'http://x/cb?code=SECRET2&state=s')])",
+        'HTTP Request: GET https://as.example/authorize?state=SECRET3 "HTTP/1.1 302 Found"',
+    ]
+    for line in lines:
+        record = logging.LogRecord("httpx2", logging.INFO, "", 0, line, None, None)
+        HttpLogRedactor().filter(record)
+        assert "SECRET" not in record.getMessage()
