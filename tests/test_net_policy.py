@@ -436,3 +436,8 @@ async def test_mcp_client_never_reaches_the_trap(good_and_trap: tuple[Listener, 
         await McpClient(f"http://127.0.0.1:{port}/mcp", era="legacy").connect()
     assert info.value.status == 307 and "not followed" in str(info.value)
     assert trap.connections == 0
+
+
+@pytest.mark.parametrize("address", ["::7f00:1", "::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe", "64:ff9b:1::7f00:1"])
+def test_ipv6_forms_embedding_a_private_ipv4_are_refused(address):
+    assert not NetworkPolicy.allowing().address_allowed("example.test", address)

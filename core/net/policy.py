@@ -38,7 +38,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: `async resolver(host, port) -> list of IP address strings`; injectable for tests (DNS rebinding).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-_NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges whose last 32 bits are an IPv4 address: NAT64 (RFC 6052), local-use NAT64 (RFC 8215)
+# and the deprecated IPv4-compatible form (::a.b.c.d).
+_IPV4_EMBEDDING = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"),
+                   ipaddress.ip_network("::/96"))
 
 
 def _parse_ip(host: str) -> IPAddress | None:
@@ -50,7 +53,8 @@ def _parse_ip(host: str) -> IPAddress | None:
 
 
 def _embedded_ipv4(addr: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64), else the address itself.
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64, IPv4-compatible), else the
+    address itself.
 
     `ip_address("::ffff:127.0.0.1").is_loopback` is False, so the mapped form must be unwrapped
     before any range check.
@@ -60,7 +64,7 @@ def _embedded_ipv4(addr: IPAddress) -> IPAddress:
             return addr.ipv4_mapped
         if addr.sixtofour is not None:
             return addr.sixtofour
-        if addr in _NAT64_PREFIX:
+        if any(addr in net for net in _IPV4_EMBEDDING) and int(addr) > 1:  # not :: nor ::1
             return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     return addr
 
