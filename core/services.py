@@ -13,6 +13,7 @@ which enforces the network policy (`SWITCHBOARD_ALLOW_HOSTS`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -122,7 +123,7 @@ class Switchboard:
         here = self._loop_clients.pop(asyncio.get_running_loop(), None)
         if here is None:
             return
-        for client in list(here.clients.values()):
+        for client in [*here.clients.values(), *here.retiring]:
             await client.close()
         await asyncio.gather(*here.background)  # let health and trace writes land before the loop ends
 
@@ -279,20 +280,44 @@ class Switchboard:
                 client = here.clients.get(slot)
                 if client is None:
                     for stale in [s for s in here.clients if s[:2] == slot[:2]]:
-                        await here.clients.pop(stale).close()
+                        await self._retire(here.clients.pop(stale))
                     material = material or await self._db(self._read_material, connector, key)
                     client = McpClient(connector.url, http=self._http(), auth=self._provider(connector, key, material),
                                        timeout=self.timeout)
                     here.clients[slot] = client
         return client
 
+    @contextlib.asynccontextmanager
+    async def _using(self, client: McpClient) -> AsyncIterator[McpClient]:
+        """Count a request in flight on `client`, so retiring it waits for the request to finish."""
+        here = self._here()
+        here.busy[client] = here.busy.get(client, 0) + 1
+        try:
+            yield client
+        finally:
+            here.busy[client] -= 1
+            if not here.busy[client]:
+                del here.busy[client]
+                if client in here.retiring:
+                    here.retiring.discard(client)
+                    await client.close()
+
+    async def _retire(self, client: McpClient) -> None:
+        """Stop handing out `client` and close it once its requests in flight are done (a new
+        authorization must not fail the calls already running; they reload the new tokens)."""
+        here = self._here()
+        if here.busy.get(client):
+            here.retiring.add(client)
+        else:
+            await client.close()
+
     async def _forget_client(self, key: CredentialKey) -> None:
         for slot in [s for s in self._clients if s[0] == key]:
-            await self._clients.pop(slot).close()
+            await self._retire(self._clients.pop(slot))
 
     async def _forget_connector_clients(self, connector_id: str) -> None:
         for slot in [s for s in self._clients if s[0].connector_id == connector_id]:
-            await self._clients.pop(slot).close()
+            await self._retire(self._clients.pop(slot))
 
     # --- connectors -----------------------------------------------------------------------------
 
@@ -361,7 +386,7 @@ class Switchboard:
     async def remove_agent(self, name: str) -> None:
         agent = await self._db(self.store.get_agent, name)
         for slot in [s for s in self._clients if s[0].agent_id == agent.id]:
-            await self._clients.pop(slot).close()
+            await self._retire(self._clients.pop(slot))
         await self._db(self.store.delete_agent, agent.id)
 
     # --- static credentials ---------------------------------------------------------------------
@@ -676,7 +701,8 @@ class Switchboard:
         assert job.connector is not None and job.key is not None
         try:
             client = await self._client(job.connector, job.key, job.stamp, job.material)
-            return _Fetched(job, started, tools=await client.list_tools())
+            async with self._using(client):
+                return _Fetched(job, started, tools=await client.list_tools())
         except SwitchboardError as exc:
             return _Fetched(job, started, error=exc)
         except Exception as exc:  # a bug must fail one sync, not hang or abort the others
@@ -774,7 +800,8 @@ class Switchboard:
                  "operator": self.operator, "arguments": dict(arguments)}
         started = time.perf_counter()
         try:
-            result = await client.call_tool(tool, dict(arguments))
+            async with self._using(client):
+                result = await client.call_tool(tool, dict(arguments))
         except SwitchboardError as exc:
             if isinstance(exc, AuthError):
                 await self._record_failure(call.connector, exc)
@@ -844,6 +871,8 @@ class _LoopClients:
     clients: dict[_ClientSlot, McpClient] = field(default_factory=dict)
     locks: dict[_ClientSlot, asyncio.Lock] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)  # store writes still running
+    busy: dict[McpClient, int] = field(default_factory=dict)  # requests in flight per client
+    retiring: set[McpClient] = field(default_factory=set)  # out of the cache, closed when idle
 
 
 @dataclass

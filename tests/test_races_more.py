@@ -279,10 +279,6 @@ async def test_c06_authorization_during_a_refresh_wins(sample_server_factory, st
     await setup.aclose()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "complete_authorization closes the services' cached MCP client for the credential (_forget_client) "
-    "while calls are still running on it: they fail with TransportError 'client ... is closed' instead "
-    "of finishing with the new tokens (the stale-stamp rebuild in _client closes clients the same way)"))
 async def test_c06_calls_in_flight_survive_an_authorization_in_the_same_services(sample_server_factory,
                                                                                 store_path) -> None:
     server = await _connected(sample_server_factory, store_path)
