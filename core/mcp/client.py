@@ -142,11 +142,6 @@ class ToolResult:
     raw: dict[str, Any] = field(repr=False)
 
 
-class _AuthFailed(Exception):
-    def __init__(self, challenge: AuthChallenge) -> None:
-        self.challenge = challenge
-
-
 class _SessionLost(Exception):
     pass
 

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from core.errors import AuthError, AuthorizationError, ConfigurationError, RegistrationError
+from core.errors import AuthorizationError, ConfigurationError, RegistrationError, SwitchboardError
 from core.oauth._http import OAuthHttp, require_secure_url, safe_description, short_error_code
 from core.oauth.cimd import cimd_registration
 from core.oauth.rfc7591 import choose_auth_method, client_metadata, register_client
@@ -289,7 +289,7 @@ async def complete_authorization(storage: OAuthStorage, params: Mapping[str, str
                                  hint="start the authorization again")
     try:
         return await _finish(storage, pending, params, http)
-    except AuthError as exc:
+    except SwitchboardError as exc:  # a token endpoint that times out counts as much as one that refuses
         # Whoever shows the error needs to know whose authorization failed and where it began.
         exc.key, exc.return_to = pending.key, pending.return_to
         raise
