@@ -25,11 +25,11 @@ def test_environment_yml_mirrors_pyproject_dependencies():
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```\n(.*?)```", readme, flags=re.S)
+    blocks = re.findall(r"```\n(.*?)```", readme, flags=re.DOTALL)
     commands = [line for block in blocks[:2] for line in block.splitlines() if line.strip()]
     assert commands == ["./dev serve", "./dev test"]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^\./dev test\b", ci, flags=re.M)
+    assert re.search(r"^\./dev test\b", ci, flags=re.MULTILINE)
 
 
 def test_console_script_is_the_cli():

@@ -42,8 +42,10 @@ def test_http_library_logs_lose_session_ids_codes_and_queries():
     from core.redaction import HttpLogRedactor
 
     lines = [
-        "receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', "
-        "[(b'mcp-session-id', b\"it's-SECRET1\"), (b'location', b'http://x/cb?code=SECRET2&state=s')])",
+        (
+            "receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', "
+            "[(b'mcp-session-id', b\"it's-SECRET1\"), (b'location', b'http://x/cb?code=SECRET2&state=s')])"
+        ),
         'HTTP Request: GET https://as.example/authorize?state=SECRET3 "HTTP/1.1 302 Found"',
     ]
     for line in lines:

@@ -9,8 +9,8 @@ import httpx2
 import pytest
 
 from core.errors import AuthRequired, ConfigurationError, NetworkPolicyError
-from core.net import NetworkPolicy
 from core.mcp.client import McpClient
+from core.net import NetworkPolicy
 from core.services import Switchboard
 from core.validation import InvalidArguments
 
