@@ -54,10 +54,25 @@ class Config:
 
 
 QUICK: dict[str, Any] = {
-    "connect_runs": 2, "connect_warmup": 1, "calls": 20, "concurrency": 4, "call_rounds": 1, "sync_counts": (1, 2),
-    "sync_reps": 1, "sync_passthrough_counts": (), "oauth_runs": 1, "refresh_callers": 5, "refresh_runs": 1,
-    "store_rows": 500, "store_connectors": 4, "store_tools_per_connector": 50, "store_repeat": 2,
-    "store_contention_samples": 3, "dashboard_runs": 1, "dashboard_connectors": 2, "dashboard_tools_per_connector": 10,
+    "connect_runs": 2,
+    "connect_warmup": 1,
+    "calls": 20,
+    "concurrency": 4,
+    "call_rounds": 1,
+    "sync_counts": (1, 2),
+    "sync_reps": 1,
+    "sync_passthrough_counts": (),
+    "oauth_runs": 1,
+    "refresh_callers": 5,
+    "refresh_runs": 1,
+    "store_rows": 500,
+    "store_connectors": 4,
+    "store_tools_per_connector": 50,
+    "store_repeat": 2,
+    "store_contention_samples": 3,
+    "dashboard_runs": 1,
+    "dashboard_connectors": 2,
+    "dashboard_tools_per_connector": 10,
 }
 
 
@@ -67,20 +82,33 @@ def _run_all(config: Config) -> dict[str, Any]:
 
     allow_loopback()
     steps: dict[str, Callable[[], Any]] = {
-        "connect_list": lambda: asyncio.run(bench_mcp.connect_list(
-            config.connect_runs, config.modes, warmup=config.connect_warmup)),
-        "throughput": lambda: asyncio.run(bench_mcp.throughput(
-            config.calls, config.concurrency, config.call_rounds, config.modes)),
-        "sync": lambda: bench_sync.sync(config.sync_counts, config.sync_reps, config.sync_latency_ms,
-                                        passthrough_counts=config.sync_passthrough_counts),
+        "connect_list": lambda: asyncio.run(
+            bench_mcp.connect_list(config.connect_runs, config.modes, warmup=config.connect_warmup)
+        ),
+        "throughput": lambda: asyncio.run(
+            bench_mcp.throughput(config.calls, config.concurrency, config.call_rounds, config.modes)
+        ),
+        "sync": lambda: bench_sync.sync(
+            config.sync_counts,
+            config.sync_reps,
+            config.sync_latency_ms,
+            passthrough_counts=config.sync_passthrough_counts,
+        ),
         "oauth_flow": lambda: asyncio.run(bench_oauth.flow(config.oauth_runs)),
-        "oauth_refresh": lambda: asyncio.run(bench_oauth.refresh(config.refresh_callers, config.refresh_runs)),
-        "store": lambda: bench_store.store(config.store_rows, config.store_connectors,
-                                           config.store_tools_per_connector, config.store_repeat,
-                                           config.store_contention_samples,
-                                           Path(config.store_cache) if config.store_cache else None),
-        "dashboard": lambda: bench_dashboard.dashboard(config.dashboard_runs, config.dashboard_connectors,
-                                                       config.dashboard_tools_per_connector),
+        "oauth_refresh": lambda: asyncio.run(
+            bench_oauth.refresh(config.refresh_callers, config.refresh_runs)
+        ),
+        "store": lambda: bench_store.store(
+            config.store_rows,
+            config.store_connectors,
+            config.store_tools_per_connector,
+            config.store_repeat,
+            config.store_contention_samples,
+            Path(config.store_cache) if config.store_cache else None,
+        ),
+        "dashboard": lambda: bench_dashboard.dashboard(
+            config.dashboard_runs, config.dashboard_connectors, config.dashboard_tools_per_connector
+        ),
     }
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
@@ -108,8 +136,12 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         value = bench.get(name)
         return None if not value or "error" in value or "blocked" in value else value
 
-    return [*bench_mcp.targets(ok("connect_list"), ok("throughput")), *bench_sync.targets(ok("sync")),
-            *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")), *bench_store.targets(ok("store"))]
+    return [
+        *bench_mcp.targets(ok("connect_list"), ok("throughput")),
+        *bench_sync.targets(ok("sync")),
+        *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
+        *bench_store.targets(ok("store")),
+    ]
 
 
 def _profiles(results: dict[str, Any], directory: Path, quick: bool, config: Config) -> dict[str, Any]:
@@ -119,21 +151,31 @@ def _profiles(results: dict[str, Any], directory: Path, quick: bool, config: Con
     missed = {t["target"] for t in results["targets"] if t["met"] is False}
     families: dict[str, Callable[[], Any]] = {}
     if any(t.startswith("connect+list") for t in missed):
-        families["connect_list"] = lambda: asyncio.run(profiling.transport(directory, "connect_list",
-                                                                           calls=20 if quick else 300))
+        families["connect_list"] = lambda: asyncio.run(
+            profiling.transport(directory, "connect_list", calls=20 if quick else 300)
+        )
     if any(t.startswith("tools/call") for t in missed):
-        families["throughput"] = lambda: asyncio.run(profiling.transport(directory, "throughput",
-                                                                         calls=20 if quick else 300))
+        families["throughput"] = lambda: asyncio.run(
+            profiling.transport(directory, "throughput", calls=20 if quick else 300)
+        )
     if any(t.startswith("sync") for t in missed):
         families["sync"] = lambda: asyncio.run(profiling.sync(directory, count=2 if quick else 50))
     if any(t.startswith("refresh") for t in missed):
-        families["oauth_refresh"] = lambda: asyncio.run(profiling.oauth_refresh(directory, 5 if quick else 50))
+        families["oauth_refresh"] = lambda: asyncio.run(
+            profiling.oauth_refresh(directory, 5 if quick else 50)
+        )
     if any(t.startswith("filtered page") for t in missed):
-        cached = Path(config.store_cache) / f"inventory-{config.store_connectors}x{config.store_tools_per_connector}.duckdb" \
-            if config.store_cache else None
+        cached = (
+            Path(config.store_cache)
+            / f"inventory-{config.store_connectors}x{config.store_tools_per_connector}.duckdb"
+            if config.store_cache
+            else None
+        )
         families["store_pages"] = lambda: profiling.store_pages(
-            directory, *((4, 50) if quick else (config.store_connectors, config.store_tools_per_connector)),
-            source=cached)
+            directory,
+            *((4, 50) if quick else (config.store_connectors, config.store_tools_per_connector)),
+            source=cached,
+        )
     out: dict[str, Any] = {}
     for name, run in families.items():
         print(f"-- profile {name} ...", file=sys.stderr, flush=True)
@@ -150,8 +192,9 @@ def _git() -> dict[str, Any]:
 
     def run(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
-                                  check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -165,8 +208,13 @@ def run(config: Config, out_dir: Path = RESULTS, quick: bool = False) -> tuple[d
 
     logging.getLogger("mcp").setLevel(logging.ERROR)  # the SDK warns on every 404 to DELETE etc.
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    results: dict[str, Any] = {"started": stamp, "quick": quick, "config": asdict(config), "git": _git(),
-                               "environment": environment()}
+    results: dict[str, Any] = {
+        "started": stamp,
+        "quick": quick,
+        "config": asdict(config),
+        "git": _git(),
+        "environment": environment(),
+    }
     results.update(_run_all(config))
     results["targets"] = _targets(results)
     if config.profile:
@@ -186,22 +234,31 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny configuration (what the smoke test runs)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(NAMES)}")
     parser.add_argument("--skip", help="comma-separated benchmarks to leave out")
-    parser.add_argument("--profile", action="store_true", help="profile the families whose targets were missed")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile the families whose targets were missed"
+    )
     parser.add_argument("--runs", type=int, help="connect+list runs per client and mode (default 20)")
     parser.add_argument("--calls", type=int, help="tools/call per round (default 1000)")
     parser.add_argument("--rounds", type=int, help="throughput rounds per client (default 3)")
     parser.add_argument("--sync-counts", type=_ints, help="servers per sync, e.g. 1,50,200")
     parser.add_argument("--sync-reps", type=int, help="runs per sync variant and N (default 3)")
-    parser.add_argument("--no-passthrough", action="store_true", help="skip the sync run against the real server")
-    parser.add_argument("--store-connectors", type=int, help="connectors in the page benchmark's store (x1000 tools)")
+    parser.add_argument(
+        "--no-passthrough", action="store_true", help="skip the sync run against the real server"
+    )
+    parser.add_argument(
+        "--store-connectors", type=int, help="connectors in the page benchmark's store (x1000 tools)"
+    )
     parser.add_argument("--store-cache", help="keep and reuse the built 1M-tool store in this directory")
     parser.add_argument("--modes", help="server modes for the transport benchmarks: sse,json,replay")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON (default benchmarks/results)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where to write the JSON (default benchmarks/results)"
+    )
     args = parser.parse_args(argv)
 
     config = Config(**QUICK) if args.quick else Config()
@@ -212,9 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(config.only) - set(NAMES)
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
-    for option, attribute in (("runs", "connect_runs"), ("calls", "calls"), ("rounds", "call_rounds"),
-                              ("sync_counts", "sync_counts"), ("sync_reps", "sync_reps"),
-                              ("store_connectors", "store_connectors"), ("store_cache", "store_cache")):
+    for option, attribute in (
+        ("runs", "connect_runs"),
+        ("calls", "calls"),
+        ("rounds", "call_rounds"),
+        ("sync_counts", "sync_counts"),
+        ("sync_reps", "sync_reps"),
+        ("store_connectors", "store_connectors"),
+        ("store_cache", "store_cache"),
+    ):
         value = getattr(args, option)
         if value is not None:
             setattr(config, attribute, value)
@@ -231,8 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     if results.get("profiles"):
         print("\nprofiles:")
         for family, data in results["profiles"].items():
-            files = [v["file"] for v in data.values() if isinstance(v, dict) and "file" in v] if isinstance(
-                data, dict) else []
+            files = (
+                [v["file"] for v in data.values() if isinstance(v, dict) and "file" in v]
+                if isinstance(data, dict)
+                else []
+            )
             print(f"  {family}: {', '.join(files) or json.dumps(data)[:200]}")
     print(f"\nresults: {path}")
     return 0

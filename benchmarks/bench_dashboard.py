@@ -26,8 +26,15 @@ import httpx2
 from benchmarks.common import stats
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 STARTUP_SECONDS = 90
 
 
@@ -75,9 +82,13 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
         work = Path(tmp)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "SWITCHBOARD_STORE": str(work / "store.duckdb"),
-               "SWITCHBOARD_KEY_FILE": str(work / "store.key"), "SWITCHBOARD_PUBLIC_URL": url,
-               "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost"}
+        env = {
+            **os.environ,
+            "SWITCHBOARD_STORE": str(work / "store.duckdb"),
+            "SWITCHBOARD_KEY_FILE": str(work / "store.key"),
+            "SWITCHBOARD_PUBLIC_URL": url,
+            "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
+        }
         saved = {k: os.environ.get(k) for k in ("SWITCHBOARD_STORE", "SWITCHBOARD_KEY_FILE")}
         os.environ.update({k: env[k] for k in saved})
         try:
@@ -92,9 +103,14 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
                     os.environ[key] = value
         log_path = work / "dashboard.log"
         with open(log_path, "wb") as log:
-            server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--port", str(port),
-                                       "--address", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT,
-                                      env=env, cwd=work, start_new_session=True)
+            server = subprocess.Popen(
+                [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=work,
+                start_new_session=True,
+            )
         try:
             _wait_http(f"{url}/tools", server, log_path)
             count_text = re.compile(rf"\b{total} tools\.")
@@ -110,11 +126,16 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
             raise RuntimeError(f"dashboard benchmark failed: {exc}\n--- dashboard log ---\n{tail}") from exc
         finally:
             _stop(server)
-    return {"unit": "ms", "runs": runs, "tools": total, "prepare_store_s": round(prepare_s, 1),
-            "first_visit_ms": round(first["first_row_ms"], 1),
-            "first_row_ms": stats([t["first_row_ms"] for t in times], 1),
-            "dom_content_loaded_ms": stats([t["dom_content_loaded_ms"] for t in times], 1),
-            "rows_on_first_page": times[-1]["rows"]}
+    return {
+        "unit": "ms",
+        "runs": runs,
+        "tools": total,
+        "prepare_store_s": round(prepare_s, 1),
+        "first_visit_ms": round(first["first_row_ms"], 1),
+        "first_row_ms": stats([t["first_row_ms"] for t in times], 1),
+        "dom_content_loaded_ms": stats([t["dom_content_loaded_ms"] for t in times], 1),
+        "rows_on_first_page": times[-1]["rows"],
+    }
 
 
 def _visit(browser: Any, url: str, count_text: re.Pattern[str]) -> dict[str, float]:
@@ -129,8 +150,10 @@ def _visit(browser: Any, url: str, count_text: re.Pattern[str]) -> dict[str, flo
         first_row = (time.perf_counter() - started) * 1000
         if not name_cell.inner_text().strip():
             raise AssertionError("the first row has no tool name")
-        dcl = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
-                            " return n ? n.domContentLoadedEventEnd : null; }")
+        dcl = page.evaluate(
+            "() => { const n = performance.getEntriesByType('navigation')[0];"
+            " return n ? n.domContentLoadedEventEnd : null; }"
+        )
         rows = page.locator(".tabulator-row").count()
         return {"first_row_ms": first_row, "dom_content_loaded_ms": float(dcl or 0.0), "rows": rows}
     finally:

@@ -25,7 +25,11 @@ from benchmarks.clients import SdkSide, SwitchboardSide
 from benchmarks.common import alternate, paired_ratios, ratio, stats, target
 from benchmarks.servers import LatencyFarm, start
 
-SERVER_MODES = {"sse": {"json_response": False}, "json": {"json_response": True}, "replay": {"json_response": True}}
+SERVER_MODES = {
+    "sse": {"json_response": False},
+    "json": {"json_response": True},
+    "replay": {"json_response": True},
+}
 SIDES = ("switchboard", "sdk")
 
 
@@ -79,8 +83,12 @@ async def _requests_per_connection(side: Any, server: _Endpoint, era: str) -> in
     return server.requests_total()
 
 
-async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", "replay"),
-                       eras: tuple[str, ...] = ("legacy", "auto"), warmup: int = 3) -> dict[str, Any]:
+async def connect_list(
+    runs: int = 20,
+    modes: tuple[str, ...] = ("sse", "json", "replay"),
+    eras: tuple[str, ...] = ("legacy", "auto"),
+    warmup: int = 3,
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for mode in modes:
         with _Endpoint(mode) as server:
@@ -91,8 +99,13 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", 
                     total: dict[str, list[float]] = {name: [] for name in SIDES}
                     cpu: dict[str, list[float]] = {name: [] for name in SIDES}
 
-                    def variant(name: str, era: str = era, sides: dict[str, Any] = sides,
-                                total: dict[str, list[float]] = total, cpu: dict[str, list[float]] = cpu) -> Any:
+                    def variant(
+                        name: str,
+                        era: str = era,
+                        sides: dict[str, Any] = sides,
+                        total: dict[str, list[float]] = total,
+                        cpu: dict[str, list[float]] = cpu,
+                    ) -> Any:
                         side = sides[name]
 
                         async def run() -> float:
@@ -103,8 +116,11 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", 
                             total[name].append((time.perf_counter() - started) * 1000)
                             cpu[name].append((cpu1 - cpu0) * 1000)
                             if len(tools) != len(server.tools):
-                                raise AssertionError(f"{name} listed {len(tools)} tools, expected {len(server.tools)}")
+                                raise AssertionError(
+                                    f"{name} listed {len(tools)} tools, expected {len(server.tools)}"
+                                )
                             return (listed - started) * 1000
+
                         return run
 
                     variants = {name: variant(name) for name in SIDES}
@@ -113,12 +129,16 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", 
                         total[name].clear()
                         cpu[name].clear()
                     latency = await alternate(runs, variants)
-                    requests = {name: await _requests_per_connection(sides[name], server, era) for name in SIDES}
+                    requests = {
+                        name: await _requests_per_connection(sides[name], server, era) for name in SIDES
+                    }
                     server.reset()
                     sb, sdk = stats(latency["switchboard"]), stats(latency["sdk"])
                     results[f"{mode}/{era}"] = {
-                        "unit": "ms", "runs": runs,
-                        "switchboard": sb, "sdk": sdk,
+                        "unit": "ms",
+                        "runs": runs,
+                        "switchboard": sb,
+                        "sdk": sdk,
                         "ratio": ratio(sb["median"], sdk["median"]),
                         "paired_ratio": paired_ratios(latency["switchboard"], latency["sdk"]),
                         "with_close": {name: stats(total[name]) for name in SIDES},
@@ -131,8 +151,13 @@ async def connect_list(runs: int = 20, modes: tuple[str, ...] = ("sse", "json", 
     return results
 
 
-async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
-                     modes: tuple[str, ...] = ("sse", "json", "replay"), era: str = "legacy") -> dict[str, Any]:
+async def throughput(
+    calls: int = 1000,
+    concurrency: int = 16,
+    rounds: int = 3,
+    modes: tuple[str, ...] = ("sse", "json", "replay"),
+    era: str = "legacy",
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     per_worker = max(1, calls // concurrency)
     for mode in modes:
@@ -141,9 +166,14 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
             cpu: dict[str, dict[str, list[float]]] = {"sequential": {}, "concurrent": {}}
             done: dict[str, dict[str, int]] = {"sequential": {}, "concurrent": {}}
             try:
-                def variant(name: str, kind: str, sides: dict[str, Any] = sides,
-                            cpu: dict[str, dict[str, list[float]]] = cpu,
-                            done: dict[str, dict[str, int]] = done) -> Any:
+
+                def variant(
+                    name: str,
+                    kind: str,
+                    sides: dict[str, Any] = sides,
+                    cpu: dict[str, dict[str, list[float]]] = cpu,
+                    done: dict[str, dict[str, int]] = done,
+                ) -> Any:
                     side = sides[name]
 
                     async def run() -> float:
@@ -158,9 +188,11 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
                                     await side.call(client, "echo", {"message": f"m{i}"})
                                 count = calls
                             else:
+
                                 async def worker(w: int) -> None:
                                     for i in range(per_worker):
                                         await side.call(client, "echo", {"message": f"w{w}-{i}"})
+
                                 await asyncio.gather(*(worker(w) for w in range(concurrency)))
                                 count = per_worker * concurrency
                             wall = time.perf_counter() - started
@@ -168,16 +200,19 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
                         seen = server.tool_calls()
                         done[kind][name] = seen - 10
                         return count / wall
+
                     return run
 
                 for kind in ("sequential", "concurrent"):
                     rates = await alternate(rounds, {name: variant(name, kind) for name in SIDES})
                     sb, sdk = stats(rates["switchboard"], 1), stats(rates["sdk"], 1)
                     results[f"{mode}/{kind}"] = {
-                        "unit": "calls/s", "rounds": rounds,
+                        "unit": "calls/s",
+                        "rounds": rounds,
                         "calls": calls if kind == "sequential" else per_worker * concurrency,
                         "concurrency": 1 if kind == "sequential" else concurrency,
-                        "switchboard": sb, "sdk": sdk,
+                        "switchboard": sb,
+                        "sdk": sdk,
                         "ratio": ratio(sb["median"], sdk["median"]),
                         "paired_ratio": paired_ratios(rates["switchboard"], rates["sdk"]),
                         "client_cpu_ms_per_call": {name: stats(cpu[kind][name]) for name in SIDES},
@@ -192,7 +227,11 @@ async def throughput(calls: int = 1000, concurrency: int = 16, rounds: int = 3,
 def targets(connect: dict[str, Any] | None, calls: dict[str, Any] | None) -> list[dict[str, Any]]:
     found = []
     for key, row in (connect or {}).items():
-        found.append(target(f"connect+list {key}: switchboard/sdk median", row["ratio"], 0.7, op="<=", unit="x"))
+        found.append(
+            target(f"connect+list {key}: switchboard/sdk median", row["ratio"], 0.7, op="<=", unit="x")
+        )
     for key, row in (calls or {}).items():
-        found.append(target(f"tools/call {key}: switchboard/sdk calls/s", row["ratio"], 1.3, op=">=", unit="x"))
+        found.append(
+            target(f"tools/call {key}: switchboard/sdk calls/s", row["ratio"], 1.3, op=">=", unit="x")
+        )
     return found

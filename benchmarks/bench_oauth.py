@@ -50,8 +50,11 @@ class _HeadlessBrowser:
     async def callback(self) -> Any:
         from mcp.client.auth import AuthorizationCodeResult
 
-        return AuthorizationCodeResult(code=self.query["code"][0], state=self.query.get("state", [None])[0],
-                                       iss=self.query.get("iss", [None])[0])
+        return AuthorizationCodeResult(
+            code=self.query["code"][0],
+            state=self.query.get("state", [None])[0],
+            iss=self.query.get("iss", [None])[0],
+        )
 
 
 class _SdkTokenStorage:
@@ -85,9 +88,13 @@ class _Switchboard:
         from core.mcp.client import McpClient
         from core.oauth import ConnectorSettings, CredentialKey, MemoryOAuthStorage, OAuthProvider
 
-        provider = OAuthProvider(MemoryOAuthStorage(), CredentialKey("bench", ""),
-                                 ConnectorSettings(url, redirect_uri=REDIRECT_URI), http=self.oauth_http,
-                                 headless=True)
+        provider = OAuthProvider(
+            MemoryOAuthStorage(),
+            CredentialKey("bench", ""),
+            ConnectorSettings(url, redirect_uri=REDIRECT_URI),
+            http=self.oauth_http,
+            headless=True,
+        )
         return _SbSession(McpClient(url, http=self.http, auth=provider, era="legacy"))
 
     async def aclose(self) -> None:
@@ -149,7 +156,9 @@ class _SdkSession:
             redirect_handler=self.browser.redirect,
             callback_handler=self.browser.callback,
         )
-        self.http = httpx2.AsyncClient(auth=provider, follow_redirects=True, timeout=httpx2.Timeout(30, read=300))
+        self.http = httpx2.AsyncClient(
+            auth=provider, follow_redirects=True, timeout=httpx2.Timeout(30, read=300)
+        )
         await self.http.__aenter__()
         self.client = Client(streamable_http_client(self.url, http_client=self.http), mode="legacy")
         try:
@@ -192,6 +201,7 @@ async def flow(runs: int = 10, warmup: int = 1) -> dict[str, Any]:
         requests: dict[str, list[int]] = {name: [] for name in SIDES}
         breakdown: dict[str, dict[str, int]] = {}
         try:
+
             def variant(name: str) -> Any:
                 async def run() -> float:
                     server.reset()
@@ -203,11 +213,14 @@ async def flow(runs: int = 10, warmup: int = 1) -> dict[str, Any]:
                         raise AssertionError(f"{name}: no tools after the OAuth flow")
                     counters = server.counters()
                     if counters["authorizations"] != 1 or counters["registrations"] != 1:
-                        raise AssertionError(f"{name}: expected one registration and one authorization, got "
-                                             f"{counters['registrations']} and {counters['authorizations']}")
+                        raise AssertionError(
+                            f"{name}: expected one registration and one authorization, got "
+                            f"{counters['registrations']} and {counters['authorizations']}"
+                        )
                     requests[name].append(int(counters["requests_total"]))
                     breakdown[name] = _paths(counters)
                     return elapsed
+
                 return run
 
             variants = {name: variant(name) for name in SIDES}
@@ -219,12 +232,18 @@ async def flow(runs: int = 10, warmup: int = 1) -> dict[str, Any]:
             for side in sides.values():
                 await side.aclose()
     sb, sdk = stats(times["switchboard"]), stats(times["sdk"])
-    return {"unit": "ms", "runs": runs, "switchboard": sb, "sdk": sdk, "ratio": ratio(sb["median"], sdk["median"]),
-            "paired_ratio": paired_ratios(times["switchboard"], times["sdk"]),
-            "http_requests": {name: stats(requests[name], 0) for name in SIDES},
-            "requests_by_kind": breakdown,
-            "note": "requests_by_kind: the last run's requests (method, path, JSON-RPC method); the count "
-                    "includes the DELETE that ends the session"}
+    return {
+        "unit": "ms",
+        "runs": runs,
+        "switchboard": sb,
+        "sdk": sdk,
+        "ratio": ratio(sb["median"], sdk["median"]),
+        "paired_ratio": paired_ratios(times["switchboard"], times["sdk"]),
+        "http_requests": {name: stats(requests[name], 0) for name in SIDES},
+        "requests_by_kind": breakdown,
+        "note": "requests_by_kind: the last run's requests (method, path, JSON-RPC method); the count "
+        "includes the DELETE that ends the session",
+    }
 
 
 SCENARIOS = {
@@ -236,8 +255,9 @@ SCENARIOS = {
 CLOCK_TTL = 3
 
 
-async def refresh(callers: int = 50, runs: int = 3,
-                  scenarios: tuple[str, ...] = ("server_expired", "clock_expired")) -> dict[str, Any]:
+async def refresh(
+    callers: int = 50, runs: int = 3, scenarios: tuple[str, ...] = ("server_expired", "clock_expired")
+) -> dict[str, Any]:
     results: dict[str, Any] = {"callers": callers, "runs": runs}
     for scenario in scenarios:
         options = {"token_ttl": CLOCK_TTL} if scenario == "clock_expired" else {}
@@ -248,21 +268,35 @@ async def refresh(callers: int = 50, runs: int = 3,
             samples = rows[name]
             result[name] = {
                 "wall_ms": stats([s["wall_ms"] for s in samples], 1),
-                **{key: stats([s[key] for s in samples], 0)
-                   for key in ("refresh_requests", "authorizations", "reuse_events", "unauthorized_401",
-                               "http_requests", "succeeded", "failed")},
+                **{
+                    key: stats([s[key] for s in samples], 0)
+                    for key in (
+                        "refresh_requests",
+                        "authorizations",
+                        "reuse_events",
+                        "unauthorized_401",
+                        "http_requests",
+                        "succeeded",
+                        "failed",
+                    )
+                },
                 "token_requests_last_run": samples[-1]["token_requests"],
                 "first_error": next((s["first_error"] for s in samples if s["first_error"]), None),
             }
-        result["ratio"] = ratio(result["switchboard"]["wall_ms"]["median"], result["sdk"]["wall_ms"]["median"])
+        result["ratio"] = ratio(
+            result["switchboard"]["wall_ms"]["median"], result["sdk"]["wall_ms"]["median"]
+        )
         results[scenario] = result
     return results
 
 
-async def _refresh_runs(server: Any, scenario: str, callers: int, runs: int) -> dict[str, list[dict[str, Any]]]:
+async def _refresh_runs(
+    server: Any, scenario: str, callers: int, runs: int
+) -> dict[str, list[dict[str, Any]]]:
     sides = _sides()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SIDES}
     try:
+
         def variant(name: str) -> Any:
             async def run() -> float:
                 async with sides[name].session(server.url) as session:
@@ -276,23 +310,29 @@ async def _refresh_runs(server: Any, scenario: str, callers: int, runs: int) -> 
                     started = time.perf_counter()
                     outcomes = await asyncio.gather(
                         *(session.call("echo", {"message": f"c{i}"}) for i in range(callers)),
-                        return_exceptions=True)
+                        return_exceptions=True,
+                    )
                     elapsed = (time.perf_counter() - started) * 1000
                     counters = server.counters()
                 failures = [o for o in outcomes if isinstance(o, BaseException)]
-                rows[name].append({
-                    "wall_ms": elapsed,
-                    "refresh_requests": counters["refresh_requests"],
-                    "token_requests": counters["token_requests"],
-                    "authorizations": counters["authorizations"],
-                    "reuse_events": counters["reuse_events"],
-                    "unauthorized_401": counters["auth_failures"].get("401", 0),
-                    "http_requests": counters["requests_total"],
-                    "succeeded": callers - len(failures),
-                    "failed": len(failures),
-                    "first_error": f"{type(failures[0]).__name__}: {failures[0]}"[:300] if failures else None,
-                })
+                rows[name].append(
+                    {
+                        "wall_ms": elapsed,
+                        "refresh_requests": counters["refresh_requests"],
+                        "token_requests": counters["token_requests"],
+                        "authorizations": counters["authorizations"],
+                        "reuse_events": counters["reuse_events"],
+                        "unauthorized_401": counters["auth_failures"].get("401", 0),
+                        "http_requests": counters["requests_total"],
+                        "succeeded": callers - len(failures),
+                        "failed": len(failures),
+                        "first_error": f"{type(failures[0]).__name__}: {failures[0]}"[:300]
+                        if failures
+                        else None,
+                    }
+                )
                 return elapsed
+
             return run
 
         await alternate(runs, {name: variant(name) for name in SIDES})
@@ -302,14 +342,22 @@ async def _refresh_runs(server: Any, scenario: str, callers: int, runs: int) -> 
     return rows
 
 
-def targets(flow_result: dict[str, Any] | None, refresh_result: dict[str, Any] | None) -> list[dict[str, Any]]:
+def targets(
+    flow_result: dict[str, Any] | None, refresh_result: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     found = []
     for scenario in SCENARIOS:
         row = (refresh_result or {}).get(scenario)
         if row:
             sb = row["switchboard"]["refresh_requests"]
             exact = sb["min"] == sb["max"] == 1
-            found.append(target(f"refresh requests, {row['switchboard']['succeeded']['min']}/"
-                                f"{(refresh_result or {}).get('callers')} calls ok ({scenario}, every run)",
-                                1 if exact else sb["max"], 1, op="=="))
+            found.append(
+                target(
+                    f"refresh requests, {row['switchboard']['succeeded']['min']}/"
+                    f"{(refresh_result or {}).get('callers')} calls ok ({scenario}, every run)",
+                    1 if exact else sb["max"],
+                    1,
+                    op="==",
+                )
+            )
     return found

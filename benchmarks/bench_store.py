@@ -57,8 +57,13 @@ def build_inventory(path: Path, connectors: int, tools_per_connector: int) -> di
         for c in range(1, connectors, max(connectors // 10, 1)):
             store.record_snapshot(f"c-{c}", _tools(rng, c, 50), agent="agent-1")
     total = store.tool_page(limit=1).total
-    return {"connectors": connectors, "tools_per_connector": tools_per_connector, "current_tools": total,
-            "build_s": round(time.perf_counter() - started, 1), "file_mb": round(path.stat().st_size / 1e6, 1)}
+    return {
+        "connectors": connectors,
+        "tools_per_connector": tools_per_connector,
+        "current_tools": total,
+        "build_s": round(time.perf_counter() - started, 1),
+        "file_mb": round(path.stat().st_size / 1e6, 1),
+    }
 
 
 def insert(directory: Path, rows: int = 100_000, reps: int = 3) -> dict[str, Any]:
@@ -80,8 +85,15 @@ def insert(directory: Path, rows: int = 100_000, reps: int = 3) -> dict[str, Any
         if result.tool_count != rows:
             raise AssertionError(f"recorded {result.tool_count} tools, expected {rows}")
     counted = store.tool_page(limit=1).total
-    return {"rows": rows, "reps": reps, "unit": "s", "record_snapshot_s": stats(totals), "prepare_s": stats(prepares),
-            "rows_per_s": stats([rows / t for t in totals], 0), "current_tools_after": counted}
+    return {
+        "rows": rows,
+        "reps": reps,
+        "unit": "s",
+        "record_snapshot_s": stats(totals),
+        "prepare_s": stats(prepares),
+        "rows_per_s": stats([rows / t for t in totals], 0),
+        "current_tools_after": counted,
+    }
 
 
 def page_queries(store: Any, connectors: int) -> dict[str, Callable[[], Any]]:
@@ -144,11 +156,28 @@ def contention(path: Path, connectors: int, samples: int = 30, pause_ms: float =
     open_and_query()
     idle = _timed(open_and_query, samples)
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p),
+    }
     with tempfile.TemporaryFile() as log:
-        holder = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_store", "hold", "--store", str(path),
-                                   "--pause-ms", str(pause_ms), "--connectors", str(connectors)],
-                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bench_store",
+                "hold",
+                "--store",
+                str(path),
+                "--pause-ms",
+                str(pause_ms),
+                "--connectors",
+                str(connectors),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # wait until the holder is in its loop
@@ -173,15 +202,30 @@ def contention(path: Path, connectors: int, samples: int = 30, pause_ms: float =
         log.seek(0)
         lines = [line for line in log.read().decode(errors="replace").splitlines() if line.startswith("OPS")]
     holder_ops = int(lines[-1].split()[1]) if lines else 0
-    return {"samples": samples, "unit": "ms", "idle_ms": stats(idle, 1), "while_held_ms": stats(busy, 1),
-            "errors": len(errors), "first_error": errors[0] if errors else None,
-            "holder": {"pause_ms": pause_ms, "ops_total": holder_ops,
-                       "note": "holder loop: tool_page(connector, read_only) + list_connectors, then pause"},
-            "measured_for_s": round(elapsed, 1)}
+    return {
+        "samples": samples,
+        "unit": "ms",
+        "idle_ms": stats(idle, 1),
+        "while_held_ms": stats(busy, 1),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "holder": {
+            "pause_ms": pause_ms,
+            "ops_total": holder_ops,
+            "note": "holder loop: tool_page(connector, read_only) + list_connectors, then pause",
+        },
+        "measured_for_s": round(elapsed, 1),
+    }
 
 
-def store(rows: int = 100_000, connectors: int = 1000, tools_per_connector: int = 1000, repeat: int = 7,
-          contention_samples: int = 30, cache: Path | None = None) -> dict[str, Any]:
+def store(
+    rows: int = 100_000,
+    connectors: int = 1000,
+    tools_per_connector: int = 1000,
+    repeat: int = 7,
+    contention_samples: int = 30,
+    cache: Path | None = None,
+) -> dict[str, Any]:
     """All three store benchmarks in a temporary directory (the 1M-tool store may come from `cache`)."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         work = Path(tmp)
@@ -195,8 +239,13 @@ def store(rows: int = 100_000, connectors: int = 1000, tools_per_connector: int 
             path = work / name
             if cache is not None and (cache / name).exists():
                 shutil.copy(cache / name, path)
-                result["inventory"] = {"connectors": connectors, "tools_per_connector": tools_per_connector,
-                                       "current_tools": None, "build_s": None, "from_cache": str(cache / name)}
+                result["inventory"] = {
+                    "connectors": connectors,
+                    "tools_per_connector": tools_per_connector,
+                    "current_tools": None,
+                    "build_s": None,
+                    "from_cache": str(cache / name),
+                }
             else:
                 result["inventory"] = build_inventory(path, connectors, tools_per_connector)
                 if cache is not None:
@@ -217,8 +266,15 @@ def targets(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     for label, row in ((result or {}).get("pages") or {}).items():
         if label.startswith("no filter"):
             continue
-        found.append(target(f"filtered page over {result['inventory']['current_tools']} tools: {label} (cold)",
-                            row["cold_ms"]["median"], 50.0, op="<", unit="ms"))
+        found.append(
+            target(
+                f"filtered page over {result['inventory']['current_tools']} tools: {label} (cold)",
+                row["cold_ms"]["median"],
+                50.0,
+                op="<",
+                unit="ms",
+            )
+        )
     return found
 
 

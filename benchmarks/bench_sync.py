@@ -40,9 +40,22 @@ from typing import Any
 
 from benchmarks.common import LOOPBACK, RssSampler, ratio, stats, target
 
-VARIANTS = ("switchboard", "switchboard_resync", "switchboard_unbounded", "sequential", "mcpclient_gather",
-            "sdk_gather", "what_if_batched_store")
-STORE_VARIANTS = {"switchboard", "switchboard_resync", "switchboard_unbounded", "sequential", "what_if_batched_store"}
+VARIANTS = (
+    "switchboard",
+    "switchboard_resync",
+    "switchboard_unbounded",
+    "sequential",
+    "mcpclient_gather",
+    "sdk_gather",
+    "what_if_batched_store",
+)
+STORE_VARIANTS = {
+    "switchboard",
+    "switchboard_resync",
+    "switchboard_unbounded",
+    "sequential",
+    "what_if_batched_store",
+}
 WARM = "warm"
 
 
@@ -109,8 +122,14 @@ async def _worker(variant: str, urls: list[str], warm_url: str, store: str | Non
                 result["cpu_s"] = time.process_time() - cpu
         finally:
             await side.aclose()
-    result.update(tools_total=sum(tools), synced=len(tools), changed_total=sum(changed) if changed else None, rss_start_mb=round(rss.start_bytes / 2**20, 1),
-                  rss_peak_mb=rss.peak_mb, rss_delta_mb=rss.delta_mb)
+    result.update(
+        tools_total=sum(tools),
+        synced=len(tools),
+        changed_total=sum(changed) if changed else None,
+        rss_start_mb=round(rss.start_bytes / 2**20, 1),
+        rss_peak_mb=rss.peak_mb,
+        rss_delta_mb=rss.delta_mb,
+    )
     return result
 
 
@@ -136,8 +155,10 @@ def _batched(service: Any) -> Any:
 
         def write() -> list[int]:
             with service.store.session():
-                return [service.store.record_snapshot(c.id, tools).tool_count
-                        for c, tools in zip(connectors, listed, strict=True)]
+                return [
+                    service.store.record_snapshot(c.id, tools).tool_count
+                    for c, tools in zip(connectors, listed, strict=True)
+                ]
 
         return await asyncio.to_thread(write)
 
@@ -155,14 +176,16 @@ def worker_main(argv: list[str] | None = None) -> None:
     from benchmarks.common import allow_loopback
 
     allow_loopback()
-    result = asyncio.run(_worker(args.variant, urls[1:args.count + 1], urls[0], args.store))
+    result = asyncio.run(_worker(args.variant, urls[1 : args.count + 1], urls[0], args.store))
     print("RESULT " + json.dumps(result), flush=True)
 
 
 # --- parent ---------------------------------------------------------------------------------------
 
 
-def _prepare_store(directory: Path, urls: list[str], count: int, tools: list[dict[str, Any]] | None = None) -> Path:
+def _prepare_store(
+    directory: Path, urls: list[str], count: int, tools: list[dict[str, Any]] | None = None
+) -> Path:
     """A store with connectors `warm` (urls[0]) and server-000.. (urls[1..count]), auth none; with
     `tools`, every connector already has that list as its current snapshot (already synced)."""
     from core.store.db import Store
@@ -195,22 +218,39 @@ def _listed_tools(url: str) -> list[dict[str, Any]]:
     return asyncio.run(fetch())
 
 
-def _run_worker(variant: str, urls_file: Path, count: int, store: Path | None, env: dict[str, str],
-                timeout: float) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "benchmarks.bench_sync", variant, "--urls-file", str(urls_file),
-            "--count", str(count)]
+def _run_worker(
+    variant: str, urls_file: Path, count: int, store: Path | None, env: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_sync",
+        variant,
+        "--urls-file",
+        str(urls_file),
+        "--count",
+        str(count),
+    ]
     if store is not None:
         argv += ["--store", str(store)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line.removeprefix("RESULT "))
-    raise RuntimeError(f"sync worker {variant} N={count} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    raise RuntimeError(
+        f"sync worker {variant} N={count} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    )
 
 
-def sync(counts: tuple[int, ...] = (1, 50, 200), reps: int = 3, latency_ms: float = 50.0,
-         variants: tuple[str, ...] = VARIANTS, sequential_max: int = 200, large: int = 100,
-         passthrough_counts: tuple[int, ...] = ()) -> dict[str, Any]:
+def sync(
+    counts: tuple[int, ...] = (1, 50, 200),
+    reps: int = 3,
+    latency_ms: float = 50.0,
+    variants: tuple[str, ...] = VARIANTS,
+    sequential_max: int = 200,
+    large: int = 100,
+    passthrough_counts: tuple[int, ...] = (),
+) -> dict[str, Any]:
     """Run every variant `reps` times per N (rotating the order) in fresh worker processes; the
     sequential variant only once when N >= `large` (it takes N x the single-server time)."""
     from benchmarks.servers import LatencyFarm, start
@@ -219,9 +259,12 @@ def sync(counts: tuple[int, ...] = (1, 50, 200), reps: int = 3, latency_ms: floa
     results: dict[str, Any] = {"latency_ms": latency_ms, "reps": reps, "servers": {}}
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         work = Path(tmp)
-        env = {**os.environ, "SWITCHBOARD_KEY_FILE": str(work / "store.key"),
-               "SWITCHBOARD_ALLOW_HOSTS": ",".join(LOOPBACK),
-               "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
+        env = {
+            **os.environ,
+            "SWITCHBOARD_KEY_FILE": str(work / "store.key"),
+            "SWITCHBOARD_ALLOW_HOSTS": ",".join(LOOPBACK),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p),
+        }
         saved_key = os.environ.get("SWITCHBOARD_KEY_FILE")
         os.environ["SWITCHBOARD_KEY_FILE"] = env["SWITCHBOARD_KEY_FILE"]
         with start("plain", json_response=True) as server:
@@ -240,8 +283,19 @@ def sync(counts: tuple[int, ...] = (1, 50, 200), reps: int = 3, latency_ms: floa
                     section = results["servers"] if not passthrough else results.setdefault("passthrough", {})
                     for count in wanted:
                         try:
-                            section[str(count)] = _measure(farm, server, work, urls_file, env, count, reps,
-                                                           variants, sequential_max, large, passthrough)
+                            section[str(count)] = _measure(
+                                farm,
+                                server,
+                                work,
+                                urls_file,
+                                env,
+                                count,
+                                reps,
+                                variants,
+                                sequential_max,
+                                large,
+                                passthrough,
+                            )
                         except Exception as exc:  # keep the other counts' results
                             if not passthrough:
                                 raise
@@ -254,17 +308,31 @@ def sync(counts: tuple[int, ...] = (1, 50, 200), reps: int = 3, latency_ms: floa
     return results
 
 
-def _measure(farm: Any, server: Any, work: Path, urls_file: Path, env: dict[str, str], count: int, reps: int,
-             variants: tuple[str, ...], sequential_max: int, large: int, passthrough: bool) -> dict[str, Any]:
+def _measure(
+    farm: Any,
+    server: Any,
+    work: Path,
+    urls_file: Path,
+    env: dict[str, str],
+    count: int,
+    reps: int,
+    variants: tuple[str, ...],
+    sequential_max: int,
+    large: int,
+    passthrough: bool,
+) -> dict[str, Any]:
     template = _prepare_store(work, farm.urls, count)
-    synced = _prepare_store(work, farm.urls, count, _listed_tools(farm.urls[0])) \
-        if "switchboard_resync" in variants and not passthrough else None
+    synced = (
+        _prepare_store(work, farm.urls, count, _listed_tools(farm.urls[0]))
+        if "switchboard_resync" in variants and not passthrough
+        else None
+    )
     chosen = [v for v in variants if not (v == "sequential" and count > sequential_max)]
     if passthrough:
         chosen = [v for v in chosen if v in ("switchboard_unbounded", "sdk_gather")]
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in chosen}
     for rep in range(reps if not passthrough else 1):
-        order = chosen[rep % len(chosen):] + chosen[:rep % len(chosen)]
+        order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
         for variant in order:
             if variant == "sequential" and count >= large and rep > 0:
                 continue
@@ -275,8 +343,9 @@ def _measure(farm: Any, server: Any, work: Path, urls_file: Path, env: dict[str,
             farm.reset()
             run = _run_worker(variant, urls_file, count, store, env, timeout=120 + count * 2.0)
             per_port = farm.stats()["per_port"]
-            run["farm_requests"] = sum(n for port, n in per_port.items()
-                                       if port != str(farm.ports[0]))  # not the warm-up
+            run["farm_requests"] = sum(
+                n for port, n in per_port.items() if port != str(farm.ports[0])
+            )  # not the warm-up
             runs[variant].append(run)
             if store is not None:
                 for leftover in work.glob(store.name + "*"):
@@ -314,11 +383,13 @@ def _compare(results: dict[str, Any]) -> None:
             comparison[f"{variant}_vs_single"] = ratio(data["wall_ms"]["median"], base)
         for variant in ("switchboard", "switchboard_resync", "switchboard_unbounded", "mcpclient_gather"):
             if variant in row and "sdk_gather" in row:
-                comparison[f"{variant}_vs_sdk_gather"] = ratio(row[variant]["wall_ms"]["median"],
-                                                              row["sdk_gather"]["wall_ms"]["median"])
+                comparison[f"{variant}_vs_sdk_gather"] = ratio(
+                    row[variant]["wall_ms"]["median"], row["sdk_gather"]["wall_ms"]["median"]
+                )
             if variant in row and "sequential" in row:
-                comparison[f"{variant}_vs_sequential"] = ratio(row[variant]["wall_ms"]["median"],
-                                                              row["sequential"]["wall_ms"]["median"])
+                comparison[f"{variant}_vs_sequential"] = ratio(
+                    row[variant]["wall_ms"]["median"], row["sequential"]["wall_ms"]["median"]
+                )
         results.setdefault("comparison", {})[count] = comparison
 
 

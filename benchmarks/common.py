@@ -27,8 +27,12 @@ def stats(samples: Sequence[float], digits: int = 3) -> dict[str, Any]:
     values = list(samples)
     if not values:
         return {"n": 0, "median": None, "min": None, "max": None}
-    return {"n": len(values), "median": round(statistics.median(values), digits),
-            "min": round(min(values), digits), "max": round(max(values), digits)}
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
 
 
 def ratio(numerator: float | None, denominator: float | None, digits: int = 3) -> float | None:
@@ -47,7 +51,7 @@ async def alternate(runs: int, variants: dict[str, Callable[[], Awaitable[float]
     names = list(variants)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(runs):
-        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order:
             gc.collect()
             samples[name].append(await variants[name]())

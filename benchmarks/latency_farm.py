@@ -46,8 +46,11 @@ class Farm:
         self.upstream = upstream
         self.latency = latency
         self.passthrough = passthrough
-        self.client = httpx2.AsyncClient(trust_env=False, timeout=60.0,
-                                         limits=httpx2.Limits(max_connections=64, max_keepalive_connections=64))
+        self.client = httpx2.AsyncClient(
+            trust_env=False,
+            timeout=60.0,
+            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=64),
+        )
         self.recorded: dict[tuple[str, str, str], tuple[int, list[tuple[str, str]], bytes]] = {}
         self.recording: dict[tuple[str, str, str], asyncio.Future[None]] = {}
         self.counts: Counter[str] = Counter()
@@ -96,13 +99,18 @@ class Farm:
             self.counts.clear()
             self.per_port.clear()
             self.connections = 0
-        payload = {"requests": dict(self.counts), "requests_total": sum(self.counts.values()),
-                   "per_port": {str(k): v for k, v in self.per_port.items()},
-                   "connections": self.connections, "recorded": len(self.recorded)}
+        payload = {
+            "requests": dict(self.counts),
+            "requests_total": sum(self.counts.values()),
+            "per_port": {str(k): v for k, v in self.per_port.items()},
+            "connections": self.connections,
+            "recorded": len(self.recorded),
+        }
         await self._send(writer, 200, [("content-type", "application/json")], json.dumps(payload).encode())
 
-    async def _answer(self, verb: str, target: str, headers: dict[str, str],
-                      body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def _answer(
+        self, verb: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         message: dict[str, Any] | None = None
         if body:
             try:
@@ -140,17 +148,26 @@ class Farm:
                 out_body = json.dumps(answer, separators=(",", ":")).encode()
         return status, out_headers, out_body
 
-    async def _forward(self, verb: str, headers: dict[str, str],
-                       body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def _forward(
+        self, verb: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         send_headers = {k: v for k, v in headers.items() if k not in _HOP_HEADERS}
         response = await self.client.request(verb, self.upstream, headers=send_headers, content=body or None)
         out_headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _HOP_HEADERS]
         return response.status_code, out_headers, response.content
 
     @staticmethod
-    async def _send(writer: asyncio.StreamWriter, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        reason = {200: "OK", 202: "Accepted", 204: "No Content", 405: "Method Not Allowed",
-                  411: "Length Required", 502: "Bad Gateway"}.get(status, "Status")
+    async def _send(
+        writer: asyncio.StreamWriter, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        reason = {
+            200: "OK",
+            202: "Accepted",
+            204: "No Content",
+            405: "Method Not Allowed",
+            411: "Length Required",
+            502: "Bad Gateway",
+        }.get(status, "Status")
         lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers]
         lines.append(f"content-length: {len(body)}")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
@@ -176,7 +193,9 @@ async def serve(upstream: str, ports: int, latency: float, passthrough: bool, in
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--ports", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=50.0)
@@ -184,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--info-file", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.upstream, args.ports, args.latency_ms / 1000, args.passthrough, args.info_file))
+        asyncio.run(
+            serve(args.upstream, args.ports, args.latency_ms / 1000, args.passthrough, args.info_file)
+        )
     except KeyboardInterrupt:
         sys.exit(0)
 

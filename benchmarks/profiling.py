@@ -70,8 +70,9 @@ async def transport(directory: Path, family: str, mode: str = "json", calls: int
             for name, side in sides.items():
                 count = calls if family == "throughput" else max(10, calls // 10)
                 await _profile_side(side, server, family, 5)  # warm
-                out[name] = _save(directory, f"{family}-{mode}-{name}",
-                                  await _profile_side(side, server, family, count))
+                out[name] = _save(
+                    directory, f"{family}-{mode}-{name}", await _profile_side(side, server, family, count)
+                )
         finally:
             for side in sides.values():
                 await side.aclose()
@@ -87,8 +88,10 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
         saved = os.environ.get("SWITCHBOARD_KEY_FILE")
         os.environ["SWITCHBOARD_KEY_FILE"] = str(work / "store.key")
         try:
-            with start("plain", json_response=True) as server, \
-                    LatencyFarm(server.url, count + 1, latency_ms) as farm:
+            with (
+                start("plain", json_response=True) as server,
+                LatencyFarm(server.url, count + 1, latency_ms) as farm,
+            ):
                 path = _prepare_store(work, farm.urls, count)
                 from core.services import Switchboard
 
@@ -101,10 +104,12 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                     try:
                         return await original(function, *args, **kwargs)
                     finally:
-                        calls[getattr(function, "__name__", repr(function))].append(time.perf_counter() - queued)
+                        calls[getattr(function, "__name__", repr(function))].append(
+                            time.perf_counter() - queued
+                        )
 
                 service._db = accounted  # type: ignore[method-assign]
-                transport_profile = await _gather_profile(directory, farm.urls[1:count + 1], farm.urls[0])
+                transport_profile = await _gather_profile(directory, farm.urls[1 : count + 1], farm.urls[0])
                 try:
                     await service.sync(WARM)
                     calls.clear()
@@ -113,13 +118,25 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                     wall = time.perf_counter() - started
                 finally:
                     await service.aclose()
-                accounting = {name: {"calls": len(d), "total_s": round(sum(d), 2),
-                                     "mean_ms": round(sum(d) / len(d) * 1000, 1)} for name, d in calls.items()}
+                accounting = {
+                    name: {
+                        "calls": len(d),
+                        "total_s": round(sum(d), 2),
+                        "mean_ms": round(sum(d) / len(d) * 1000, 1),
+                    }
+                    for name, d in calls.items()
+                }
                 store = service.store
                 single = {}
-                for label, action in (("get_connector", lambda: store.get_connector(_name(0))),
-                                      ("record_snapshot", lambda: store.record_snapshot(
-                                          _name(1), [{"name": "t", "inputSchema": {"type": "object"}}]))):
+                for label, action in (
+                    ("get_connector", lambda: store.get_connector(_name(0))),
+                    (
+                        "record_snapshot",
+                        lambda: store.record_snapshot(
+                            _name(1), [{"name": "t", "inputSchema": {"type": "object"}}]
+                        ),
+                    ),
+                ):
                     profiler = _profiler()
                     profiler.start()
                     for _ in range(5):
@@ -131,10 +148,16 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                 os.environ.pop("SWITCHBOARD_KEY_FILE", None)
             else:
                 os.environ["SWITCHBOARD_KEY_FILE"] = saved
-    return {"servers": count, "wall_s": round(wall, 2), "ok": sum(o.ok for o in outcomes),
-            "store_calls": accounting, "store_call_profiles": single, "transport_gather": transport_profile,
-            "note": "total_s is time from asking for the store call to its result (queueing for the worker "
-                    "thread and the store lock included); calls overlap, so totals can exceed the wall time"}
+    return {
+        "servers": count,
+        "wall_s": round(wall, 2),
+        "ok": sum(o.ok for o in outcomes),
+        "store_calls": accounting,
+        "store_call_profiles": single,
+        "transport_gather": transport_profile,
+        "note": "total_s is time from asking for the store call to its result (queueing for the worker "
+        "thread and the store lock included); calls overlap, so totals can exceed the wall time",
+    }
 
 
 async def _gather_profile(directory: Path, urls: list[str], warm_url: str) -> dict[str, Any]:
@@ -154,8 +177,11 @@ async def _gather_profile(directory: Path, urls: list[str], warm_url: str) -> di
         profiler.start()
         await asyncio.gather(*(one(url) for url in urls))
         profiler.stop()
-        measured = {"servers": len(urls), "wall_s_profiled": round(time.perf_counter() - started, 3),
-                    "cpu_s_profiled": round(time.process_time() - cpu, 3)}
+        measured = {
+            "servers": len(urls),
+            "wall_s_profiled": round(time.perf_counter() - started, 3),
+            "cpu_s_profiled": round(time.process_time() - cpu, 3),
+        }
     finally:
         await side.aclose()
     return {**measured, **_save(directory, f"sync-transport-gather-{len(urls)}", _render(profiler))}
@@ -175,8 +201,10 @@ async def oauth_refresh(directory: Path, callers: int = 50) -> dict[str, Any]:
                     server.expire_tokens()
                     profiler = _profiler()
                     profiler.start()
-                    await asyncio.gather(*(session.call("echo", {"message": str(i)}) for i in range(callers)),
-                                         return_exceptions=True)
+                    await asyncio.gather(
+                        *(session.call("echo", {"message": str(i)}) for i in range(callers)),
+                        return_exceptions=True,
+                    )
                     profiler.stop()
                 out[name] = _save(directory, f"oauth-refresh-{name}", _render(profiler))
         finally:
@@ -185,10 +213,18 @@ async def oauth_refresh(directory: Path, callers: int = 50) -> dict[str, Any]:
     return out
 
 
-def store_pages(directory: Path, connectors: int = 200, tools_per_connector: int = 1000,
-                labels: tuple[str, ...] = ("read_only filter, sort name", "search (common word)",
-                                           "agent view + read_only", "connector filter"),
-                source: Path | None = None) -> dict[str, Any]:
+def store_pages(
+    directory: Path,
+    connectors: int = 200,
+    tools_per_connector: int = 1000,
+    labels: tuple[str, ...] = (
+        "read_only filter, sort name",
+        "search (common word)",
+        "agent view + read_only",
+        "connector filter",
+    ),
+    source: Path | None = None,
+) -> dict[str, Any]:
     """Cold (a store session per query) and warm (one session) profiles of filtered pages; on a copy
     of `source` (e.g. the benchmark's cached 1M-tool store) when given, else on a new store."""
     import shutil
@@ -227,5 +263,3 @@ def store_pages(directory: Path, connectors: int = 200, tools_per_connector: int
             else:
                 os.environ["SWITCHBOARD_KEY_FILE"] = saved
     return out
-
-

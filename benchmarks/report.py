@@ -23,21 +23,47 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for key, row in (bench.get("connect_list") or {}).items():
         if "error" in row or not isinstance(row, dict) or "switchboard" not in row:
             continue
-        out.append(((f"connect+init+tools/list {key} (ms, {row['runs']} runs, "
-                     f"{row['http_requests']['switchboard']}/{row['http_requests']['sdk']} req)"),
-                    _fmt(row["switchboard"]), _fmt(row["sdk"]), _ratio(row["ratio"])))
+        out.append(
+            (
+                (
+                    f"connect+init+tools/list {key} (ms, {row['runs']} runs, "
+                    f"{row['http_requests']['switchboard']}/{row['http_requests']['sdk']} req)"
+                ),
+                _fmt(row["switchboard"]),
+                _fmt(row["sdk"]),
+                _ratio(row["ratio"]),
+            )
+        )
         cpu = row.get("client_cpu_ms")
         if cpu:
-            out.append((f"  client CPU per connect+list {key} (ms)", _fmt(cpu["switchboard"], 2), _fmt(cpu["sdk"], 2),
-                        _ratio(_div(cpu["switchboard"]["median"], cpu["sdk"]["median"]))))
+            out.append(
+                (
+                    f"  client CPU per connect+list {key} (ms)",
+                    _fmt(cpu["switchboard"], 2),
+                    _fmt(cpu["sdk"], 2),
+                    _ratio(_div(cpu["switchboard"]["median"], cpu["sdk"]["median"])),
+                )
+            )
     for key, row in (bench.get("throughput") or {}).items():
         if not isinstance(row, dict) or "switchboard" not in row:
             continue
         cpu = row["client_cpu_ms_per_call"]
-        out.append((f"tools/call {key} (calls/s, {row['calls']} calls x {row['rounds']})",
-                    _fmt(row["switchboard"]), _fmt(row["sdk"]), _ratio(row["ratio"])))
-        out.append((f"  client CPU per call {key} (ms)", _fmt(cpu["switchboard"], 2), _fmt(cpu["sdk"], 2),
-                    _ratio(_div(cpu["switchboard"]["median"], cpu["sdk"]["median"]))))
+        out.append(
+            (
+                f"tools/call {key} (calls/s, {row['calls']} calls x {row['rounds']})",
+                _fmt(row["switchboard"]),
+                _fmt(row["sdk"]),
+                _ratio(row["ratio"]),
+            )
+        )
+        out.append(
+            (
+                f"  client CPU per call {key} (ms)",
+                _fmt(cpu["switchboard"], 2),
+                _fmt(cpu["sdk"], 2),
+                _ratio(_div(cpu["switchboard"]["median"], cpu["sdk"]["median"])),
+            )
+        )
     sync = bench.get("sync") or {}
     for section, label in (("servers", ""), ("passthrough", " passthrough")):
         for count, row in (sync.get(section) or {}).items():
@@ -49,47 +75,100 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 if variant == "sdk_gather":
                     continue
                 cpu = (data.get("cpu_ms") or {}).get("median")
-                out.append(((f"sync{label} N={count} {variant} (ms; CPU {cpu} ms; RSS peak "
-                            f"{data['rss_peak_mb']['median']} MB)"),
-                            _fmt(data["wall_ms"]), _fmt(sdk.get("wall_ms")) if sdk else "-",
-                            _ratio(_div(data["wall_ms"]["median"], (sdk.get("wall_ms") or {}).get("median")))))
+                out.append(
+                    (
+                        (
+                            f"sync{label} N={count} {variant} (ms; CPU {cpu} ms; RSS peak "
+                            f"{data['rss_peak_mb']['median']} MB)"
+                        ),
+                        _fmt(data["wall_ms"]),
+                        _fmt(sdk.get("wall_ms")) if sdk else "-",
+                        _ratio(_div(data["wall_ms"]["median"], (sdk.get("wall_ms") or {}).get("median"))),
+                    )
+                )
             if sdk:
                 cpu = (sdk.get("cpu_ms") or {}).get("median")
-                out.append(((f"sync{label} N={count} sdk_gather (ms; CPU {cpu} ms; RSS peak "
-                            f"{sdk['rss_peak_mb']['median']} MB)"), "-", _fmt(sdk["wall_ms"]), ""))
+                out.append(
+                    (
+                        (
+                            f"sync{label} N={count} sdk_gather (ms; CPU {cpu} ms; RSS peak "
+                            f"{sdk['rss_peak_mb']['median']} MB)"
+                        ),
+                        "-",
+                        _fmt(sdk["wall_ms"]),
+                        "",
+                    )
+                )
     flow = bench.get("oauth_flow") or {}
     if "switchboard" in flow:
         req = flow["http_requests"]
-        out.append(((f"OAuth first connection, full flow (ms; requests {req['switchboard']['median']:.0f} vs "
-                     f"{req['sdk']['median']:.0f})"), _fmt(flow["switchboard"]), _fmt(flow["sdk"]),
-                    _ratio(flow["ratio"])))
+        out.append(
+            (
+                (
+                    f"OAuth first connection, full flow (ms; requests {req['switchboard']['median']:.0f} vs "
+                    f"{req['sdk']['median']:.0f})"
+                ),
+                _fmt(flow["switchboard"]),
+                _fmt(flow["sdk"]),
+                _ratio(flow["ratio"]),
+            )
+        )
     refresh = bench.get("oauth_refresh") or {}
     for scenario in ("server_expired", "clock_expired"):
         row = refresh.get(scenario)
         if not row:
             continue
         sb, sdk = row["switchboard"], row["sdk"]
-        out.append((f"{refresh['callers']} calls, expired token ({scenario}) (ms)", _fmt(sb["wall_ms"]),
-                    _fmt(sdk["wall_ms"]), _ratio(row["ratio"])))
+        out.append(
+            (
+                f"{refresh['callers']} calls, expired token ({scenario}) (ms)",
+                _fmt(sb["wall_ms"]),
+                _fmt(sdk["wall_ms"]),
+                _ratio(row["ratio"]),
+            )
+        )
         for key in ("refresh_requests", "authorizations", "unauthorized_401", "succeeded"):
             out.append((f"  {key}", _fmt(sb[key], 0), _fmt(sdk[key], 0), ""))
     store = bench.get("store") or {}
     if "insert" in store:
         ins = store["insert"]
-        out.append((f"store: record_snapshot of {ins['rows']} tools (s)", _fmt(ins["record_snapshot_s"], 2), "", ""))
+        out.append(
+            (f"store: record_snapshot of {ins['rows']} tools (s)", _fmt(ins["record_snapshot_s"], 2), "", "")
+        )
     for label, row in (store.get("pages") or {}).items():
-        out.append((f"store page over {store['inventory']['current_tools']} tools: {label} (ms cold | warm)",
-                    _fmt(row["cold_ms"]), _fmt(row["warm_ms"]), ""))
+        out.append(
+            (
+                f"store page over {store['inventory']['current_tools']} tools: {label} (ms cold | warm)",
+                _fmt(row["cold_ms"]),
+                _fmt(row["warm_ms"]),
+                "",
+            )
+        )
     if "contention" in store:
         row = store["contention"]
-        out.append(("store: open + filtered page, idle | while another process uses it (ms)",
-                    _fmt(row["idle_ms"]), _fmt(row["while_held_ms"]), f"{row['errors']} errors"))
+        out.append(
+            (
+                "store: open + filtered page, idle | while another process uses it (ms)",
+                _fmt(row["idle_ms"]),
+                _fmt(row["while_held_ms"]),
+                f"{row['errors']} errors",
+            )
+        )
     dash = bench.get("dashboard") or {}
     if "blocked" in dash:
         out.append(("dashboard: first tool page (10k tools)", "BLOCKED: " + dash["blocked"], "", ""))
     elif "first_row_ms" in dash:
-        out.append(((f"dashboard: first tool page, {dash['tools']} tools (ms; first visit "
-                     f"{dash['first_visit_ms']:.0f})"), _fmt(dash["first_row_ms"]), "", ""))
+        out.append(
+            (
+                (
+                    f"dashboard: first tool page, {dash['tools']} tools (ms; first visit "
+                    f"{dash['first_visit_ms']:.0f})"
+                ),
+                _fmt(dash["first_row_ms"]),
+                "",
+                "",
+            )
+        )
     for name, row in bench.items():
         if isinstance(row, dict) and "error" in row:
             out.append((f"{name}: FAILED", row["error"][:120], "", ""))
@@ -106,8 +185,10 @@ def table(results: dict[str, Any]) -> str:
     lines = rows(results)
     header = ("measurement", "switchboard median [min-max]", "sdk / other median [min-max]", "ratio")
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(4)]
-    text = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-            "-+-".join("-" * w for w in widths)]
+    text = [
+        " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        "-+-".join("-" * w for w in widths),
+    ]
     text += [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines]
     targets = results.get("targets") or []
     if targets:
@@ -116,5 +197,7 @@ def table(results: dict[str, Any]) -> str:
         for t in targets:
             verdict = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
             measured = "-" if t["measured"] is None else f"{t['measured']:g}{t['unit']}"
-            text.append(f"  [{verdict:6s}] {t['target']}: {measured} (target {t['op']} {t['limit']:g}{t['unit']})")
+            text.append(
+                f"  [{verdict:6s}] {t['target']}: {measured} (target {t['op']} {t['limit']:g}{t['unit']})"
+            )
     return "\n".join(text)

@@ -28,25 +28,56 @@ def start(kind: str, **options: Any) -> RunningServer:
 class LatencyFarm:
     """A running `benchmarks.latency_farm` process (see its docstring)."""
 
-    def __init__(self, upstream: str, ports: int, latency_ms: float, *, passthrough: bool = False,
-                 startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        ports: int,
+        latency_ms: float,
+        *,
+        passthrough: bool = False,
+        startup_timeout: float = 60.0,
+    ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="latency-farm-"))
         info_file = self.workdir / "info.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(launch.REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
-        argv = [sys.executable, "-m", "benchmarks.latency_farm", "--upstream", upstream, "--ports", str(ports),
-                "--latency-ms", str(latency_ms), "--info-file", str(info_file)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(launch.REPO_ROOT), os.environ.get("PYTHONPATH")) if p
+            ),
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.latency_farm",
+            "--upstream",
+            upstream,
+            "--ports",
+            str(ports),
+            "--latency-ms",
+            str(latency_ms),
+            "--info-file",
+            str(info_file),
+        ]
         if passthrough:
             argv.append("--passthrough")
         self.log = self.workdir / "farm.log"
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            env=env, cwd=self.workdir, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + startup_timeout
         while not info_file.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"latency farm did not start: {self.log.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"latency farm did not start: {self.log.read_text(errors='replace')[-2000:]}"
+                )
             time.sleep(0.05)
         info = json.loads(info_file.read_text())
         self.urls: list[str] = info["urls"]

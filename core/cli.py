@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS keeps a value given before the subcommand from being reset by the subparser's default.
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
     common.add_argument("--store", default=argparse.SUPPRESS, help="store file (default: SWITCHBOARD_STORE)")
 
     parser = argparse.ArgumentParser(prog="switchboard", parents=[common], description=__doc__.split("\n")[0])
@@ -67,8 +69,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add = command("add", _connector_add, "register an MCP server", connector)
     add.add_argument("name")
     add.add_argument("url")
-    add.add_argument("--auth", required=True,
-                     choices=["none", "bearer", "api_key_header", "oauth", "client_credentials"])
+    add.add_argument(
+        "--auth", required=True, choices=["none", "bearer", "api_key_header", "oauth", "client_credentials"]
+    )
     add.add_argument("--mode", default="shared", choices=["shared", "per_agent"])
     add.add_argument("--header", help="header name for api_key_header auth (e.g. X-API-Key)")
     add.add_argument("--client-id", help="pre-registered OAuth client id")
@@ -191,15 +194,26 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def _connector_add(args):
     secret = _read_secret("client secret") if args.client_secret_stdin else None
-    spec = {"name": args.name, "url": args.url, "auth_type": args.auth, "credential_mode": args.mode,
-            "header_name": args.header, "client_id": args.client_id, "client_secret": secret}
+    spec = {
+        "name": args.name,
+        "url": args.url,
+        "auth_type": args.auth,
+        "credential_mode": args.mode,
+        "header_name": args.header,
+        "client_id": args.client_id,
+        "client_secret": secret,
+    }
     connector = _run(args, lambda s: s.add_connector(**spec))
     _emit(args, connector.as_dict(), f"added connector {connector.name} ({connector.url})")
 
 
 def _connector_list(args):
     rows = [c.as_dict() for c in _run(args, lambda s: s.list_connectors())]
-    _emit(args, rows, _table(rows, ["name", "url", "auth", "mode", "status", "tools", "last_sync", "last_error"]))
+    _emit(
+        args,
+        rows,
+        _table(rows, ["name", "url", "auth", "mode", "status", "tools", "last_sync", "last_error"]),
+    )
 
 
 def _connector_remove(args):
@@ -220,14 +234,21 @@ def _agent_list(args):
 def _credential_set(args):
     secret = _read_secret("secret")
     status = _run(args, lambda s: s.set_secret(args.connector, secret, agent=args.agent))
-    _emit(args, status.as_dict(), f"stored credential for {args.connector}"
-          + (f" as {args.agent}" if args.agent else "") + f": {status.status}")
+    _emit(
+        args,
+        status.as_dict(),
+        f"stored credential for {args.connector}"
+        + (f" as {args.agent}" if args.agent else "")
+        + f": {status.status}",
+    )
 
 
 def _connect(args):
     async def work(service):
         outcome = await service.connect_cli(
-            args.connector, agent=args.agent, timeout=args.timeout,
+            args.connector,
+            agent=args.agent,
+            timeout=args.timeout,
             on_authorization_url=lambda url: _show_authorization_url(url, open_browser=not args.no_browser),
         )
         return outcome
@@ -278,7 +299,9 @@ def _call(args):
     try:
         arguments = json.loads(args.args)
     except json.JSONDecodeError as exc:
-        raise errors.ConfigurationError(f"--args is not valid JSON: {exc.msg} at position {exc.pos}") from None
+        raise errors.ConfigurationError(
+            f"--args is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
     if not isinstance(arguments, dict):
         raise errors.ConfigurationError("--args must be a JSON object")
     outcome = _run(args, lambda s: s.call_tool(args.connector, args.tool, arguments, agent=args.agent))
@@ -288,8 +311,24 @@ def _call(args):
 
 def _health(args):
     rows = [h.as_dict() for h in _run(args, lambda s: s.health())]
-    _emit(args, rows, _table(rows, ["connector", "agent", "kind", "status", "expires_at", "last_refresh_at",
-                                    "last_401_at", "last_403_at", "reason"]))
+    _emit(
+        args,
+        rows,
+        _table(
+            rows,
+            [
+                "connector",
+                "agent",
+                "kind",
+                "status",
+                "expires_at",
+                "last_refresh_at",
+                "last_401_at",
+                "last_403_at",
+                "reason",
+            ],
+        ),
+    )
 
 
 def _rotate_key(args):
@@ -334,7 +373,9 @@ class _Progress:
             return
         width = 30
         filled = int(width * self.done / self.total)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {last[:40]:<40}")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {last[:40]:<40}"
+        )
         sys.stderr.flush()
 
 

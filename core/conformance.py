@@ -87,8 +87,11 @@ async def run_scenario(url: str, scenario: str, context: dict[str, Any]) -> int:
         calls = _SCENARIO_CALLS.get(scenario)
         if calls is None and scenario not in ("initialize",):
             # Unknown non-auth scenario (e.g. a newer suite): call every tool that needs no arguments.
-            calls = [(t["name"], {}) for t in tools
-                     if isinstance(t.get("name"), str) and not (t.get("inputSchema") or {}).get("required")]
+            calls = [
+                (t["name"], {})
+                for t in tools
+                if isinstance(t.get("name"), str) and not (t.get("inputSchema") or {}).get("required")
+            ]
         for name, arguments in calls or []:
             result = await client.call_tool(name, arguments)
             print(f"called {name}: is_error={result.is_error}", flush=True)
@@ -114,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from core.oauth.conformance import run_auth_scenario
         except ImportError as exc:
-            print(f"scenario {scenario}: the OAuth conformance client is not available "
-                  f"(core.oauth.conformance.run_auth_scenario: {exc})", file=sys.stderr)
+            print(
+                f"scenario {scenario}: the OAuth conformance client is not available "
+                f"(core.oauth.conformance.run_auth_scenario: {exc})",
+                file=sys.stderr,
+            )
             return EXIT_NOT_IMPLEMENTED
         outcome = run_auth_scenario(url, scenario, context)
         if inspect.isawaitable(outcome):

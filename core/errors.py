@@ -105,8 +105,9 @@ class AuthRequired(AuthError):
 class InsufficientScope(AuthError):
     """The server answered 403 insufficient_scope; re-authorize with the scopes it names."""
 
-    def __init__(self, message: str, *, scopes: tuple[str, ...] = (), challenges: tuple = (),
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, scopes: tuple[str, ...] = (), challenges: tuple = (), hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.scopes = scopes
         self.challenges = challenges

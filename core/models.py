@@ -41,8 +41,9 @@ class ConnectorInfo:
     def as_dict(self) -> dict[str, Any]:
         data = {k: _plain(v) for k, v in asdict(self).items()}
         # Short aliases used by the CLI's table and JSON contract.
-        data.update(auth=self.auth_type, mode=self.credential_mode, tools=self.tool_count,
-                    last_sync=self.last_sync_at)
+        data.update(
+            auth=self.auth_type, mode=self.credential_mode, tools=self.tool_count, last_sync=self.last_sync_at
+        )
         return data
 
 

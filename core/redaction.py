@@ -14,11 +14,31 @@ from typing import Any
 REDACTED = "<redacted>"
 # A key is secret-looking when one of its words is: `access_token`, `apiKey`, `X-Session-Id` are;
 # `max_tokens`, `keyword`, `author` are not (whole words, not substrings).
-_SECRET_WORDS = frozenset({
-    "password", "passwd", "passphrase", "pass", "pin", "secret", "token", "apikey", "key", "auth",
-    "authorization", "bearer", "jwt", "cookie", "session", "sessionid", "credential", "credentials",
-    "privatekey", "verifier", "signature",
-})
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "pass",
+        "pin",
+        "secret",
+        "token",
+        "apikey",
+        "key",
+        "auth",
+        "authorization",
+        "bearer",
+        "jwt",
+        "cookie",
+        "session",
+        "sessionid",
+        "credential",
+        "credentials",
+        "privatekey",
+        "verifier",
+        "signature",
+    }
+)
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _MAX_STRING = 200
 _MAX_DEPTH = 8
@@ -32,7 +52,7 @@ def fingerprint(secret: str | None) -> str | None:
 
 def is_secret_name(name: object) -> bool:
     words = [w.lower() for w in _WORD.findall(str(name))]
-    joined = {"".join(words[i:i + 2]) for i in range(len(words))}  # api_key -> apikey, private_key -> ...
+    joined = {"".join(words[i : i + 2]) for i in range(len(words))}  # api_key -> apikey, private_key -> ...
     return any(w in _SECRET_WORDS for w in words) or any(j in _SECRET_WORDS for j in joined)
 
 
@@ -59,18 +79,33 @@ def redact_arguments(value: Any, *, depth: int = 0) -> Any:
 # "receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', [(b'mcp-session-id', b'…')])".
 # Header values that are secrets (R-07) or may carry one (a redirect's query: an authorization code)
 # are masked before any handler sees the record.
-_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "mcp-session-id",
-                   "x-api-key", "api-key")
+_SECRET_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "mcp-session-id",
+    "x-api-key",
+    "api-key",
+)
 # Python prints a bytes value as b'...', or as b"..." when it contains a single quote.
 _BYTES = rb"""(?:b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*")"""
-_HEADER_PAIR = re.compile(rb"\(b'(" + "|".join(_SECRET_HEADERS).encode() + rb")', " + _BYTES + rb"\)",
-                          re.IGNORECASE)
-_LOCATION_QUERY = re.compile(rb"""(\(b'location', b['"][^'"?]*)\?""" + rb"""(?:[^'"\\]|\\.)*['"]\)""",
-                             re.IGNORECASE)
+_HEADER_PAIR = re.compile(
+    rb"\(b'(" + "|".join(_SECRET_HEADERS).encode() + rb")', " + _BYTES + rb"\)", re.IGNORECASE
+)
+_LOCATION_QUERY = re.compile(
+    rb"""(\(b'location', b['"][^'"?]*)\?""" + rb"""(?:[^'"\\]|\\.)*['"]\)""", re.IGNORECASE
+)
 # httpx2 logs each request's full URL at INFO; a query can carry a state, a code or a key.
 _URL_QUERY = re.compile(rb"(https?://[^\s?\"']*)\?[^\s\"']*")
-_HTTP_LOGGERS = ("httpcore2.http11", "httpcore2.http2", "httpcore2.connection", "httpcore2.proxy",
-                 "httpcore2.socks", "httpx2")
+_HTTP_LOGGERS = (
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.connection",
+    "httpcore2.proxy",
+    "httpcore2.socks",
+    "httpx2",
+)
 
 
 class HttpLogRedactor:

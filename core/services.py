@@ -96,13 +96,21 @@ def client_metadata() -> dict[str, Any] | None:
     url = client_metadata_url()
     if url is None:
         return None
-    return oauth.client_metadata_document(url, client_name="Switchboard", redirect_uris=[dashboard_redirect_uri()],
-                                          application_type="web")
+    return oauth.client_metadata_document(
+        url, client_name="Switchboard", redirect_uris=[dashboard_redirect_uri()], application_type="web"
+    )
 
 
 class Switchboard:
-    def __init__(self, store: Store, *, policy: NetworkPolicy | None = None, operator: str = "operator",
-                 redirect_uri: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        policy: NetworkPolicy | None = None,
+        operator: str = "operator",
+        redirect_uri: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.store = store
         self.policy = NetworkPolicy.from_env() if policy is None else policy
         self.operator = operator
@@ -112,7 +120,8 @@ class Switchboard:
         # One MCP client per event loop and (credential, url, credential stamp), so repeated calls reuse
         # the session; weak on the loop so a finished loop's clients go with it.
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
-            weakref.WeakKeyDictionary())
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
@@ -145,6 +154,7 @@ class Switchboard:
     def _db_later(self, function: Callable[..., Any], *args: Any) -> None:
         """A store write that the request in progress must not wait for (health bookkeeping, the auth
         trace of a refresh): done by a background task; a failure is logged, never raised."""
+
         async def write() -> None:
             try:
                 await self._db(function, *args)
@@ -171,13 +181,16 @@ class Switchboard:
             if agent is not None and managing:
                 raise ConfigurationError(
                     f"connector {connector.name!r} uses one shared credential; do not name an agent",
-                    hint="drop --agent, or switch the connector to per_agent mode")
+                    hint="drop --agent, or switch the connector to per_agent mode",
+                )
             if agent is not None:
                 self.store.get_agent(agent)  # a typo must not pass silently
             return CredentialKey(connector.id, "")
         if agent is None:
-            raise ConfigurationError(f"connector {connector.name!r} uses per-agent credentials: name an agent",
-                                     hint="pass --agent NAME (or choose an agent in the dashboard)")
+            raise ConfigurationError(
+                f"connector {connector.name!r} uses per-agent credentials: name an agent",
+                hint="pass --agent NAME (or choose an agent in the dashboard)",
+            )
         return self.store.resolve_credential(connector.id, agent)
 
     def _oauth_http(self, trace: oauth.MemoryTrace | None = None) -> oauth.OAuthHttp:
@@ -188,17 +201,21 @@ class Switchboard:
             with self.store.session():  # one lock hold for all the steps
                 for event in trace.events:
                     self.store.record_auth_step(key, attempt, event)
+
         if trace.events:
             await self._db(write)
 
-    async def _oauth_settings(self, connector: Connector, redirect_uri: str | None = None) -> oauth.ConnectorSettings:
+    async def _oauth_settings(
+        self, connector: Connector, redirect_uri: str | None = None
+    ) -> oauth.ConnectorSettings:
         secret = None
         if connector.has_client_secret:
             secret = (await self._db(self.store.connector_client_secret, connector.id)).reveal()
         return self._settings(connector, secret, redirect_uri)
 
-    def _settings(self, connector: Connector, client_secret: str | None,
-                  redirect_uri: str | None = None) -> oauth.ConnectorSettings:
+    def _settings(
+        self, connector: Connector, client_secret: str | None, redirect_uri: str | None = None
+    ) -> oauth.ConnectorSettings:
         secret = client_secret
         pre_registered = connector.registration_method == "pre_registered" or connector.client_id is not None
         redirect_uri = redirect_uri or self.redirect_uri
@@ -235,28 +252,51 @@ class Switchboard:
         if connector.auth_type == "none":
             return NoAuth()
         if material.unreadable:
-            raise NeedsReauthorization(f"the stored credential for {connector.name} cannot be read: "
-                                       f"{material.unreadable}", hint="enter or authorize it again")
+            raise NeedsReauthorization(
+                f"the stored credential for {connector.name} cannot be read: {material.unreadable}",
+                hint="enter or authorize it again",
+            )
         if connector.auth_type in STATIC_SECRET_AUTH_TYPES:
             if material.secret is None:
-                raise AuthRequired(_missing_credential(connector, material.agent),
-                                   hint="enter the key (dashboard) or `switchboard credential set`")
-            header = (StaticHeader.bearer(material.secret) if connector.auth_type == "bearer"
-                      else StaticHeader.api_key(connector.header_name or "X-API-Key", material.secret))
+                raise AuthRequired(
+                    _missing_credential(connector, material.agent),
+                    hint="enter the key (dashboard) or `switchboard credential set`",
+                )
+            header = (
+                StaticHeader.bearer(material.secret)
+                if connector.auth_type == "bearer"
+                else StaticHeader.api_key(connector.header_name or "X-API-Key", material.secret)
+            )
             return _Recording(header, self, key)
         settings = self._settings(connector, material.client_secret)
         credentials = None
         if connector.auth_type == "client_credentials":
             if not connector.client_id:
-                raise ConfigurationError(f"connector {connector.name!r} needs a client id for client_credentials",
-                                         hint="edit the connector and enter its client id and secret")
-            credentials = oauth.ClientCredentials(client_id=connector.client_id, client_secret=settings.client_secret)
+                raise ConfigurationError(
+                    f"connector {connector.name!r} needs a client id for client_credentials",
+                    hint="edit the connector and enter its client id and secret",
+                )
+            credentials = oauth.ClientCredentials(
+                client_id=connector.client_id, client_secret=settings.client_secret
+            )
         elif material.tokens is None:
-            raise AuthRequired(_missing_credential(connector, material.agent),
-                               hint="use Connect in the dashboard or `switchboard connect`")
+            raise AuthRequired(
+                _missing_credential(connector, material.agent),
+                hint="use Connect in the dashboard or `switchboard connect`",
+            )
         http = self._oauth_http(_BackgroundTrace(self, key))  # refreshes and step-ups land in the auth trace
-        return _Recording(oauth.OAuthProvider(self._oauth_storage, key, settings, http=http,
-                                              client_credentials=credentials, tokens=material.tokens), self, key)
+        return _Recording(
+            oauth.OAuthProvider(
+                self._oauth_storage,
+                key,
+                settings,
+                http=http,
+                client_credentials=credentials,
+                tokens=material.tokens,
+            ),
+            self,
+            key,
+        )
 
     def _read_material(self, connector: Connector, key: CredentialKey) -> _Material:
         with self.store.session():
@@ -266,8 +306,9 @@ class Switchboard:
         """The (credential, url, stamp) slots this event loop already has a client for."""
         return set(self._clients)
 
-    async def _client(self, connector: Connector, key: CredentialKey, stamp: tuple | None,
-                      material: _Material | None = None) -> McpClient:
+    async def _client(
+        self, connector: Connector, key: CredentialKey, stamp: tuple | None, material: _Material | None = None
+    ) -> McpClient:
         """The cached client for this credential, unless the credential changed since (another
         process replaced or removed it: `stamp` differs), in which case the old one is closed."""
         slot = (key, connector.url, stamp)
@@ -282,8 +323,12 @@ class Switchboard:
                     for stale in [s for s in here.clients if s[:2] == slot[:2]]:
                         await self._retire(here.clients.pop(stale))
                     material = material or await self._db(self._read_material, connector, key)
-                    client = McpClient(connector.url, http=self._http(), auth=self._provider(connector, key, material),
-                                       timeout=self.timeout)
+                    client = McpClient(
+                        connector.url,
+                        http=self._http(),
+                        auth=self._provider(connector, key, material),
+                        timeout=self.timeout,
+                    )
                     here.clients[slot] = client
         return client
 
@@ -321,9 +366,17 @@ class Switchboard:
 
     # --- connectors -----------------------------------------------------------------------------
 
-    async def add_connector(self, name: str, url: str, auth_type: str, credential_mode: str = "shared",
-                            header_name: str | None = None, client_id: str | None = None,
-                            client_secret: str | None = None, scopes: str | None = None) -> ConnectorInfo:
+    async def add_connector(
+        self,
+        name: str,
+        url: str,
+        auth_type: str,
+        credential_mode: str = "shared",
+        header_name: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scopes: str | None = None,
+    ) -> ConnectorInfo:
         name = (name or "").strip()
         if not name:
             raise ConfigurationError("a connector needs a name")
@@ -337,9 +390,17 @@ class Switchboard:
         if client_secret and not client_id:
             raise ConfigurationError("a client secret needs its client id")
         connector = await self._db(
-            self.store.create_connector, name, canonical, auth_type, credential_mode=credential_mode,
-            header_name=header_name, scopes=scopes.split() if scopes else None, client_id=client_id or None,
-            client_secret=client_secret or None, registration_method="pre_registered" if client_id else None)
+            self.store.create_connector,
+            name,
+            canonical,
+            auth_type,
+            credential_mode=credential_mode,
+            header_name=header_name,
+            scopes=scopes.split() if scopes else None,
+            client_id=client_id or None,
+            client_secret=client_secret or None,
+            registration_method="pre_registered" if client_id else None,
+        )
         return connector.info()
 
     async def update_connector(self, name: str, **changes: Any) -> ConnectorInfo:
@@ -395,14 +456,18 @@ class Switchboard:
         """Store a bearer token / API key after checking the server accepts it; then sync tools."""
         conn = await self._connector(connector)
         if conn.auth_type not in STATIC_SECRET_AUTH_TYPES:
-            raise ConfigurationError(f"connector {conn.name!r} uses {conn.auth_type} authentication, "
-                                     "which takes no static key")
+            raise ConfigurationError(
+                f"connector {conn.name!r} uses {conn.auth_type} authentication, which takes no static key"
+            )
         secret = (secret or "").strip()
         if not secret:
             raise ConfigurationError("the key is empty")
         key = await self._key(conn, agent, managing=True)
-        header = (StaticHeader.bearer(secret) if conn.auth_type == "bearer"
-                  else StaticHeader.api_key(conn.header_name or "X-API-Key", secret))
+        header = (
+            StaticHeader.bearer(secret)
+            if conn.auth_type == "bearer"
+            else StaticHeader.api_key(conn.header_name or "X-API-Key", secret)
+        )
         probe = McpClient(conn.url, http=self._http(), auth=header, timeout=self.timeout)
         try:
             await probe.connect()
@@ -433,31 +498,47 @@ class Switchboard:
         if conn.auth_type != "oauth":
             result = await self.sync(conn.name, agent)
             status = "connected" if result.ok else (await self._connector(conn.id)).status
-            return ConnectOutcome(conn.name, agent, status, tools=result.tools if result.ok else None,
-                                  message=result.error or "")
+            return ConnectOutcome(
+                conn.name,
+                agent,
+                status,
+                tools=result.tools if result.ok else None,
+                message=result.error or "",
+            )
         trace = oauth.MemoryTrace()
         try:
-            discovery, registration = await self._discover_and_register(conn, redirect_uri=self.redirect_uri,
-                                                                        trace=trace)
+            discovery, registration = await self._discover_and_register(
+                conn, redirect_uri=self.redirect_uri, trace=trace
+            )
         finally:
             await self._save_trace(key, trace, _new_attempt())
         tokens = await self._db(self._oauth_storage.load_tokens, key)
         connected = tokens is not None and not await self._db(self._oauth_storage.needs_reauth, key)
-        return ConnectOutcome(conn.name, agent, "connected" if connected else "needs_auth",
-                              discovery=_discovery_info(discovery, registration),
-                              message="" if connected else "authorize in the browser to finish connecting")
+        return ConnectOutcome(
+            conn.name,
+            agent,
+            "connected" if connected else "needs_auth",
+            discovery=_discovery_info(discovery, registration),
+            message="" if connected else "authorize in the browser to finish connecting",
+        )
 
     async def _discover_and_register(self, conn: Connector, *, redirect_uri: str, trace: oauth.MemoryTrace):
         http = self._oauth_http(trace)
         try:
             challenge = await self._unauthenticated_challenge(conn)
             try:
-                discovery = await oauth.discover(conn.url, challenge=challenge, http=http,
-                                                 preferred_issuer=conn.issuer if conn.client_id else None)
+                discovery = await oauth.discover(
+                    conn.url,
+                    challenge=challenge,
+                    http=http,
+                    preferred_issuer=conn.issuer if conn.client_id else None,
+                )
             except DiscoveryError as exc:
                 if challenge is None:
-                    raise DiscoveryError(f"{conn.name} does not advertise OAuth ({exc.message})",
-                                         hint="use bearer or API-key auth for this server") from None
+                    raise DiscoveryError(
+                        f"{conn.name} does not advertise OAuth ({exc.message})",
+                        hint="use bearer or API-key auth for this server",
+                    ) from None
                 raise
             settings = await self._oauth_settings(conn, redirect_uri)
             registration = await oauth.ensure_client(discovery, settings, self._oauth_storage, http=http)
@@ -465,10 +546,15 @@ class Switchboard:
             await self._record_failure(conn, exc)
             raise
         metadata = discovery.metadata
-        await self._db(self.store.update_connector, conn.id, issuer=metadata.issuer,
-                       as_metadata=metadata.document or None,
-                       prm=_prm_document(discovery), registration_method=registration.method,
-                       **({} if conn.client_id else {"client_id": None}))
+        await self._db(
+            self.store.update_connector,
+            conn.id,
+            issuer=metadata.issuer,
+            as_metadata=metadata.document or None,
+            prm=_prm_document(discovery),
+            registration_method=registration.method,
+            **({} if conn.client_id else {"client_id": None}),
+        )
         return discovery, registration
 
     async def _unauthenticated_challenge(self, conn: Connector):
@@ -485,13 +571,21 @@ class Switchboard:
             await probe.close()
         return None
 
-    async def start_authorization(self, connector: str, agent: str | None = None, *,
-                                  redirect_uri: str | None = None, return_to: str = "/") -> str:
+    async def start_authorization(
+        self,
+        connector: str,
+        agent: str | None = None,
+        *,
+        redirect_uri: str | None = None,
+        return_to: str = "/",
+    ) -> str:
         """Discover and register if needed, record a pending authorization, and return the URL to
         send the browser to (full-page navigation)."""
         conn = await self._connector(connector)
         if conn.auth_type != "oauth":
-            raise ConfigurationError(f"connector {conn.name!r} uses {conn.auth_type} authentication, not OAuth")
+            raise ConfigurationError(
+                f"connector {conn.name!r} uses {conn.auth_type} authentication, not OAuth"
+            )
         key = await self._key(conn, agent, managing=True)
         redirect_uri = redirect_uri or self.redirect_uri
         trace = oauth.MemoryTrace()
@@ -500,8 +594,14 @@ class Switchboard:
             discovery, _ = await self._discover_and_register(conn, redirect_uri=redirect_uri, trace=trace)
             settings = await self._oauth_settings(await self._connector(conn.id), redirect_uri)
             url, state = await oauth.start_authorization(
-                self._oauth_storage, key, settings, discovery=discovery,
-                scopes=_configured_scopes(conn, discovery), return_to=return_to, http=self._oauth_http(trace))
+                self._oauth_storage,
+                key,
+                settings,
+                discovery=discovery,
+                scopes=_configured_scopes(conn, discovery),
+                return_to=return_to,
+                http=self._oauth_http(trace),
+            )
         finally:
             await self._save_trace(key, trace, _attempt_of(state))
         return url
@@ -513,26 +613,45 @@ class Switchboard:
         state = params.get("state") or ""
         try:
             key, _tokens, return_to = await oauth.complete_authorization(
-                self._oauth_storage, params, http=self._oauth_http(trace))
+                self._oauth_storage, params, http=self._oauth_http(trace)
+            )
         except SwitchboardError as exc:
             key = getattr(exc, "key", None)
             if key is not None:
                 await self._save_trace(key, trace, _attempt_of(state))
-                await self._db(self.store.update_connector, key.connector_id, status="needs_auth",
-                               last_error=str(exc))
-            return AuthorizationOutcome(ok=False, message=str(exc), return_to=getattr(exc, "return_to", "") or "/")
+                await self._db(
+                    self.store.update_connector, key.connector_id, status="needs_auth", last_error=str(exc)
+                )
+            return AuthorizationOutcome(
+                ok=False, message=str(exc), return_to=getattr(exc, "return_to", "") or "/"
+            )
         await self._save_trace(key, trace, _attempt_of(state))
         await self._forget_client(key)
         conn = await self._connector(key.connector_id)
         agent = (await self._db(self.store.get_agent, key.agent_id)).name if key.agent_id else None
         result = await self.sync(conn.name, agent)
-        message = (f"{conn.name} connected" + (f" for {agent}" if agent else "") + f": {result.tools} tools"
-                   if result.ok else f"{conn.name} authorized, but the tool sync failed: {result.error}")
-        return AuthorizationOutcome(ok=result.ok, message=message, return_to=return_to or "/",
-                                    connector=conn.name, agent=agent, tools=result.tools if result.ok else None)
+        message = (
+            f"{conn.name} connected" + (f" for {agent}" if agent else "") + f": {result.tools} tools"
+            if result.ok
+            else f"{conn.name} authorized, but the tool sync failed: {result.error}"
+        )
+        return AuthorizationOutcome(
+            ok=result.ok,
+            message=message,
+            return_to=return_to or "/",
+            connector=conn.name,
+            agent=agent,
+            tools=result.tools if result.ok else None,
+        )
 
-    async def connect_cli(self, connector: str, agent: str | None = None, *, timeout: float = 300.0,
-                          on_authorization_url: Callable[[str], None] | None = None) -> ConnectOutcome:
+    async def connect_cli(
+        self,
+        connector: str,
+        agent: str | None = None,
+        *,
+        timeout: float = 300.0,
+        on_authorization_url: Callable[[str], None] | None = None,
+    ) -> ConnectOutcome:
         """Connect from a terminal. OAuth: the browser is sent back to a one-shot loopback listener on
         127.0.0.1 (RFC 8252), which completes the flow here."""
         conn = await self._connector(connector)
@@ -549,8 +668,9 @@ class Switchboard:
         if outcome.connector is None:  # the authorization itself failed
             raise AuthorizationError(outcome.message)
         # Authorized; the message says whether the tool sync that followed worked.
-        return ConnectOutcome(conn.name, agent, "connected", tools=outcome.tools,
-                              message="" if outcome.ok else outcome.message)
+        return ConnectOutcome(
+            conn.name, agent, "connected", tools=outcome.tools, message="" if outcome.ok else outcome.message
+        )
 
     async def disconnect(self, connector: str, agent: str | None = None) -> None:
         """Revoke (when the authorization server offers it) and delete the credential."""
@@ -593,10 +713,15 @@ class Switchboard:
                     key = CredentialKey(conn.id, agent_info.id if per_agent else "")
                     info = self.store.credential(key)
                     if info is None:
-                        info = CredentialInfo(conn.name, None, _kind(conn.auth_type),
-                                              "connected" if conn.auth_type == "none" else "missing")
-                    found.append(replace(info, connector=conn.name,
-                                         agent=agent_info.name if per_agent else None))
+                        info = CredentialInfo(
+                            conn.name,
+                            None,
+                            _kind(conn.auth_type),
+                            "connected" if conn.auth_type == "none" else "missing",
+                        )
+                    found.append(
+                        replace(info, connector=conn.name, agent=agent_info.name if per_agent else None)
+                    )
             return found
 
         return await self._db(collect)
@@ -613,9 +738,14 @@ class Switchboard:
         fetched = await self._fetch(job)
         return (await self._db(self._commit_syncs, [fetched]))[0]
 
-    async def sync_many(self, connectors: list[str] | None = None, agent: str | None = None, *,
-                        concurrency: int = 64, on_start: Callable[[int], None] | None = None
-                        ) -> AsyncIterator[SyncResult]:
+    async def sync_many(
+        self,
+        connectors: list[str] | None = None,
+        agent: str | None = None,
+        *,
+        concurrency: int = 64,
+        on_start: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[SyncResult]:
         """Sync several connectors concurrently (at most `concurrency` fetches at once); yields each
         result as it is recorded. One failure never stops the others. `None` = every connector. A
         per_agent connector is synced as `agent` when one is named, else once per agent holding a
@@ -651,12 +781,15 @@ class Switchboard:
             for task in tasks:
                 task.cancel()
 
-    def _plan_and_prepare(self, connectors: list[str] | None, agent: str | None,
-                          cached: set[_ClientSlot]) -> list[_SyncJob]:
+    def _plan_and_prepare(
+        self, connectors: list[str] | None, agent: str | None, cached: set[_ClientSlot]
+    ) -> list[_SyncJob]:
         with self.store.session():
             return self._prepare_syncs(self._sync_jobs(connectors, agent), cached)
 
-    def _sync_jobs(self, connectors: list[str] | None, agent: str | None) -> list[tuple[str | Connector, str | None]]:
+    def _sync_jobs(
+        self, connectors: list[str] | None, agent: str | None
+    ) -> list[tuple[str | Connector, str | None]]:
         known = {c.name: c for c in self.store.list_connectors()}
         names = list(known) if connectors is None else list(dict.fromkeys(connectors))
         holders: dict[str, list[str]] = {}
@@ -677,16 +810,18 @@ class Switchboard:
                 jobs.extend((conn, holder) for holder in holders.get(name, []))
         return jobs
 
-    def _prepare_syncs(self, jobs: list[tuple[str | Connector, str | None]],
-                       cached: set[_ClientSlot]) -> list[_SyncJob]:
+    def _prepare_syncs(
+        self, jobs: list[tuple[str | Connector, str | None]], cached: set[_ClientSlot]
+    ) -> list[_SyncJob]:
         """Resolve every job's connector, credential and provider material in one store session."""
         prepared = []
         with self.store.session():
             for connector, agent in jobs:
                 job = _SyncJob(connector if isinstance(connector, str) else connector.name, agent)
                 try:
-                    job.connector = (self.store.get_connector(connector) if isinstance(connector, str)
-                                     else connector)
+                    job.connector = (
+                        self.store.get_connector(connector) if isinstance(connector, str) else connector
+                    )
                     job.key = self._resolve_key(job.connector, agent, False)
                     job.stamp = self.store.credential_stamp(job.key)
                     if (job.key, job.connector.url, job.stamp) not in cached:
@@ -707,7 +842,9 @@ class Switchboard:
             return _Fetched(job, started, error=exc)
         except Exception as exc:  # a bug must fail one sync, not hang or abort the others
             log.exception("unexpected error syncing %s", job.name)
-            return _Fetched(job, started, error=TransportError(f"unexpected {type(exc).__name__} while syncing"))
+            return _Fetched(
+                job, started, error=TransportError(f"unexpected {type(exc).__name__} while syncing")
+            )
 
     def _commit_syncs(self, batch: list[_Fetched]) -> list[SyncResult]:
         """Record fetched tool lists as snapshots, and failures as connector status, in one session
@@ -723,16 +860,33 @@ class Switchboard:
 
     def _record_syncs(self, batch: list[_Fetched]) -> list[SyncResult]:
         fetched_lists = [f for f in batch if f.error is None]
-        recorded = dict(zip(map(id, fetched_lists), self.store.record_snapshots(
-            [(f.job.connector.id, f.tools, f.job.agent if f.job.connector.credential_mode == "per_agent" else None)
-             for f in fetched_lists]), strict=True))
+        recorded = dict(
+            zip(
+                map(id, fetched_lists),
+                self.store.record_snapshots(
+                    [
+                        (
+                            f.job.connector.id,
+                            f.tools,
+                            f.job.agent if f.job.connector.credential_mode == "per_agent" else None,
+                        )
+                        for f in fetched_lists
+                    ]
+                ),
+                strict=True,
+            )
+        )
         results = []
         for fetched in batch:
             job, outcome = fetched.job, recorded.get(id(fetched), fetched.error)
             if isinstance(outcome, NotFoundError):
                 # Removed while its tools were being fetched: nothing to record it against.
-                results.append(job.result(error=NotFoundError(f"{job.name} was removed during the sync"),
-                                          started=fetched.started))
+                results.append(
+                    job.result(
+                        error=NotFoundError(f"{job.name} was removed during the sync"),
+                        started=fetched.started,
+                    )
+                )
                 continue
             if isinstance(outcome, ConfigurationError):
                 # The store refused the list itself (e.g. a tool without a name): the server's fault,
@@ -744,7 +898,9 @@ class Switchboard:
                     self.store.update_connector(job.connector.id, status=status, last_error=str(outcome))
                 results.append(job.result(error=outcome, started=fetched.started))
             else:
-                results.append(job.result(tools=outcome.tool_count, changed=outcome.drifted, started=fetched.started))
+                results.append(
+                    job.result(tools=outcome.tool_count, changed=outcome.drifted, started=fetched.started)
+                )
         return results
 
     async def _record_failure(self, conn: Connector, exc: SwitchboardError) -> None:
@@ -752,9 +908,18 @@ class Switchboard:
         if status is not None:
             await self._db(self.store.update_connector, conn.id, status=status, last_error=str(exc))
 
-    async def tool_page(self, *, connector: str | None = None, agent: str | None = None, search: str | None = None,
-                        filters: Mapping[str, Any] | None = None, sort: str = "connector", descending: bool = False,
-                        offset: int = 0, limit: int = 50) -> ToolPage:
+    async def tool_page(
+        self,
+        *,
+        connector: str | None = None,
+        agent: str | None = None,
+        search: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        sort: str = "connector",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ToolPage:
         """One page of the tool inventory. Row keys: connector, agent, name, title, description,
         parameter_count, read_only, destructive, last_changed_at, drift. `filters` may hold
         read_only, destructive, drift (booleans)."""
@@ -762,17 +927,33 @@ class Switchboard:
         unknown = set(filters) - {"read_only", "destructive", "drift"}
         if unknown:
             raise ConfigurationError(f"unknown tool filter(s): {', '.join(sorted(unknown))}")
-        return await self._db(self.store.tool_page, connector=connector, agent=agent, search=search or None,
-                              sort=sort, descending=descending, offset=max(0, offset), limit=max(1, limit),
-                              **filters)
+        return await self._db(
+            self.store.tool_page,
+            connector=connector,
+            agent=agent,
+            search=search or None,
+            sort=sort,
+            descending=descending,
+            offset=max(0, offset),
+            limit=max(1, limit),
+            **filters,
+        )
 
     async def tool_list(self, connector: str | None = None, agent: str | None = None) -> list[dict[str, Any]]:
         """Every current tool (CLI `tools`): connector, agent (None when shared), name, description."""
         rows, offset = [], 0
         while True:
             page = await self.tool_page(connector=connector, agent=agent, offset=offset, limit=500)
-            rows.extend({"connector": r["connector"], "agent": r.get("agent") or None, "name": r["name"],
-                         "title": r.get("title"), "description": r.get("description")} for r in page.rows)
+            rows.extend(
+                {
+                    "connector": r["connector"],
+                    "agent": r.get("agent") or None,
+                    "name": r["name"],
+                    "title": r.get("title"),
+                    "description": r.get("description"),
+                }
+                for r in page.rows
+            )
             offset += len(page.rows)
             if not page.rows or offset >= page.total:
                 return rows
@@ -788,16 +969,24 @@ class Switchboard:
         report = await self._db(self.store.drift, conn.id, owner)
         return [{"name": c.name, "change": c.change, "fields": list(c.fields)} for c in report.changes]
 
-    async def call_tool(self, connector: str, tool: str, arguments: Mapping[str, Any],
-                        agent: str | None = None) -> CallOutcome:
+    async def call_tool(
+        self, connector: str, tool: str, arguments: Mapping[str, Any], agent: str | None = None
+    ) -> CallOutcome:
         """Validate the arguments against the tool's inputSchema, call it with the credential the
         agent uses, and append the call to the audit log (arguments redacted)."""
         call = await self._db(self._call_context, connector, tool, agent)
-        client = await self._client(call.connector, call.key, call.stamp)  # first: a missing credential is clearest
+        client = await self._client(
+            call.connector, call.key, call.stamp
+        )  # first: a missing credential is clearest
         definition = call.definition or await self._definition_after_sync(call.connector, tool, agent)
         validate_arguments(tool, definition.get("inputSchema"), arguments)
-        audit = {"connector_id": call.connector.id, "tool": tool, "agent_id": call.agent_id,
-                 "operator": self.operator, "arguments": dict(arguments)}
+        audit = {
+            "connector_id": call.connector.id,
+            "tool": tool,
+            "agent_id": call.agent_id,
+            "operator": self.operator,
+            "arguments": dict(arguments),
+        }
         started = time.perf_counter()
         try:
             async with self._using(client):
@@ -805,14 +994,26 @@ class Switchboard:
         except SwitchboardError as exc:
             if isinstance(exc, AuthError):
                 await self._record_failure(call.connector, exc)
-            await self._db(self._audit_call, call.key, status="error", error=str(exc)[:500],
-                           latency_ms=(time.perf_counter() - started) * 1000, **audit)
+            await self._db(
+                self._audit_call,
+                call.key,
+                status="error",
+                error=str(exc)[:500],
+                latency_ms=(time.perf_counter() - started) * 1000,
+                **audit,
+            )
             raise
         latency = (time.perf_counter() - started) * 1000
-        await self._db(self._audit_call, call.key, status="tool_error" if result.is_error else "ok",
-                       latency_ms=latency, **audit)
-        return CallOutcome(call.connector.name, agent, tool, result=result.raw, is_error=result.is_error,
-                           latency_ms=latency)
+        await self._db(
+            self._audit_call,
+            call.key,
+            status="tool_error" if result.is_error else "ok",
+            latency_ms=latency,
+            **audit,
+        )
+        return CallOutcome(
+            call.connector.name, agent, tool, result=result.raw, is_error=result.is_error, latency_ms=latency
+        )
 
     def _call_context(self, connector: str, tool: str, agent: str | None) -> _CallContext:
         """Everything a call needs from the store, read in one session (each session costs a DuckDB open)."""
@@ -846,8 +1047,9 @@ class Switchboard:
 
     # --- observability --------------------------------------------------------------------------
 
-    async def audit(self, *, limit: int = 200, offset: int = 0, connector: str | None = None,
-                    agent: str | None = None) -> list[dict[str, Any]]:
+    async def audit(
+        self, *, limit: int = 200, offset: int = 0, connector: str | None = None, agent: str | None = None
+    ) -> list[dict[str, Any]]:
         """Tool calls, newest first."""
         return await self._db(self.store.audit, connector=connector, agent=agent, limit=limit, offset=offset)
 
@@ -859,8 +1061,13 @@ class Switchboard:
 
     async def rotate_key(self) -> dict[str, Any]:
         report = await self._db(self.store.rotate_key)
-        return {"key_id": report.active_key, "reencrypted": report.reencrypted, "unreadable": report.unreadable,
-                "retired": list(report.retired), "still_used": list(report.still_used)}
+        return {
+            "key_id": report.active_key,
+            "reencrypted": report.reencrypted,
+            "unreadable": report.unreadable,
+            "retired": list(report.retired),
+            "still_used": list(report.still_used),
+        }
 
 
 _ClientSlot = tuple[CredentialKey, str, "tuple | None"]
@@ -896,12 +1103,25 @@ class _SyncJob:
     material: _Material | None = None
     error: SwitchboardError | None = None
 
-    def result(self, *, error: SwitchboardError | None = None, tools: int = 0, changed: int = 0,
-               started: float | None = None) -> SyncResult:
+    def result(
+        self,
+        *,
+        error: SwitchboardError | None = None,
+        tools: int = 0,
+        changed: int = 0,
+        started: float | None = None,
+    ) -> SyncResult:
         duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         name = self.connector.name if self.connector else self.name
-        return SyncResult(name, self.agent, ok=error is None, tools=tools, changed=changed,
-                          error=str(error) if error else None, duration_ms=duration)
+        return SyncResult(
+            name,
+            self.agent,
+            ok=error is None,
+            tools=tools,
+            changed=changed,
+            error=str(error) if error else None,
+            duration_ms=duration,
+        )
 
 
 @dataclass
@@ -963,8 +1183,9 @@ class _Recording:
             return await self._inner.handle_challenge(challenge)
         except (AuthRequired, NeedsReauthorization) as exc:
             if challenge.status == 401:
-                self._service._db_later(self._service.store.set_credential_status, self._key, "needs_reauth",
-                                        exc.message)
+                self._service._db_later(
+                    self._service.store.set_credential_status, self._key, "needs_reauth", exc.message
+                )
             raise
 
 
@@ -990,19 +1211,27 @@ def _prm_document(discovery: oauth.Discovery) -> dict[str, Any] | None:
     prm = discovery.protected_resource
     if prm is None:
         return None
-    return {"resource": prm.resource, "authorization_servers": list(prm.authorization_servers),
-            "scopes_supported": list(prm.scopes_supported) if prm.scopes_supported is not None else None,
-            "source_url": prm.source_url}
+    return {
+        "resource": prm.resource,
+        "authorization_servers": list(prm.authorization_servers),
+        "scopes_supported": list(prm.scopes_supported) if prm.scopes_supported is not None else None,
+        "source_url": prm.source_url,
+    }
 
 
 def _discovery_info(discovery: oauth.Discovery, registration: oauth.ClientRegistration) -> DiscoveryInfo:
     metadata = discovery.metadata
     from core.oauth.flow import requested_scopes
 
-    return DiscoveryInfo(resource=discovery.resource, issuer=metadata.issuer,
-                         authorization_endpoint=metadata.authorization_endpoint,
-                         token_endpoint=metadata.token_endpoint, registration_method=registration.method,
-                         scopes=requested_scopes(discovery), revocation_endpoint=metadata.revocation_endpoint)
+    return DiscoveryInfo(
+        resource=discovery.resource,
+        issuer=metadata.issuer,
+        authorization_endpoint=metadata.authorization_endpoint,
+        token_endpoint=metadata.token_endpoint,
+        registration_method=registration.method,
+        scopes=requested_scopes(discovery),
+        revocation_endpoint=metadata.revocation_endpoint,
+    )
 
 
 def _kind(auth_type: str) -> str:
@@ -1023,4 +1252,3 @@ def _attempt_of(state: str) -> str:
 
 def _new_attempt() -> str:
     return os.urandom(8).hex()
-

@@ -38,4 +38,3 @@ def validate_arguments(tool: str, schema: Mapping[str, Any] | None, arguments: M
         return
     if problems:
         raise InvalidArguments(f"invalid arguments for {tool}: " + "; ".join(problems[:5]), problems=problems)
-

@@ -62,12 +62,17 @@ class NotebookEnv:
 
     def describe(self) -> pd.DataFrame:
         """Where this run's store and servers are (no secrets)."""
-        return pd.DataFrame([
-            {"what": "store", "value": self.store},
-            {"what": "bearer server", "value": self.bearer_url or "(none)"},
-            {"what": "OAuth server", "value": self.oauth_url or "(none)"},
-            {"what": "sample servers started by this notebook", "value": ", ".join(self.started_kinds) or "none"},
-        ]).set_index("what")
+        return pd.DataFrame(
+            [
+                {"what": "store", "value": self.store},
+                {"what": "bearer server", "value": self.bearer_url or "(none)"},
+                {"what": "OAuth server", "value": self.oauth_url or "(none)"},
+                {
+                    "what": "sample servers started by this notebook",
+                    "value": ", ".join(self.started_kinds) or "none",
+                },
+            ]
+        ).set_index("what")
 
     def close(self) -> None:
         for server in self.started:
@@ -75,9 +80,15 @@ class NotebookEnv:
         self.started.clear()
 
 
-def setup(store: str | None, *, bearer_url: str | None = None, bearer_key: str | None = None,
-          oauth_url: str | None = None, need: Sequence[str] = ("bearer", "oauth"),
-          start_servers: bool | None = None) -> NotebookEnv:
+def setup(
+    store: str | None,
+    *,
+    bearer_url: str | None = None,
+    bearer_key: str | None = None,
+    oauth_url: str | None = None,
+    need: Sequence[str] = ("bearer", "oauth"),
+    start_servers: bool | None = None,
+) -> NotebookEnv:
     """Resolve the parameters; start a sample server for each needed one that is unset, if
     `start_servers` (default: only when `store` is unset, i.e. on the demo store)."""
     if start_servers is None:
@@ -87,16 +98,19 @@ def setup(store: str | None, *, bearer_url: str | None = None, bearer_key: str |
         store = str(DEMO_DIR / "switchboard.duckdb")
         # The demo store gets its own key, so a demo never touches the operator's key file.
         os.environ.setdefault(KEY_FILE_ENV, str(DEMO_DIR / "store.key"))
-    env = NotebookEnv(store=store, bearer_url=bearer_url or None, bearer_key=bearer_key or None,
-                      oauth_url=oauth_url or None)
+    env = NotebookEnv(
+        store=store, bearer_url=bearer_url or None, bearer_key=bearer_key or None, oauth_url=oauth_url or None
+    )
     try:
         if "bearer" in need and env.bearer_url is None and start_servers:
             server = _start("bearer")
             env.started.append(server)
             env.bearer_url, env.bearer_key = server.url, server.keys["alice"]
         if env.bearer_url is not None and env.bearer_key is None:
-            raise ValueError("NOTEBOOK_BEARER_URL is set but NOTEBOOK_BEARER_KEY is not: set both, or neither "
-                             "to start a sample bearer server")
+            raise ValueError(
+                "NOTEBOOK_BEARER_URL is set but NOTEBOOK_BEARER_KEY is not: set both, or neither "
+                "to start a sample bearer server"
+            )
         if "oauth" in need and env.oauth_url is None and start_servers:
             server = _start("sdk_oauth")
             env.started.append(server)
@@ -151,8 +165,9 @@ async def ensure_agents(board: Any, names: Sequence[str]) -> None:
             await board.add_agent(name, f"created by a notebook ({name})")
 
 
-async def ensure_connector(board: Any, name: str, url: str, auth_type: str, credential_mode: str = "shared",
-                           **options: Any) -> Any:
+async def ensure_connector(
+    board: Any, name: str, url: str, auth_type: str, credential_mode: str = "shared", **options: Any
+) -> Any:
     """Add the connector, or point an existing one of that name at `url` (a re-run with new servers)."""
     connectors = {c.name: c for c in await board.list_connectors()}
     current = connectors.get(name)
@@ -173,8 +188,13 @@ async def connector_at(board: Any, url: str | None) -> Any:
     return next((c for c in await board.list_connectors() if same_server(c.url, url)), None)
 
 
-async def ensure_demo_connectors(board: Any, env: NotebookEnv, *, agents: Sequence[str] = ("ops-bot", "reporter", "auditor"),
-                                 authorize: Sequence[str] = ("ops-bot", "reporter")) -> dict[str, str]:
+async def ensure_demo_connectors(
+    board: Any,
+    env: NotebookEnv,
+    *,
+    agents: Sequence[str] = ("ops-bot", "reporter", "auditor"),
+    authorize: Sequence[str] = ("ops-bot", "reporter"),
+) -> dict[str, str]:
     """What connect_and_inspect.ipynb sets up, for a notebook run on its own: the bearer server as a
     shared connector with its key, the OAuth server as a per-agent connector with `authorize`'s agents
     authorized (only when it is a sample server, which approves at once). Connectors already
@@ -201,14 +221,17 @@ async def ensure_demo_connectors(board: Any, env: NotebookEnv, *, agents: Sequen
                 states = {c.connector: c.status for c in await board.credentials_for_agent(agent)}
                 if repointed or states.get(oauth.name) != "connected":
                     url = await board.start_authorization(oauth.name, agent)
-                    outcome = await board.complete_authorization(await authorize_in_browser(url, deliver=False))
+                    outcome = await board.complete_authorization(
+                        await authorize_in_browser(url, deliver=False)
+                    )
                     if not outcome.ok:
                         raise RuntimeError(outcome.message)
     return names
 
 
-async def wait_for_credential(board: Any, connector: str, agent: str | None, *, timeout: float,
-                              interval: float = 1.0) -> str:
+async def wait_for_credential(
+    board: Any, connector: str, agent: str | None, *, timeout: float, interval: float = 1.0
+) -> str:
     """Poll until the credential is (re)connected — e.g. by the dashboard completing an authorization
     on the same store. Each poll is one short store read."""
 
@@ -237,8 +260,10 @@ async def authorize_in_browser(url: str, *, deliver: bool = True) -> dict[str, s
         answer = await client.get(url)
         location = answer.headers.get("location")
         if answer.status_code not in (301, 302, 303, 307, 308) or not location:
-            raise RuntimeError(f"the authorization server answered HTTP {answer.status_code} without a redirect; "
-                               "it wants a person: open the link instead")
+            raise RuntimeError(
+                f"the authorization server answered HTTP {answer.status_code} without a redirect; "
+                "it wants a person: open the link instead"
+            )
         params = dict(parse_qsl(urlsplit(location).query))
         if deliver:
             callback = await client.get(location)
@@ -272,12 +297,16 @@ def show_link(url: str, label: str) -> None:
     from IPython.display import HTML, display
 
     host = urlsplit(url).netloc
-    display(HTML(f'<p>{_escape(label)}: <a href="{_escape(url)}" target="_blank" rel="noopener">'
-                 f"open the authorization page at {_escape(host)}</a></p>"))
+    display(
+        HTML(
+            f'<p>{_escape(label)}: <a href="{_escape(url)}" target="_blank" rel="noopener">'
+            f"open the authorization page at {_escape(host)}</a></p>"
+        )
+    )
 
 
 def _escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 # --- the sample servers' control plane ------------------------------------------------------------

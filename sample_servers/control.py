@@ -187,13 +187,20 @@ class ControlPlane:
 
         fault = self._take_fault(scope["path"])
         if fault is not None:
-            await _respond(self._status_recorder(entry, send, tool_call=None), fault.status, fault.body.encode(),
-                           fault.headers)
+            await _respond(
+                self._status_recorder(entry, send, tool_call=None),
+                fault.status,
+                fault.body.encode(),
+                fault.headers,
+            )
             return
         identity = self._identify(headers)
         caller = (identity or ANONYMOUS).subject
-        send = self._status_recorder(entry, send, tool_call=(caller, rpc.get("tool") or "?")
-                                     if rpc and rpc["method"] == "tools/call" else None)
+        send = self._status_recorder(
+            entry,
+            send,
+            tool_call=(caller, rpc.get("tool") or "?") if rpc and rpc["method"] == "tools/call" else None,
+        )
         if self._is_mcp_path(scope) and await self._rejected(headers, identity, rpc, send):
             return
         scope[IDENTITY_SCOPE_KEY] = (identity or ANONYMOUS).as_dict()
@@ -258,7 +265,9 @@ class ControlPlane:
         headers = {"content-type": "application/json", "www-authenticate": "Bearer " + ", ".join(parts)}
         await _respond(send, 403, body.encode(), headers)
 
-    def _status_recorder(self, entry: dict[str, Any], send: Send, *, tool_call: tuple[str, str] | None) -> Send:
+    def _status_recorder(
+        self, entry: dict[str, Any], send: Send, *, tool_call: tuple[str, str] | None
+    ) -> Send:
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]

@@ -46,7 +46,8 @@ async def _browser(url: str) -> dict[str, str]:
 
 
 async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store_files(
-        tmp_path, monkeypatch, caplog) -> None:
+    tmp_path, monkeypatch, caplog
+) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
@@ -61,14 +62,18 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
 
     oauth_server = start("sdk_oauth", secret_prefix=f"{MARK}-as-")
     bearer_server = start("bearer", keys={"alice": f"{MARK}-bearer-key"})
-    scripted = await ScriptedMcp(session_id=f"{MARK}-session", required_header=("X-API-Key", f"{MARK}-api-key")).start()
+    scripted = await ScriptedMcp(
+        session_id=f"{MARK}-session", required_header=("X-API-Key", f"{MARK}-api-key")
+    ).start()
     service = Switchboard.open(str(store_path), policy=LOOPBACK, redirect_uri=REDIRECT)
     keeper = duckdb.connect(str(store_path))  # keeps the instance open: every write stays in the WAL
     try:
         # OAuth: DCR (secret), authorization (code, verifier), tokens, calls, refresh, revocation.
         await service.add_connector("oauth", oauth_server.url, "oauth")
         await service.connect("oauth")
-        done = await service.complete_authorization(await _browser(await service.start_authorization("oauth")))
+        done = await service.complete_authorization(
+            await _browser(await service.start_authorization("oauth"))
+        )
         assert done.ok, done.message
         assert not (await service.call_tool("oauth", "whoami", {})).is_error
         oauth_server.expire_tokens()
@@ -76,9 +81,14 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
         assert oauth_server.counters()["refresh_requests"] == 1
         # failure paths whose errors must not quote a secret
         params = await _browser(await service.start_authorization("oauth"))
-        oauth_server.fail_next("/token", status=400, body=json.dumps(
-            {"error": "invalid_grant", "error_description": f"code {params['code']} rejected"}),
-            headers={"content-type": "application/json"})
+        oauth_server.fail_next(
+            "/token",
+            status=400,
+            body=json.dumps(
+                {"error": "invalid_grant", "error_description": f"code {params['code']} rejected"}
+            ),
+            headers={"content-type": "application/json"},
+        )
         texts.append((await service.complete_authorization(params)).message)
         texts.append((await service.complete_authorization(params)).message)  # replay
         oauth_server.revoke_all()
@@ -88,8 +98,13 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
         except SwitchboardError as exc:
             caught(exc)
         # Pre-registered client secret (stored only).
-        await service.add_connector("preregistered", oauth_server.url, "oauth", client_id="cid",
-                                    client_secret=f"{MARK}-preregistered-secret")
+        await service.add_connector(
+            "preregistered",
+            oauth_server.url,
+            "oauth",
+            client_id="cid",
+            client_secret=f"{MARK}-preregistered-secret",
+        )
         # Bearer key: a wrong one first, then the right one.
         await service.add_connector("bearer", bearer_server.url, "bearer")
         try:
@@ -111,8 +126,12 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
 
         # What the dashboard and the CLI read from the services.
         dashboard_data = [
-            await service.list_connectors(), await service.health(), await service.audit(),
-            await service.auth_trace("oauth"), await service.tool_list(), await service.list_agents(),
+            await service.list_connectors(),
+            await service.health(),
+            await service.audit(),
+            await service.auth_trace("oauth"),
+            await service.tool_list(),
+            await service.list_agents(),
             [await service.get_connector(n) for n in ("oauth", "preregistered", "bearer", "keyed")],
         ]
         texts.append(_everything(dashboard_data))
@@ -120,7 +139,11 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
         try:
             from dashboard.models import AuditLog, AuthTrace, ConnectorsIndex, CredentialHealth
 
-            models = [ConnectorsIndex(service=service), CredentialHealth(service=service), AuditLog(service=service)]
+            models = [
+                ConnectorsIndex(service=service),
+                CredentialHealth(service=service),
+                AuditLog(service=service),
+            ]
             for model in models:
                 await model.refresh()
                 texts.append(model.frame().to_json())
@@ -156,29 +179,64 @@ def test_no_secret_leaks_from_the_cli(tmp_path) -> None:
     """Every CLI flow with DEBUG logging on: no marker in stdout, stderr or the store files."""
     bearer_server = start("bearer", keys={"alice": f"{MARK}-cli-bearer"})
     oauth_server = start("sdk_oauth", secret_prefix=f"{MARK}-cli-as-")
-    env = {**os.environ, "SWITCHBOARD_STORE": str(tmp_path / "store.duckdb"),
-           "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"), "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost"}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_STORE": str(tmp_path / "store.duckdb"),
+        "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"),
+        "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
+    }
     env.pop("SWITCHBOARD_KEY", None)
-    debug = ["-c", ("import logging, sys; logging.basicConfig(level=logging.DEBUG); "
-                   "from core.cli import main; sys.exit(main(sys.argv[1:]))")]
+    debug = [
+        "-c",
+        (
+            "import logging, sys; logging.basicConfig(level=logging.DEBUG); "
+            "from core.cli import main; sys.exit(main(sys.argv[1:]))"
+        ),
+    ]
     outputs: list[str] = []
 
     def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, *debug, *args], input=stdin, capture_output=True, text=True, check=False,
-                              env=env, timeout=120, cwd=REPO)
+        done = subprocess.run(
+            [sys.executable, *debug, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=120,
+            cwd=REPO,
+        )
         outputs.append(done.stdout + done.stderr)
         return done
 
     try:
         cli("connector", "add", "render", bearer_server.url, "--auth", "bearer")
         assert cli("credential", "set", "render", "--secret-stdin", stdin=f"{MARK}-wrong\n").returncode != 0
-        assert cli("credential", "set", "render", "--secret-stdin", stdin=f"{MARK}-cli-bearer\n").returncode == 0
+        assert (
+            cli("credential", "set", "render", "--secret-stdin", stdin=f"{MARK}-cli-bearer\n").returncode == 0
+        )
         assert cli("call", "render", "whoami", "--json").returncode == 0
         cli("connector", "add", "linear", oauth_server.url, "--auth", "oauth")
-        cli("connector", "add", "pre", oauth_server.url, "--auth", "oauth", "--client-id", "cid",
-            "--client-secret-stdin", stdin=f"{MARK}-cli-client-secret\n")
-        process = subprocess.Popen([sys.executable, *debug, "connect", "linear", "--no-browser", "--timeout", "60"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        cli(
+            "connector",
+            "add",
+            "pre",
+            oauth_server.url,
+            "--auth",
+            "oauth",
+            "--client-id",
+            "cid",
+            "--client-secret-stdin",
+            stdin=f"{MARK}-cli-client-secret\n",
+        )
+        process = subprocess.Popen(
+            [sys.executable, *debug, "connect", "linear", "--no-browser", "--timeout", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         line = process.stdout.readline()
         url = line.split(": ", 1)[1].strip()
         with httpx2.Client() as browser:
@@ -190,8 +248,13 @@ def test_no_secret_leaks_from_the_cli(tmp_path) -> None:
         assert process.returncode == 0, outputs[-1][-2000:]
         oauth_server.expire_tokens()
         assert cli("call", "linear", "whoami", "--json").returncode == 0  # refresh
-        for args in (("sync", "--all"), ("tools",), ("health", "--json"), ("connector", "list", "--json"),
-                     ("disconnect", "linear")):
+        for args in (
+            ("sync", "--all"),
+            ("tools",),
+            ("health", "--json"),
+            ("connector", "list", "--json"),
+            ("disconnect", "linear"),
+        ):
             cli(*args)
         found = [f for text in outputs for f in hits([MARK], "CLI output", text)]
         found += scan_files([MARK], tmp_path)

@@ -45,25 +45,34 @@ def _safe(markup: str) -> None:
 async def service(tmp_path, monkeypatch):
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    board = Switchboard.open(str(tmp_path / "s.duckdb"), policy=NetworkPolicy.allowing("127.0.0.1"),
-                             redirect_uri="http://127.0.0.1:9/oauth/callback")
+    board = Switchboard.open(
+        str(tmp_path / "s.duckdb"),
+        policy=NetworkPolicy.allowing("127.0.0.1"),
+        redirect_uri="http://127.0.0.1:9/oauth/callback",
+    )
     yield board
     await board.aclose()
     await aclose_shared_clients()
 
 
 def test_shared_helpers_escape_their_text() -> None:
-    for pane in (components.text_block(SCRIPT), components.alert(SCRIPT, ok=False), components.heading(SCRIPT),
-                 components.facts_table({SCRIPT: SCRIPT})):
+    for pane in (
+        components.text_block(SCRIPT),
+        components.alert(SCRIPT, ok=False),
+        components.heading(SCRIPT),
+        components.facts_table({SCRIPT: SCRIPT}),
+    ):
         _safe(_markup(pane))
         assert "&lt;script&gt;" in _markup(pane)
 
 
 async def test_tool_description_and_name_from_a_server_render_escaped(service) -> None:
-    server = await ScriptedMcp(tools=[
-        {"name": "echo", "description": SCRIPT, "inputSchema": {"type": "object", "properties": {}}},
-        {"name": HOSTILE_NAME, "description": SCRIPT, "inputSchema": {"type": "object"}},
-    ]).start()
+    server = await ScriptedMcp(
+        tools=[
+            {"name": "echo", "description": SCRIPT, "inputSchema": {"type": "object", "properties": {}}},
+            {"name": HOSTILE_NAME, "description": SCRIPT, "inputSchema": {"type": "object"}},
+        ]
+    ).start()
     try:
         await service.add_connector("poisoned", server.url, "none")
         assert (await service.sync("poisoned")).ok
@@ -88,8 +97,13 @@ async def test_callback_error_description_reaches_the_page_escaped(service, sdk_
     await service.add_connector("oauth", sdk_oauth_server.url, "oauth")
     url = await service.start_authorization("oauth", return_to="/connectors")
     state = dict(parse_qsl(urlsplit(url).query))["state"]
-    arguments = {"state": [state.encode()], "error": [b"access_denied"], "error_description": [SCRIPT.encode()],
-                 "iss": [sdk_oauth_server.issuer.encode()], "next": [b"https://evil.example/"]}
+    arguments = {
+        "state": [state.encode()],
+        "error": [b"access_denied"],
+        "error_description": [SCRIPT.encode()],
+        "iss": [sdk_oauth_server.issuer.encode()],
+        "next": [b"https://evil.example/"],
+    }
     location = await plugins.finish_authorization(service, arguments)
     assert location.startswith("/connectors") and "evil.example" not in location  # no open redirect
     message = flash.take(dict(parse_qsl(urlsplit(location).query))[flash.FLASH_PARAM]).message

@@ -43,8 +43,12 @@ SCRIPT = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 def service(tmp_path, monkeypatch):
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    board = Switchboard.open(str(tmp_path / "data" / "s.duckdb"), policy=LOOPBACK, timeout=2.0,
-                             redirect_uri="http://127.0.0.1:9/oauth/callback")
+    board = Switchboard.open(
+        str(tmp_path / "data" / "s.duckdb"),
+        policy=LOOPBACK,
+        timeout=2.0,
+        redirect_uri="http://127.0.0.1:9/oauth/callback",
+    )
     yield board
 
 
@@ -74,10 +78,12 @@ async def _repeat(chunk: bytes, total: int | None, pause: float = 0.0) -> AsyncI
 
 def huge_line(request: Request, message: dict) -> Reply:
     """A 100 MB data line that never ends."""
+
     async def body() -> AsyncIterator[bytes]:
         yield b"data: "
         async for chunk in _repeat(b"x" * 65536, 100 * MiB):
             yield chunk
+
     return Reply(200, _sse_headers(), body())
 
 
@@ -93,7 +99,9 @@ def endless_keepalive(request: Request, message: dict) -> Reply:
 
 def million_events(request: Request, message: dict) -> Reply:
     """10^6 notifications and no response."""
-    note = b'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}\n\n'
+    note = (
+        b'data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}\n\n'
+    )
     return Reply(200, _sse_headers(), _repeat(note * 64, len(note) * 10**6))
 
 
@@ -112,7 +120,9 @@ def invalid_utf8(request: Request, message: dict) -> Reply:
 
 
 def invalid_utf8_sse(request: Request, message: dict) -> Reply:
-    return Reply(200, _sse_headers(), b'data: {"jsonrpc":"2.0","id":%d,"result":{"x":"\xc3\x28"}}\n\n' % message["id"])
+    return Reply(
+        200, _sse_headers(), b'data: {"jsonrpc":"2.0","id":%d,"result":{"x":"\xc3\x28"}}\n\n' % message["id"]
+    )
 
 
 def html_page(request: Request, message: dict) -> Reply:
@@ -124,7 +134,10 @@ def unknown_id(request: Request, message: dict) -> Reply:
 
 
 def huge_number(request: Request, message: dict) -> Reply:
-    body = b'{"jsonrpc":"2.0","id":%d,"result":{"tools":[],"n":1e100000,"m":%s}}' % (message["id"], b"9" * 5000)
+    body = b'{"jsonrpc":"2.0","id":%d,"result":{"tools":[],"n":1e100000,"m":%s}}' % (
+        message["id"],
+        b"9" * 5000,
+    )
     return Reply(200, {"content-type": "application/json"}, body)
 
 
@@ -144,7 +157,9 @@ HOSTILE: dict[str, tuple[Callable[[Request, dict], Reply], type[SwitchboardError
 
 
 @pytest.mark.parametrize("attack", list(HOSTILE))
-async def test_hostile_mcp_answers_are_typed_bounded_and_change_nothing(service, scripted, attack: str) -> None:
+async def test_hostile_mcp_answers_are_typed_bounded_and_change_nothing(
+    service, scripted, attack: str
+) -> None:
     hook, expected = HOSTILE[attack]
     await service.add_connector("hostile", scripted.url, "none")
     assert (await service.sync("hostile")).ok
@@ -205,11 +220,15 @@ async def test_sse_retry_zero_and_huge_neither_hammer_nor_hang(service, scripted
     await service.aclose()
 
 
-@pytest.mark.parametrize("tools", [
-    [{"description": "a tool without a name"}],
-    [{"name": 5}],
-    [{"name": ""}],
-], ids=["missing", "number", "empty"])
+@pytest.mark.parametrize(
+    "tools",
+    [
+        [{"description": "a tool without a name"}],
+        [{"name": 5}],
+        [{"name": ""}],
+    ],
+    ids=["missing", "number", "empty"],
+)
 async def test_invalid_tool_lists_are_a_recorded_sync_failure(service, scripted, tools) -> None:
     """A server's invalid tool list is the server's fault: the sync fails with a typed error that is
     recorded on the connector (not raised as if the operator had misconfigured something), and the
@@ -241,7 +260,9 @@ async def test_script_in_tool_descriptions_is_stored_as_data(service, plain_serv
 # --- hostile OAuth answers (S-09, S-03) ---------------------------------------------------------------------
 
 
-async def _authorization_params(service: Switchboard, connector: str, agent: str | None = None) -> dict[str, str]:
+async def _authorization_params(
+    service: Switchboard, connector: str, agent: str | None = None
+) -> dict[str, str]:
     url = await service.start_authorization(connector, agent)
     async with httpx2.AsyncClient() as browser:
         answer = await browser.get(url)
@@ -250,16 +271,32 @@ async def _authorization_params(service: Switchboard, connector: str, agent: str
 
 
 TOKEN_GARBAGE = {
-    "HTML login page": {"status": 200, "body": "<html><title>Login</title>" + SCRIPT + "</html>",
-                            "headers": {"content-type": "text/html"}},
-    "JSON that is not an object": {"status": 200, "body": '["access_token"]', "headers": {"content-type": "application/json"}},
+    "HTML login page": {
+        "status": 200,
+        "body": "<html><title>Login</title>" + SCRIPT + "</html>",
+        "headers": {"content-type": "text/html"},
+    },
+    "JSON that is not an object": {
+        "status": 200,
+        "body": '["access_token"]',
+        "headers": {"content-type": "application/json"},
+    },
     "302 to a login page": {"status": 302, "body": "", "headers": {"location": "https://login.example/"}},
-    "huge body": {"status": 200, "body": '{"access_token":"' + "a" * (1 << 20) + '","token_type":"Bearer"}',
-                      "headers": {"content-type": "application/json"}},
-    "access_token and error": {"status": 200, "body": '{"access_token":"x","token_type":"Bearer","error":"server_error"}',
-                                   "headers": {"content-type": "application/json"}},
-    "error with script": {"status": 400, "body": json.dumps({"error": "invalid_grant", "error_description": SCRIPT}),
-                              "headers": {"content-type": "application/json"}},
+    "huge body": {
+        "status": 200,
+        "body": '{"access_token":"' + "a" * (1 << 20) + '","token_type":"Bearer"}',
+        "headers": {"content-type": "application/json"},
+    },
+    "access_token and error": {
+        "status": 200,
+        "body": '{"access_token":"x","token_type":"Bearer","error":"server_error"}',
+        "headers": {"content-type": "application/json"},
+    },
+    "error with script": {
+        "status": 400,
+        "body": json.dumps({"error": "invalid_grant", "error_description": SCRIPT}),
+        "headers": {"content-type": "application/json"},
+    },
 }
 
 
@@ -280,8 +317,9 @@ async def test_token_endpoint_garbage_fails_closed(service, sdk_oauth_server, an
 
 async def test_registration_endpoint_html_fails_closed(service, sdk_oauth_server) -> None:
     await service.add_connector("oauth", sdk_oauth_server.url, "oauth")
-    sdk_oauth_server.fail_next("/register", status=200, body="<html>" + SCRIPT + "</html>",
-                               headers={"content-type": "text/html"})
+    sdk_oauth_server.fail_next(
+        "/register", status=200, body="<html>" + SCRIPT + "</html>", headers={"content-type": "text/html"}
+    )
     with pytest.raises(RegistrationError) as info:
         await service.connect("oauth")
     assert "<" not in str(info.value)
@@ -300,14 +338,18 @@ async def test_refresh_answered_with_html_changes_nothing_stored(service, sdk_oa
     key = CredentialKey((await service._connector("oauth")).id, "")
     stored = service._oauth_storage.load_tokens(key)
     sdk_oauth_server.expire_tokens()
-    sdk_oauth_server.fail_next("/token", status=200, body="<html>" + SCRIPT + "</html>",
-                               headers={"content-type": "text/html"})
+    sdk_oauth_server.fail_next(
+        "/token", status=200, body="<html>" + SCRIPT + "</html>", headers={"content-type": "text/html"}
+    )
     with pytest.raises(AuthError) as info:
         await service.call_tool("oauth", "whoami", {})
     assert isinstance(info.value, TokenError) and "<" not in str(info.value)
     after = service._oauth_storage.load_tokens(key)
     assert (after.version, after.refresh_token, after.access_token) == (
-        stored.version, stored.refresh_token, stored.access_token)
+        stored.version,
+        stored.refresh_token,
+        stored.access_token,
+    )
     assert service._oauth_storage.needs_reauth(key) is None
     # The refresh token was never presented, so it still works.
     assert not (await service.call_tool("oauth", "whoami", {})).is_error
@@ -319,8 +361,9 @@ async def test_refresh_answered_with_html_changes_nothing_stored(service, sdk_oa
 async def test_callback_with_code_and_error_is_discarded(service, sdk_oauth_server) -> None:
     await service.add_connector("oauth", sdk_oauth_server.url, "oauth")
     params = await _authorization_params(service, "oauth")
-    outcome = await service.complete_authorization({**params, "error": "access_denied",
-                                                    "error_description": SCRIPT})
+    outcome = await service.complete_authorization(
+        {**params, "error": "access_denied", "error_description": SCRIPT}
+    )
     assert not outcome.ok and "<" not in outcome.message and ">" not in outcome.message
     assert sdk_oauth_server.counters()["token_requests"] == {}
     assert await service.health() == []
@@ -330,14 +373,21 @@ async def test_callback_with_code_and_error_is_discarded(service, sdk_oauth_serv
     await service.aclose()
 
 
-async def test_error_description_with_script_is_neutralised_even_when_verified(service, sdk_oauth_server) -> None:
+async def test_error_description_with_script_is_neutralised_even_when_verified(
+    service, sdk_oauth_server
+) -> None:
     """With a matching `iss` the AS's error_description is shown, but never as markup."""
     await service.add_connector("oauth", sdk_oauth_server.url, "oauth")
     url = await service.start_authorization("oauth")
     state = dict(parse_qsl(urlsplit(url).query))["state"]
-    outcome = await service.complete_authorization({"state": state, "error": "access_denied",
-                                                    "error_description": SCRIPT + "\x1b[31m\r\nforged line",
-                                                    "iss": sdk_oauth_server.issuer})
+    outcome = await service.complete_authorization(
+        {
+            "state": state,
+            "error": "access_denied",
+            "error_description": SCRIPT + "\x1b[31m\r\nforged line",
+            "iss": sdk_oauth_server.issuer,
+        }
+    )
     assert not outcome.ok and "access_denied" in outcome.message
     assert not any(c in outcome.message for c in "<>\x1b\r\n")
     trace = await service.auth_trace("oauth")

@@ -54,7 +54,9 @@ class Reply:
 
     @classmethod
     def json(cls, document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-        return cls(status, {"content-type": "application/json", **(headers or {})}, json.dumps(document).encode())
+        return cls(
+            status, {"content-type": "application/json", **(headers or {})}, json.dumps(document).encode()
+        )
 
     @classmethod
     def redirect(cls, location: str, status: int = 302) -> Reply:
@@ -62,8 +64,18 @@ class Reply:
 
 
 Handler = Callable[[Request], Reply | Awaitable[Reply]]
-_REASONS = {200: "OK", 201: "Created", 202: "Accepted", 302: "Found", 400: "Bad Request", 401: "Unauthorized",
-            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    302: "Found",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+}
 
 
 class RawHttpServer:
@@ -194,19 +206,42 @@ class ScriptedMcp:
     """A legacy-era MCP server. `tools` is what tools/list returns; `hostile[method]` replaces the
     answer to that JSON-RPC method with whatever `Reply` the callable builds from the request."""
 
-    def __init__(self, tools: list[dict[str, Any]] | None = None, *, session_id: str = "session-1",
-                 required_header: tuple[str, str] | None = None) -> None:
-        self.tools = tools if tools is not None else [
-            {"name": "echo", "description": "Echo a message",
-             "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}}},
-            {"name": "add", "description": "Add two numbers",
-             "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}},
-        ]
+    def __init__(
+        self,
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        session_id: str = "session-1",
+        required_header: tuple[str, str] | None = None,
+    ) -> None:
+        self.tools = (
+            tools
+            if tools is not None
+            else [
+                {
+                    "name": "echo",
+                    "description": "Echo a message",
+                    "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}},
+                },
+                {
+                    "name": "add",
+                    "description": "Add two numbers",
+                    "inputSchema": {
+                        "type": "object",
+                        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                    },
+                },
+            ]
+        )
         self.session_id = session_id
         self.required_header = required_header
         self.hostile: dict[str, Callable[[Request, dict[str, Any]], Reply | Awaitable[Reply]]] = {}
-        self.server = RawHttpServer({("POST", "/mcp"): self._post, ("DELETE", "/mcp"): lambda r: Reply(200),
-                                     ("GET", "/mcp"): lambda r: Reply(405)})
+        self.server = RawHttpServer(
+            {
+                ("POST", "/mcp"): self._post,
+                ("DELETE", "/mcp"): lambda r: Reply(200),
+                ("GET", "/mcp"): lambda r: Reply(405),
+            }
+        )
         self.calls: dict[str, int] = {}
 
     async def start(self, host: str = "127.0.0.1") -> ScriptedMcp:
@@ -228,17 +263,26 @@ class ScriptedMcp:
 
     async def _post(self, request: Request) -> Reply:
         if not self._authorized(request):
-            return Reply(401, {"www-authenticate": 'Bearer realm="scripted"', "content-type": "application/json"},
-                         b'{"error":"invalid_token"}')
+            return Reply(
+                401,
+                {"www-authenticate": 'Bearer realm="scripted"', "content-type": "application/json"},
+                b'{"error":"invalid_token"}',
+            )
         message = request.json()
         method = message.get("method", "")
         self.calls[method] = self.calls.get(method, 0) + 1
         if "id" not in message:
             return Reply(202)
-        if method != "initialize" and method != "server/discover" and \
-                request.headers.get("mcp-session-id") != self.session_id:
-            return Reply(404, {"content-type": "application/json"},
-                         b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"session not found"}}')
+        if (
+            method != "initialize"
+            and method != "server/discover"
+            and request.headers.get("mcp-session-id") != self.session_id
+        ):
+            return Reply(
+                404,
+                {"content-type": "application/json"},
+                b'{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"session not found"}}',
+            )
         hook = self.hostile.get(method)
         if hook is not None:
             reply = hook(request, message)
@@ -250,18 +294,27 @@ class ScriptedMcp:
         if method == "server/discover":
             return Reply.json({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no"}})
         if method == "initialize":
-            result = {"protocolVersion": PROTOCOL_VERSION, "capabilities": {"tools": {}},
-                      "serverInfo": {"name": "scripted", "version": "1"}}
-            return Reply.json({"jsonrpc": "2.0", "id": rid, "result": result}, headers={"mcp-session-id": self.session_id})
+            result = {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "scripted", "version": "1"},
+            }
+            return Reply.json(
+                {"jsonrpc": "2.0", "id": rid, "result": result}, headers={"mcp-session-id": self.session_id}
+            )
         if method == "tools/list":
             return Reply.json({"jsonrpc": "2.0", "id": rid, "result": {"tools": self.tools}})
         if method == "tools/call":
             arguments = message.get("params", {}).get("arguments", {})
             text = json.dumps(arguments)
-            return Reply.json({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": text}]}})
+            return Reply.json(
+                {"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": text}]}}
+            )
         if method == "ping":
             return Reply.json({"jsonrpc": "2.0", "id": rid, "result": {}})
-        return Reply.json({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "unknown method"}})
+        return Reply.json(
+            {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "unknown method"}}
+        )
 
 
 # --- searching for canaries ------------------------------------------------------------------------------
@@ -274,7 +327,7 @@ def hits(markers: Iterable[str], where: str, text: str | bytes) -> list[str]:
         for encoded in {marker.encode(), marker.encode("utf-16-le")}:
             at = data.find(encoded)
             if at >= 0:
-                context = data[max(0, at - 80):at + len(encoded) + 40]
+                context = data[max(0, at - 80) : at + len(encoded) + 40]
                 found.append(f"{marker!r} in {where}: ...{context!r}...")
     return found
 
@@ -308,9 +361,12 @@ async def test_raw_server_routes_streams_and_counts() -> None:
             yield b": keep-alive\n\n"
             await asyncio.sleep(0)
 
-    server = await RawHttpServer({("GET", "/a"): lambda r: Reply.json({"ok": True}),
-                                  ("GET", "/s"): lambda r: Reply(200, {"content-type": "text/event-stream"},
-                                                                 forever())}).start()
+    server = await RawHttpServer(
+        {
+            ("GET", "/a"): lambda r: Reply.json({"ok": True}),
+            ("GET", "/s"): lambda r: Reply(200, {"content-type": "text/event-stream"}, forever()),
+        }
+    ).start()
     try:
         async with httpx2.AsyncClient() as client:
             assert (await client.get(server.origin + "/a?x=1")).json() == {"ok": True}
@@ -354,4 +410,6 @@ async def test_scripted_mcp_speaks_enough_mcp() -> None:
 def test_scan_finds_markers_in_both_encodings(tmp_path: Path) -> None:
     (tmp_path / "a.bin").write_bytes(b"xx" + "MARK-1".encode("utf-16-le"))
     (tmp_path / "b.txt").write_text("nothing")
-    assert [f.split(":")[0] for f in scan_files(["MARK-1"], tmp_path)] == [f"'MARK-1' in {tmp_path / 'a.bin'}"]
+    assert [f.split(":")[0] for f in scan_files(["MARK-1"], tmp_path)] == [
+        f"'MARK-1' in {tmp_path / 'a.bin'}"
+    ]

@@ -20,8 +20,30 @@ from core.rfc9110 import Challenge, parse_www_authenticate
 
 # --- SSE -----------------------------------------------------------------------------------------------
 
-PIECES = [b"data:", b"data: ", b"id:", b"id: ", b"retry:", b"event:", b"event: message", b":", b" ", b"\r", b"\n",
-          b"\r\n", b"\n\n", b"\xef\xbb\xbf", b"\xff", b"\xc3", b"\xa9", b"\x00", b"0", b"99999999999", b"{}", b"x" * 40]
+PIECES = [
+    b"data:",
+    b"data: ",
+    b"id:",
+    b"id: ",
+    b"retry:",
+    b"event:",
+    b"event: message",
+    b":",
+    b" ",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b"\xef\xbb\xbf",
+    b"\xff",
+    b"\xc3",
+    b"\xa9",
+    b"\x00",
+    b"0",
+    b"99999999999",
+    b"{}",
+    b"x" * 40,
+]
 sse_bytes = st.lists(st.sampled_from(PIECES) | st.binary(max_size=8), max_size=60).map(b"".join)
 LINE_CAP, EVENT_CAP = 64, 200
 
@@ -93,15 +115,20 @@ def render(challenges: tuple[Challenge, ...]) -> str:
         if c.token68 is not None:
             parts.append(f"{c.scheme} {c.token68}")
         elif c.params:
-            params = ", ".join(f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in c.params.items())
+            params = ", ".join(
+                f'{k}="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for k, v in c.params.items()
+            )
             parts.append(f"{c.scheme} {params}")
         else:
             parts.append(c.scheme)
     return ", ".join(parts)
 
 
-header_text = st.text(alphabet=st.sampled_from(list('Bearer realm=",\\ \t=abcXYZ/+_-.~!#error_description'))
-                      | st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=120)
+header_text = st.text(
+    alphabet=st.sampled_from(list('Bearer realm=",\\ \t=abcXYZ/+_-.~!#error_description'))
+    | st.characters(min_codepoint=0, max_codepoint=0x2FF),
+    max_size=120,
+)
 
 
 @given(header_text)
@@ -111,7 +138,11 @@ def test_parse_is_a_fixed_point_of_render_then_parse(text: str) -> None:
     no parameter appears or disappears depending on quoting or escaping."""
     parsed = parse_www_authenticate([text])
     for challenge in parsed:
-        assert challenge.scheme and set(challenge.scheme) <= _TCHAR and challenge.scheme == challenge.scheme.lower()
+        assert (
+            challenge.scheme
+            and set(challenge.scheme) <= _TCHAR
+            and challenge.scheme == challenge.scheme.lower()
+        )
         assert all(name and set(name) <= _TCHAR and name == name.lower() for name in challenge.params)
     assert parse_www_authenticate([render(parsed)]) == parsed
 
@@ -125,8 +156,15 @@ def test_several_header_lines_parse_like_each_line_alone(lines: list[str]) -> No
 
 def test_pathological_headers_complete() -> None:
     """One pass over the text: long runs of the characters that drive the grammar's choices."""
-    for text in ["," * 200_000, '"' * 200_000, "\\" * 200_000, "Bearer " + "a=" * 100_000,
-                 "Bearer x=\"" + "\\\"" * 100_000, "B " * 100_000, "=" * 200_000,
-                 'Bearer resource_metadata="' + "," * 100_000]:
+    for text in [
+        "," * 200_000,
+        '"' * 200_000,
+        "\\" * 200_000,
+        "Bearer " + "a=" * 100_000,
+        'Bearer x="' + '\\"' * 100_000,
+        "B " * 100_000,
+        "=" * 200_000,
+        'Bearer resource_metadata="' + "," * 100_000,
+    ]:
         for challenge in parse_www_authenticate([text]):
             assert challenge.scheme

@@ -27,9 +27,16 @@ from core.net.policy import ALLOW_HOSTS_ENV
 from core.services import Switchboard
 from tests.test_attack_kit import RawHttpServer, Reply, Request, Trap, trap_urls
 
-INTERNAL = ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "https://10.0.0.1/",
-            "https://100.64.0.1/", "https://[fc00::1]/", "https://[fe80::1]/", "https://[::ffff:10.0.0.1]/",
-            "https://0.0.0.0/"]
+INTERNAL = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.1/",
+    "https://10.0.0.1/",
+    "https://100.64.0.1/",
+    "https://[fc00::1]/",
+    "https://[fe80::1]/",
+    "https://[::ffff:10.0.0.1]/",
+    "https://0.0.0.0/",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -75,20 +82,31 @@ class World:
 
 def _oauth_routes(world: World) -> dict:
     def mcp(request: Request) -> Reply:
-        return Reply(401, {"www-authenticate": world.challenge, "content-type": "application/json"},
-                     b'{"error":"invalid_token"}')
+        return Reply(
+            401,
+            {"www-authenticate": world.challenge, "content-type": "application/json"},
+            b'{"error":"invalid_token"}',
+        )
 
     def register(request: Request) -> Reply:
         body = request.json()
-        return Reply.json({"client_id": "client-1", "redirect_uris": body["redirect_uris"],
-                           "token_endpoint_auth_method": "none"}, status=201)
+        return Reply.json(
+            {
+                "client_id": "client-1",
+                "redirect_uris": body["redirect_uris"],
+                "token_endpoint_auth_method": "none",
+            },
+            status=201,
+        )
 
     return {
         ("POST", "/mcp"): mcp,
         ("GET", "/.well-known/oauth-protected-resource/mcp"): lambda r: Reply.json(world.prm),
         ("GET", "/.well-known/oauth-authorization-server"): lambda r: Reply.json(world.metadata),
         ("POST", "/register"): register,
-        ("POST", "/token"): lambda r: Reply.json({"access_token": "at", "token_type": "Bearer", "expires_in": 60}),
+        ("POST", "/token"): lambda r: Reply.json(
+            {"access_token": "at", "token_type": "Bearer", "expires_in": 60}
+        ),
     }
 
 
@@ -98,16 +116,26 @@ async def _make_world(tmp_path, monkeypatch, policy: NetworkPolicy | None) -> Wo
     rs = await RawHttpServer().start("127.0.0.1")
     trap = await Trap().start("127.0.0.2", rs.port)  # the same port: only the address differs
     origin = rs.origin
-    service = Switchboard.open(str(tmp_path / "data" / "s.duckdb"), policy=policy,
-                               redirect_uri="http://127.0.0.1:9/oauth/callback")
-    world = World(rs, trap, service,
-                  prm={"resource": origin + "/mcp", "authorization_servers": [origin]},
-                  metadata={"issuer": origin, "authorization_endpoint": origin + "/authorize",
-                            "token_endpoint": origin + "/token", "registration_endpoint": origin + "/register",
-                            "revocation_endpoint": origin + "/revoke", "response_types_supported": ["code"],
-                            "code_challenge_methods_supported": ["S256"],
-                            "token_endpoint_auth_methods_supported": ["none"]},
-                  challenge=f'Bearer resource_metadata="{origin}/.well-known/oauth-protected-resource/mcp"')
+    service = Switchboard.open(
+        str(tmp_path / "data" / "s.duckdb"), policy=policy, redirect_uri="http://127.0.0.1:9/oauth/callback"
+    )
+    world = World(
+        rs,
+        trap,
+        service,
+        prm={"resource": origin + "/mcp", "authorization_servers": [origin]},
+        metadata={
+            "issuer": origin,
+            "authorization_endpoint": origin + "/authorize",
+            "token_endpoint": origin + "/token",
+            "registration_endpoint": origin + "/register",
+            "revocation_endpoint": origin + "/revoke",
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+        },
+        challenge=f'Bearer resource_metadata="{origin}/.well-known/oauth-protected-resource/mcp"',
+    )
     rs.routes.update(_oauth_routes(world))
     await service.add_connector("target", origin + "/mcp", "oauth")
     return world
@@ -171,9 +199,14 @@ async def test_registration_endpoint_pointing_at_the_trap(world: World) -> None:
 
 
 async def test_token_endpoint_pointing_at_the_trap_fails_the_callback(world: World) -> None:
-    for url in [f"https://127.0.0.2:{world.trap.port}/token", f"http://127.0.0.2:{world.trap.port}/token",
-                f"https://2130706434:{world.trap.port}/token", f"https://[::ffff:127.0.0.2]:{world.trap.port}/token",
-                "https://169.254.169.254/token", "https://10.0.0.1/token"]:
+    for url in [
+        f"https://127.0.0.2:{world.trap.port}/token",
+        f"http://127.0.0.2:{world.trap.port}/token",
+        f"https://2130706434:{world.trap.port}/token",
+        f"https://[::ffff:127.0.0.2]:{world.trap.port}/token",
+        "https://169.254.169.254/token",
+        "https://10.0.0.1/token",
+    ]:
         world.metadata["token_endpoint"] = url
         authorization_url = await world.service.start_authorization("target")
         state = dict(parse_qsl(urlsplit(authorization_url).query))["state"]
@@ -187,14 +220,18 @@ async def test_token_endpoint_pointing_at_the_trap_fails_the_callback(world: Wor
 
 async def test_redirects_towards_the_trap_are_never_followed(world: World) -> None:
     trap = f"http://127.0.0.2:{world.trap.port}"
-    world.rs.routes[("GET", "/.well-known/oauth-protected-resource/mcp")] = lambda r: Reply.redirect(trap + "/prm")
+    world.rs.routes[("GET", "/.well-known/oauth-protected-resource/mcp")] = lambda r: Reply.redirect(
+        trap + "/prm"
+    )
     await _connect_fails(world)
     # The MCP endpoint itself redirecting: the sync fails, the redirect is not followed.
     world.rs.routes[("GET", "/.well-known/oauth-protected-resource/mcp")] = lambda r: Reply.json(world.prm)
     world.rs.routes[("POST", "/register")] = lambda r: Reply.redirect(trap + "/register", 307)
     await _connect_fails(world)
     world.rs.routes[("POST", "/register")] = lambda r: Reply.json(
-        {"client_id": "c", "redirect_uris": r.json()["redirect_uris"], "token_endpoint_auth_method": "none"}, 201)
+        {"client_id": "c", "redirect_uris": r.json()["redirect_uris"], "token_endpoint_auth_method": "none"},
+        201,
+    )
     world.rs.routes[("POST", "/token")] = lambda r: Reply.redirect(trap + "/token", 307)
     authorization_url = await world.service.start_authorization("target")
     state = dict(parse_qsl(urlsplit(authorization_url).query))["state"]
@@ -238,7 +275,9 @@ async def test_connector_urls_at_the_trap_are_refused(world: World) -> None:
 # --- DNS: checked after resolution, connected to the checked address ----------------------------------------
 
 
-async def test_names_are_checked_after_resolution_and_the_checked_address_is_used(tmp_path, monkeypatch) -> None:
+async def test_names_are_checked_after_resolution_and_the_checked_address_is_used(
+    tmp_path, monkeypatch
+) -> None:
     answers = {"as.evil.test": ["127.0.0.2"], "rs.mixed.localhost": ["127.0.0.2", "127.0.0.1"]}
 
     async def resolver(host: str, port: int) -> list[str]:
@@ -254,8 +293,9 @@ async def test_names_are_checked_after_resolution_and_the_checked_address_is_use
         await w.service.add_connector("mixed", f"http://rs.mixed.localhost:{w.rs.port}/plain", "none")
         w.rs.routes[("POST", "/plain")] = lambda r: Reply(500)
         await w.service.sync("mixed")
-        assert w.rs.to("/plain") and all(r.headers["host"] == f"rs.mixed.localhost:{w.rs.port}"
-                                         for r in w.rs.to("/plain"))
+        assert w.rs.to("/plain") and all(
+            r.headers["host"] == f"rs.mixed.localhost:{w.rs.port}" for r in w.rs.to("/plain")
+        )
         assert w.trap.connections == 0
     finally:
         await w.service.aclose()

@@ -37,7 +37,9 @@ def summary_ok(summary: dict[str, Any], n: int) -> None:
 
 def test_connect_list(tmp_path: Path) -> None:
     result = run_one("connect_list", tmp_path)["benchmarks"]["connect_list"]
-    assert set(result) == {f"{mode}/{era}" for mode in ("sse", "json", "replay") for era in ("legacy", "auto")}
+    assert set(result) == {
+        f"{mode}/{era}" for mode in ("sse", "json", "replay") for era in ("legacy", "auto")
+    }
     for key, row in result.items():
         for side in ("switchboard", "sdk"):
             summary_ok(row[side], QUICK["connect_runs"])
@@ -50,8 +52,9 @@ def test_connect_list(tmp_path: Path) -> None:
 def test_throughput(tmp_path: Path) -> None:
     written = run_one("throughput", tmp_path)
     result = written["benchmarks"]["throughput"]
-    assert set(result) == {f"{mode}/{kind}" for mode in ("sse", "json", "replay")
-                           for kind in ("sequential", "concurrent")}
+    assert set(result) == {
+        f"{mode}/{kind}" for mode in ("sse", "json", "replay") for kind in ("sequential", "concurrent")
+    }
     for row in result.values():
         for side in ("switchboard", "sdk"):
             summary_ok(row[side], QUICK["call_rounds"])
@@ -63,15 +66,24 @@ def test_sync(tmp_path: Path) -> None:
     result = run_one("sync", tmp_path)["benchmarks"]["sync"]
     assert set(result["servers"]) == {str(n) for n in QUICK["sync_counts"]}
     for count, row in result["servers"].items():
-        assert set(row) == {"switchboard", "switchboard_resync", "switchboard_unbounded", "sequential",
-                            "mcpclient_gather", "sdk_gather", "what_if_batched_store"}
+        assert set(row) == {
+            "switchboard",
+            "switchboard_resync",
+            "switchboard_unbounded",
+            "sequential",
+            "mcpclient_gather",
+            "sdk_gather",
+            "what_if_batched_store",
+        }
         for data in row.values():
             assert data["synced"] == int(count) and data["incomplete_runs"] == 0
             assert data["tools_total"] > 0 and data["tools_total"] % int(count) == 0
             assert data["http_requests"] >= 2 * int(count)
             assert data["rss_peak_mb"]["median"] > 0
         assert row["switchboard_resync"]["changed_tools"] == 0  # a re-sync only verifies the snapshot
-        assert row["switchboard"]["changed_tools"] == row["switchboard"]["tools_total"]  # a first sync adds all
+        assert (
+            row["switchboard"]["changed_tools"] == row["switchboard"]["tools_total"]
+        )  # a first sync adds all
     assert result["comparison"]["2"]["switchboard_vs_single"] > 0
 
 

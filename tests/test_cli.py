@@ -17,13 +17,25 @@ SWITCHBOARD = [sys.executable, "-m", "core.cli"]
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {**os.environ, "SWITCHBOARD_STORE": str(tmp_path / "store.duckdb"),
-           "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"), "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost"}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_STORE": str(tmp_path / "store.duckdb"),
+        "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"),
+        "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
+    }
     env.pop("SWITCHBOARD_KEY", None)
 
     def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([*SWITCHBOARD, *args], check=False, input=stdin, capture_output=True, text=True, env=env,
-                              timeout=120, cwd=Path(__file__).resolve().parents[1])
+        done = subprocess.run(
+            [*SWITCHBOARD, *args],
+            check=False,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"switchboard {' '.join(args)} exited {done.returncode}: {done.stderr}")
         return done
@@ -41,7 +53,8 @@ def test_bearer_connector_end_to_end(cli, bearer_server):
     assert listed[0]["status"] == "connected"
     tools = json.loads(cli("tools", "--json").stdout)
     assert {"connector": "render", "agent": None, "name": "whoami"}.items() <= next(
-        t for t in tools if t["name"] == "whoami").items()
+        t for t in tools if t["name"] == "whoami"
+    ).items()
     result = json.loads(cli("call", "render", "whoami", "--json").stdout)
     assert "alice" in json.dumps(result)
     failing = cli("call", "render", "always_fails", "--json", check=False)
@@ -52,13 +65,31 @@ def test_bearer_connector_end_to_end(cli, bearer_server):
 
 
 def test_agent_rules_and_errors(cli, api_key_server):
-    cli("connector", "add", "keys", api_key_server.url, "--auth", "api_key_header", "--mode", "per_agent",
-        "--header", api_key_server.header)
+    cli(
+        "connector",
+        "add",
+        "keys",
+        api_key_server.url,
+        "--auth",
+        "api_key_header",
+        "--mode",
+        "per_agent",
+        "--header",
+        api_key_server.header,
+    )
     cli("agent", "add", "ada")
     refused = cli("credential", "set", "keys", "--secret-stdin", stdin="x\n", check=False)
     assert refused.returncode == 2 and "name an agent" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    cli("credential", "set", "keys", "--agent", "ada", "--secret-stdin", stdin=api_key_server.keys["alice"] + "\n")
+    cli(
+        "credential",
+        "set",
+        "keys",
+        "--agent",
+        "ada",
+        "--secret-stdin",
+        stdin=api_key_server.keys["alice"] + "\n",
+    )
     bad_json = cli("call", "keys", "whoami", "--agent", "ada", "--args", "{", check=False)
     assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
     unknown = cli("call", "nope", "whoami", check=False)
@@ -69,8 +100,14 @@ def test_concurrent_cli_processes_share_the_store(cli, bearer_server):
     cli("connector", "add", "render", bearer_server.url, "--auth", "bearer")
     cli("credential", "set", "render", "--secret-stdin", stdin=bearer_server.keys["bob"] + "\n")
     with ThreadPoolExecutor(10) as pool:
-        runs = list(pool.map(lambda i: cli("call", "render", "echo", "--args", json.dumps({"message": f"m{i}"}),
-                                           check=False), range(10)))
+        runs = list(
+            pool.map(
+                lambda i: cli(
+                    "call", "render", "echo", "--args", json.dumps({"message": f"m{i}"}), check=False
+                ),
+                range(10),
+            )
+        )
     assert [r.returncode for r in runs] == [0] * 10, [r.stderr for r in runs if r.returncode]
     audit_calls = bearer_server.counters()["tool_calls"]
     assert sum(audit_calls["bob"].values()) >= 10
@@ -78,8 +115,13 @@ def test_concurrent_cli_processes_share_the_store(cli, bearer_server):
 
 def test_connect_no_browser_completes_oauth(cli, sdk_oauth_server):
     cli("connector", "add", "linear", sdk_oauth_server.url, "--auth", "oauth")
-    process = subprocess.Popen([*SWITCHBOARD, "connect", "linear", "--no-browser", "--timeout", "60"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env)
+    process = subprocess.Popen(
+        [*SWITCHBOARD, "connect", "linear", "--no-browser", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli.env,
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("Open this URL to authorize: "), line + process.stderr.read()

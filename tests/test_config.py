@@ -26,8 +26,14 @@ def test_relative_xdg_values_are_ignored(tmp_path):
 
 
 def test_explicit_variables_win(tmp_path):
-    settings = load_settings({"HOME": str(tmp_path), "SWITCHBOARD_STORE": "/s/x.duckdb",
-                              "SWITCHBOARD_KEY_FILE": "~/k.key", "SWITCHBOARD_KEY": "  abc  "})
+    settings = load_settings(
+        {
+            "HOME": str(tmp_path),
+            "SWITCHBOARD_STORE": "/s/x.duckdb",
+            "SWITCHBOARD_KEY_FILE": "~/k.key",
+            "SWITCHBOARD_KEY": "  abc  ",
+        }
+    )
     assert settings.store_path == Path("/s/x.duckdb")
     assert settings.key_file == Path("~/k.key").expanduser()
     assert settings.key == "abc"

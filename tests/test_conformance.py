@@ -51,8 +51,9 @@ def unshare_problem() -> str | None:
     """Why scenarios cannot run in a private network namespace, or None if they can."""
     if shutil.which("unshare") is None:
         return "unshare(1) is not installed"
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True,
-                           check=False)
+    probe = subprocess.run(
+        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, check=False
+    )
     if probe.returncode != 0:
         return f"unshare -n is not permitted here: {probe.stderr.strip()[:200]}"
     return None
@@ -64,7 +65,11 @@ def client_scenarios() -> tuple[str, ...]:
         return ()
     listing = subprocess.run(
         [str(node_binary()), str(suite_entry()), "list", "--client"],
-        capture_output=True, text=True, timeout=60, env=suite_env(), check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=suite_env(),
+        check=True,
     ).stdout
     return tuple(re.findall(r"^\s+- (\S+)", listing, flags=re.MULTILINE))
 
@@ -81,29 +86,59 @@ def expected_failures() -> dict[str, str]:
 def run_scenario(scenario: str, output_dir: Path) -> tuple[list[dict], str]:
     """The scenario's checks and the suite's own output (client stdout/stderr included)."""
     command = f"{shlex.quote(sys.executable)} -m core.conformance"
-    suite = [str(node_binary()), str(suite_entry()), "client", "--command", command, "--scenario", scenario,
-             "--timeout", str(SCENARIO_TIMEOUT_MS), "-o", str(output_dir)]
+    suite = [
+        str(node_binary()),
+        str(suite_entry()),
+        "client",
+        "--command",
+        command,
+        "--scenario",
+        scenario,
+        "--timeout",
+        str(SCENARIO_TIMEOUT_MS),
+        "-o",
+        str(output_dir),
+    ]
     script = "ip link set lo up && exec " + shlex.join(suite)
-    completed = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=REPO, env=suite_env(),
-                               capture_output=True, text=True, timeout=SCENARIO_TIMEOUT_MS / 1000 + 60, check=False)
+    completed = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        cwd=REPO,
+        env=suite_env(),
+        capture_output=True,
+        text=True,
+        timeout=SCENARIO_TIMEOUT_MS / 1000 + 60,
+        check=False,
+    )
     found = sorted(output_dir.rglob("checks.json"))
-    assert found, f"{scenario}: the suite wrote no checks.json\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    assert found, (
+        f"{scenario}: the suite wrote no checks.json\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    )
     return json.loads(found[-1].read_text()), f"{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
 
 
 def problems(checks: list[dict]) -> list[str]:
-    return [f"{c.get('id')}: {c.get('status')} {c.get('errorMessage') or ''}".strip()
-            for c in checks if c.get("status") in ("FAILURE", "WARNING")]
+    return [
+        f"{c.get('id')}: {c.get('status')} {c.get('errorMessage') or ''}".strip()
+        for c in checks
+        if c.get("status") in ("FAILURE", "WARNING")
+    ]
 
 
 SCENARIOS = client_scenarios()
 
 
 def test_suite_is_installed() -> None:
-    assert SCENARIOS, (f"conformance suite not found at {suite_entry()} (run ./dev test, which installs it, "
-                       "or set SWITCHBOARD_NODE / SWITCHBOARD_NODE_MODULES)")
-    for required in ("initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry",
-                     "auth/metadata-default"):
+    assert SCENARIOS, (
+        f"conformance suite not found at {suite_entry()} (run ./dev test, which installs it, "
+        "or set SWITCHBOARD_NODE / SWITCHBOARD_NODE_MODULES)"
+    )
+    for required in (
+        "initialize",
+        "tools_call",
+        "elicitation-sep1034-client-defaults",
+        "sse-retry",
+        "auth/metadata-default",
+    ):
         assert required in SCENARIOS
 
 
@@ -124,8 +159,10 @@ def test_client_scenario(scenario: str, tmp_path: Path) -> None:
     bad = problems(checks)
     baseline = expected_failures()
     if scenario in baseline:
-        assert bad, (f"{scenario} now passes: remove it from tests/conformance/expected-failures.yml "
-                     f"(reason was: {baseline[scenario]})")
+        assert bad, (
+            f"{scenario} now passes: remove it from tests/conformance/expected-failures.yml "
+            f"(reason was: {baseline[scenario]})"
+        )
         return
     if bad:
         # One rerun: on a loaded 2-core CI machine the suite's mock servers have been seen to drop a
@@ -146,14 +183,21 @@ def test_entry_point_usage() -> None:
 
 
 def test_elicitation_defaults() -> None:
-    params = {"requestedSchema": {"type": "object", "properties": {
-        "name": {"type": "string", "default": "John Doe"},
-        "age": {"type": "integer", "default": 30},
-        "verified": {"type": "boolean", "default": True},
-        "nickname": {"type": "string"},
-    }}}
+    params = {
+        "requestedSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "default": "John Doe"},
+                "age": {"type": "integer", "default": 30},
+                "verified": {"type": "boolean", "default": True},
+                "nickname": {"type": "string"},
+            },
+        }
+    }
     assert conformance.elicitation_defaults(params) == {
-        "action": "accept", "content": {"name": "John Doe", "age": 30, "verified": True}}
+        "action": "accept",
+        "content": {"name": "John Doe", "age": 30, "verified": True},
+    }
     assert conformance.elicitation_defaults({}) == {"action": "accept", "content": {}}
 
 
@@ -175,8 +219,9 @@ def test_auth_scenarios_are_delegated(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "localhost" in os.environ[conformance.ALLOW_HOSTS_ENV]
 
 
-def test_missing_oauth_entry_point_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_oauth_entry_point_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "core.oauth.conformance", None)  # makes the import fail
     monkeypatch.setenv("MCP_CONFORMANCE_SCENARIO", "auth/metadata-default")
     assert conformance.main(["http://localhost:1/mcp"]) == conformance.EXIT_NOT_IMPLEMENTED

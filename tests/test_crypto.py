@@ -19,7 +19,9 @@ from core.store.crypto import (
     key_id_of,
 )
 
-CTX = SecretContext("credentials", "access_token", ("conn1", "agent1", "https://as", "client", "https://rs/mcp"))
+CTX = SecretContext(
+    "credentials", "access_token", ("conn1", "agent1", "https://as", "client", "https://rs/mcp")
+)
 
 
 @pytest.fixture
@@ -43,21 +45,34 @@ def test_unicode_and_empty_plaintexts(keyring):
 def test_ten_thousand_encryptions_use_distinct_nonces_and_ciphertexts(keyring):
     blobs = [keyring.encrypt("same plaintext", CTX) for _ in range(10_000)]
     header = 2 + len(keyring.active_id)
-    nonces = {b[header:header + NONCE_BYTES] for b in blobs}
+    nonces = {b[header : header + NONCE_BYTES] for b in blobs}
     assert len(nonces) == 10_000
     assert len(set(blobs)) == 10_000
 
 
-@pytest.mark.parametrize("other", [
-    SecretContext("credentials", "access_token", ("conn1", "agent2", "https://as", "client", "https://rs/mcp")),
-    SecretContext("credentials", "access_token", ("conn2", "agent1", "https://as", "client", "https://rs/mcp")),
-    SecretContext("credentials", "refresh_token", CTX.row),
-    SecretContext("oauth_clients", "access_token", CTX.row),
-    SecretContext("credentials", "access_token", ("conn1", "agent1", "https://evil", "client", "https://rs/mcp")),
-    SecretContext("credentials", "access_token", ("conn1", "agent1", "https://as", "client", "https://evil/mcp")),
-    # Field boundaries must matter: ("a", "bc") is not ("ab", "c").
-    SecretContext("credentials", "access_token", ("conn1agent1", "", "https://as", "client", "https://rs/mcp")),
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        SecretContext(
+            "credentials", "access_token", ("conn1", "agent2", "https://as", "client", "https://rs/mcp")
+        ),
+        SecretContext(
+            "credentials", "access_token", ("conn2", "agent1", "https://as", "client", "https://rs/mcp")
+        ),
+        SecretContext("credentials", "refresh_token", CTX.row),
+        SecretContext("oauth_clients", "access_token", CTX.row),
+        SecretContext(
+            "credentials", "access_token", ("conn1", "agent1", "https://evil", "client", "https://rs/mcp")
+        ),
+        SecretContext(
+            "credentials", "access_token", ("conn1", "agent1", "https://as", "client", "https://evil/mcp")
+        ),
+        # Field boundaries must matter: ("a", "bc") is not ("ab", "c").
+        SecretContext(
+            "credentials", "access_token", ("conn1agent1", "", "https://as", "client", "https://rs/mcp")
+        ),
+    ],
+)
 def test_a_ciphertext_moved_to_another_row_column_table_or_binding_fails(keyring, other):
     blob = keyring.encrypt("tok", CTX)
     with pytest.raises(CredentialUnavailable):
@@ -197,7 +212,9 @@ def test_another_process_rotation_is_picked_up(tmp_path):
 
 def test_switchboard_key_as_base64_of_one_key():
     raw = os.urandom(32)
-    keyring = Keyring.from_settings(Settings(store_path=None, key_file=None, key=base64.b64encode(raw).decode()))  # type: ignore[arg-type]
+    keyring = Keyring.from_settings(
+        Settings(store_path=None, key_file=None, key=base64.b64encode(raw).decode())
+    )  # type: ignore[arg-type]
     again = Keyring.from_value(base64.urlsafe_b64encode(raw).decode())
     assert keyring.active_id == again.active_id and keyring.active_id.startswith("env-")
     assert again.decrypt(keyring.encrypt("tok", CTX), CTX).reveal() == "tok"
@@ -208,14 +225,27 @@ def test_switchboard_key_as_base64_of_one_key():
 
 def test_switchboard_key_as_a_keyring_document():
     a, b = os.urandom(32), os.urandom(32)
-    value = json.dumps({"format": "switchboard-keyring-1", "active": "new",
-                        "keys": {"old": base64.b64encode(a).decode(), "new": base64.b64encode(b).decode()}})
+    value = json.dumps(
+        {
+            "format": "switchboard-keyring-1",
+            "active": "new",
+            "keys": {"old": base64.b64encode(a).decode(), "new": base64.b64encode(b).decode()},
+        }
+    )
     keyring = Keyring.from_value(value)
     assert keyring.active_id == "new" and set(keyring.key_ids) == {"old", "new"}
 
 
-@pytest.mark.parametrize("value", ["", "not-base64!", base64.b64encode(b"short").decode(),
-                                   '{"format": "other"}', '{"format": "switchboard-keyring-1", "active": "x", "keys": {}}'])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "not-base64!",
+        base64.b64encode(b"short").decode(),
+        '{"format": "other"}',
+        '{"format": "switchboard-keyring-1", "active": "x", "keys": {}}',
+    ],
+)
 def test_bad_switchboard_key_values_are_refused_without_echo(value):
     with pytest.raises(ConfigurationError) as info:
         Keyring.from_value(value)

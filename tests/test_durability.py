@@ -107,7 +107,9 @@ def _child(point: str, store_path: str, key_file: str, ready) -> None:
 
 def _kill_at(point: str, store_path: str) -> None:
     ready = SPAWN.Event()
-    process = SPAWN.Process(target=_child, args=(point, store_path, os.environ["SWITCHBOARD_KEY_FILE"], ready))
+    process = SPAWN.Process(
+        target=_child, args=(point, store_path, os.environ["SWITCHBOARD_KEY_FILE"], ready)
+    )
     process.start()
     try:
         assert ready.wait(120), f"the child never reached {point} (exit code {process.exitcode})"
@@ -178,22 +180,29 @@ async def _authorized(sample_server_factory, store_path: str):
     storage = service._oauth_storage
     tokens = storage.load_tokens(key)
     # The client knows the access token expired: the next call refreshes first.
-    tokens = storage.save_tokens(key, replace(tokens, expires_at=time.time() - 5, issued_at=time.time() - 3600),
-                                 expected_version=tokens.version)
+    tokens = storage.save_tokens(
+        key,
+        replace(tokens, expires_at=time.time() - 5, issued_at=time.time() - 3600),
+        expected_version=tokens.version,
+    )
     await service.aclose()
     server.reset()
     return server, key, tokens
 
 
 async def test_refresh_killed_before_its_commit_keeps_the_old_token_and_fails_closed(
-        sample_server_factory, store_path) -> None:
+    sample_server_factory, store_path
+) -> None:
     server, key, before = await _authorized(sample_server_factory, store_path)
     _kill_at("refresh_rotated", store_path)
     assert server.counters()["refresh_requests"] == 1  # the AS rotated...
     service = _open(store_path)
     storage = service._oauth_storage
     stored = storage.load_tokens(key)
-    assert (stored.version, stored.refresh_token) == (before.version, before.refresh_token)  # ...we never saved it
+    assert (stored.version, stored.refresh_token) == (
+        before.version,
+        before.refresh_token,
+    )  # ...we never saved it
     with pytest.raises(AuthError):
         await service.call_tool("oauth", "whoami", {})
     counters = server.counters()
@@ -203,7 +212,9 @@ async def test_refresh_killed_before_its_commit_keeps_the_old_token_and_fails_cl
     await service.aclose()
 
 
-async def test_refresh_killed_after_its_commit_keeps_the_rotated_token(sample_server_factory, store_path) -> None:
+async def test_refresh_killed_after_its_commit_keeps_the_rotated_token(
+    sample_server_factory, store_path
+) -> None:
     server, key, before = await _authorized(sample_server_factory, store_path)
     _kill_at("refresh_committed", store_path)
     service = _open(store_path)
@@ -213,7 +224,9 @@ async def test_refresh_killed_after_its_commit_keeps_the_rotated_token(sample_se
     assert not (await service.call_tool("oauth", "whoami", {})).is_error
     assert server.counters()["refresh_requests"] == 1  # the rotated access token is used as is
     server.expire_tokens()
-    assert not (await service.call_tool("oauth", "whoami", {})).is_error  # and the rotated refresh token works
+    assert not (
+        await service.call_tool("oauth", "whoami", {})
+    ).is_error  # and the rotated refresh token works
     counters = server.counters()
     assert counters["refresh_requests"] == 2 and counters["reuse_events"] == 0
     assert storage.needs_reauth(key) is None

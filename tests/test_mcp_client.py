@@ -85,8 +85,9 @@ async def test_modern_server(modern_server: RunningServer) -> None:
     async with McpClient(modern_server.url, era="modern") as client:
         tools = await client.list_tools()
         assert "configure" in [t["name"] for t in tools]
-        result = await client.call_tool("configure", {"mode": "fast", "level": 3,
-                                                      "target": {"host": "h", "port": 80}})
+        result = await client.call_tool(
+            "configure", {"mode": "fast", "level": 3, "target": {"host": "h", "port": 80}}
+        )
         assert result.structured_content["target"] == {"host": "h", "port": 80, "options": None}
         with pytest.raises(McpError):
             await client.request("no/such/method")
@@ -256,8 +257,11 @@ FASTMCP_SERVER = textwrap.dedent(
 
 @pytest.fixture(scope="module", params=["stateful", "stateless"])
 def fastmcp_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    process = subprocess.Popen([sys.executable, "-c", FASTMCP_SERVER, request.param],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", FASTMCP_SERVER, request.param],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline().decode().strip()

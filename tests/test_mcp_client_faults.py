@@ -66,11 +66,16 @@ class Call:
 
 
 def json_reply(request_id: Any, result: dict[str, Any], status: int = 200, **headers: str) -> httpx2.Response:
-    return httpx2.Response(status, json={"jsonrpc": "2.0", "id": request_id, "result": result},
-                           headers={"content-type": "application/json", **headers})
+    return httpx2.Response(
+        status,
+        json={"jsonrpc": "2.0", "id": request_id, "result": result},
+        headers={"content-type": "application/json", **headers},
+    )
 
 
-def error_reply(request_id: Any, code: int, message: str, status: int = 200, data: Any = None) -> httpx2.Response:
+def error_reply(
+    request_id: Any, code: int, message: str, status: int = 200, data: Any = None
+) -> httpx2.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
         error["data"] = data
@@ -108,8 +113,14 @@ class FakeServer:
     `on[method]` overrides the answer to a JSON-RPC method (return None to fall through); `on_get` /
     `on_delete` answer GET and DELETE."""
 
-    def __init__(self, *, era: str = "legacy", mode: str = "json", version: str = "2025-11-25",
-                 session_prefix: str = "session-") -> None:
+    def __init__(
+        self,
+        *,
+        era: str = "legacy",
+        mode: str = "json",
+        version: str = "2025-11-25",
+        session_prefix: str = "session-",
+    ) -> None:
         self.era = era
         self.mode = mode
         self.version = version
@@ -168,15 +179,23 @@ class FakeServer:
 
     def _legacy(self, call: Call) -> httpx2.Response:
         if call.method == "server/discover":
-            return httpx2.Response(400, text="Bad Request: Missing session ID",
-                                   headers={"content-type": "text/plain"})
+            return httpx2.Response(
+                400, text="Bad Request: Missing session ID", headers={"content-type": "text/plain"}
+            )
         if call.method == "initialize":
             self._counter += 1
             session = f"{self.session_prefix}{self._counter}"
             self.sessions.add(session)
-            return self.reply(call, {"protocolVersion": self.version, "capabilities": {"tools": {}},
-                                     "serverInfo": {"name": "fake", "version": "1"}, "instructions": "hi"},
-                              **{"mcp-session-id": session})
+            return self.reply(
+                call,
+                {
+                    "protocolVersion": self.version,
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "fake", "version": "1"},
+                    "instructions": "hi",
+                },
+                **{"mcp-session-id": session},
+            )
         session = call.headers.get("mcp-session-id")
         if session is None:
             return error_reply(None, -32600, "Bad Request: Mcp-Session-Id required", status=400)
@@ -186,12 +205,25 @@ class FakeServer:
 
     def _modern(self, call: Call) -> httpx2.Response:
         if call.method == "initialize":
-            return error_reply(call.id, -32022, "Unsupported protocol version", status=400,
-                               data={"supported": [MODERN], "requested": call.params.get("protocolVersion")})
+            return error_reply(
+                call.id,
+                -32022,
+                "Unsupported protocol version",
+                status=400,
+                data={"supported": [MODERN], "requested": call.params.get("protocolVersion")},
+            )
         if call.method == "server/discover":
-            return self.reply(call, {"supportedVersions": [MODERN], "capabilities": {"tools": {}},
-                                     "resultType": "complete", "cacheScope": "public", "ttlMs": 0,
-                                     "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern-fake"}}})
+            return self.reply(
+                call,
+                {
+                    "supportedVersions": [MODERN],
+                    "capabilities": {"tools": {}},
+                    "resultType": "complete",
+                    "cacheScope": "public",
+                    "ttlMs": 0,
+                    "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "modern-fake"}},
+                },
+            )
         return self._dispatch(call)
 
     def _dispatch(self, call: Call) -> httpx2.Response:
@@ -200,7 +232,9 @@ class FakeServer:
         if call.method == "tools/call":
             name = call.params.get("name")
             text = json.dumps(call.params.get("arguments"))
-            return self.reply(call, {"content": [{"type": "text", "text": f"{name}:{text}"}], "isError": False})
+            return self.reply(
+                call, {"content": [{"type": "text", "text": f"{name}:{text}"}], "isError": False}
+            )
         if call.method == "resources/read":
             return self.reply(call, {"contents": [{"uri": call.params.get("uri"), "text": "x"}]})
         if call.method in ("resources/list", "prompts/list"):
@@ -301,10 +335,13 @@ async def test_invalid_session_id_is_refused(session_id: str, caplog: pytest.Log
     fake = FakeServer()
 
     async def init(call: Call) -> httpx2.Response:
-        return httpx2.Response(200, headers=[(b"content-type", b"application/json"),
-                                             (b"mcp-session-id", session_id.encode())],
-                               json=result_msg(call.id, {"protocolVersion": "2025-11-25", "capabilities": {},
-                                                         "serverInfo": {"name": "x"}}))
+        return httpx2.Response(
+            200,
+            headers=[(b"content-type", b"application/json"), (b"mcp-session-id", session_id.encode())],
+            json=result_msg(
+                call.id, {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "x"}}
+            ),
+        )
 
     fake.on["initialize"] = init
     client = fake.client(era="legacy")
@@ -334,7 +371,7 @@ async def test_session_loss_reinitializes_once_for_concurrent_callers() -> None:
     index = fake.calls.index(second_init)
     assert fake.calls[index + 1].method == "notifications/initialized"
     assert fake.calls[index + 1].headers["mcp-session-id"] == "session-2"
-    retries = [c for c in fake.calls[index + 2:] if c.method == "tools/call"]
+    retries = [c for c in fake.calls[index + 2 :] if c.method == "tools/call"]
     assert len(retries) == 16 and all(c.headers["mcp-session-id"] == "session-2" for c in retries)
     await client.close()
 
@@ -405,8 +442,11 @@ async def test_json_media_type_variants(content_type: str) -> None:
     fake = FakeServer()
 
     async def answer(call: Call) -> httpx2.Response:
-        return httpx2.Response(200, content=json.dumps(result_msg(call.id, {"tools": []})),
-                               headers={"content-type": content_type})
+        return httpx2.Response(
+            200,
+            content=json.dumps(result_msg(call.id, {"tools": []})),
+            headers={"content-type": content_type},
+        )
 
     async with fake.client(era="legacy") as client:
         fake.on["tools/list"] = answer
@@ -435,8 +475,11 @@ async def test_sse_mode_end_to_end() -> None:
 
 @pytest.mark.parametrize(
     ("content_type", "needle"),
-    [("text/html; charset=utf-8", "not an MCP endpoint"), (None, "application/json or text/event-stream"),
-     ("text/plain", "application/json or text/event-stream")],
+    [
+        ("text/html; charset=utf-8", "not an MCP endpoint"),
+        (None, "application/json or text/event-stream"),
+        ("text/plain", "application/json or text/event-stream"),
+    ],
 )
 async def test_wrong_content_type_fails_only_that_call(content_type: str | None, needle: str) -> None:
     fake = FakeServer()
@@ -460,7 +503,7 @@ async def test_malformed_and_invalid_utf8_sse_messages_are_dropped_and_the_strea
         return sse_reply(
             ": keep-alive\n\n",
             "data: {not json\n\n",
-            b"data: {\"jsonrpc\":\"2.0\",\"id\":" + str(call.id).encode() + b",\"result\":{\"x\":\"\xff\"}}\n\n",
+            b'data: {"jsonrpc":"2.0","id":' + str(call.id).encode() + b',"result":{"x":"\xff"}}\n\n',
             'data: [{"jsonrpc":"2.0"}]\n\n',
             "data: " + "[" * 100_000 + "\n\n",
             sse_message({"jsonrpc": "2.0", "id": 999_999, "result": {}}),  # unknown id: ignored (T-23)
@@ -487,16 +530,24 @@ async def test_sse_stream_ending_without_response_or_id_fails() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"[" * 100_000, b'{"jsonrpc":"2.0","id":1,"result":{"n":' + b"9" * 10_000 + b"}}",
-     b'[{"jsonrpc":"2.0","id":1,"result":{}}]', b"\xff\xfe", b'{"jsonrpc":"1.0","id":1,"result":{}}',
-     b'{"jsonrpc":"2.0","id":1,"result":[]}'],
+    [
+        b"[" * 100_000,
+        b'{"jsonrpc":"2.0","id":1,"result":{"n":' + b"9" * 10_000 + b"}}",
+        b'[{"jsonrpc":"2.0","id":1,"result":{}}]',
+        b"\xff\xfe",
+        b'{"jsonrpc":"1.0","id":1,"result":{}}',
+        b'{"jsonrpc":"2.0","id":1,"result":[]}',
+    ],
 )
 async def test_hostile_json_bodies_are_protocol_errors(body: bytes) -> None:
     fake = FakeServer()
 
     async def hostile(call: Call) -> httpx2.Response:
-        return httpx2.Response(200, content=body.replace(b'"id":1', f'"id":{call.id}'.encode()),
-                               headers={"content-type": "application/json"})
+        return httpx2.Response(
+            200,
+            content=body.replace(b'"id":1', f'"id":{call.id}'.encode()),
+            headers={"content-type": "application/json"},
+        )
 
     async with fake.client(era="legacy") as client:
         fake.on["tools/list"] = hostile
@@ -508,8 +559,11 @@ async def test_huge_float_is_harmless() -> None:
     fake = FakeServer()
 
     async def inf(call: Call) -> httpx2.Response:
-        return httpx2.Response(200, content=f'{{"jsonrpc":"2.0","id":{call.id},"result":{{"v":1e100000}}}}',
-                               headers={"content-type": "application/json"})
+        return httpx2.Response(
+            200,
+            content=f'{{"jsonrpc":"2.0","id":{call.id},"result":{{"v":1e100000}}}}',
+            headers={"content-type": "application/json"},
+        )
 
     async with fake.client(era="legacy") as client:
         fake.on["ping"] = inf
@@ -571,8 +625,11 @@ async def test_5xx_is_typed_and_tools_call_is_not_retried() -> None:
 
 @pytest.mark.parametrize(
     ("status", "headers", "needle"),
-    [(406, {}, "Accept header"), (405, {}, "not a Streamable HTTP MCP endpoint"),
-     (307, {"location": "https://elsewhere.test/mcp?key=secret"}, "redirects are not followed")],
+    [
+        (406, {}, "Accept header"),
+        (405, {}, "not a Streamable HTTP MCP endpoint"),
+        (307, {"location": "https://elsewhere.test/mcp?key=secret"}, "redirects are not followed"),
+    ],
 )
 async def test_status_hints(status: int, headers: dict[str, str], needle: str) -> None:
     fake = FakeServer()
@@ -624,7 +681,9 @@ def _endless(chunk: bytes, count: int) -> Callable[[Call], Awaitable[httpx2.Resp
             for _ in range(count):
                 yield chunk
 
-        content_type = "text/event-stream" if chunk.startswith((b"data", b":", b"x", b"d")) else "application/json"
+        content_type = (
+            "text/event-stream" if chunk.startswith((b"data", b":", b"x", b"d")) else "application/json"
+        )
         return httpx2.Response(200, content=body(), headers={"content-type": content_type})
 
     return answer
@@ -825,10 +884,12 @@ async def test_server_requests_on_a_stream_are_answered() -> None:
     async def with_requests(call: Call) -> httpx2.Response:
         async def body() -> AsyncIterator[bytes]:
             yield sse_message({"jsonrpc": "2.0", "id": "srv-1", "method": "ping"}).encode()
-            yield sse_message({"jsonrpc": "2.0", "id": "srv-2", "method": "sampling/createMessage",
-                               "params": {}}).encode()
-            yield sse_message({"jsonrpc": "2.0", "id": 7, "method": "elicitation/create",
-                               "params": {"message": "name?"}}).encode()
+            yield sse_message(
+                {"jsonrpc": "2.0", "id": "srv-2", "method": "sampling/createMessage", "params": {}}
+            ).encode()
+            yield sse_message(
+                {"jsonrpc": "2.0", "id": 7, "method": "elicitation/create", "params": {"message": "name?"}}
+            ).encode()
             await answered.wait()
             yield sse_message(result_msg(call.id, {"content": []})).encode()
 
@@ -932,8 +993,9 @@ def paged_answers(fake: FakeServer, pages: dict[str | None, tuple[list[str], str
 
 async def test_pagination_with_opaque_and_empty_cursors() -> None:
     fake = FakeServer()
-    fake.on["tools/list"] = paged_answers(fake, {None: (["a"], "a=="), "a==": (["b"], ""), "": (["c"], "b"),
-                                                 "b": (["d"], None)})
+    fake.on["tools/list"] = paged_answers(
+        fake, {None: (["a"], "a=="), "a==": (["b"], ""), "": (["c"], "b"), "b": (["d"], None)}
+    )
     async with fake.client(era="legacy") as client:
         tools = await client.list_tools()
     assert [t["name"] for t in tools] == ["a", "b", "c", "d"]
@@ -1002,11 +1064,24 @@ def guarded(fake: FakeServer, valid: str = "Bearer t2") -> None:
 
     async def check(request: httpx2.Request) -> httpx2.Response:
         if request.headers.get("authorization") != valid:
-            fake.calls.append(Call(request.method, {k.lower(): v for k, v in request.headers.items()},
-                                   json.loads(request.content) if request.content else None, request))
-            return httpx2.Response(401, headers=[
-                ("www-authenticate", 'DPoP algs="ES256"'),
-                ("www-authenticate", 'Bearer error="invalid_token", resource_metadata="https://mcp.test/prm"')])
+            fake.calls.append(
+                Call(
+                    request.method,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    json.loads(request.content) if request.content else None,
+                    request,
+                )
+            )
+            return httpx2.Response(
+                401,
+                headers=[
+                    ("www-authenticate", 'DPoP algs="ES256"'),
+                    (
+                        "www-authenticate",
+                        'Bearer error="invalid_token", resource_metadata="https://mcp.test/prm"',
+                    ),
+                ],
+            )
         return await original(request)
 
     fake.__call__ = check  # type: ignore[method-assign]
@@ -1064,9 +1139,13 @@ async def test_403_insufficient_scope() -> None:
     fake = FakeServer()
 
     async def forbidden(call: Call) -> httpx2.Response:
-        return httpx2.Response(403, headers={
-            "www-authenticate": 'Bearer error="insufficient_scope", scope="files:read files:write", '
-                                'resource_metadata="https://mcp.test/prm"'})
+        return httpx2.Response(
+            403,
+            headers={
+                "www-authenticate": 'Bearer error="insufficient_scope", scope="files:read files:write", '
+                'resource_metadata="https://mcp.test/prm"'
+            },
+        )
 
     provider = RecordingProvider("t1", retry=False)
     async with fake.client(era="legacy", auth=provider) as client:
@@ -1103,10 +1182,14 @@ async def test_auth_headers_on_every_request_kind() -> None:
     async with fake.client(era="legacy", auth=provider, on_server_request=handler) as client:
         fake.on["tools/call"] = stream
         await client.call_tool("x", {})
-        await wait_for(lambda: any(c.body and c.body.get("id") == "p" and "result" in c.body for c in fake.calls),
-                       "ping answer")
-    kinds = {(c.verb, c.method or ("response" if c.body else None), "last-event-id" in c.headers)
-             for c in fake.calls}
+        await wait_for(
+            lambda: any(c.body and c.body.get("id") == "p" and "result" in c.body for c in fake.calls),
+            "ping answer",
+        )
+    kinds = {
+        (c.verb, c.method or ("response" if c.body else None), "last-event-id" in c.headers)
+        for c in fake.calls
+    }
     assert ("GET", None, True) in kinds and ("GET", None, False) in kinds
     assert ("DELETE", None, False) in kinds and ("POST", "response", False) in kinds
     assert ("POST", "notifications/initialized", False) in kinds
@@ -1173,8 +1256,13 @@ async def test_modern_requests_carry_meta_and_headers() -> None:
 
 @pytest.mark.parametrize(
     ("value", "encoded"),
-    [("plain", "plain"), ("h\u00e9llo", "=?base64?aMOpbGxv?="), (" edge", "=?base64?IGVkZ2U=?="),
-     ("=?base64?abc?=", "=?base64?PT9iYXNlNjQ/YWJjPz0=?="), ("new\nline", "=?base64?bmV3CmxpbmU=?=")],
+    [
+        ("plain", "plain"),
+        ("h\u00e9llo", "=?base64?aMOpbGxv?="),
+        (" edge", "=?base64?IGVkZ2U=?="),
+        ("=?base64?abc?=", "=?base64?PT9iYXNlNjQ/YWJjPz0=?="),
+        ("new\nline", "=?base64?bmV3CmxpbmU=?="),
+    ],
 )
 def test_header_value_encoding(value: str, encoded: str) -> None:
     assert encode_header_value(value) == encoded
@@ -1183,8 +1271,9 @@ def test_header_value_encoding(value: str, encoded: str) -> None:
 async def test_user_meta_is_merged_but_cannot_override_the_version() -> None:
     fake = FakeServer(era="modern")
     async with fake.client(era="modern") as client:
-        await client.request("tools/list", {"_meta": {"progressToken": 5,
-                                                      "io.modelcontextprotocol/protocolVersion": "bogus"}})
+        await client.request(
+            "tools/list", {"_meta": {"progressToken": 5, "io.modelcontextprotocol/protocolVersion": "bogus"}}
+        )
     meta = fake.calls[-1].params["_meta"]
     assert meta["progressToken"] == 5 and meta["io.modelcontextprotocol/protocolVersion"] == MODERN
 
@@ -1247,8 +1336,13 @@ async def test_unsupported_version_retry_with_server_list() -> None:
     async def picky(call: Call) -> httpx2.Response | None:
         version = call.params["_meta"]["io.modelcontextprotocol/protocolVersion"]
         probes.append(version)
-        return error_reply(call.id, -32022, "Unsupported protocol version", status=400,
-                           data={"supported": ["2027-01-01"], "requested": version})
+        return error_reply(
+            call.id,
+            -32022,
+            "Unsupported protocol version",
+            status=400,
+            data={"supported": ["2027-01-01"], "requested": version},
+        )
 
     fake.on["server/discover"] = picky
     client = fake.client(era="modern")
@@ -1262,8 +1356,13 @@ async def test_recognized_modern_error_on_discover_does_not_fall_back() -> None:
     fake = FakeServer(era="modern")
 
     async def needs_capability(call: Call) -> httpx2.Response:
-        return error_reply(call.id, -32021, "Missing required client capability", status=400,
-                           data={"requiredCapabilities": {"sampling": {}}})
+        return error_reply(
+            call.id,
+            -32021,
+            "Missing required client capability",
+            status=400,
+            data={"requiredCapabilities": {"sampling": {}}},
+        )
 
     fake.on["server/discover"] = needs_capability
     client = fake.client()
@@ -1291,12 +1390,19 @@ async def test_modern_input_required_round_trip() -> None:
 
     async def needs_input(call: Call) -> httpx2.Response:
         if "inputResponses" not in call.params:
-            return fake.reply(call, {"resultType": "input_required", "requestState": "opaque-1",
-                                     "inputRequests": {"q1": {"method": "elicitation/create",
-                                                              "params": {"message": "name?"}}}})
+            return fake.reply(
+                call,
+                {
+                    "resultType": "input_required",
+                    "requestState": "opaque-1",
+                    "inputRequests": {"q1": {"method": "elicitation/create", "params": {"message": "name?"}}},
+                },
+            )
         assert call.params["requestState"] == "opaque-1"
         answer = call.params["inputResponses"]["q1"]
-        return fake.reply(call, {"resultType": "complete", "content": [{"type": "text", "text": str(answer)}]})
+        return fake.reply(
+            call, {"resultType": "complete", "content": [{"type": "text", "text": str(answer)}]}
+        )
 
     async def handler(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
         return {"action": "accept", "content": {"name": "Ada"}} if method == "elicitation/create" else None
@@ -1327,19 +1433,49 @@ async def test_modern_broken_stream_is_reissued_with_a_new_id() -> None:
 
 
 ANNOTATED_TOOLS = [
-    {"name": "deploy", "inputSchema": {"type": "object", "properties": {
-        "region": {"type": "string", "x-mcp-header": "Region"},
-        "dry_run": {"type": "boolean", "x-mcp-header": "Dry-Run"},
-        "nested": {"type": "object", "properties": {"tier": {"type": "integer", "x-mcp-header": "Tier"}}},
-        "note": {"type": "string"}}}},
-    {"name": "bad_type", "inputSchema": {"type": "object", "properties": {
-        "n": {"type": "number", "x-mcp-header": "N"}}}},
-    {"name": "bad_position", "inputSchema": {"type": "object", "properties": {
-        "xs": {"type": "array", "items": {"type": "string", "x-mcp-header": "X"}}}}},
-    {"name": "duplicate", "inputSchema": {"type": "object", "properties": {
-        "a": {"type": "string", "x-mcp-header": "Same"}, "b": {"type": "string", "x-mcp-header": "same"}}}},
-    {"name": "bad_token", "inputSchema": {"type": "object", "properties": {
-        "a": {"type": "string", "x-mcp-header": "has space"}}}},
+    {
+        "name": "deploy",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "region": {"type": "string", "x-mcp-header": "Region"},
+                "dry_run": {"type": "boolean", "x-mcp-header": "Dry-Run"},
+                "nested": {
+                    "type": "object",
+                    "properties": {"tier": {"type": "integer", "x-mcp-header": "Tier"}},
+                },
+                "note": {"type": "string"},
+            },
+        },
+    },
+    {
+        "name": "bad_type",
+        "inputSchema": {"type": "object", "properties": {"n": {"type": "number", "x-mcp-header": "N"}}},
+    },
+    {
+        "name": "bad_position",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"xs": {"type": "array", "items": {"type": "string", "x-mcp-header": "X"}}},
+        },
+    },
+    {
+        "name": "duplicate",
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "a": {"type": "string", "x-mcp-header": "Same"},
+                "b": {"type": "string", "x-mcp-header": "same"},
+            },
+        },
+    },
+    {
+        "name": "bad_token",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"a": {"type": "string", "x-mcp-header": "has space"}},
+        },
+    },
 ]
 
 
@@ -1349,8 +1485,9 @@ async def test_x_mcp_header_mirroring_and_invalid_tools_dropped() -> None:
     async with fake.client(era="modern") as client:
         tools = await client.list_tools()
         assert [t["name"] for t in tools] == ["deploy"]
-        await client.call_tool("deploy", {"region": "eu-w\u00e9st", "dry_run": False, "nested": {"tier": 2},
-                                          "note": "x"})
+        await client.call_tool(
+            "deploy", {"region": "eu-w\u00e9st", "dry_run": False, "nested": {"tier": 2}, "note": "x"}
+        )
         await client.call_tool("deploy", {"region": None})
     first, second = [c for c in fake.calls if c.method == "tools/call"]
     assert first.headers["mcp-param-region"] == encode_header_value("eu-w\u00e9st")
@@ -1382,8 +1519,10 @@ async def test_modern_server_requests_on_stream_are_ignored() -> None:
     fake = FakeServer(era="modern", mode="sse")
 
     async def with_request(call: Call) -> httpx2.Response:
-        return sse_reply(sse_message({"jsonrpc": "2.0", "id": "s", "method": "ping"}),
-                         sse_message(result_msg(call.id, {"content": []})))
+        return sse_reply(
+            sse_message({"jsonrpc": "2.0", "id": "s", "method": "ping"}),
+            sse_message(result_msg(call.id, {"content": []})),
+        )
 
     async with fake.client(era="modern") as client:
         fake.on["tools/call"] = with_request
@@ -1394,7 +1533,9 @@ async def test_modern_server_requests_on_stream_are_ignored() -> None:
 # --- argument and configuration errors ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["", "mcp.example.com", "ftp://x/y", "https://h/mcp#frag", "https://u:p@h/mcp"])
+@pytest.mark.parametrize(
+    "url", ["", "mcp.example.com", "ftp://x/y", "https://h/mcp#frag", "https://u:p@h/mcp"]
+)
 def test_bad_urls(url: str) -> None:
     from core.errors import InvalidUrlError
 

@@ -22,17 +22,28 @@ from core.net.policy import ALLOW_HOSTS_ENV, NetworkPolicy, is_loopback_host
 
 PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
 REFUSED = [
-    "127.0.0.1", "127.0.0.2", "::1",                  # loopback
-    "10.0.0.1", "172.16.0.1", "192.168.1.1",          # private
-    "169.254.169.254", "fe80::1",                     # link-local (cloud metadata)
-    "100.64.0.1",                                     # carrier-grade NAT: neither private nor global
-    "fc00::1", "fd12:3456::1",                        # unique local
-    "::ffff:127.0.0.2", "::ffff:10.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
-    "2002:7f00:2::1",                                 # 6to4 wrapping 127.0.0.2
-    "64:ff9b::a00:1",                                 # NAT64 wrapping 10.0.0.1
-    "0.0.0.0", "::",                                  # unspecified (reaches localhost on Linux)
-    "224.0.0.1", "ff02::1",                           # multicast
-    "192.0.2.1", "2001:db8::1",                       # documentation
+    "127.0.0.1",
+    "127.0.0.2",
+    "::1",  # loopback
+    "10.0.0.1",
+    "172.16.0.1",
+    "192.168.1.1",  # private
+    "169.254.169.254",
+    "fe80::1",  # link-local (cloud metadata)
+    "100.64.0.1",  # carrier-grade NAT: neither private nor global
+    "fc00::1",
+    "fd12:3456::1",  # unique local
+    "::ffff:127.0.0.2",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",  # IPv4-mapped
+    "2002:7f00:2::1",  # 6to4 wrapping 127.0.0.2
+    "64:ff9b::a00:1",  # NAT64 wrapping 10.0.0.1
+    "0.0.0.0",
+    "::",  # unspecified (reaches localhost on Linux)
+    "224.0.0.1",
+    "ff02::1",  # multicast
+    "192.0.2.1",
+    "2001:db8::1",  # documentation
 ]
 
 
@@ -107,8 +118,10 @@ def test_https_required_except_loopback() -> None:
         policy.check_url("file:///etc/passwd")
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "a.localhost", "127.0.0.1", "127.9.9.9", "::1",
-                                  "[::1]", "::ffff:127.0.0.1"])
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "LOCALHOST", "a.localhost", "127.0.0.1", "127.9.9.9", "::1", "[::1]", "::ffff:127.0.0.1"],
+)
 def test_loopback_hosts(host: str) -> None:
     assert is_loopback_host(host)
 
@@ -210,8 +223,9 @@ async def test_trap_gets_zero_connections(good_and_trap: tuple[Listener, Listene
 
 async def test_redirect_to_trap_is_not_followed(good_and_trap: tuple[Listener, Listener, int]) -> None:
     good, trap, port = good_and_trap
-    good.response = (f"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.2:{port}/\r\ncontent-length: 0\r\n\r\n"
-                     .encode())
+    good.response = (
+        f"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.2:{port}/\r\ncontent-length: 0\r\n\r\n".encode()
+    )
     client = create_http_client(NetworkPolicy.allowing("127.0.0.1"))
     async with client:
         response = await client.get(f"http://127.0.0.1:{port}/")
@@ -285,7 +299,9 @@ async def test_shared_client_is_one_per_loop_and_policy() -> None:
     await aclose_shared_clients()
 
 
-async def test_shared_client_default_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_shared_client_default_policy_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(ALLOW_HOSTS_ENV, "127.0.0.1")
     client = shared_http_client()
     assert client is shared_http_client(NetworkPolicy.allowing("127.0.0.1"))
@@ -337,7 +353,10 @@ class HttpServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode().split("\r\n")
                 path = lines[0].split()[1]
-                length = next((int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length")), 0)
+                length = next(
+                    (int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length")),
+                    0,
+                )
                 body = await reader.readexactly(length)
                 self.bodies.append(body)
                 if path == "/silent":
@@ -351,7 +370,12 @@ class HttpServer:
                     continue
                 payload = str(len(body)).encode()
                 close = path == "/close"
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: "
+                    + str(len(payload)).encode()
+                    + b"\r\n\r\n"
+                    + payload
+                )
                 await writer.drain()
                 if close:
                     break
@@ -417,8 +441,9 @@ async def test_connection_refused_is_a_connect_error() -> None:
             await client.get(f"http://127.0.0.1:{port}/")
 
 
-async def test_mcp_client_never_reaches_the_trap(good_and_trap: tuple[Listener, Listener, int],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_mcp_client_never_reaches_the_trap(
+    good_and_trap: tuple[Listener, Listener, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """End to end through McpClient and the shared pool: internal spellings are refused before any
     connection, and a redirect from an allowed server is reported, not followed."""
     from core.errors import HttpStatusError
@@ -426,12 +451,19 @@ async def test_mcp_client_never_reaches_the_trap(good_and_trap: tuple[Listener, 
 
     good, trap, port = good_and_trap
     monkeypatch.setenv(ALLOW_HOSTS_ENV, "127.0.0.1")
-    for url in (f"http://127.0.0.2:{port}/mcp", f"https://2130706434:{port}/mcp", f"https://0x7f000002:{port}/mcp",
-                f"https://[::ffff:127.0.0.2]:{port}/mcp", f"http://169.254.169.254:{port}/mcp"):
+    for url in (
+        f"http://127.0.0.2:{port}/mcp",
+        f"https://2130706434:{port}/mcp",
+        f"https://0x7f000002:{port}/mcp",
+        f"https://[::ffff:127.0.0.2]:{port}/mcp",
+        f"http://169.254.169.254:{port}/mcp",
+    ):
         with pytest.raises(NetworkPolicyError):
             await McpClient(url, era="legacy").connect()
-    good.response = (f"HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.2:{port}/mcp\r\n"
-                     "content-length: 0\r\n\r\n").encode()
+    good.response = (
+        f"HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.2:{port}/mcp\r\n"
+        "content-length: 0\r\n\r\n"
+    ).encode()
     with pytest.raises(HttpStatusError) as info:
         await McpClient(f"http://127.0.0.1:{port}/mcp", era="legacy").connect()
     assert info.value.status == 307 and "not followed" in str(info.value)

@@ -42,12 +42,16 @@ def test_committed_notebook_has_no_outputs(name):
     nbformat.validate(notebook)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     for cell in code:
-        assert cell.outputs == [], f"{name}: a cell has outputs; strip them before committing:\n{cell.source[:200]}"
+        assert cell.outputs == [], (
+            f"{name}: a cell has outputs; strip them before committing:\n{cell.source[:200]}"
+        )
         assert cell.execution_count is None, f"{name}: a cell has an execution count:\n{cell.source[:200]}"
         assert "execution" not in cell.metadata, f"{name}: a cell keeps execution timing metadata"
     assert "widgets" not in notebook.metadata, f"{name}: widget state is an output too"
     # The parameters come first (papermill's convention) and the digest the tests read is tagged.
-    assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell must be tagged parameters"
+    assert "parameters" in code[0].metadata.get("tags", []), (
+        f"{name}: the first code cell must be tagged parameters"
+    )
     assert sum("summary" in cell.metadata.get("tags", []) for cell in code) == 1, f"{name}: one summary cell"
 
 
@@ -105,7 +109,9 @@ class Run:
 
     def summary(self, name: str) -> dict[str, Any]:
         cell = next(c for c in self.notebooks[name].cells if "summary" in c.metadata.get("tags", []))
-        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+        text = "".join(
+            o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"
+        )
         return json.loads(text)
 
     def outputs(self, name: str) -> list[dict[str, Any]]:
@@ -127,10 +133,17 @@ def run(tmp_path_factory) -> Run:
     home = tmp_path_factory.mktemp("notebooks")
     store_path, key_file = home / "data" / "switchboard.duckdb", home / "keys" / "store.key"
     with start("bearer") as bearer, start("sdk_oauth") as oauth:
-        env = {**os.environ, "SWITCHBOARD_STORE": str(store_path), "SWITCHBOARD_KEY_FILE": str(key_file),
-               "NOTEBOOK_BEARER_URL": bearer.url, "NOTEBOOK_BEARER_KEY": bearer.keys["alice"],
-               "NOTEBOOK_OAUTH_URL": oauth.url, "NOTEBOOK_AUTO_BROWSER": "1", "NOTEBOOK_AUTH_TIMEOUT": "30",
-               "NOTEBOOK_EXERCISE": "1"}
+        env = {
+            **os.environ,
+            "SWITCHBOARD_STORE": str(store_path),
+            "SWITCHBOARD_KEY_FILE": str(key_file),
+            "NOTEBOOK_BEARER_URL": bearer.url,
+            "NOTEBOOK_BEARER_KEY": bearer.keys["alice"],
+            "NOTEBOOK_OAUTH_URL": oauth.url,
+            "NOTEBOOK_AUTO_BROWSER": "1",
+            "NOTEBOOK_AUTH_TIMEOUT": "30",
+            "NOTEBOOK_EXERCISE": "1",
+        }
         for name in ("SWITCHBOARD_KEY", "NOTEBOOK_DRIFT_TOOL"):
             env.pop(name, None)
         # The store exists and is being read before the first notebook starts, as when the dashboard
@@ -143,8 +156,12 @@ def run(tmp_path_factory) -> Run:
             for name in ORDER:
                 notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
                 began = time.monotonic()
-                NotebookClient(notebook, timeout=120, kernel_name="python3",
-                               resources={"metadata": {"path": str(NOTEBOOKS)}}).execute(env=env)
+                NotebookClient(
+                    notebook,
+                    timeout=120,
+                    kernel_name="python3",
+                    resources={"metadata": {"path": str(NOTEBOOKS)}},
+                ).execute(env=env)
                 seconds[name] = time.monotonic() - began
                 executed[name] = notebook
         finally:
@@ -160,11 +177,19 @@ def run(tmp_path_factory) -> Run:
 def test_connect_and_inspect(run):
     summary = run.summary("connect_and_inspect.ipynb")
     tools = len(run.bearer.tools)
-    assert summary["connectors"]["render"] == {"auth": "bearer", "mode": "shared", "status": "connected",
-                                               "tools": tools}
+    assert summary["connectors"]["render"] == {
+        "auth": "bearer",
+        "mode": "shared",
+        "status": "connected",
+        "tools": tools,
+    }
     # A per-agent connector counts its largest agent's list, not the sum over agents.
-    assert summary["connectors"]["linear"] == {"auth": "oauth", "mode": "per_agent", "status": "connected",
-                                               "tools": len(run.oauth.tools)}
+    assert summary["connectors"]["linear"] == {
+        "auth": "oauth",
+        "mode": "per_agent",
+        "status": "connected",
+        "tools": len(run.oauth.tools),
+    }
     assert summary["tool_names"] == sorted(run.bearer.tools)
     assert {"whoami", "add", "delete_item", "list_items"} <= set(summary["tool_names"])
     assert summary["ops_bot_sees"] == tools + len(run.oauth.tools)
@@ -175,14 +200,20 @@ def test_connect_and_inspect(run):
     assert who["render", "ops-bot"]["auth"] == "bearer"
     assert who["linear", "ops-bot"]["auth"] == who["linear", "reporter"]["auth"] == "oauth"
     assert who["linear", "ops-bot"]["subject"] != who["linear", "reporter"]["subject"]
-    assert summary["credentials"] == {"linear/ops-bot": "connected", "linear/reporter": "connected",
-                                      "render/(shared)": "connected"}
+    assert summary["credentials"] == {
+        "linear/ops-bot": "connected",
+        "linear/reporter": "connected",
+        "render/(shared)": "connected",
+    }
 
 
 @pytest.mark.notebooks
 def test_connect_and_inspect_shows_the_authorization_urls(run):
-    links = [o["data"]["text/html"] for o in run.outputs("connect_and_inspect.ipynb")
-             if "text/html" in o.get("data", {}) and "/authorize?" in o["data"]["text/html"]]
+    links = [
+        o["data"]["text/html"]
+        for o in run.outputs("connect_and_inspect.ipynb")
+        if "text/html" in o.get("data", {}) and "/authorize?" in o["data"]["text/html"]
+    ]
     assert len(links) == 2
     assert all(f'href="{run.oauth.issuer}/authorize?' in link for link in links)
     # The first comes back to the loopback listener, the second to the dashboard's callback.
@@ -201,9 +232,11 @@ def test_tool_inventory(run):
     summary = run.summary("tool_inventory.ipynb")
     tools = len(run.bearer.tools)
     assert summary["per_server"] == {"render": tools, "linear": tools}
-    assert summary["per_agent"] == {"auditor": {"render": tools},  # no linear account
-                                    "ops-bot": {"linear": tools, "render": tools},
-                                    "reporter": {"linear": tools, "render": tools}}
+    assert summary["per_agent"] == {
+        "auditor": {"render": tools},  # no linear account
+        "ops-bot": {"linear": tools, "render": tools},
+        "reporter": {"linear": tools, "render": tools},
+    }
     assert summary["services_agree"] is True
     assert summary["largest_schema"] == "configure"
     assert summary["destructive"] == ["delete_item"] and summary["read_only"] == ["list_items"]
@@ -211,7 +244,8 @@ def test_tool_inventory(run):
     assert summary["drift"] == [{"name": "echo", "change": "changed", "fields": ["description"]}]
     # The SQL diff over every list with history finds only that change (the linear lists have one snapshot).
     assert [(d["connector"], d["list_of"], d["tool"], d["change"]) for d in summary["diff"]] == [
-        ("render", "(shared)", "echo", "changed")]
+        ("render", "(shared)", "echo", "changed")
+    ]
     assert summary["diff"][0]["after"].endswith("previous messages into the arguments.")
     plots = [o for o in run.outputs("tool_inventory.ipynb") if HOLOVIEWS_PLOT in o.get("data", {})]
     assert len(plots) >= 5  # per server, per agent, schema sizes, hints, snapshot timeline
@@ -222,7 +256,9 @@ def test_tool_inventory_drift_is_in_the_store(run):
     store = run.store()
     drift = store.drift("render")
     assert [(c.name, c.change, c.fields) for c in drift.changes] == [("echo", "changed", ("description",))]
-    assert store.tool_definition("render", "echo")["description"].endswith("previous messages into the arguments.")
+    assert store.tool_definition("render", "echo")["description"].endswith(
+        "previous messages into the arguments."
+    )
 
 
 # --- credential_health ------------------------------------------------------------------------------
@@ -245,14 +281,23 @@ def test_credential_health(run):
         assert credential["status"] == "connected" and credential["refreshed"] and credential["had_401"]
         assert 55 <= credential["expires_in_min"] <= 61  # a fresh one-hour token
     assert credentials["linear / reporter"]["had_403"] and not credentials["linear / ops-bot"]["had_403"]
-    assert credentials["render / (shared)"] == {"kind": "bearer", "status": "connected", "reason": None,
-                                                "refreshed": False, "had_401": False, "had_403": False,
-                                                "expires_in_min": None}
+    assert credentials["render / (shared)"] == {
+        "kind": "bearer",
+        "status": "connected",
+        "reason": None,
+        "refreshed": False,
+        "had_401": False,
+        "had_403": False,
+        "expires_in_min": None,
+    }
     assert summary["missing"] == [{"agent": "auditor", "connector": "linear"}]
 
     failures = {(f["connector"], f["tool"], f["status"]) for f in summary["failures"]}
-    assert {("render", "always_fails", "tool_error"), ("render", "echo", "error"),
-            ("linear", "admin_action", "error")} <= failures
+    assert {
+        ("render", "always_fails", "tool_error"),
+        ("render", "echo", "error"),
+        ("linear", "admin_action", "error"),
+    } <= failures
     assert summary["calls_by_status"]["tool_error"] == 1 and summary["calls_by_status"]["error"] == 2
     store = run.store()
     audit = store.audit(limit=1000)
@@ -341,8 +386,11 @@ async def test_standalone_defaults_start_servers_and_register_them(tmp_path, mon
         board = Switchboard.open(env.store, policy=env.policy)
         assert await nbsupport.ensure_demo_connectors(board, env) == {"bearer": "render", "oauth": "linear"}
         states = {(c.connector, c.agent): c.status for c in await board.health()}
-        assert states == {("render", None): "connected", ("linear", "ops-bot"): "connected",
-                          ("linear", "reporter"): "connected"}
+        assert states == {
+            ("render", None): "connected",
+            ("linear", "ops-bot"): "connected",
+            ("linear", "reporter"): "connected",
+        }
         authorizations = servers[1].counters()["authorizations"]
         await nbsupport.ensure_demo_connectors(board, env)  # a second notebook on the same store
         assert servers[1].counters()["authorizations"] == authorizations == 2
@@ -387,10 +435,13 @@ def test_analysis_notebooks_on_an_empty_own_store(tmp_path):
     summaries = {}
     for name in ("tool_inventory.ipynb", "credential_health.ipynb"):
         notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-        NotebookClient(notebook, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute(env=env)
+        NotebookClient(
+            notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        ).execute(env=env)
         cell = next(c for c in notebook.cells if "summary" in c.metadata.get("tags", []))
-        summaries[name] = json.loads("".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream"))
+        summaries[name] = json.loads(
+            "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        )
     inventory, health = summaries["tool_inventory.ipynb"], summaries["credential_health.ipynb"]
     assert inventory["per_server"] == {} and inventory["drift"] == [] and inventory["diff"] == []
     assert inventory["drift_changed_on_server"] is False and inventory["largest_schema"] is None

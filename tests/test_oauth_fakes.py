@@ -59,7 +59,9 @@ class FakeWorld:
     token_ttl: int | None = 3600
     issue_refresh_tokens: bool = True
     rotate_refresh_tokens: bool = True
-    overrides: dict[tuple[str, str], Any] = field(default_factory=dict)  # (method, path) -> Response or callable
+    overrides: dict[tuple[str, str], Any] = field(
+        default_factory=dict
+    )  # (method, path) -> Response or callable
     requests: list[Recorded] = field(default_factory=list)
     reuse_events: int = 0
     codes: dict[str, dict] = field(default_factory=dict)
@@ -81,7 +83,11 @@ class FakeWorld:
                 "response_types_supported": ["code"],
                 "grant_types_supported": ["authorization_code", "refresh_token"],
                 "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+                "token_endpoint_auth_methods_supported": [
+                    "none",
+                    "client_secret_basic",
+                    "client_secret_post",
+                ],
             }
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -101,8 +107,9 @@ class FakeWorld:
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         parts = urlsplit(str(request.url))
         body = request.read()
-        record = Recorded(request.method, str(request.url), parts.path, dict(parse_qsl(parts.query)),
-                          request.headers, body)
+        record = Recorded(
+            request.method, str(request.url), parts.path, dict(parse_qsl(parts.query)), request.headers, body
+        )
         self.requests.append(record)
         origin = f"{parts.scheme}://{parts.netloc}"
         override = self.overrides.get((request.method, origin + parts.path))
@@ -143,12 +150,17 @@ class FakeWorld:
 
     def _register(self, r: Recorded) -> httpx2.Response:
         if self.registration_status != 201:
-            return json_response(self.registration_status, self.registration_answer or {"error": "invalid_client_metadata"})
+            return json_response(
+                self.registration_status, self.registration_answer or {"error": "invalid_client_metadata"}
+            )
         body = r.json
-        answer = {"client_id": f"client-{len(self.clients) + 1}", "client_name": body.get("client_name"),
-                  "redirect_uris": body.get("redirect_uris"),
-                  "token_endpoint_auth_method": body.get("token_endpoint_auth_method", "none"),
-                  "grant_types": body.get("grant_types")}
+        answer = {
+            "client_id": f"client-{len(self.clients) + 1}",
+            "client_name": body.get("client_name"),
+            "redirect_uris": body.get("redirect_uris"),
+            "token_endpoint_auth_method": body.get("token_endpoint_auth_method", "none"),
+            "grant_types": body.get("grant_types"),
+        }
         if answer["token_endpoint_auth_method"] != "none":
             answer["client_secret"] = "secret-" + secrets.token_hex(4)
         answer.update(self.registration_answer or {})
@@ -180,8 +192,13 @@ class FakeWorld:
             request = self.codes.pop(form.get("code", ""), None)
             if request is None:
                 return json_response(400, {"error": "invalid_grant"})
-            challenge = base64.urlsafe_b64encode(hashlib.sha256(form["code_verifier"].encode()).digest()).rstrip(b"=")
-            if request.get("code_challenge_method") != "S256" or challenge.decode() != request["code_challenge"]:
+            challenge = base64.urlsafe_b64encode(
+                hashlib.sha256(form["code_verifier"].encode()).digest()
+            ).rstrip(b"=")
+            if (
+                request.get("code_challenge_method") != "S256"
+                or challenge.decode() != request["code_challenge"]
+            ):
                 return json_response(400, {"error": "invalid_grant", "error_description": "PKCE failed"})
             if form.get("redirect_uri") != request["redirect_uri"]:
                 return json_response(400, {"error": "invalid_grant"})

@@ -54,9 +54,14 @@ async def test_pre_registered_client_means_no_registration_request() -> None:
     world = FakeWorld()
     storage = new_storage()
     found = await discover(SERVER_URL, http=world.http())
-    registration = await ensure_client(found, settings(client_id="pre", client_secret="s3cret"), storage, http=world.http())
+    registration = await ensure_client(
+        found, settings(client_id="pre", client_secret="s3cret"), storage, http=world.http()
+    )
     assert (registration.client_id, registration.method, registration.token_endpoint_auth_method) == (
-        "pre", "pre_registered", "client_secret_basic")
+        "pre",
+        "pre_registered",
+        "client_secret_basic",
+    )
     assert not world.to("/register")
 
 
@@ -64,15 +69,21 @@ async def test_pre_registered_client_pinned_to_another_issuer_is_not_sent() -> N
     world = FakeWorld()
     found = await discover(SERVER_URL, http=world.http())
     with pytest.raises(RegistrationError, match="pre-registered client is for https://old-as.test"):
-        await ensure_client(found, settings(client_id="pre", client_secret="x", client_issuer="https://old-as.test"),
-                            new_storage(), http=world.http())
+        await ensure_client(
+            found,
+            settings(client_id="pre", client_secret="x", client_issuer="https://old-as.test"),
+            new_storage(),
+            http=world.http(),
+        )
 
 
 async def test_cimd_used_when_supported_and_configured() -> None:
     world = FakeWorld()
     world.metadata["client_id_metadata_document_supported"] = True
     found = await discover(SERVER_URL, http=world.http())
-    registration = await ensure_client(found, settings(client_metadata_url=CIMD_URL), new_storage(), http=world.http())
+    registration = await ensure_client(
+        found, settings(client_metadata_url=CIMD_URL), new_storage(), http=world.http()
+    )
     assert registration.client_id == CIMD_URL and registration.method == "cimd"
     assert not world.to("/register")
 
@@ -96,7 +107,9 @@ async def test_concurrent_ensure_client_registers_once() -> None:
     world = FakeWorld()
     storage = new_storage()
     found = await discover(SERVER_URL, http=world.http())
-    results = await asyncio.gather(*(ensure_client(found, settings(), storage, http=world.http()) for _ in range(10)))
+    results = await asyncio.gather(
+        *(ensure_client(found, settings(), storage, http=world.http()) for _ in range(10))
+    )
     assert len({r.client_id for r in results}) == 1 and len(world.to("/register")) == 1
 
 
@@ -107,14 +120,18 @@ async def test_registration_is_never_reused_with_another_issuer() -> None:
     await ensure_client(found, settings(), storage, http=world.http())
     other = FakeWorld(issuer="https://as.test/tenant2")
     other.metadata["issuer"] = "https://as.test/tenant2"
-    other.overrides[("GET", AS + "/.well-known/oauth-authorization-server/tenant2")] = json_response(200, other.metadata)
+    other.overrides[("GET", AS + "/.well-known/oauth-authorization-server/tenant2")] = json_response(
+        200, other.metadata
+    )
     moved = await discover(SERVER_URL, http=other.http())
     registration = await ensure_client(moved, settings(), storage, http=other.http())
     assert registration.issuer == "https://as.test/tenant2" and len(other.to("/register")) == 1
 
 
 async def test_registration_honours_what_the_as_assigns() -> None:
-    world = FakeWorld(registration_answer={"token_endpoint_auth_method": "client_secret_post", "client_secret": "zz"})
+    world = FakeWorld(
+        registration_answer={"token_endpoint_auth_method": "client_secret_post", "client_secret": "zz"}
+    )
     storage = new_storage()
     url, _ = await start_authorization(storage, KEY, settings(), http=world.http())
     await complete_authorization(storage, await callback_params(world, url), http=world.http())
@@ -123,8 +140,10 @@ async def test_registration_honours_what_the_as_assigns() -> None:
 
 
 async def test_registration_refused() -> None:
-    world = FakeWorld(registration_status=400, registration_answer={"error": "invalid_redirect_uri",
-                                                                    "error_description": "no loopback"})
+    world = FakeWorld(
+        registration_status=400,
+        registration_answer={"error": "invalid_redirect_uri", "error_description": "no loopback"},
+    )
     with pytest.raises(RegistrationError, match="invalid_redirect_uri") as caught:
         await start_authorization(new_storage(), KEY, settings(), http=world.http())
     assert "pre-registered" in str(caught.value)
@@ -162,8 +181,12 @@ async def test_scope_from_challenge_then_prm_and_offline_access() -> None:
     world.metadata["scopes_supported"] = ["a", "b", "offline_access"]
     from core.rfc9110 import Challenge
 
-    challenged = await discover(SERVER_URL, challenge=Challenge("bearer", {"scope": "x y"}), http=world.http())
-    url, _ = await start_authorization(new_storage(), KEY, settings(), discovery=challenged, http=world.http())
+    challenged = await discover(
+        SERVER_URL, challenge=Challenge("bearer", {"scope": "x y"}), http=world.http()
+    )
+    url, _ = await start_authorization(
+        new_storage(), KEY, settings(), discovery=challenged, http=world.http()
+    )
     assert query(url)["scope"] == "x y offline_access"
     url, _ = await start_authorization(new_storage(), KEY, settings(), http=world.http())
     assert query(url)["scope"] == "a b offline_access"
@@ -194,7 +217,9 @@ async def test_no_s256_refuses_before_anything_is_opened() -> None:
 @pytest.mark.parametrize("return_to", ["https://evil.example", "//evil.example", "/\\evil", "javascript:x"])
 async def test_return_to_must_be_local(return_to: str) -> None:
     with pytest.raises(ConfigurationError):
-        await start_authorization(new_storage(), KEY, settings(), return_to=return_to, http=FakeWorld().http())
+        await start_authorization(
+            new_storage(), KEY, settings(), return_to=return_to, http=FakeWorld().http()
+        )
 
 
 # --- callback (A-24, A-25, S-03, S-04) -------------------------------------------------------------------
@@ -204,7 +229,9 @@ async def test_full_flow_and_resource_byte_identical() -> None:
     world = FakeWorld()
     storage = new_storage()
     url, _ = await start_authorization(storage, KEY, settings(), return_to="/connectors/1", http=world.http())
-    key, tokens, return_to = await complete_authorization(storage, await callback_params(world, url), http=world.http())
+    key, tokens, return_to = await complete_authorization(
+        storage, await callback_params(world, url), http=world.http()
+    )
     assert key == KEY and return_to == "/connectors/1"
     assert tokens.access_token in world.access_tokens and tokens.refresh_token and tokens.version == 1
     token_request = world.to("/token")[0].form
@@ -250,17 +277,27 @@ async def test_expired_state() -> None:
     url, state = await start_authorization(storage, KEY, settings(), http=world.http())
     params = await callback_params(world, url)
     pending = storage._pending[state]
-    storage._pending[state] = type(pending)(**{**pending.__dict__, "created_at": time.time() - PENDING_TTL_SECONDS - 1})
+    storage._pending[state] = type(pending)(
+        **{**pending.__dict__, "created_at": time.time() - PENDING_TTL_SECONDS - 1}
+    )
     with pytest.raises(AuthorizationError, match="expired"):
         await complete_authorization(storage, params, http=world.http())
     assert not world.to("/token")
 
 
-@pytest.mark.parametrize(("advertised", "iss", "accepted"), [
-    (True, AS, True), (True, None, False), (False, AS, True), (False, None, True),
-    (False, "https://evil.test", False), (True, AS + "/", False), (True, "https://AS.test", False),
-    (True, "https://as.test:443", False),
-])
+@pytest.mark.parametrize(
+    ("advertised", "iss", "accepted"),
+    [
+        (True, AS, True),
+        (True, None, False),
+        (False, AS, True),
+        (False, None, True),
+        (False, "https://evil.test", False),
+        (True, AS + "/", False),
+        (True, "https://AS.test", False),
+        (True, "https://as.test:443", False),
+    ],
+)
 async def test_rfc9207_iss_table(advertised: bool, iss: str | None, accepted: bool) -> None:
     world = FakeWorld(iss_in_response=iss)
     world.metadata["authorization_response_iss_parameter_supported"] = advertised
@@ -281,18 +318,31 @@ async def test_error_response_description_shown_only_when_verified() -> None:
     storage = new_storage()
     _, state = await start_authorization(storage, KEY, settings(), http=world.http())
     with pytest.raises(AuthorizationError) as caught:
-        await complete_authorization(storage, {"state": state, "error": "access_denied",
-                                               "error_description": "<script>alert(1)</script> call 555"})
-    assert "access_denied" in str(caught.value) and "script" not in str(caught.value) and "555" not in str(caught.value)
+        await complete_authorization(
+            storage,
+            {
+                "state": state,
+                "error": "access_denied",
+                "error_description": "<script>alert(1)</script> call 555",
+            },
+        )
+    assert (
+        "access_denied" in str(caught.value)
+        and "script" not in str(caught.value)
+        and "555" not in str(caught.value)
+    )
     _, state = await start_authorization(storage, KEY, settings(), http=world.http())
     with pytest.raises(AuthorizationError, match="mix-up") as caught:
-        await complete_authorization(storage, {"state": state, "iss": "https://evil", "error": "x",
-                                               "error_description": "<script>"})
+        await complete_authorization(
+            storage, {"state": state, "iss": "https://evil", "error": "x", "error_description": "<script>"}
+        )
     assert "script" not in str(caught.value)
     _, state = await start_authorization(storage, KEY, settings(), http=world.http())
     with pytest.raises(AuthorizationError, match=r"access_denied \(the user said no\)"):
-        await complete_authorization(storage, {"state": state, "iss": AS, "error": "access_denied",
-                                               "error_description": "the user said no"})
+        await complete_authorization(
+            storage,
+            {"state": state, "iss": AS, "error": "access_denied", "error_description": "the user said no"},
+        )
 
 
 async def test_code_and_error_together_is_discarded() -> None:
@@ -308,17 +358,34 @@ async def test_code_and_error_together_is_discarded() -> None:
 # --- token endpoint answers (A-30, S-09) -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("answer", "message"), [
-    (httpx2.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}), "JSON object"),
-    (httpx2.Response(302, headers={"location": "https://login.example"}), "HTTP 302"),
-    (httpx2.Response(200, content=b"\x00garbage", headers={"content-type": "application/json"}), "JSON object"),
-    (httpx2.Response(200, json=["access_token"]), "JSON object"),
-    (httpx2.Response(200, json={"token_type": "Bearer"}), "no access_token"),
-    (httpx2.Response(200, json={"access_token": "a", "token_type": "mac"}), "not Bearer"),
-    (httpx2.Response(200, json={"access_token": "a", "token_type": "Bearer", "error": "x"}), "with an error"),
-    (httpx2.Response(400, json={"error": "invalid_target"}), "invalid_target"),
-    (httpx2.Response(200, content=b"{" + b" " * 300_000 + b"}", headers={"content-type": "application/json"}), "larger"),
-])
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            httpx2.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}),
+            "JSON object",
+        ),
+        (httpx2.Response(302, headers={"location": "https://login.example"}), "HTTP 302"),
+        (
+            httpx2.Response(200, content=b"\x00garbage", headers={"content-type": "application/json"}),
+            "JSON object",
+        ),
+        (httpx2.Response(200, json=["access_token"]), "JSON object"),
+        (httpx2.Response(200, json={"token_type": "Bearer"}), "no access_token"),
+        (httpx2.Response(200, json={"access_token": "a", "token_type": "mac"}), "not Bearer"),
+        (
+            httpx2.Response(200, json={"access_token": "a", "token_type": "Bearer", "error": "x"}),
+            "with an error",
+        ),
+        (httpx2.Response(400, json={"error": "invalid_target"}), "invalid_target"),
+        (
+            httpx2.Response(
+                200, content=b"{" + b" " * 300_000 + b"}", headers={"content-type": "application/json"}
+            ),
+            "larger",
+        ),
+    ],
+)
 async def test_token_endpoint_garbage_is_a_token_error(answer: httpx2.Response, message: str) -> None:
     world = FakeWorld()
     world.overrides[("POST", AS + "/token")] = answer
@@ -333,7 +400,9 @@ async def test_token_endpoint_garbage_is_a_token_error(answer: httpx2.Response, 
 
 async def test_lowercase_bearer_accepted() -> None:
     world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(200, {"access_token": "a", "token_type": "bearer"})
+    world.overrides[("POST", AS + "/token")] = json_response(
+        200, {"access_token": "a", "token_type": "bearer"}
+    )
     storage = new_storage()
     url, _ = await start_authorization(storage, KEY, settings(), http=world.http())
     _, tokens, _ = await complete_authorization(storage, await callback_params(world, url), http=world.http())
@@ -353,7 +422,10 @@ async def test_token_endpoint_auth_methods(method: str) -> None:
         expected = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
         assert request.headers["authorization"] == f"Basic {expected}" and "client_secret" not in request.form
     elif method == "client_secret_post":
-        assert request.form["client_secret"] == client["client_secret"] and "authorization" not in request.headers
+        assert (
+            request.form["client_secret"] == client["client_secret"]
+            and "authorization" not in request.headers
+        )
     else:
         assert request.form["client_id"] == client["client_id"] and "client_secret" not in request.form
         assert "authorization" not in request.headers
@@ -381,7 +453,9 @@ async def test_headless_helper_uses_the_same_callback_path() -> None:
 
 async def test_headless_refuses_a_redirect_elsewhere() -> None:
     world = FakeWorld()
-    world.overrides[("GET", AS + "/authorize")] = httpx2.Response(302, headers={"location": "https://evil/cb?code=1"})
+    world.overrides[("GET", AS + "/authorize")] = httpx2.Response(
+        302, headers={"location": "https://evil/cb?code=1"}
+    )
     storage = new_storage()
     with pytest.raises(AuthorizationError, match="did not redirect back"):
         await authorize_headless(storage, KEY, settings(), http=world.http())

@@ -33,13 +33,17 @@ async def http() -> AsyncIterator[OAuthHttp]:
         yield OAuthHttp(client, MemoryTrace())
 
 
-def provider(server, storage, http: OAuthHttp, key: CredentialKey = ALICE, headless: bool = True) -> OAuthProvider:
+def provider(
+    server, storage, http: OAuthHttp, key: CredentialKey = ALICE, headless: bool = True
+) -> OAuthProvider:
     return OAuthProvider(storage, key, ConnectorSettings(server.url), http=http, headless=headless)
 
 
 async def test_full_headless_flow(sdk_oauth_server, http: OAuthHttp) -> None:
     storage = MemoryOAuthStorage()
-    async with McpClient(sdk_oauth_server.url, http=http.client, auth=provider(sdk_oauth_server, storage, http)) as mcp:
+    async with McpClient(
+        sdk_oauth_server.url, http=http.client, auth=provider(sdk_oauth_server, storage, http)
+    ) as mcp:
         assert "whoami" in [tool["name"] for tool in await mcp.list_tools()]
     counters = sdk_oauth_server.counters()
     assert counters["registrations"] == 1 and counters["authorizations"] == 1
@@ -56,10 +60,16 @@ async def test_ten_rotating_refreshes_without_reuse(sample_server_factory, http:
             server.expire_tokens()  # the server rejects the access token: refresh on the 401
             await mcp.list_tools()
     counters = server.counters()
-    assert counters["refresh_requests"] == 10 and counters["reuse_events"] == 0 and counters["authorizations"] == 1
+    assert (
+        counters["refresh_requests"] == 10
+        and counters["reuse_events"] == 0
+        and counters["authorizations"] == 1
+    )
 
 
-async def test_fifty_concurrent_calls_with_an_expired_token_refresh_once(sample_server_factory, http: OAuthHttp) -> None:
+async def test_fifty_concurrent_calls_with_an_expired_token_refresh_once(
+    sample_server_factory, http: OAuthHttp
+) -> None:
     server = sample_server_factory("sdk_oauth")
     storage = MemoryOAuthStorage()
     async with McpClient(server.url, http=http.client, auth=provider(server, storage, http)) as mcp:
@@ -86,7 +96,9 @@ async def test_two_agents_have_separate_tokens(sample_server_factory, http: OAut
     for key in (ALICE, BOB):
         server.next_subject(key.agent_id)
         await authorize_headless(storage, key, ConnectorSettings(server.url), http=http)
-        async with McpClient(server.url, http=http.client, auth=provider(server, storage, http, key, False)) as mcp:
+        async with McpClient(
+            server.url, http=http.client, auth=provider(server, storage, http, key, False)
+        ) as mcp:
             result = await mcp.call_tool("whoami", {})
             identities[key.agent_id] = str(result)
     assert "alice" in identities["alice"] and "bob" in identities["bob"]

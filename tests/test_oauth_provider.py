@@ -41,11 +41,15 @@ from tests.test_oauth_fakes import (
     settings,
 )
 
-UNAUTHORIZED = AuthChallenge(401, (Challenge("bearer", {"error": "invalid_token"}),), SERVER_URL, "tools/list")
+UNAUTHORIZED = AuthChallenge(
+    401, (Challenge("bearer", {"error": "invalid_token"}),), SERVER_URL, "tools/list"
+)
 
 
 def forbidden(scope: str, method: str = "tools/call") -> AuthChallenge:
-    return AuthChallenge(403, (Challenge("bearer", {"error": "insufficient_scope", "scope": scope}),), SERVER_URL, method)
+    return AuthChallenge(
+        403, (Challenge("bearer", {"error": "insufficient_scope", "scope": scope}),), SERVER_URL, method
+    )
 
 
 async def authorized(world: FakeWorld, storage, key=KEY, **changes) -> TokenSet:
@@ -101,7 +105,9 @@ async def test_fifty_calls_with_an_expired_token_refresh_once() -> None:
     storage = new_storage()
     tokens = await authorized(world, storage)
     storage.save_tokens(KEY, replace(tokens, expires_at=time.time() - 1), expected_version=None)
-    providers = [OAuthProvider(storage, KEY, settings(), http=world.http()) for _ in range(5)]  # several connections
+    providers = [
+        OAuthProvider(storage, KEY, settings(), http=world.http()) for _ in range(5)
+    ]  # several connections
     headers = await asyncio.gather(*(providers[i % 5].auth_headers() for i in range(50)))
     assert len({h["Authorization"] for h in headers}) == 1 and len(world.to("/token")) == 2
     assert world.reuse_events == 0
@@ -111,7 +117,9 @@ async def test_token_is_only_sent_to_its_resource() -> None:
     world = FakeWorld()
     storage = new_storage()
     await authorized(world, storage)
-    other = OAuthProvider(storage, KEY, replace(settings(), server_url="https://rs2.test/mcp"), http=world.http())
+    other = OAuthProvider(
+        storage, KEY, replace(settings(), server_url="https://rs2.test/mcp"), http=world.http()
+    )
     assert await other.auth_headers() == {}
 
 
@@ -123,7 +131,9 @@ async def test_two_agents_have_separate_tokens() -> None:
     assert a.access_token != b.access_token
     header_a = await OAuthProvider(storage, KEY, settings(), http=world.http()).auth_headers()
     header_b = await OAuthProvider(storage, AGENT_B, settings(), http=world.http()).auth_headers()
-    assert header_a["Authorization"].endswith(a.access_token) and header_b["Authorization"].endswith(b.access_token)
+    assert header_a["Authorization"].endswith(a.access_token) and header_b["Authorization"].endswith(
+        b.access_token
+    )
     assert len(world.to("/register")) == 1  # one client per issuer, shared by the agents
 
 
@@ -157,7 +167,9 @@ async def test_step_up_headless_reauthorizes_and_is_capped() -> None:
 
 async def test_other_403_is_final() -> None:
     provider = OAuthProvider(new_storage(), KEY, settings(), http=FakeWorld().http(), headless=True)
-    assert await provider.handle_challenge(AuthChallenge(403, (Challenge("bearer", {}),), SERVER_URL)) is False
+    assert (
+        await provider.handle_challenge(AuthChallenge(403, (Challenge("bearer", {}),), SERVER_URL)) is False
+    )
 
 
 # --- client_credentials ------------------------------------------------------------------------------
@@ -165,17 +177,27 @@ async def test_other_403_is_final() -> None:
 
 async def test_client_credentials_basic() -> None:
     world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(200, {"access_token": "cc", "token_type": "Bearer"})
+    world.overrides[("POST", AS + "/token")] = json_response(
+        200, {"access_token": "cc", "token_type": "Bearer"}
+    )
     found = await discover(SERVER_URL, http=world.http())
-    tokens = await client_credentials_token(found, ClientCredentials("agent", client_secret="s"), http=world.http())
+    tokens = await client_credentials_token(
+        found, ClientCredentials("agent", client_secret="s"), http=world.http()
+    )
     request = world.to("/token")[0]
-    assert tokens.access_token == "cc" and request.form == {"grant_type": "client_credentials", "resource": SERVER_URL, "client_id": "agent"}
+    assert tokens.access_token == "cc" and request.form == {
+        "grant_type": "client_credentials",
+        "resource": SERVER_URL,
+        "client_id": "agent",
+    }
     assert base64.b64decode(request.headers["authorization"].split()[1]) == b"agent:s"
 
 
 async def test_client_credentials_private_key_jwt_audience_is_the_issuer() -> None:
     world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(200, {"access_token": "cc", "token_type": "Bearer"})
+    world.overrides[("POST", AS + "/token")] = json_response(
+        200, {"access_token": "cc", "token_type": "Bearer"}
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
     found = await discover(SERVER_URL, http=world.http())
@@ -188,9 +210,16 @@ async def test_client_credentials_private_key_jwt_audience_is_the_issuer() -> No
 
 async def test_client_credentials_provider_fetches_on_401_and_never_steps_up() -> None:
     world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(200, {"access_token": "cc", "token_type": "Bearer"})
-    provider = OAuthProvider(new_storage(), KEY, settings(), http=world.http(),
-                             client_credentials=ClientCredentials("agent", client_secret="s"))
+    world.overrides[("POST", AS + "/token")] = json_response(
+        200, {"access_token": "cc", "token_type": "Bearer"}
+    )
+    provider = OAuthProvider(
+        new_storage(),
+        KEY,
+        settings(),
+        http=world.http(),
+        client_credentials=ClientCredentials("agent", client_secret="s"),
+    )
     assert await provider.handle_challenge(UNAUTHORIZED) is True
     assert await provider.auth_headers() == {"Authorization": "Bearer cc"}
     with pytest.raises(InsufficientScope):
@@ -199,10 +228,17 @@ async def test_client_credentials_provider_fetches_on_401_and_never_steps_up() -
 
 async def test_client_credentials_secret_never_goes_to_another_authorization_server() -> None:
     world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(200, {"access_token": "cc", "token_type": "Bearer"})
+    world.overrides[("POST", AS + "/token")] = json_response(
+        200, {"access_token": "cc", "token_type": "Bearer"}
+    )
     pinned = settings(client_id="agent", client_issuer="https://other-as.test")
-    provider = OAuthProvider(new_storage(), KEY, pinned, http=world.http(),
-                             client_credentials=ClientCredentials("agent", client_secret="s"))
+    provider = OAuthProvider(
+        new_storage(),
+        KEY,
+        pinned,
+        http=world.http(),
+        client_credentials=ClientCredentials("agent", client_secret="s"),
+    )
     with pytest.raises(RegistrationError, match="not sent there"):
         await provider.handle_challenge(UNAUTHORIZED)
     assert world.to("/token") == []
@@ -213,19 +249,31 @@ async def test_client_credentials_secret_never_goes_to_another_authorization_ser
 
 async def test_canaries_stay_out_of_logs_errors_reprs_and_trace(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    world = FakeWorld(registration_answer={"token_endpoint_auth_method": "client_secret_basic",
-                                           "client_secret": "CANARY-SECRET"})
+    world = FakeWorld(
+        registration_answer={
+            "token_endpoint_auth_method": "client_secret_basic",
+            "client_secret": "CANARY-SECRET",
+        }
+    )
     canaries = ["CANARY-SECRET", "CANARY-AT", "CANARY-RT", "CANARY-CODE"]
 
     def issue(record):
         if record.form.get("grant_type") == "refresh_token":
             return json_response(400, {"error": "invalid_grant", "error_description": "x"})
-        return json_response(200, {"access_token": "CANARY-AT", "token_type": "Bearer", "refresh_token": "CANARY-RT"})
+        return json_response(
+            200, {"access_token": "CANARY-AT", "token_type": "Bearer", "refresh_token": "CANARY-RT"}
+        )
 
     def approve(record):
         params = {"code": "CANARY-CODE", "state": record.query["state"]}
-        return httpx2.Response(302, headers={"location": record.query["redirect_uri"] + "?" + "&".join(
-            f"{k}={v}" for k, v in params.items())})
+        return httpx2.Response(
+            302,
+            headers={
+                "location": record.query["redirect_uri"]
+                + "?"
+                + "&".join(f"{k}={v}" for k, v in params.items())
+            },
+        )
 
     world.overrides[("POST", AS + "/token")] = issue
     world.overrides[("GET", AS + "/authorize")] = approve
@@ -241,9 +289,15 @@ async def test_canaries_stay_out_of_logs_errors_reprs_and_trace(caplog: pytest.L
             await provider.handle_challenge(UNAUTHORIZED)
         except Exception as exc:  # noqa: BLE001 - collecting whatever surfaces
             errors.append(exc)
-    texts = [repr(tokens), repr(storage.get_client(AS, settings().redirect_uri)), repr(provider),
-             repr(settings(client_secret="CANARY-SECRET")), caplog.text,
-             json.dumps([e.__dict__ for e in trace.events]), *(str(e) + repr(e) for e in errors)]
+    texts = [
+        repr(tokens),
+        repr(storage.get_client(AS, settings().redirect_uri)),
+        repr(provider),
+        repr(settings(client_secret="CANARY-SECRET")),
+        caplog.text,
+        json.dumps([e.__dict__ for e in trace.events]),
+        *(str(e) + repr(e) for e in errors),
+    ]
     for text in texts:
         for canary in (*canaries, verifier):
             assert canary not in text
@@ -253,7 +307,8 @@ async def test_canaries_stay_out_of_logs_errors_reprs_and_trace(caplog: pytest.L
 async def test_token_error_messages_do_not_echo_bodies() -> None:
     world = FakeWorld()
     world.overrides[("POST", AS + "/token")] = httpx2.Response(
-        500, text="internal CANARY-BODY", headers={"content-type": "text/plain"})
+        500, text="internal CANARY-BODY", headers={"content-type": "text/plain"}
+    )
     found = await discover(SERVER_URL, http=world.http())
     with pytest.raises(TokenError) as caught:
         await client_credentials_token(found, ClientCredentials("a", client_secret="s"), http=world.http())

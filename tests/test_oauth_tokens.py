@@ -34,17 +34,32 @@ def seeded(world: FakeWorld, storage, *, expires_in: float = -10, refresh: bool 
     """Store a credential whose access token is already expired, with an active refresh token."""
     refresh_token = world._new_refresh() if refresh else None
     now = time.time()
-    tokens = TokenSet(access_token="at-old", refresh_token=refresh_token, expires_at=now + expires_in,
-                      issued_at=now - 3600, issuer=AS, client_id="client-1", resource=SERVER_URL,
-                      token_endpoint=AS + "/token", scopes=("a",))
+    tokens = TokenSet(
+        access_token="at-old",
+        refresh_token=refresh_token,
+        expires_at=now + expires_in,
+        issued_at=now - 3600,
+        issuer=AS,
+        client_id="client-1",
+        resource=SERVER_URL,
+        token_endpoint=AS + "/token",
+        scopes=("a",),
+    )
     return storage.save_tokens(KEY, tokens, expected_version=None)
 
 
-@pytest.mark.parametrize(("lifetime", "remaining", "refresh"), [
-    (3600, 3000, False), (3600, 301, False), (3600, 299, True),  # ordinary tokens: 5 minutes ahead
-    (120, 61, False), (120, 59, True),  # short-lived: half the lifetime
-    (10, 6, False), (10, 4, True),
-])
+@pytest.mark.parametrize(
+    ("lifetime", "remaining", "refresh"),
+    [
+        (3600, 3000, False),
+        (3600, 301, False),
+        (3600, 299, True),  # ordinary tokens: 5 minutes ahead
+        (120, 61, False),
+        (120, 59, True),  # short-lived: half the lifetime
+        (10, 6, False),
+        (10, 4, True),
+    ],
+)
 def test_refresh_timing(lifetime: float, remaining: float, refresh: bool) -> None:
     now = 1_000_000.0
     tokens = TokenSet("a", issued_at=now - (lifetime - remaining), expires_at=now + remaining)
@@ -89,9 +104,14 @@ async def test_c01_fifty_concurrent_refreshes_make_one_request(make_storage) -> 
     world = FakeWorld()
     storage = make_storage()
     stale = seeded(world, storage)
-    results = await asyncio.gather(*(refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale)
-                                     for _ in range(50)))
-    assert len(world.to("/token")) == 1 and len({r.access_token for r in results}) == 1 and world.reuse_events == 0
+    results = await asyncio.gather(
+        *(refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale) for _ in range(50))
+    )
+    assert (
+        len(world.to("/token")) == 1
+        and len({r.access_token for r in results}) == 1
+        and world.reuse_events == 0
+    )
 
 
 def test_c03_threads_with_their_own_event_loops_make_one_request(make_storage) -> None:
@@ -110,7 +130,11 @@ def test_c03_threads_with_their_own_event_loops_make_one_request(make_storage) -
         t.start()
     for t in threads:
         t.join()
-    assert len(world.to("/token")) == 1 and len({r.access_token for r in results}) == 1 and world.reuse_events == 0
+    assert (
+        len(world.to("/token")) == 1
+        and len({r.access_token for r in results}) == 1
+        and world.reuse_events == 0
+    )
 
 
 async def test_c04_stale_reader_uses_the_rotated_token_and_never_wipes_it(make_storage) -> None:

@@ -18,8 +18,11 @@ def test_environment_yml_mirrors_pyproject_dependencies():
     wanted = {_requirement_name(s) for s in project["dependencies"]}
     for extra in project["optional-dependencies"].values():
         wanted |= {_requirement_name(s) for s in extra if not s.startswith("switchboard")}
-    listed = {_requirement_name(line.strip(" -")) for line in (ROOT / "environment.yml").read_text().splitlines()
-              if line.strip().startswith("- ") and not line.strip().startswith("- pip:")}
+    listed = {
+        _requirement_name(line.strip(" -"))
+        for line in (ROOT / "environment.yml").read_text().splitlines()
+        if line.strip().startswith("- ") and not line.strip().startswith("- pip:")
+    }
     assert wanted - listed == set()
 
 

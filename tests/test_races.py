@@ -57,8 +57,11 @@ def _expire_stored(service: Switchboard, key: CredentialKey) -> None:
     """Make the stored access token look expired to the client (the proactive-refresh path)."""
     storage = service._oauth_storage
     tokens = storage.load_tokens(key)
-    storage.save_tokens(key, replace(tokens, expires_at=time.time() - 5, issued_at=time.time() - 3600),
-                        expected_version=tokens.version)
+    storage.save_tokens(
+        key,
+        replace(tokens, expires_at=time.time() - 5, issued_at=time.time() - 3600),
+        expected_version=tokens.version,
+    )
 
 
 async def _connected(sample_server_factory, store_path: str, *, per_agent: tuple[str, ...] = ()):
@@ -106,8 +109,9 @@ async def test_c02_two_agents_refresh_their_own_tokens(sample_server_factory, st
     keys = {a: await _key(service, "oauth", a) for a in ("ada", "bob")}
     before = {a: service._oauth_storage.load_tokens(k) for a, k in keys.items()}
     server.expire_tokens()
-    results = await asyncio.gather(*(service.call_tool("oauth", "whoami", {}, agent=a)
-                                     for a in ("ada", "bob") for _ in range(5)))
+    results = await asyncio.gather(
+        *(service.call_tool("oauth", "whoami", {}, agent=a) for a in ("ada", "bob") for _ in range(5))
+    )
     assert all(not r.is_error for r in results)
     assert all(r.result["structuredContent"]["subject"] == r.agent for r in results)  # tokens never cross
     counters = server.counters()
@@ -121,7 +125,9 @@ async def test_c02_two_agents_refresh_their_own_tokens(sample_server_factory, st
 # --- C-04 -------------------------------------------------------------------------------------------------
 
 
-async def test_c04_a_stale_services_instance_uses_the_rotated_token(sample_server_factory, store_path) -> None:
+async def test_c04_a_stale_services_instance_uses_the_rotated_token(
+    sample_server_factory, store_path
+) -> None:
     """Two services instances (two dashboards/notebooks) hold the same credential in memory; one
     rotates it, the other still has v1 and gets a 401: it must pick up v2, not refresh with the
     used refresh token (which would be a reuse event and kill the family)."""
@@ -172,9 +178,12 @@ def test_c03_two_processes_refresh_one_credential_once(sample_server_factory, st
         _expire_stored(service, key)
     before = service._oauth_storage.load_tokens(key)
     barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
-    processes = [SPAWN.Process(target=_call_in_a_process,
-                               args=(store_path, os.environ["SWITCHBOARD_KEY_FILE"], barrier, results))
-                 for _ in range(2)]
+    processes = [
+        SPAWN.Process(
+            target=_call_in_a_process, args=(store_path, os.environ["SWITCHBOARD_KEY_FILE"], barrier, results)
+        )
+        for _ in range(2)
+    ]
     for p in processes:
         p.start()
     outcomes = [results.get(timeout=120) for _ in processes]
@@ -190,14 +199,18 @@ def test_c03_two_processes_refresh_one_credential_once(sample_server_factory, st
 # --- C-10: shared initialize and shared registration ------------------------------------------------------
 
 
-async def test_c10_concurrent_calls_on_a_fresh_services_share_one_initialize(bearer_server, store_path) -> None:
+async def test_c10_concurrent_calls_on_a_fresh_services_share_one_initialize(
+    bearer_server, store_path
+) -> None:
     setup = _open(store_path)
     await setup.add_connector("render", bearer_server.url, "bearer")
     await setup.set_secret("render", bearer_server.keys["alice"])
     await setup.aclose()
     bearer_server.reset()
     service = _open(store_path)
-    results = await asyncio.gather(*(service.call_tool("render", "echo", {"message": f"m{i}"}) for i in range(20)))
+    results = await asyncio.gather(
+        *(service.call_tool("render", "echo", {"message": f"m{i}"}) for i in range(20))
+    )
     assert all(not r.is_error for r in results)
     methods = bearer_server.counters()["rpc_methods"]
     assert methods.get("initialize", 0) + methods.get("server/discover", 0) == 1, methods

@@ -126,9 +126,20 @@ class TokenProxy:
                     status, media, content = self._seen[refresh_token]
                 else:
                     answer = await self._client.request(
-                        method, self.upstream + path, content=body,
-                        headers={k: v for k, v in headers.items() if k in ("content-type", "authorization", "accept")})
-                    status, media, content = answer.status_code, answer.headers.get("content-type", ""), answer.content
+                        method,
+                        self.upstream + path,
+                        content=body,
+                        headers={
+                            k: v
+                            for k, v in headers.items()
+                            if k in ("content-type", "authorization", "accept")
+                        },
+                    )
+                    status, media, content = (
+                        answer.status_code,
+                        answer.headers.get("content-type", ""),
+                        answer.content,
+                    )
                     self.answers.append((status, json.loads(content) if content else {}))
                     if self.grace and refresh_token and status == 200:
                         self._seen[refresh_token] = (status, media, content)
@@ -140,8 +151,11 @@ class TokenProxy:
                     await self.release.wait()
                     if self._closing.is_set():
                         return
-                writer.write(f"HTTP/1.1 {status} Proxied\r\ncontent-type: {media}\r\ncontent-length: {len(content)}\r\n"
-                             "cache-control: no-store\r\n\r\n".encode() + content)
+                writer.write(
+                    f"HTTP/1.1 {status} Proxied\r\ncontent-type: {media}\r\ncontent-length: {len(content)}\r\n"
+                    "cache-control: no-store\r\n\r\n".encode()
+                    + content
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -164,8 +178,11 @@ def _refresh_via(service: Switchboard, key: CredentialKey, token_endpoint: str, 
 
 async def _calls(service: Switchboard, n: int, agent: str | None = None) -> list:
     """`n` concurrent whoami calls; each result is the subject or the exception it raised."""
+
     async def one():
-        return (await service.call_tool("oauth", "whoami", {}, agent=agent)).result["structuredContent"]["subject"]
+        return (await service.call_tool("oauth", "whoami", {}, agent=agent)).result["structuredContent"][
+            "subject"
+        ]
 
     async with asyncio.timeout(BOUND):
         return await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
@@ -176,7 +193,8 @@ async def _calls(service: Switchboard, n: int, agent: str | None = None) -> list
 
 @pytest.mark.parametrize("path", ["401 from the server", "expiry known to the client"])
 async def test_c05_rotation_then_drop_ends_in_needs_reauth_after_at_most_two_posts(
-        sample_server_factory, store_path, path) -> None:
+    sample_server_factory, store_path, path
+) -> None:
     server = await _connected(sample_server_factory, store_path)
     setup = _open(store_path)
     key = await _key(setup, "oauth")
@@ -199,8 +217,9 @@ async def test_c05_rotation_then_drop_ends_in_needs_reauth_after_at_most_two_pos
     await setup.aclose()
 
 
-async def test_c05_rotation_then_drop_succeeds_when_the_as_has_a_grace_window(sample_server_factory,
-                                                                              store_path) -> None:
+async def test_c05_rotation_then_drop_succeeds_when_the_as_has_a_grace_window(
+    sample_server_factory, store_path
+) -> None:
     server = await _connected(sample_server_factory, store_path)
     setup = _open(store_path)
     key = await _key(setup, "oauth")
@@ -234,8 +253,9 @@ async def test_c05_rotation_then_drop_succeeds_when_the_as_has_a_grace_window(sa
 # --- C-06: an interactive authorization lands while a refresh is in flight --------------------------------
 
 
-async def _authorize_during_a_refresh(server, store_path: str, key: CredentialKey, setup: Switchboard, *,
-                                      same_services: bool):
+async def _authorize_during_a_refresh(
+    server, store_path: str, key: CredentialKey, setup: Switchboard, *, same_services: bool
+):
     """Three calls need a refresh; while the AS's answer (it has rotated) is held, an operator
     authorizes again (subject "operator-again"). Returns (call outcomes, the authorization's stored
     tokens, what the refresh got from the AS)."""
@@ -263,12 +283,15 @@ async def test_c06_authorization_during_a_refresh_wins(sample_server_factory, st
     server = await _connected(sample_server_factory, store_path)
     setup = _open(store_path)
     key = await _key(setup, "oauth")
-    outcomes, authorized, refreshed = await _authorize_during_a_refresh(server, store_path, key, setup,
-                                                                        same_services=where == "same services")
+    outcomes, authorized, refreshed = await _authorize_during_a_refresh(
+        server, store_path, key, setup, same_services=where == "same services"
+    )
     final = setup._oauth_storage.load_tokens(key)
     assert final.access_token == authorized.access_token and final.refresh_token == authorized.refresh_token
     assert final.version == authorized.version  # the refresh's compare-and-swap lost; nothing was written
-    assert final.access_token != refreshed["access_token"] and final.refresh_token != refreshed["refresh_token"]
+    assert (
+        final.access_token != refreshed["access_token"] and final.refresh_token != refreshed["refresh_token"]
+    )
     assert setup._oauth_storage.needs_reauth(key) is None
     # No call used the discarded refresh result (that would be subject user-1).
     assert all(o == "operator-again" for o in outcomes if isinstance(o, str)), outcomes
@@ -279,8 +302,9 @@ async def test_c06_authorization_during_a_refresh_wins(sample_server_factory, st
     await setup.aclose()
 
 
-async def test_c06_calls_in_flight_survive_an_authorization_in_the_same_services(sample_server_factory,
-                                                                                store_path) -> None:
+async def test_c06_calls_in_flight_survive_an_authorization_in_the_same_services(
+    sample_server_factory, store_path
+) -> None:
     server = await _connected(sample_server_factory, store_path)
     setup = _open(store_path)
     key = await _key(setup, "oauth")
@@ -296,8 +320,9 @@ async def test_c06_calls_in_flight_survive_an_authorization_in_the_same_services
 C08_PATHS = ["first request of a new client", "401 on a connected client"]
 
 
-async def _stale_behind(server, service: Switchboard, setup: Switchboard, key: CredentialKey, proxy: TokenProxy,
-                        path: str) -> None:
+async def _stale_behind(
+    server, service: Switchboard, setup: Switchboard, key: CredentialKey, proxy: TokenProxy, path: str
+) -> None:
     if path == C08_PATHS[0]:
         _refresh_via(setup, key, proxy.url, expire=True)
     else:
@@ -308,7 +333,8 @@ async def _stale_behind(server, service: Switchboard, setup: Switchboard, key: C
 
 @pytest.mark.parametrize("path", C08_PATHS)
 async def test_c08_hanging_token_endpoint_calls_time_out_and_the_next_call_refreshes(
-        sample_server_factory, store_path, path) -> None:
+    sample_server_factory, store_path, path
+) -> None:
     """The call timeout (shorter than the token request's) bounds every waiter; the locks are free
     afterwards, so the next call refreshes."""
     server = await _connected(sample_server_factory, store_path)
@@ -333,13 +359,18 @@ async def test_c08_hanging_token_endpoint_calls_time_out_and_the_next_call_refre
 
 
 @pytest.mark.parametrize("path", C08_PATHS)
-async def test_c08_waiters_share_the_failed_attempt(sample_server_factory, store_path, monkeypatch, path) -> None:
+async def test_c08_waiters_share_the_failed_attempt(
+    sample_server_factory, store_path, monkeypatch, path
+) -> None:
     """Token timeout shorter than the call timeout: the refresh fails by its own timeout. The calls
     that waited for it fail with it; they do not queue up one hanging POST each (the tenth waiter
     would otherwise fail only after ten token timeouts). The next call tries again."""
     short = httpx2.Timeout(1.5, connect=1.5)  # the token timeout: the shared client's default
-    monkeypatch.setattr(core.net.client, "create_http_client",
-                        functools.partial(core.net.client.create_http_client, timeout=short))
+    monkeypatch.setattr(
+        core.net.client,
+        "create_http_client",
+        functools.partial(core.net.client.create_http_client, timeout=short),
+    )
     server = await _connected(sample_server_factory, store_path)
     setup = _open(store_path)
     key = await _key(setup, "oauth")
@@ -358,8 +389,9 @@ async def test_c08_waiters_share_the_failed_attempt(sample_server_factory, store
     await setup.aclose()
 
 
-async def test_c08_a_call_that_gives_up_waiting_for_the_refresh_lock_leaves_it_free(sample_server_factory,
-                                                                                      store_path) -> None:
+async def test_c08_a_call_that_gives_up_waiting_for_the_refresh_lock_leaves_it_free(
+    sample_server_factory, store_path
+) -> None:
     """Another worker holds the credential's refresh lock (its token endpoint hangs); our call gives
     up (its timeout) while the lock is being acquired on the worker thread. When the other worker
     lets go, the lock must end up free: the next call refreshes instead of waiting for it forever."""
@@ -394,8 +426,9 @@ async def test_c08_a_call_that_gives_up_waiting_for_the_refresh_lock_leaves_it_f
 # --- C-11: key rotation during refreshes ---------------------------------------------------------------------
 
 
-async def test_c11_key_rotation_while_a_refresh_is_in_flight_loses_nothing(sample_server_factory,
-                                                                          store_path) -> None:
+async def test_c11_key_rotation_while_a_refresh_is_in_flight_loses_nothing(
+    sample_server_factory, store_path
+) -> None:
     """The refresh read version n; the rotation re-encrypts the row before the refresh commits. The
     refresh's compare-and-swap must still succeed (re-encryption is not a new credential), or the
     rotated refresh token is lost and the next refresh is a reuse that kills the grant."""
@@ -426,7 +459,9 @@ async def test_c11_key_rotation_while_a_refresh_is_in_flight_loses_nothing(sampl
     await setup.aclose()
 
 
-async def test_c11_repeated_key_rotations_during_a_stream_of_refreshes(sample_server_factory, store_path) -> None:
+async def test_c11_repeated_key_rotations_during_a_stream_of_refreshes(
+    sample_server_factory, store_path
+) -> None:
     """Free-running: rotations back to back in a worker thread while calls keep forcing refreshes."""
     agents = ("ada", "bob", "cy", "dee")
     server = await _connected(sample_server_factory, store_path, per_agent=agents)
@@ -507,9 +542,13 @@ def test_c10_two_processes_register_one_client(sample_server_factory, store_path
 
     asyncio.run(setup())
     start, registering, results = SPAWN.Barrier(2), SPAWN.Barrier(2), SPAWN.Queue()
-    processes = [SPAWN.Process(target=_start_in_a_process, args=(
-        store_path, os.environ["SWITCHBOARD_KEY_FILE"], agent, start, registering, results))
-        for agent in ("ada", "bob")]
+    processes = [
+        SPAWN.Process(
+            target=_start_in_a_process,
+            args=(store_path, os.environ["SWITCHBOARD_KEY_FILE"], agent, start, registering, results),
+        )
+        for agent in ("ada", "bob")
+    ]
     for p in processes:
         p.start()
     outcomes = [results.get(timeout=120) for _ in processes]

@@ -26,15 +26,28 @@ def bearer(challenges: tuple[Challenge, ...]) -> Challenge:
         (['bearer RESOURCE_METADATA="u"'], {"resource_metadata": "u"}),
         (['BEARER Resource_Metadata="u"'], {"resource_metadata": "u"}),
         # several challenges in one field
-        (['DPoP algs="ES256", Bearer resource_metadata="u", scope="a b"'], {"resource_metadata": "u", "scope": "a b"}),
+        (
+            ['DPoP algs="ES256", Bearer resource_metadata="u", scope="a b"'],
+            {"resource_metadata": "u", "scope": "a b"},
+        ),
         # two separate header lines
-        (['DPoP algs="ES256"', 'Bearer resource_metadata="u", scope="a b"'],
-         {"resource_metadata": "u", "scope": "a b"}),
+        (
+            ['DPoP algs="ES256"', 'Bearer resource_metadata="u", scope="a b"'],
+            {"resource_metadata": "u", "scope": "a b"},
+        ),
         # unquoted token value
         (["Bearer resource_metadata=u, scope=read"], {"resource_metadata": "u", "scope": "read"}),
         # parameter-looking text inside a quoted string placed before the real parameters
-        ([r'Bearer error_description="bad scope=\"x\", resource_metadata=\"evil\"", resource_metadata="u", scope="a b"'],
-         {"error_description": 'bad scope="x", resource_metadata="evil"', "resource_metadata": "u", "scope": "a b"}),
+        (
+            [
+                r'Bearer error_description="bad scope=\"x\", resource_metadata=\"evil\"", resource_metadata="u", scope="a b"'
+            ],
+            {
+                "error_description": 'bad scope="x", resource_metadata="evil"',
+                "resource_metadata": "u",
+                "scope": "a b",
+            },
+        ),
         # BWS around "=" and extra list separators
         (['Bearer  realm = "x" ,, scope="a"'], {"realm": "x", "scope": "a"}),
         # a duplicate parameter: the first wins, the second cannot override it
@@ -106,8 +119,9 @@ def test_unterminated_quote_does_not_leak_parameters() -> None:
 TCHARS = "!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits
 tokens = st.text(alphabet=TCHARS, min_size=1, max_size=12)
 schemes = st.text(alphabet=string.ascii_letters, min_size=1, max_size=10)
-values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from("\t€ü"),
-                 max_size=30)
+values = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from("\t€ü"), max_size=30
+)
 
 
 def quote(value: str) -> str:
@@ -135,7 +149,9 @@ def challenge_lists(draw: st.DrawFn) -> tuple[list[Challenge], list[str]]:
             params[name.lower()] = value
         challenges.append(Challenge(scheme.lower(), params))
         cased_scheme = draw(st.sampled_from([scheme, scheme.upper(), scheme.lower()]))
-        rendered.append(cased_scheme + (" " + draw(st.sampled_from([", ", ",", " , "])).join(parts) if parts else ""))
+        rendered.append(
+            cased_scheme + (" " + draw(st.sampled_from([", ", ",", " , "])).join(parts) if parts else "")
+        )
     # group the challenges into one or more header lines
     lines: list[str] = []
     current: list[str] = []
@@ -170,6 +186,6 @@ def test_quoted_content_never_becomes_a_parameter(noise: str, inner: str) -> Non
     """Whatever a quoted value contains, the real parameter after it wins and nothing inside it is
     read as a parameter."""
     hostile = f'{noise} resource_metadata="{inner}", scope={inner}'
-    line = f"Bearer error_description={quote(hostile)}, resource_metadata=\"u\""
+    line = f'Bearer error_description={quote(hostile)}, resource_metadata="u"'
     challenge = bearer(parse_www_authenticate([line]))
     assert challenge.params == {"error_description": hostile, "resource_metadata": "u"}

@@ -21,8 +21,11 @@ LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 def service(tmp_path, monkeypatch):
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    board = Switchboard.open(str(tmp_path / "data" / "switchboard.duckdb"), policy=LOOPBACK,
-                             redirect_uri="http://127.0.0.1:9/oauth/callback")
+    board = Switchboard.open(
+        str(tmp_path / "data" / "switchboard.duckdb"),
+        policy=LOOPBACK,
+        redirect_uri="http://127.0.0.1:9/oauth/callback",
+    )
     yield board
 
 
@@ -58,8 +61,9 @@ async def test_wrong_key_is_refused_and_nothing_is_stored(service, bearer_server
 
 
 async def test_per_agent_api_keys_keep_agents_apart(service, api_key_server):
-    await service.add_connector("keys", api_key_server.url, "api_key_header", "per_agent",
-                                header_name=api_key_server.header)
+    await service.add_connector(
+        "keys", api_key_server.url, "api_key_header", "per_agent", header_name=api_key_server.header
+    )
     for agent in ("alice", "bob"):
         await service.add_agent(agent)
         await service.set_secret("keys", api_key_server.keys[agent], agent=agent)
@@ -124,8 +128,13 @@ async def test_callback_error_returns_to_where_it_started(service, sdk_oauth_ser
     url = await service.start_authorization("linear", "ada", return_to="/agent?name=ada")
     state = dict(parse_qsl(urlsplit(url).query))["state"]
     outcome = await service.complete_authorization(
-        {"state": state, "error": "access_denied", "error_description": "<script>x</script>",
-         "iss": "https://evil.example"})
+        {
+            "state": state,
+            "error": "access_denied",
+            "error_description": "<script>x</script>",
+            "iss": "https://evil.example",
+        }
+    )
     assert not outcome.ok and outcome.return_to == "/agent?name=ada"
     assert "<script>" not in outcome.message
 
@@ -141,8 +150,11 @@ async def test_loopback_authorized_credential_refreshes_from_the_dashboard(servi
         async with httpx2.AsyncClient() as browser:
             await browser.get(_loopback_callback(url, params))
 
-    outcome = await service.connect_cli("linear", timeout=30,
-                                        on_authorization_url=lambda url: browsing.append(asyncio.create_task(browse(url))))
+    outcome = await service.connect_cli(
+        "linear",
+        timeout=30,
+        on_authorization_url=lambda url: browsing.append(asyncio.create_task(browse(url))),
+    )
     await asyncio.gather(*browsing)
     assert outcome.status == "connected"
     sdk_oauth_server.expire_tokens()
@@ -165,8 +177,9 @@ def _loopback_callback(authorization_url: str, params: dict[str, str]) -> str:
 async def test_sync_many_covers_every_agent_credential(service, bearer_server, api_key_server):
     await service.add_connector("shared", bearer_server.url, "bearer")
     await service.set_secret("shared", bearer_server.keys["alice"])
-    await service.add_connector("keys", api_key_server.url, "api_key_header", "per_agent",
-                                header_name=api_key_server.header)
+    await service.add_connector(
+        "keys", api_key_server.url, "api_key_header", "per_agent", header_name=api_key_server.header
+    )
     for agent in ("alice", "bob"):
         await service.add_agent(agent)
         await service.set_secret("keys", api_key_server.keys[agent], agent=agent)
@@ -174,9 +187,15 @@ async def test_sync_many_covers_every_agent_credential(service, bearer_server, a
     results = [r async for r in service.sync_many(on_start=totals.append)]
     assert totals == [3]
     assert sorted((r.connector, r.agent, r.ok) for r in results) == [
-        ("keys", "alice", True), ("keys", "bob", True), ("shared", None, True)]
+        ("keys", "alice", True),
+        ("keys", "bob", True),
+        ("shared", None, True),
+    ]
     only_bob = [r async for r in service.sync_many(["keys", "missing"], agent="bob")]
-    assert sorted((r.connector, r.agent, r.ok) for r in only_bob) == [("keys", "bob", True), ("missing", None, False)]
+    assert sorted((r.connector, r.agent, r.ok) for r in only_bob) == [
+        ("keys", "bob", True),
+        ("missing", None, False),
+    ]
     await service.aclose()
 
 
@@ -207,8 +226,13 @@ async def test_cimd_url_is_offered_only_for_the_dashboard_redirect(service, monk
 async def test_every_auth_type_in_both_modes(service, sample_server_factory, auth_type, mode):
     kind = {"none": "plain", "bearer": "bearer", "api_key_header": "api_key", "oauth": "sdk_oauth"}[auth_type]
     server = sample_server_factory(kind)
-    await service.add_connector("srv", server.url, auth_type, mode,
-                                header_name=getattr(server, "header", None) if auth_type == "api_key_header" else None)
+    await service.add_connector(
+        "srv",
+        server.url,
+        auth_type,
+        mode,
+        header_name=getattr(server, "header", None) if auth_type == "api_key_header" else None,
+    )
     agents = ["alice", "bob"] if mode == "per_agent" else [None]
     for agent in agents:
         if agent:
@@ -291,7 +315,9 @@ def test_broken_input_schemas_never_block_or_raise():
         validate_arguments("t", schema, {"a": 1})  # the server will judge the call
 
 
-async def test_moving_a_connector_to_another_origin_forgets_its_static_keys(service, bearer_server, plain_server):
+async def test_moving_a_connector_to_another_origin_forgets_its_static_keys(
+    service, bearer_server, plain_server
+):
     await service.add_connector("render", bearer_server.url, "bearer")
     await service.set_secret("render", bearer_server.keys["alice"])
     same_origin = await service.update_connector("render", url=bearer_server.url)

@@ -270,12 +270,16 @@ def test_split_anywhere(cuts: list[int]) -> None:
     assert decoder.retry_ms == 1500
 
 
-line_text = st.text(alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)),
-                    max_size=20)
+line_text = st.text(
+    alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=20
+)
 
 
-@given(st.lists(st.lists(line_text, min_size=1, max_size=3), min_size=1, max_size=5),
-       st.sampled_from(["\n", "\r", "\r\n"]), st.data())
+@given(
+    st.lists(st.lists(line_text, min_size=1, max_size=3), min_size=1, max_size=5),
+    st.sampled_from(["\n", "\r", "\r\n"]),
+    st.data(),
+)
 @settings(max_examples=300, deadline=None)
 def test_generated_streams_roundtrip(payloads: list[list[str]], eol: str, data: st.DataObject) -> None:
     """Any events, any line ending, any chunking: the data comes back exactly."""

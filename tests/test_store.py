@@ -56,7 +56,8 @@ def test_migrations_from_empty_and_reopen_are_idempotent(path, keyring):
     assert store.schema_version() == LATEST_VERSION
     with raw(path) as con:
         assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(
-            [m for m in __import__("core.store.schema", fromlist=["MIGRATIONS"]).MIGRATIONS])
+            [m for m in __import__("core.store.schema", fromlist=["MIGRATIONS"]).MIGRATIONS]
+        )
 
 
 def test_a_store_from_a_newer_switchboard_is_refused(path, keyring):
@@ -80,15 +81,30 @@ def test_memory_store_works_and_closes(keyring):
 
 
 def test_connector_crud(store):
-    created = store.create_connector("linear", "https://mcp.linear.app/mcp", "oauth", scopes=["read", "write"],
-                                     client_id="cid", client_secret="c-secret", registration_method="pre_registered")
-    assert created.has_client_secret and created.scopes == ("read", "write") and created.status == "never_synced"
+    created = store.create_connector(
+        "linear",
+        "https://mcp.linear.app/mcp",
+        "oauth",
+        scopes=["read", "write"],
+        client_id="cid",
+        client_secret="c-secret",
+        registration_method="pre_registered",
+    )
+    assert (
+        created.has_client_secret and created.scopes == ("read", "write") and created.status == "never_synced"
+    )
     assert store.get_connector("linear") == store.get_connector(created.id)
     assert store.connector_client_secret("linear").reveal() == "c-secret"
 
-    updated = store.update_connector("linear", prm={"resource": "https://mcp.linear.app/mcp"},
-                                     as_metadata={"issuer": "https://linear.app"}, issuer="https://linear.app",
-                                     status="needs_auth", client_secret=None, name="linear2")
+    updated = store.update_connector(
+        "linear",
+        prm={"resource": "https://mcp.linear.app/mcp"},
+        as_metadata={"issuer": "https://linear.app"},
+        issuer="https://linear.app",
+        status="needs_auth",
+        client_secret=None,
+        name="linear2",
+    )
     assert updated.name == "linear2" and updated.prm == {"resource": "https://mcp.linear.app/mcp"}
     assert updated.issuer == "https://linear.app" and not updated.has_client_secret
     assert store.connector_client_secret("linear2") is None
@@ -147,8 +163,9 @@ def test_deleting_an_agent_removes_its_credentials_only(store):
 
 def test_resolution_shared_and_per_agent_never_fall_back(store):
     shared = store.create_connector("shared", "https://s/mcp", "bearer")
-    per_agent = store.create_connector("mine", "https://m/mcp", "api_key_header", header_name="X-Key",
-                                       credential_mode="per_agent")
+    per_agent = store.create_connector(
+        "mine", "https://m/mcp", "api_key_header", header_name="X-Key", credential_mode="per_agent"
+    )
     a, b = store.create_agent("a"), store.create_agent("b")
     assert store.resolve_credential("shared", None) == CredentialKey(shared.id, "")
     assert store.resolve_credential("shared", "a") == CredentialKey(shared.id, "")
@@ -192,8 +209,11 @@ def test_health_status_and_rejections(store):
     agent = store.create_agent("a")
     storage = store.oauth_storage()
     key = CredentialKey(conn.id, "")
-    storage.save_tokens(key, TokenSet("at", refresh_token="rt", expires_at=time.time() + 3600, scopes=("s",)),
-                        expected_version=None)
+    storage.save_tokens(
+        key,
+        TokenSet("at", refresh_token="rt", expires_at=time.time() + 3600, scopes=("s",)),
+        expected_version=None,
+    )
     store.record_rejection(key, 401)
     store.record_rejection(key, 403)
     store.set_credential_identity(key, "me@example.com")
@@ -227,8 +247,11 @@ def _two_oauth_credentials(store):
 def test_a_ciphertext_moved_to_another_row_makes_that_credential_need_reauth(store, path):
     storage, key_a, key_b = _two_oauth_credentials(store)
     with raw(path) as con:  # an attacker with write access to the file copies A's token into B's row
-        con.execute("UPDATE credentials SET access_token = (SELECT access_token FROM credentials WHERE agent_id = ?) "
-                    "WHERE agent_id = ?", [key_a.agent_id, key_b.agent_id])
+        con.execute(
+            "UPDATE credentials SET access_token = (SELECT access_token FROM credentials WHERE agent_id = ?) "
+            "WHERE agent_id = ?",
+            [key_a.agent_id, key_b.agent_id],
+        )
     with pytest.raises(CredentialUnavailable):
         storage.load_tokens(key_b)
     info = store.credential(key_b)
@@ -244,8 +267,11 @@ def test_a_static_secret_moved_between_rows_fails_closed(store, path):
     store.save_secret(CredentialKey(conn.id, a.id), "secret-a")
     store.save_secret(CredentialKey(conn.id, b.id), "secret-b")
     with raw(path) as con:
-        con.execute("UPDATE credentials SET secret = (SELECT secret FROM credentials WHERE agent_id = ?) "
-                    "WHERE agent_id = ?", [a.id, b.id])
+        con.execute(
+            "UPDATE credentials SET secret = (SELECT secret FROM credentials WHERE agent_id = ?) "
+            "WHERE agent_id = ?",
+            [a.id, b.id],
+        )
     with pytest.raises(CredentialUnavailable):
         store.load_secret(CredentialKey(conn.id, b.id))
     assert store.credential(CredentialKey(conn.id, b.id)).status == "needs_reauth"
@@ -255,7 +281,10 @@ def test_a_changed_resource_binding_fails_closed(store, path):
     # Rewriting the row's resource (to send the token elsewhere) breaks the associated data.
     storage, key_a, _ = _two_oauth_credentials(store)
     with raw(path) as con:
-        con.execute("UPDATE credentials SET resource = 'https://evil.example/mcp' WHERE agent_id = ?", [key_a.agent_id])
+        con.execute(
+            "UPDATE credentials SET resource = 'https://evil.example/mcp' WHERE agent_id = ?",
+            [key_a.agent_id],
+        )
     with pytest.raises(CredentialUnavailable):
         storage.load_tokens(key_a)
 
@@ -271,12 +300,26 @@ def test_unknown_key_id_fails_closed(store, path, tmp_path):
 def test_unreadable_client_secrets_and_verifiers_fail_closed(store, path):
     storage = store.oauth_storage()
     conn = store.create_connector("o", "https://o/mcp", "oauth", client_secret="pre-registered")
-    storage.save_client(ClientRegistration("https://as", "cid", "dcr-secret", redirect_uris=("https://cb/1",)))
-    storage.save_pending(PendingAuthorization("state-1", CredentialKey(conn.id), "verifier", "https://as", "cid",
-                                              "https://cb/1", "https://o/mcp"))
+    storage.save_client(
+        ClientRegistration("https://as", "cid", "dcr-secret", redirect_uris=("https://cb/1",))
+    )
+    storage.save_pending(
+        PendingAuthorization(
+            "state-1",
+            CredentialKey(conn.id),
+            "verifier",
+            "https://as",
+            "cid",
+            "https://cb/1",
+            "https://o/mcp",
+        )
+    )
     with raw(path) as con:
-        for table, column in (("connectors", "client_secret"), ("oauth_clients", "client_secret"),
-                              ("pending_authorizations", "code_verifier")):
+        for table, column in (
+            ("connectors", "client_secret"),
+            ("oauth_clients", "client_secret"),
+            ("pending_authorizations", "code_verifier"),
+        ):
             (blob,) = con.execute(f"SELECT {column} FROM {table}").fetchone()
             con.execute(f"UPDATE {table} SET {column} = ?", [blob[:-1]])
     with pytest.raises(CredentialUnavailable):
@@ -305,16 +348,42 @@ def test_marker_secrets_never_reach_the_database_files(store, path, keyring):
     agent = store.create_agent("a")
     with store.session():  # keep the connection open so the WAL still holds this session's writes
         store.save_secret(CredentialKey(bearer.id, ""), f"{marker}-bearer")
-        storage.save_tokens(CredentialKey(oauth.id, agent.id), TokenSet(f"{marker}-access", refresh_token=f"{marker}-refresh"),
-                            expected_version=None)
-        storage.save_client(ClientRegistration("https://as", "cid", f"{marker}-client-secret", redirect_uris=("https://cb",),
-                                               registration={"client_secret": f"{marker}-in-registration"}))
-        storage.save_pending(PendingAuthorization(f"{marker}-state", CredentialKey(oauth.id), f"{marker}-verifier",
-                                                  "https://as", "cid", "https://cb", "https://o/mcp"))
-        store.record_call(connector_id=oauth.id, tool="t", status="ok",
-                          arguments={"api_key": f"{marker}-arg", "nested": {"password": f"{marker}-pw"}})
-        store.record_auth_step(CredentialKey(oauth.id), "attempt", TraceEvent(
-            "token", "POST", f"https://as/token?code={marker}-code", 200, 1.0))
+        storage.save_tokens(
+            CredentialKey(oauth.id, agent.id),
+            TokenSet(f"{marker}-access", refresh_token=f"{marker}-refresh"),
+            expected_version=None,
+        )
+        storage.save_client(
+            ClientRegistration(
+                "https://as",
+                "cid",
+                f"{marker}-client-secret",
+                redirect_uris=("https://cb",),
+                registration={"client_secret": f"{marker}-in-registration"},
+            )
+        )
+        storage.save_pending(
+            PendingAuthorization(
+                f"{marker}-state",
+                CredentialKey(oauth.id),
+                f"{marker}-verifier",
+                "https://as",
+                "cid",
+                "https://cb",
+                "https://o/mcp",
+            )
+        )
+        store.record_call(
+            connector_id=oauth.id,
+            tool="t",
+            status="ok",
+            arguments={"api_key": f"{marker}-arg", "nested": {"password": f"{marker}-pw"}},
+        )
+        store.record_auth_step(
+            CredentialKey(oauth.id),
+            "attempt",
+            TraceEvent("token", "POST", f"https://as/token?code={marker}-code", 200, 1.0),
+        )
         wal = path.with_name(path.name + ".wal")
         assert wal.exists()
         assert stat.S_IMODE(wal.stat().st_mode) == 0o600
@@ -324,7 +393,8 @@ def test_marker_secrets_never_reach_the_database_files(store, path, keyring):
         con.execute("CHECKPOINT")
     document = json.loads(keyring.path.read_text())
     key_bytes = [base64.b64decode(k) for k in document["keys"].values()] + [
-        k.encode() for k in document["keys"].values()]
+        k.encode() for k in document["keys"].values()
+    ]
     assert _scan(path.parent, [marker.encode(), marker.encode("utf-16-le"), *key_bytes]) == []
     # ... while everything is still readable through the store.
     assert store.load_secret(CredentialKey(bearer.id, "")).reveal() == f"{marker}-bearer"
@@ -365,18 +435,35 @@ def test_encryption_counter_forces_rotation_before_the_limit(path, keyring):
 def test_audit_log(store):
     conn = store.create_connector("c", "https://c/mcp", "bearer")
     agent = store.create_agent("a")
-    first = store.record_call(connector_id=conn.id, agent_id=agent.id, tool="search", status="ok",
-                              arguments={"q": "x", "token": "tkn", "headers": [{"Authorization": "Bearer z"}]},
-                              latency_ms=12.5, credential_fingerprint="0123abcd", operator="ops")
+    first = store.record_call(
+        connector_id=conn.id,
+        agent_id=agent.id,
+        tool="search",
+        status="ok",
+        arguments={"q": "x", "token": "tkn", "headers": [{"Authorization": "Bearer z"}]},
+        latency_ms=12.5,
+        credential_fingerprint="0123abcd",
+        operator="ops",
+    )
     store.record_call(connector_id=conn.id, tool="fail", status="error", error="boom")
     rows = store.audit()
     assert [r["tool"] for r in rows] == ["fail", "search"] and rows[1]["id"] == first
-    assert rows[1]["arguments"] == {"q": "x", "token": "<redacted>", "headers": [{"Authorization": "<redacted>"}]}
-    assert rows[1]["connector"] == "c" and rows[1]["agent"] == "a" and rows[1]["credential_fingerprint"] == "0123abcd"
+    assert rows[1]["arguments"] == {
+        "q": "x",
+        "token": "<redacted>",
+        "headers": [{"Authorization": "<redacted>"}],
+    }
+    assert (
+        rows[1]["connector"] == "c"
+        and rows[1]["agent"] == "a"
+        and rows[1]["credential_fingerprint"] == "0123abcd"
+    )
     assert [r["tool"] for r in store.audit(agent="a")] == ["search"]
     assert len(store.audit(connector="c", limit=1)) == 1
     with pytest.raises(ConfigurationError, match="fingerprint"):
-        store.record_call(connector_id=conn.id, tool="t", status="ok", credential_fingerprint="the-whole-token")
+        store.record_call(
+            connector_id=conn.id, tool="t", status="ok", credential_fingerprint="the-whole-token"
+        )
     with pytest.raises(ConfigurationError):
         store.record_call(connector_id=conn.id, tool="t", status="meh")
 
@@ -386,9 +473,14 @@ def test_auth_trace(store):
     key = CredentialKey(conn.id)
     store.record_auth_step(key, "attempt-1", TraceEvent("prm", "GET", "https://o/.well-known/x", 404, 3.0))
     with store.session():
-        store.record_auth_step(key, "attempt-2", TraceEvent("prm", "GET", "https://o/.well-known/y", 200, 5.0))
-        store.record_auth_step(key, "attempt-2", TraceEvent("token", "POST", "https://user:pw@as/token?code=abc#frag",
-                                                            400, 9.0, "invalid_grant"))
+        store.record_auth_step(
+            key, "attempt-2", TraceEvent("prm", "GET", "https://o/.well-known/y", 200, 5.0)
+        )
+        store.record_auth_step(
+            key,
+            "attempt-2",
+            TraceEvent("token", "POST", "https://user:pw@as/token?code=abc#frag", 400, 9.0, "invalid_grant"),
+        )
     steps = store.auth_trace(key)
     assert [s["step"] for s in steps] == ["prm", "token"]
     assert steps[1]["url"] == "https://as/token" and steps[1]["http_status"] == 400
@@ -419,7 +511,11 @@ def test_an_operation_that_fails_inside_a_session_rolls_back_alone(store):
 
 def test_refresh_lock_inside_a_session_is_refused(store):
     conn = store.create_connector("o", "https://o/mcp", "oauth")
-    with store.session(), pytest.raises(StoreError, match="refresh_lock"), store.refresh_lock(CredentialKey(conn.id)):
+    with (
+        store.session(),
+        pytest.raises(StoreError, match="refresh_lock"),
+        store.refresh_lock(CredentialKey(conn.id)),
+    ):
         pass
 
 

@@ -75,7 +75,9 @@ def _cas_once(path, key_file, barrier, name):
     seen = storage.load_tokens(key)
     barrier.wait()
     try:
-        storage.save_tokens(key, TokenSet(f"at-{name}", refresh_token=f"rt-{name}"), expected_version=seen.version)
+        storage.save_tokens(
+            key, TokenSet(f"at-{name}", refresh_token=f"rt-{name}"), expected_version=seen.version
+        )
         return "won"
     except ConflictError:
         return "lost"
@@ -127,8 +129,10 @@ def test_ten_cli_like_processes_on_a_fresh_store(files):
     assert store.schema_version() == 1
     assert sorted(c.name for c in store.list_connectors()) == sorted(f"conn-{i}" for i in range(10))
     assert store.tool_page(limit=1).total == 500
-    print(f"\n10 CLI-like processes (open + 6 operations each): wall {wall:.2f} s, "
-          f"per process {min(durations):.2f}-{max(durations):.2f} s")
+    print(
+        f"\n10 CLI-like processes (open + 6 operations each): wall {wall:.2f} s, "
+        f"per process {min(durations):.2f}-{max(durations):.2f} s"
+    )
 
 
 def test_compare_and_swap_between_two_processes(files):
@@ -156,7 +160,9 @@ def _keep_refreshing(storage, key, stop, log):
         current = storage.load_tokens(key)
         n = int(current.access_token.split("-")[1]) + 1
         try:
-            storage.save_tokens(key, TokenSet(f"at-{n}", refresh_token=f"rt-{n}"), expected_version=current.version)
+            storage.save_tokens(
+                key, TokenSet(f"at-{n}", refresh_token=f"rt-{n}"), expected_version=current.version
+            )
             log.append(n)
         except ConflictError:
             log.append(-1)
@@ -169,8 +175,11 @@ def test_key_rotation_while_another_thread_refreshes_c11(files):
     key = CredentialKey("c")
     storage.save_tokens(key, TokenSet("at-0", refresh_token="rt-0"), expected_version=None)
     for i in range(20):  # more rows to re-encrypt, so rotation and refreshes interleave
-        storage.save_tokens(CredentialKey("c", f"agent-{i}"), TokenSet(f"x-{i}", refresh_token=f"y-{i}"),
-                            expected_version=None)
+        storage.save_tokens(
+            CredentialKey("c", f"agent-{i}"),
+            TokenSet(f"x-{i}", refresh_token=f"y-{i}"),
+            expected_version=None,
+        )
     old_key = store.keyring.active_id
     stop, log = threading.Event(), []
     refresher = threading.Thread(target=_keep_refreshing, args=(storage, key, stop, log))
@@ -191,7 +200,9 @@ def test_key_rotation_while_another_thread_refreshes_c11(files):
     assert report.retired == (old_key,) and report.unreadable == 0
     assert old_key not in store.keyring.key_ids
     assert set(store.key_usage()) == {store.keyring.active_id}
-    assert all(storage.load_tokens(CredentialKey("c", f"agent-{i}")).access_token == f"x-{i}" for i in range(20))
+    assert all(
+        storage.load_tokens(CredentialKey("c", f"agent-{i}")).access_token == f"x-{i}" for i in range(20)
+    )
 
 
 def test_key_rotation_in_another_process_while_this_one_refreshes(files):
@@ -235,4 +246,5 @@ def test_interrupted_rotation_can_be_rerun(files):
     report = store.reencrypt()
     assert report.reencrypted == 5 and report.retired == (old,)
     assert [storage.load_tokens(CredentialKey("c", f"a{i}")).access_token for i in range(5)] == [
-        f"t{i}" for i in range(5)]
+        f"t{i}" for i in range(5)
+    ]

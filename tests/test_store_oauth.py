@@ -32,9 +32,18 @@ def storage(request, tmp_path) -> OAuthStorage:
 
 
 def tokens(access="at-1", refresh="rt-1", **kw):
-    return TokenSet(access, refresh_token=refresh, issuer="https://as", client_id="cid",
-                    resource="https://rs/mcp", scopes=("a", "b"), expires_at=2e9, issued_at=1.7e9,
-                    token_endpoint="https://as/token", **kw)
+    return TokenSet(
+        access,
+        refresh_token=refresh,
+        issuer="https://as",
+        client_id="cid",
+        resource="https://rs/mcp",
+        scopes=("a", "b"),
+        expires_at=2e9,
+        issued_at=1.7e9,
+        token_endpoint="https://as/token",
+        **kw,
+    )
 
 
 def test_tokens_round_trip(storage):
@@ -43,7 +52,11 @@ def test_tokens_round_trip(storage):
     loaded = storage.load_tokens(KEY)
     assert loaded == saved and loaded.version == 1
     assert (loaded.access_token, loaded.refresh_token, loaded.scopes, loaded.token_endpoint) == (
-        "at-1", "rt-1", ("a", "b"), "https://as/token")
+        "at-1",
+        "rt-1",
+        ("a", "b"),
+        "https://as/token",
+    )
 
 
 def test_no_refresh_token_round_trips_as_none(storage):
@@ -73,7 +86,9 @@ def test_stale_reader_finds_the_rotated_token_c04(storage):
         storage.save_tokens(KEY, tokens("at-b", "rt-b"), expected_version=b_view.version)
     latest = storage.load_tokens(KEY)
     assert (latest.refresh_token, latest.version) == ("rt-2", 2)
-    storage.mark_needs_reauth(KEY, expected_version=b_view.version, reason="invalid_grant")  # stale: no effect
+    storage.mark_needs_reauth(
+        KEY, expected_version=b_view.version, reason="invalid_grant"
+    )  # stale: no effect
     assert storage.needs_reauth(KEY) is None
 
 
@@ -112,13 +127,25 @@ def test_two_threads_compare_and_swap_one_row_c09(storage):
 
 
 def test_clients_are_kept_per_issuer_and_redirect_uri(storage):
-    registration = ClientRegistration("https://as1", "cid-1", "sec-1", "client_secret_basic",
-                                      ("https://cb/a", "https://cb/b"), "dcr", 0, {"client_name": "Switchboard"})
+    registration = ClientRegistration(
+        "https://as1",
+        "cid-1",
+        "sec-1",
+        "client_secret_basic",
+        ("https://cb/a", "https://cb/b"),
+        "dcr",
+        0,
+        {"client_name": "Switchboard"},
+    )
     storage.save_client(registration)
     for uri in ("https://cb/a", "https://cb/b"):
         loaded = storage.get_client("https://as1", uri)
-        assert (loaded.client_id, loaded.client_secret, loaded.redirect_uris, loaded.token_endpoint_auth_method) == (
-            "cid-1", "sec-1", ("https://cb/a", "https://cb/b"), "client_secret_basic")
+        assert (
+            loaded.client_id,
+            loaded.client_secret,
+            loaded.redirect_uris,
+            loaded.token_endpoint_auth_method,
+        ) == ("cid-1", "sec-1", ("https://cb/a", "https://cb/b"), "client_secret_basic")
         assert loaded.registration["client_name"] == "Switchboard"
     assert storage.get_client("https://as2", "https://cb/a") is None  # never sent to another issuer
     storage.save_client(replace(registration, client_id="cid-2", client_secret=None))
@@ -131,14 +158,20 @@ def test_public_client_without_redirect_uris(storage):
 
 
 def pending(state="state-1", **kw):
-    return PendingAuthorization(state, KEY, "verifier-1", "https://as", "cid", "https://cb", "https://rs/mcp",
-                                ("a",), "/back", **kw)
+    return PendingAuthorization(
+        state, KEY, "verifier-1", "https://as", "cid", "https://cb", "https://rs/mcp", ("a",), "/back", **kw
+    )
 
 
 def test_pending_is_single_use(storage):
     storage.save_pending(pending(token_endpoint="https://as/token", iss_parameter_supported=True))
     taken = storage.take_pending("state-1")
-    assert (taken.code_verifier, taken.key, taken.scopes, taken.return_to) == ("verifier-1", KEY, ("a",), "/back")
+    assert (taken.code_verifier, taken.key, taken.scopes, taken.return_to) == (
+        "verifier-1",
+        KEY,
+        ("a",),
+        "/back",
+    )
     assert taken.token_endpoint == "https://as/token" and taken.iss_parameter_supported
     assert storage.take_pending("state-1") is None
     assert storage.take_pending("never-issued") is None

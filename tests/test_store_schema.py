@@ -10,9 +10,13 @@ from core.store.schema import SECRET_TABLES
 
 # Column names that look secret-ish but hold no secret (checked one by one).
 NOT_SECRETS = {
-    ("credentials", "token_type"), ("credentials", "token_endpoint"), ("pending_authorizations", "token_endpoint"),
-    ("oauth_clients", "token_endpoint_auth_method"), ("oauth_clients", "client_secret_expires_at"),
-    ("key_usage", "key_id"), ("pending_authorizations", "state_hash"),
+    ("credentials", "token_type"),
+    ("credentials", "token_endpoint"),
+    ("pending_authorizations", "token_endpoint"),
+    ("oauth_clients", "token_endpoint_auth_method"),
+    ("oauth_clients", "client_secret_expires_at"),
+    ("key_usage", "key_id"),
+    ("pending_authorizations", "state_hash"),
     ("audit_log", "credential_fingerprint"),
 }
 SECRET_LOOKING = re.compile(r"secret|token|verifier|password|key|state|cookie|session|code", re.IGNORECASE)
@@ -24,7 +28,8 @@ def columns(tmp_path):
     with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
         return con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main'").fetchall()
+            "WHERE table_schema = 'main'"
+        ).fetchall()
 
 
 def test_registered_secret_columns_are_blobs(columns):
@@ -38,8 +43,11 @@ def test_registered_secret_columns_are_blobs(columns):
 
 def test_no_plaintext_secret_column(columns):
     registered = {(s.table, c) for s in SECRET_TABLES for c in s.columns}
-    suspicious = [(t, c, d) for t, c, d in columns
-                  if SECRET_LOOKING.search(c) and (t, c) not in registered and (t, c) not in NOT_SECRETS]
+    suspicious = [
+        (t, c, d)
+        for t, c, d in columns
+        if SECRET_LOOKING.search(c) and (t, c) not in registered and (t, c) not in NOT_SECRETS
+    ]
     assert suspicious == []
 
 

@@ -75,8 +75,10 @@ class StaticHeader:
         # Visible ASCII only: anything else fails deep in the HTTP stack with an error whose text
         # could quote the header, and CR/LF would be header injection.
         if not self.value or any(not 0x21 <= ord(c) <= 0x7E for c in self.value):
-            raise ConfigurationError(f"the {self.header} credential must be printable ASCII without spaces",
-                                     hint="paste the key again without surrounding text or line breaks")
+            raise ConfigurationError(
+                f"the {self.header} credential must be printable ASCII without spaces",
+                hint="paste the key again without surrounding text or line breaks",
+            )
 
     def __repr__(self) -> str:
         return f"StaticHeader({self.header!r}, <redacted>)"

@@ -302,8 +302,9 @@ class McpClient:
         except Exception as exc:
             raise _unexpected(exc, self._display_url) from exc
 
-    async def request(self, method: str, params: dict[str, Any] | None = None, *,
-                      timeout: float | None = None) -> dict[str, Any]:
+    async def request(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
         """Send any JSON-RPC request and return its `result` object."""
         if self._info is None:
             await self.connect()
@@ -316,8 +317,9 @@ class McpClient:
             tools = self._absorb_tool_annotations(tools)
         return tools
 
-    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None, *,
-                        timeout: float | None = None) -> ToolResult:
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> ToolResult:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("tool name must be a non-empty string")
         params: dict[str, Any] = {"name": name, "arguments": dict(arguments) if arguments else {}}
@@ -379,8 +381,12 @@ class McpClient:
         except McpError as exc:
             # A modern-only server can answer `initialize` with -32022 naming its versions; that is
             # positive modern evidence (the cache said legacy, or we skipped the probe).
-            if (exc.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION and preference == "auto" and era == "legacy"
-                    and await self._discover(strict=True)):
+            if (
+                exc.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION
+                and preference == "auto"
+                and era == "legacy"
+                and await self._discover(strict=True)
+            ):
                 _era_cache[self._origin] = "modern"
                 return
             raise
@@ -394,7 +400,11 @@ class McpClient:
         the SDK): HTTP 4xx/5xx, JSON-RPC errors, a result without a modern version. Network errors,
         timeouts and authorization failures propagate; they say nothing about the era.
         """
-        version = self._pinned_version if self._pinned_version in MODERN_PROTOCOL_VERSIONS else LATEST_MODERN_VERSION
+        version = (
+            self._pinned_version
+            if self._pinned_version in MODERN_PROTOCOL_VERSIONS
+            else LATEST_MODERN_VERSION
+        )
         for _attempt in range(2):
             self._adopt_modern_headers(version)
             self._era = "modern"
@@ -406,7 +416,9 @@ class McpClient:
                 if exc.code in (jsonrpc.HEADER_MISMATCH, jsonrpc.MISSING_REQUIRED_CLIENT_CAPABILITY):
                     # A recognized modern error: the server is modern, so falling back would be wrong.
                     if exc.code == jsonrpc.MISSING_REQUIRED_CLIENT_CAPABILITY and exc.hint is None:
-                        exc.hint = "the server requires a client capability we do not offer (see the error data)"
+                        exc.hint = (
+                            "the server requires a client capability we do not offer (see the error data)"
+                        )
                     raise
                 if exc.code == jsonrpc.UNSUPPORTED_PROTOCOL_VERSION:
                     supported = _supported_versions(exc.data)
@@ -425,10 +437,16 @@ class McpClient:
             except (HttpStatusError, ProtocolError) as exc:
                 self._era = None
                 if strict:
-                    hint = exc.hint or "this server may only speak the legacy (initialize) protocol; use era='auto'"
+                    hint = (
+                        exc.hint
+                        or "this server may only speak the legacy (initialize) protocol; use era='auto'"
+                    )
                     raise type(exc)(exc.message, hint=hint, **_status_kw(exc)) from None
-                logger.debug("server/discover probe on %s: %s; falling back to initialize",
-                             self._display_url, exc.message)
+                logger.debug(
+                    "server/discover probe on %s: %s; falling back to initialize",
+                    self._display_url,
+                    exc.message,
+                )
                 return False
             except BaseException:
                 self._era = None
@@ -473,13 +491,21 @@ class McpClient:
         }
 
     async def _initialize(self) -> None:
-        offered = self._pinned_version if self._pinned_version in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+        offered = (
+            self._pinned_version
+            if self._pinned_version in HANDSHAKE_PROTOCOL_VERSIONS
+            else LATEST_HANDSHAKE_VERSION
+        )
         self._era = "legacy"
         self._version = None
         self._session_id = None
         # `initialize` is the negotiation itself: no session id, no MCP-Protocol-Version yet.
         self._post_headers = {"accept": _ACCEPT_BOTH, "content-type": "application/json"}
-        params = {"protocolVersion": offered, "capabilities": self._capabilities, "clientInfo": self._client_info}
+        params = {
+            "protocolVersion": offered,
+            "capabilities": self._capabilities,
+            "clientInfo": self._client_info,
+        }
         try:
             result, response_headers = await self._call(
                 "initialize", params, self._timeout, internal=True, want_headers=True
@@ -507,7 +533,11 @@ class McpClient:
                 hint=f"we speak {', '.join(HANDSHAKE_PROTOCOL_VERSIONS)} (and {LATEST_MODERN_VERSION} via server/discover)",
             )
         self._version = version
-        headers = {"accept": _ACCEPT_BOTH, "content-type": "application/json", "mcp-protocol-version": version}
+        headers = {
+            "accept": _ACCEPT_BOTH,
+            "content-type": "application/json",
+            "mcp-protocol-version": version,
+        }
         if self._session_id is not None:
             headers["mcp-session-id"] = self._session_id
         self._post_headers = headers
@@ -555,8 +585,16 @@ class McpClient:
 
     # --- requests -------------------------------------------------------------------------------
 
-    async def _call(self, method: str, params: dict[str, Any] | None, timeout: float | None, *,
-                    internal: bool = False, want_headers: bool = False, replay_on_new_session: bool = True) -> Any:
+    async def _call(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        timeout: float | None,
+        *,
+        internal: bool = False,
+        want_headers: bool = False,
+        replay_on_new_session: bool = True,
+    ) -> Any:
         if self._closed:
             raise TransportError(f"the client for {self._display_url} is closed")
         seconds = self._timeout if timeout is None else timeout
@@ -565,8 +603,9 @@ class McpClient:
         state = _CallState()
         try:
             async with asyncio.timeout(seconds):
-                return await self._call_with_retries(method, params, seconds, state, internal, want_headers,
-                                                     replay_on_new_session)
+                return await self._call_with_retries(
+                    method, params, seconds, state, internal, want_headers, replay_on_new_session
+                )
         except asyncio.CancelledError:
             # The caller gave up (task cancelled). Legacy servers learn it from notifications/cancelled;
             # in the modern era closing the response stream (done by unwinding) is the cancellation.
@@ -584,13 +623,28 @@ class McpClient:
             raise _unexpected(exc, self._display_url) from exc
 
     def _announce_cancellation(self, method: str, state: _CallState, reason: str) -> None:
-        if self._era == "legacy" and state.request_id is not None and method != "initialize" and not self._closed:
-            self._spawn(self._notify_quietly(
-                "notifications/cancelled", {"requestId": state.request_id, "reason": reason}))
+        if (
+            self._era == "legacy"
+            and state.request_id is not None
+            and method != "initialize"
+            and not self._closed
+        ):
+            self._spawn(
+                self._notify_quietly(
+                    "notifications/cancelled", {"requestId": state.request_id, "reason": reason}
+                )
+            )
 
-    async def _call_with_retries(self, method: str, params: dict[str, Any] | None, seconds: float,
-                                 state: _CallState, internal: bool, want_headers: bool,
-                                 replay_on_new_session: bool) -> Any:
+    async def _call_with_retries(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        seconds: float,
+        state: _CallState,
+        internal: bool,
+        want_headers: bool,
+        replay_on_new_session: bool,
+    ) -> Any:
         session_retry = header_retry = stream_retry = True
         input_rounds = 0
         while True:
@@ -614,12 +668,17 @@ class McpClient:
                 # Modern era: a broken stream loses the request; it MUST be re-issued with a new id.
                 if not stream_retry:
                     raise TransportError(
-                        f"{method} on {self._display_url}: the response stream broke twice") from None
+                        f"{method} on {self._display_url}: the response stream broke twice"
+                    ) from None
                 stream_retry = False
                 continue
             except McpError as exc:
-                if (exc.code == jsonrpc.HEADER_MISMATCH and method == "tools/call" and header_retry
-                        and self._era == "modern"):
+                if (
+                    exc.code == jsonrpc.HEADER_MISMATCH
+                    and method == "tools/call"
+                    and header_retry
+                    and self._era == "modern"
+                ):
                     header_retry = False
                     await self.list_tools()  # refresh the x-mcp-header annotations, then retry
                     continue
@@ -629,19 +688,25 @@ class McpClient:
                 if result_type == "input_required":
                     input_rounds += 1
                     if input_rounds > _MAX_INPUT_ROUNDS:
-                        raise ProtocolError(f"{method}: the server asked for input more than {_MAX_INPUT_ROUNDS} times")
+                        raise ProtocolError(
+                            f"{method}: the server asked for input more than {_MAX_INPUT_ROUNDS} times"
+                        )
                     params = await self._fulfil_input_requests(params, result)
                     continue
                 if result_type != "complete":
                     raise ProtocolError(f"{method}: unknown resultType {str(result_type)[:40]!r}")
             return (result, headers) if want_headers else result
 
-    def _frame(self, method: str, params: dict[str, Any] | None, request_id: int) -> tuple[bytes, dict[str, str]]:
+    def _frame(
+        self, method: str, params: dict[str, Any] | None, request_id: int
+    ) -> tuple[bytes, dict[str, str]]:
         if self._era == "modern":
             headers = dict(self._post_headers)
             body_params = dict(params) if params else {}
             user_meta = body_params.get("_meta")
-            body_params["_meta"] = {**user_meta, **self._modern_meta} if isinstance(user_meta, dict) else self._modern_meta
+            body_params["_meta"] = (
+                {**user_meta, **self._modern_meta} if isinstance(user_meta, dict) else self._modern_meta
+            )
             headers["mcp-method"] = method
             name_key = _NAME_BEARING_METHODS.get(method)
             if name_key is not None:
@@ -652,13 +717,16 @@ class McpClient:
                         header_map = self._tool_param_headers.get(name)
                         if header_map:
                             arguments = body_params.get("arguments")
-                            headers.update(_param_headers(header_map, arguments if isinstance(arguments, dict) else {}))
+                            headers.update(
+                                _param_headers(header_map, arguments if isinstance(arguments, dict) else {})
+                            )
             return encode_request(request_id, method, body_params), headers
         # Legacy: the shared header dict is replaced, never mutated, when the session changes.
         return encode_request(request_id, method, params), self._post_headers
 
-    async def _roundtrip(self, method: str, params: dict[str, Any] | None, request_id: int,
-                         seconds: float) -> tuple[dict[str, Any], httpx2.Headers]:
+    async def _roundtrip(
+        self, method: str, params: dict[str, Any] | None, request_id: int, seconds: float
+    ) -> tuple[dict[str, Any], httpx2.Headers]:
         body, headers = self._frame(method, params, request_id)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Message] = loop.create_future()
@@ -675,12 +743,15 @@ class McpClient:
                         message = decode_message(data)
                         return self._result_of(message, request_id, method), response.headers
                     if media_type == "text/event-stream":
-                        result, leftover = await self._read_sse_reply(response, request_id, method, future, seconds)
+                        result, leftover = await self._read_sse_reply(
+                            response, request_id, method, future, seconds
+                        )
                         return result, response.headers
                     raise _wrong_content_type(media_type, self._display_url, method)
                 if status == 202:
                     raise ProtocolError(
-                        f"{method}: {self._display_url} answered a request with 202 Accepted and no response")
+                        f"{method}: {self._display_url} answered a request with 202 Accepted and no response"
+                    )
                 await self._raise_for_status(response, method, sent_session="mcp-session-id" in headers)
                 raise AssertionError("unreachable")  # pragma: no cover
             finally:
@@ -708,9 +779,14 @@ class McpClient:
             raise ProtocolError(f"{method}: the JSON-RPC result is not an object")
         return result
 
-    async def _read_sse_reply(self, response: httpx2.Response, request_id: int, method: str,
-                              future: asyncio.Future[Message], seconds: float,
-                              ) -> tuple[dict[str, Any], AsyncIterator[bytes] | None]:
+    async def _read_sse_reply(
+        self,
+        response: httpx2.Response,
+        request_id: int,
+        method: str,
+        future: asyncio.Future[Message],
+        seconds: float,
+    ) -> tuple[dict[str, Any], AsyncIterator[bytes] | None]:
         """Our result from an SSE response, resuming by GET when the stream ends early. Also returns
         the unread rest of the original stream when the result came on it (for draining)."""
         decoder = self._decoder()
@@ -732,7 +808,9 @@ class McpClient:
                     )
                 idle_resumptions = 1 if progressed else idle_resumptions + 1
                 if idle_resumptions > _MAX_RESUMPTIONS:
-                    raise TransportError(f"{method}: gave up resuming the response stream from {self._display_url}")
+                    raise TransportError(
+                        f"{method}: gave up resuming the response stream from {self._display_url}"
+                    )
                 delay = (decoder.retry_ms or _DEFAULT_RETRY_MS) / 1000
                 # Wait the server's retry delay (SEP-1699), unless the answer arrives on another stream.
                 done, _ = await asyncio.wait({future}, timeout=delay)
@@ -758,13 +836,21 @@ class McpClient:
                 await opened.aclose()
 
     def _decoder(self, *, last_event_id: str = "", retry_ms: int | None = None) -> SseDecoder:
-        decoder = SseDecoder(max_line_bytes=self._limits.max_line_bytes,
-                             max_event_bytes=self._limits.max_event_bytes, last_event_id=last_event_id)
+        decoder = SseDecoder(
+            max_line_bytes=self._limits.max_line_bytes,
+            max_event_bytes=self._limits.max_event_bytes,
+            last_event_id=last_event_id,
+        )
         decoder.retry_ms = retry_ms
         return decoder
 
-    async def _consume_sse(self, chunks: AsyncIterator[bytes], decoder: SseDecoder, request_id: int | None,
-                           future: asyncio.Future[Message] | None) -> tuple[Any, bool]:
+    async def _consume_sse(
+        self,
+        chunks: AsyncIterator[bytes],
+        decoder: SseDecoder,
+        request_id: int | None,
+        future: asyncio.Future[Message] | None,
+    ) -> tuple[Any, bool]:
         """Read one SSE stream until our response (returned), or its end (`_NO_REPLY`); the flag
         says whether any event arrived (a resumption that makes progress resets the retry count)."""
         budget = self._limits.max_response_bytes if request_id is not None else None
@@ -777,12 +863,15 @@ class McpClient:
                     total += len(chunk)
                     if total > budget:
                         raise ResponseTooLarge(
-                            f"the response stream from {self._display_url} exceeded {budget} bytes")
+                            f"the response stream from {self._display_url} exceeded {budget} bytes"
+                        )
                 for event in decoder.feed(chunk):
                     progressed = True
                     if event.error is not None:
                         dropped += 1
-                        _log_dropped(dropped, "dropping an SSE event from %s: %s", self._display_url, event.error)
+                        _log_dropped(
+                            dropped, "dropping an SSE event from %s: %s", self._display_url, event.error
+                        )
                         continue
                     if not event.data or event.event != "message":
                         continue  # priming event (resumption point only) or an event type MCP does not use
@@ -790,11 +879,19 @@ class McpClient:
                         message = decode_message(event.data)
                     except ProtocolError as exc:
                         dropped += 1
-                        _log_dropped(dropped, "dropping a malformed message from %s: %s", self._display_url,
-                                     exc.message)
+                        _log_dropped(
+                            dropped,
+                            "dropping a malformed message from %s: %s",
+                            self._display_url,
+                            exc.message,
+                        )
                         continue
                     if message.kind in (Message.RESPONSE, Message.ERROR):
-                        if request_id is not None and message.id == request_id and type(message.id) is type(request_id):
+                        if (
+                            request_id is not None
+                            and message.id == request_id
+                            and type(message.id) is type(request_id)
+                        ):
                             return message, True
                         self._route_response(message)
                     elif message.kind == Message.REQUEST:
@@ -823,8 +920,12 @@ class McpClient:
     def _handle_server_request(self, message: Message) -> None:
         if self._era == "modern":
             # 2026-07-28 servers MUST NOT send requests on a stream (they return input_required).
-            logger.warning("ignoring a %s request %s sent on a stream (not allowed in %s)",
-                           message.method, self._display_url, self._version)
+            logger.warning(
+                "ignoring a %s request %s sent on a stream (not allowed in %s)",
+                message.method,
+                self._display_url,
+                self._version,
+            )
             return
         self._spawn(self._answer_server_request(message))
 
@@ -837,7 +938,9 @@ class McpClient:
             body = jsonrpc.encode_error(message.id, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - the caller's hook may raise anything; the server gets -32603
             logger.warning("the server-request handler failed on %s: %s", method, type(exc).__name__)
-            body = jsonrpc.encode_error(message.id, jsonrpc.INTERNAL_ERROR, "client failed to handle the request")
+            body = jsonrpc.encode_error(
+                message.id, jsonrpc.INTERNAL_ERROR, "client failed to handle the request"
+            )
         await self._post_quietly(body, None)
 
     async def _serve(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -852,7 +955,9 @@ class McpClient:
             raise McpError("client handler returned a non-object result", code=jsonrpc.INTERNAL_ERROR)
         return result
 
-    async def _fulfil_input_requests(self, params: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
+    async def _fulfil_input_requests(
+        self, params: dict[str, Any] | None, result: dict[str, Any]
+    ) -> dict[str, Any]:
         """Modern era multi-round-trip: answer the server's embedded requests, then re-send."""
         requests = result.get("inputRequests")
         responses: dict[str, Any] = {}
@@ -861,7 +966,9 @@ class McpClient:
                 if not isinstance(request, dict) or not isinstance(request.get("method"), str):
                     raise ProtocolError("input_required result with a malformed input request")
                 params_of = request.get("params")
-                responses[key] = await self._serve(request["method"], params_of if isinstance(params_of, dict) else {})
+                responses[key] = await self._serve(
+                    request["method"], params_of if isinstance(params_of, dict) else {}
+                )
         else:
             await asyncio.sleep(0.05)
         new_params = dict(params) if params else {}
@@ -928,8 +1035,14 @@ class McpClient:
             self._timeouts[key] = timeout
         return timeout
 
-    async def _send(self, verb: str, headers: dict[str, str], body: bytes | None, method: str | None,
-                    seconds: float | None) -> httpx2.Response:
+    async def _send(
+        self,
+        verb: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        method: str | None,
+        seconds: float | None,
+    ) -> httpx2.Response:
         """Send one HTTP request with the credential's headers; on 401/403 let the provider react
         and retry once. Returns the open (streaming) response; the caller closes it."""
         client = self._client()
@@ -939,8 +1052,9 @@ class McpClient:
                 request_headers = {**headers, **(await self._auth.auth_headers())}
             else:
                 request_headers = headers
-            request = client.build_request(verb, self._request_url, content=body, headers=request_headers,
-                                           timeout=timeout)
+            request = client.build_request(
+                verb, self._request_url, content=body, headers=request_headers, timeout=timeout
+            )
             try:
                 response = await client.send(request, stream=True)
             except httpx2.ConnectTimeout:
@@ -953,7 +1067,8 @@ class McpClient:
                 raise InvalidUrlError(f"cannot send to {self._display_url}") from None
             except httpx2.HTTPError as exc:
                 raise TransportError(
-                    f"{method or verb} on {self._display_url} failed: {type(exc).__name__}") from None
+                    f"{method or verb} on {self._display_url} failed: {type(exc).__name__}"
+                ) from None
             status = response.status_code
             if status != 401 and status != 403:
                 return response
@@ -979,13 +1094,16 @@ class McpClient:
             async for chunk in response.aiter_bytes():
                 total += len(chunk)
                 if total > limit:
-                    raise ResponseTooLarge(f"the response from {self._display_url} is larger than {limit} bytes")
+                    raise ResponseTooLarge(
+                        f"the response from {self._display_url} is larger than {limit} bytes"
+                    )
                 chunks.append(chunk)
         except httpx2.TimeoutException:
             raise RequestTimeout(f"reading the response from {self._display_url} timed out") from None
         except httpx2.HTTPError as exc:
             raise TransportError(
-                f"reading the response from {self._display_url} failed: {type(exc).__name__}") from None
+                f"reading the response from {self._display_url} failed: {type(exc).__name__}"
+            ) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _raise_for_status(self, response: httpx2.Response, method: str, *, sent_session: bool) -> None:
@@ -999,13 +1117,19 @@ class McpClient:
                     error = message.raw["error"]
             except (ProtocolError, ResponseTooLarge, TransportError):
                 pass
-        if (status == 404 and sent_session and self._era == "legacy"
-                and (error is None or error.get("code") != jsonrpc.METHOD_NOT_FOUND)):
+        if (
+            status == 404
+            and sent_session
+            and self._era == "legacy"
+            and (error is None or error.get("code") != jsonrpc.METHOD_NOT_FOUND)
+        ):
             raise _SessionLost()
         if error is not None:
             exc = jsonrpc.error_from_object(error, method=method)
             if status == 400 and not sent_session and "session" in exc.message.lower():
-                exc.hint = "this server needs the initialize handshake (Mcp-Session-Id); use era='auto' or 'legacy'"
+                exc.hint = (
+                    "this server needs the initialize handshake (Mcp-Session-Id); use era='auto' or 'legacy'"
+                )
             raise exc
         location = response.headers.get("location") if 300 <= status < 400 else None
         raise HttpStatusError(
@@ -1018,8 +1142,9 @@ class McpClient:
         """Send a notification (legacy only: the modern HTTP wire has no client notifications)."""
         if self._era != "legacy":
             return
-        response = await self._send("POST", dict(self._post_headers), encode_notification(method, params),
-                                    method, self._timeout)
+        response = await self._send(
+            "POST", dict(self._post_headers), encode_notification(method, params), method, self._timeout
+        )
         await _release(response)
         if response.status_code >= 400:
             logger.warning("%s on %s answered HTTP %s", method, self._display_url, response.status_code)
@@ -1057,8 +1182,12 @@ class McpClient:
             cursor: str | None = None
             for _page in range(self._limits.max_pages):
                 try:
-                    result = await self._call(method, {"cursor": cursor} if cursor is not None else None, None,
-                                              replay_on_new_session=cursor is None)
+                    result = await self._call(
+                        method,
+                        {"cursor": cursor} if cursor is not None else None,
+                        None,
+                        replay_on_new_session=cursor is None,
+                    )
                 except _SessionRenewed:
                     break  # the session was re-created mid-listing: its cursors are void, start over
                 if self._session_generation != generation:
@@ -1073,12 +1202,16 @@ class McpClient:
                 if not isinstance(next_cursor, str):
                     raise ProtocolError(f"{method}: nextCursor is not a string")
                 if next_cursor in seen:
-                    raise PaginationError(f"{method}: {self._display_url} repeated a pagination cursor",
-                                          hint="the server's pagination loops; report it to its maintainers")
+                    raise PaginationError(
+                        f"{method}: {self._display_url} repeated a pagination cursor",
+                        hint="the server's pagination loops; report it to its maintainers",
+                    )
                 seen.add(next_cursor)
                 cursor = next_cursor  # opaque: sent back verbatim, "" included (it is a valid cursor)
             else:
-                raise PaginationError(f"{method}: more than {self._limits.max_pages} pages from {self._display_url}")
+                raise PaginationError(
+                    f"{method}: more than {self._limits.max_pages} pages from {self._display_url}"
+                )
         raise SessionExpired(f"{method}: the session on {self._display_url} kept expiring during listing")
 
     def _absorb_tool_annotations(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1233,14 +1366,18 @@ def _auth_error(challenge: AuthChallenge, where: str) -> AuthRequired | Insuffic
         scope = bearer.get("scope") if bearer else None
         scopes = tuple(scope.split()) if scope else ()
         return InsufficientScope(
-            f"{where} needs more scopes for this request" + (f" ({challenge.method})" if challenge.method else ""),
+            f"{where} needs more scopes for this request"
+            + (f" ({challenge.method})" if challenge.method else ""),
             scopes=scopes,
             challenges=challenge.challenges,
             hint="re-authorize with the scopes the server named",
         )
     if challenge.status == 403:
-        return AuthRequired(f"{where} refused access (HTTP 403)", challenges=challenge.challenges,
-                            hint="the credential is valid but not allowed to do this")
+        return AuthRequired(
+            f"{where} refused access (HTTP 403)",
+            challenges=challenge.challenges,
+            hint="the credential is valid but not allowed to do this",
+        )
     oauth = bearer is not None and bearer.get("resource_metadata") is not None
     return AuthRequired(
         f"{where} requires authorization (HTTP 401)",
@@ -1267,14 +1404,26 @@ def _unexpected(exc: Exception, where: str) -> TransportError:
 def encode_header_value(value: str) -> str:
     """An HTTP header value for `value`: verbatim when it is plain printable ASCII without edge
     whitespace, else `=?base64?<utf-8 bytes>?=` (2026-07-28 §Value Encoding)."""
-    if (_HEADER_SAFE_RE.fullmatch(value) and value == value.strip()
-            and not _B64_SENTINEL_RE.fullmatch(value)):
+    if _HEADER_SAFE_RE.fullmatch(value) and value == value.strip() and not _B64_SENTINEL_RE.fullmatch(value):
         return value
     return f"=?base64?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
 
 
-_SUBSCHEMA_SINGLE = frozenset({"items", "contains", "unevaluatedItems", "additionalProperties", "propertyNames",
-                               "unevaluatedProperties", "not", "if", "then", "else", "contentSchema"})
+_SUBSCHEMA_SINGLE = frozenset(
+    {
+        "items",
+        "contains",
+        "unevaluatedItems",
+        "additionalProperties",
+        "propertyNames",
+        "unevaluatedProperties",
+        "not",
+        "if",
+        "then",
+        "else",
+        "contentSchema",
+    }
+)
 _SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
 _SUBSCHEMA_MAP = frozenset({"patternProperties", "dependentSchemas", "$defs", "definitions"})
 

@@ -190,13 +190,15 @@ class _AsyncioStream(AsyncNetworkStream):
     async def aclose(self) -> None:
         self._transport.close()
 
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> AsyncNetworkStream:
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                transport = await loop.start_tls(self._transport, self._protocol, ssl_context,
-                                                 server_hostname=server_hostname)
+                transport = await loop.start_tls(
+                    self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+                )
         except TimeoutError:
             self._transport.close()
             raise httpcore2.ConnectTimeout("TLS handshake timed out") from None
@@ -234,13 +236,19 @@ def _socket_readable(sock: Any) -> bool:
     return bool(poller.poll(0))
 
 
-async def _connect_asyncio(address: str, port: int, timeout: float | None, local_address: str | None,
-                           socket_options: Iterable[Any] | None) -> AsyncNetworkStream:
+async def _connect_asyncio(
+    address: str,
+    port: int,
+    timeout: float | None,
+    local_address: str | None,
+    socket_options: Iterable[Any] | None,
+) -> AsyncNetworkStream:
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
             transport, protocol = await loop.create_connection(
-                _StreamProtocol, address, port, local_addr=(local_address, 0) if local_address else None)
+                _StreamProtocol, address, port, local_addr=(local_address, 0) if local_address else None
+            )
     except TimeoutError:
         raise httpcore2.ConnectTimeout(f"timed out connecting to {address}:{port}") from None
     except OSError as exc:
@@ -291,8 +299,9 @@ class PolicyNetworkBackend(AsyncNetworkBackend):
         assert last_error is not None
         raise last_error
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> AsyncNetworkStream:
         raise NetworkPolicyError("unix sockets are not allowed by the outbound network policy")
 
     async def sleep(self, seconds: float) -> None:
@@ -302,7 +311,9 @@ class PolicyNetworkBackend(AsyncNetworkBackend):
 class _PolicyTransport(httpx2.AsyncHTTPTransport):
     """httpx2's own transport, with our pool (policy backend, lazily created TLS context)."""
 
-    def __init__(self, policy: NetworkPolicy, *, verify: ssl.SSLContext | bool, limits: httpx2.Limits) -> None:
+    def __init__(
+        self, policy: NetworkPolicy, *, verify: ssl.SSLContext | bool, limits: httpx2.Limits
+    ) -> None:
         # Deliberately not calling super().__init__: it would build a TLS context eagerly and a pool
         # without our network backend. handle_async_request/aclose only use self._pool.
         self._policy = policy

@@ -40,8 +40,11 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 # IPv6 ranges whose last 32 bits are an IPv4 address: NAT64 (RFC 6052), local-use NAT64 (RFC 8215)
 # and the deprecated IPv4-compatible form (::a.b.c.d).
-_IPV4_EMBEDDING = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"),
-                   ipaddress.ip_network("::/96"))
+_IPV4_EMBEDDING = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+)
 
 
 def _parse_ip(host: str) -> IPAddress | None:
@@ -203,4 +206,3 @@ class NetworkPolicy:
     def __repr__(self) -> str:
         entries = sorted(self.allowed_hosts) + [str(n) for n in self.allowed_networks]
         return f"NetworkPolicy(allow={entries!r})"
-

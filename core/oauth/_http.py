@@ -128,24 +128,43 @@ class OAuthHttp:
         detail = ""
         try:
             require_secure_url(url, f"{step} endpoint", error=error)
-            result = await self._send(method, url, error=error, form=form, json_body=json_body, headers=headers)
+            result = await self._send(
+                method, url, error=error, form=form, json_body=json_body, headers=headers
+            )
             yield result
             detail = result.detail
         except SwitchboardError as exc:
             detail = exc.message
             raise
         finally:
-            self._record(TraceEvent(step, method, trace_url(url), result.status if result else None,
-                                    round((time.perf_counter() - started) * 1000, 1), detail[:300]))
+            self._record(
+                TraceEvent(
+                    step,
+                    method,
+                    trace_url(url),
+                    result.status if result else None,
+                    round((time.perf_counter() - started) * 1000, 1),
+                    detail[:300],
+                )
+            )
 
-    async def _send(self, method: str, url: str, *, error: type[AuthError], form: str | None,
-                    json_body: Any, headers: Mapping[str, str] | None) -> HttpResult:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        error: type[AuthError],
+        form: str | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+    ) -> HttpResult:
         request_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         if form is not None:
             request_headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            async with self.client.stream(method, url, content=form, json=json_body, headers=request_headers,
-                                          follow_redirects=False) as response:
+            async with self.client.stream(
+                method, url, content=form, json=json_body, headers=request_headers, follow_redirects=False
+            ) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk
@@ -164,7 +183,11 @@ class OAuthHttp:
 
 def short_error_code(value: object) -> str:
     """An OAuth `error` code safe to show: the RFC 6749 charset, bounded; anything else is 'unknown'."""
-    if isinstance(value, str) and 0 < len(value) <= 64 and all(0x20 < ord(c) < 0x7F and c not in '"\\' for c in value):
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and all(0x20 < ord(c) < 0x7F and c not in '"\\' for c in value)
+    ):
         return value
     return "unknown"
 

@@ -22,8 +22,9 @@ def validate_client_id_url(url: str) -> str:
     return url
 
 
-def client_metadata_document(client_id_url: str, *, client_name: str, redirect_uris: list[str],
-                             application_type: str = "native") -> dict:
+def client_metadata_document(
+    client_id_url: str, *, client_name: str, redirect_uris: list[str], application_type: str = "native"
+) -> dict:
     return {
         "client_id": validate_client_id_url(client_id_url),
         "client_name": client_name,
@@ -36,5 +37,10 @@ def client_metadata_document(client_id_url: str, *, client_name: str, redirect_u
 
 
 def cimd_registration(issuer: str, client_id_url: str, redirect_uri: str) -> ClientRegistration:
-    return ClientRegistration(issuer=issuer, client_id=validate_client_id_url(client_id_url),
-                              token_endpoint_auth_method="none", redirect_uris=(redirect_uri,), method="cimd")
+    return ClientRegistration(
+        issuer=issuer,
+        client_id=validate_client_id_url(client_id_url),
+        token_endpoint_auth_method="none",
+        redirect_uris=(redirect_uri,),
+        method="cimd",
+    )

@@ -36,38 +36,57 @@ class ClientCredentials:
         return "private_key_jwt" if self.private_key_pem else "client_secret_basic"
 
     def __repr__(self) -> str:
-        return f"ClientCredentials(client_id={self.client_id!r}, method={self.auth_method!r}, <secret redacted>)"
+        return (
+            f"ClientCredentials(client_id={self.client_id!r}, method={self.auth_method!r}, <secret redacted>)"
+        )
 
 
 def _private_key_jwt(credentials: ClientCredentials, audience: str) -> ClientAuth:
     try:
         private_key = load_pem_private_key((credentials.private_key_pem or "").encode(), password=None)
     except (ValueError, TypeError):
-        raise ConfigurationError("the agent's private key is not a valid unencrypted PEM private key") from None
+        raise ConfigurationError(
+            "the agent's private key is not a valid unencrypted PEM private key"
+        ) from None
     if isinstance(private_key, rsa.RSAPrivateKey):
         key, default_alg = RSAKey.import_key(private_key), "RS256"
     elif isinstance(private_key, ec.EllipticCurvePrivateKey):
         key = ECKey.import_key(private_key)
-        default_alg = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(private_key.curve.name, "")
+        default_alg = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}.get(
+            private_key.curve.name, ""
+        )
     elif isinstance(private_key, ed25519.Ed25519PrivateKey):
         key, default_alg = OKPKey.import_key(private_key), "EdDSA"
     else:
         raise ConfigurationError("unsupported private key type for private_key_jwt")
-    return ClientAuth(credentials.client_id, key,
-                      PrivateKeyJWT(token_endpoint=audience, alg=credentials.signing_algorithm or default_alg))
+    return ClientAuth(
+        credentials.client_id,
+        key,
+        PrivateKeyJWT(token_endpoint=audience, alg=credentials.signing_algorithm or default_alg),
+    )
 
 
-async def client_credentials_token(discovery: Discovery, credentials: ClientCredentials, *,
-                                   scopes: tuple[str, ...] | None = None, http: OAuthHttp | None = None) -> TokenSet:
+async def client_credentials_token(
+    discovery: Discovery,
+    credentials: ClientCredentials,
+    *,
+    scopes: tuple[str, ...] | None = None,
+    http: OAuthHttp | None = None,
+) -> TokenSet:
     """A token for the agent itself. `scopes` default to the discovery's scope selection."""
     http = http or OAuthHttp()
     metadata = discovery.metadata
     if credentials.auth_method == "private_key_jwt":
         auth = _private_key_jwt(credentials, metadata.issuer)
     elif credentials.client_secret:
-        auth = client_auth(ClientRegistration(issuer=metadata.issuer, client_id=credentials.client_id,
-                                              client_secret=credentials.client_secret,
-                                              token_endpoint_auth_method="client_secret_basic"))
+        auth = client_auth(
+            ClientRegistration(
+                issuer=metadata.issuer,
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                token_endpoint_auth_method="client_secret_basic",
+            )
+        )
     else:
         raise ConfigurationError("client credentials need a client_secret or a private key")
     scopes = discovery.scopes() if scopes is None else scopes
@@ -75,11 +94,22 @@ async def client_credentials_token(discovery: Discovery, credentials: ClientCred
     if scopes:
         params["scope"] = " ".join(scopes)
     try:
-        return await request_token(http, step="client_credentials", token_endpoint=metadata.token_endpoint,
-                                   params=params, auth=auth, issuer=metadata.issuer, client_id=credentials.client_id,
-                                   resource=discovery.resource, requested_scopes=scopes)
+        return await request_token(
+            http,
+            step="client_credentials",
+            token_endpoint=metadata.token_endpoint,
+            params=params,
+            auth=auth,
+            issuer=metadata.issuer,
+            client_id=credentials.client_id,
+            resource=discovery.resource,
+            requested_scopes=scopes,
+        )
     except TokenError as exc:
         if exc.error in ("invalid_client", "unauthorized_client"):
-            raise TokenError(exc.message, error=exc.error,
-                             hint="check the agent's client_id and secret or key at the authorization server") from None
+            raise TokenError(
+                exc.message,
+                error=exc.error,
+                hint="check the agent's client_id and secret or key at the authorization server",
+            ) from None
         raise

@@ -47,14 +47,19 @@ def run_auth_scenario(url: str, scenario: str, context: dict[str, Any]) -> int:
         print(f"conformance: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
     for event in trace.events:  # the auth trace, for the suite's stderr.txt (it holds no secrets)
-        print(f"  {event.step:<18} {event.method:<4} {event.status or '-':>3} {event.url} {event.detail}",
-              file=sys.stderr)
+        print(
+            f"  {event.step:<18} {event.method:<4} {event.status or '-':>3} {event.url} {event.detail}",
+            file=sys.stderr,
+        )
     return code
 
 
 async def _run(url: str, scenario: str, context: dict[str, Any], trace: MemoryTrace) -> None:
     # The suite's servers run on this machine: allow exactly the hosts it named, besides the operator's.
-    hosts = {urlsplit(url).hostname or "", urlsplit(str(context.get("idp_token_endpoint", ""))).hostname or ""}
+    hosts = {
+        urlsplit(url).hostname or "",
+        urlsplit(str(context.get("idp_token_endpoint", ""))).hostname or "",
+    }
     policy = NetworkPolicy.allowing(*os.environ.get(ALLOW_HOSTS_ENV, "").split(","), *(h for h in hosts if h))
     async with create_http_client(policy) as client:
         http = OAuthHttp(client, trace)
@@ -65,22 +70,35 @@ async def _run(url: str, scenario: str, context: dict[str, Any], trace: MemoryTr
             client_name="Switchboard conformance client",
             client_id=context.get("client_id") if scenario == "auth/pre-registration" else None,
             client_secret=context.get("client_secret") if scenario == "auth/pre-registration" else None,
-            client_metadata_url=context.get("client_metadata_url", SUITE_CIMD_URL) if scenario == "auth/basic-cimd" else None,
+            client_metadata_url=context.get("client_metadata_url", SUITE_CIMD_URL)
+            if scenario == "auth/basic-cimd"
+            else None,
         )
         credentials = None
         if scenario.startswith("auth/client-credentials"):
-            credentials = ClientCredentials(client_id=context["client_id"], client_secret=context.get("client_secret"),
-                                            private_key_pem=context.get("private_key_pem"),
-                                            signing_algorithm=context.get("signing_algorithm"))
+            credentials = ClientCredentials(
+                client_id=context["client_id"],
+                client_secret=context.get("client_secret"),
+                private_key_pem=context.get("private_key_pem"),
+                signing_algorithm=context.get("signing_algorithm"),
+            )
         if scenario == "auth/cross-app-access-complete-flow":
             discovery = await discover(url, http=http)
-            registration = ClientRegistration(issuer=discovery.issuer, client_id=context["client_id"],
-                                              client_secret=context["client_secret"],
-                                              token_endpoint_auth_method="client_secret_basic", method="pre_registered")
-            identity = EnterpriseIdentity(context["idp_token_endpoint"], context["idp_client_id"], context["idp_id_token"])
+            registration = ClientRegistration(
+                issuer=discovery.issuer,
+                client_id=context["client_id"],
+                client_secret=context["client_secret"],
+                token_endpoint_auth_method="client_secret_basic",
+                method="pre_registered",
+            )
+            identity = EnterpriseIdentity(
+                context["idp_token_endpoint"], context["idp_client_id"], context["idp_id_token"]
+            )
             tokens = await enterprise_token(discovery, identity, registration, http=http)
             storage.save_tokens(KEY, tokens, expected_version=None)
-        provider = OAuthProvider(storage, KEY, settings, http=http, headless=True, client_credentials=credentials)
+        provider = OAuthProvider(
+            storage, KEY, settings, http=http, headless=True, client_credentials=credentials
+        )
         async with McpClient(url, http=client, auth=provider, era="legacy") as mcp:
             tools = await mcp.list_tools()
             if any(tool.get("name") == "test-tool" for tool in tools):

@@ -71,8 +71,10 @@ class ConnectorSettings:
     allow_plain_pkce: bool = False  # legacy AS that does not advertise S256 (see rfc7636)
 
     def __repr__(self) -> str:
-        return (f"ConnectorSettings(server_url={self.server_url!r}, client_id={self.client_id!r}, "
-                f"secret={'<redacted>' if self.client_secret else None})")
+        return (
+            f"ConnectorSettings(server_url={self.server_url!r}, client_id={self.client_id!r}, "
+            f"secret={'<redacted>' if self.client_secret else None})"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,23 @@ class Discovery:
         return ()
 
 
-async def discover(server_url: str, *, challenge: Challenge | None = None, preferred_issuer: str | None = None,
-                   http: OAuthHttp | None = None) -> Discovery:
+async def discover(
+    server_url: str,
+    *,
+    challenge: Challenge | None = None,
+    preferred_issuer: str | None = None,
+    http: OAuthHttp | None = None,
+) -> Discovery:
     """Find the authorization server of an MCP server (RFC 9728, RFC 8414, 2025-03-26 fallback)."""
     http = http or OAuthHttp()
     server = canonical_resource(server_url)
-    prm = await fetch_protected_resource_metadata(http, server, challenge.get("resource_metadata") if challenge else None)
+    prm = await fetch_protected_resource_metadata(
+        http, server, challenge.get("resource_metadata") if challenge else None
+    )
     if prm is not None:
-        metadata = await fetch_authorization_server_metadata(http, prm.choose_authorization_server(preferred_issuer))
+        metadata = await fetch_authorization_server_metadata(
+            http, prm.choose_authorization_server(preferred_issuer)
+        )
         resource = prm.resource
     else:
         metadata = await legacy_metadata(http, server)
@@ -116,12 +127,14 @@ async def discover(server_url: str, *, challenge: Challenge | None = None, prefe
 
 # --- registration --------------------------------------------------------------------------------------
 
-_registration_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str, str], asyncio.Lock]] = (
-    weakref.WeakKeyDictionary())
+_registration_locks: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[int, str, str], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
 
 
-async def ensure_client(discovery: Discovery, settings: ConnectorSettings, storage: OAuthStorage, *,
-                        http: OAuthHttp | None = None) -> ClientRegistration:
+async def ensure_client(
+    discovery: Discovery, settings: ConnectorSettings, storage: OAuthStorage, *, http: OAuthHttp | None = None
+) -> ClientRegistration:
     """The client registration to use with this discovery's issuer (the ladder in the module docstring)."""
     http = http or OAuthHttp()
     metadata = discovery.metadata
@@ -143,7 +156,9 @@ async def ensure_client(discovery: Discovery, settings: ConnectorSettings, stora
     if metadata.registration_endpoint:
         locks = _registration_locks.setdefault(asyncio.get_running_loop(), {})
         async with locks.setdefault((id(storage), issuer, settings.redirect_uri), asyncio.Lock()):
-            stored = await _stored_client(storage, issuer, settings.redirect_uri)  # registered while we waited
+            stored = await _stored_client(
+                storage, issuer, settings.redirect_uri
+            )  # registered while we waited
             if stored is not None:
                 return stored
             # Other processes sharing the storage: the storage's lock, taken off the event loop.
@@ -151,20 +166,31 @@ async def ensure_client(discovery: Discovery, settings: ConnectorSettings, stora
                 stored = await _stored_client(storage, issuer, settings.redirect_uri)  # another process did
                 if stored is not None:
                     return stored
-                request = client_metadata(client_name=settings.client_name, redirect_uris=[settings.redirect_uri],
-                                          token_endpoint_auth_method=choose_auth_method(
-                                              metadata.token_endpoint_auth_methods_supported))
-                registration = await register_client(http, issuer=issuer,
-                                                     registration_endpoint=metadata.registration_endpoint,
-                                                     metadata=request)
+                request = client_metadata(
+                    client_name=settings.client_name,
+                    redirect_uris=[settings.redirect_uri],
+                    token_endpoint_auth_method=choose_auth_method(
+                        metadata.token_endpoint_auth_methods_supported
+                    ),
+                )
+                registration = await register_client(
+                    http,
+                    issuer=issuer,
+                    registration_endpoint=metadata.registration_endpoint,
+                    metadata=request,
+                )
                 await asyncio.to_thread(storage.save_client, registration)
                 return registration
     raise RegistrationError(
         f"the authorization server {issuer} offers no way to register Switchboard automatically "
-        "(no dynamic client registration" + (", and no client ID metadata document is configured)"
-                                              if metadata.client_id_metadata_document_supported else ")"),
+        "(no dynamic client registration"
+        + (
+            ", and no client ID metadata document is configured)"
+            if metadata.client_id_metadata_document_supported
+            else ")"
+        ),
         hint=f"register a client at {issuer} with redirect URI {settings.redirect_uri} and enter its "
-             "client_id (and secret) in the connector's settings",
+        "client_id (and secret) in the connector's settings",
     )
 
 
@@ -174,26 +200,37 @@ def _registration_key(issuer: str, redirect_uri: str) -> CredentialKey:
     return CredentialKey(f"dcr:{issuer}", redirect_uri)
 
 
-def _pre_registered(settings: ConnectorSettings, metadata: AuthorizationServerMetadata) -> ClientRegistration | None:
+def _pre_registered(
+    settings: ConnectorSettings, metadata: AuthorizationServerMetadata
+) -> ClientRegistration | None:
     if settings.client_issuer and settings.client_issuer != metadata.issuer:
         raise RegistrationError(
             f"the pre-registered client is for {settings.client_issuer}, but the server now names the "
             f"authorization server {metadata.issuer}",
             hint="its credentials are not sent to another authorization server; register a client there and "
-                 "update the connector",
+            "update the connector",
         )
     method = settings.client_auth_method
     if method is None:
         supported = metadata.token_endpoint_auth_methods_supported
         if not settings.client_secret:
             method = "none"
-        elif supported is not None and "client_secret_basic" not in supported and "client_secret_post" in supported:
+        elif (
+            supported is not None
+            and "client_secret_basic" not in supported
+            and "client_secret_post" in supported
+        ):
             method = "client_secret_post"
         else:
             method = "client_secret_basic"
-    return ClientRegistration(issuer=metadata.issuer, client_id=settings.client_id or "",
-                              client_secret=settings.client_secret, token_endpoint_auth_method=method,
-                              redirect_uris=(settings.redirect_uri,), method="pre_registered")
+    return ClientRegistration(
+        issuer=metadata.issuer,
+        client_id=settings.client_id or "",
+        client_secret=settings.client_secret,
+        token_endpoint_auth_method=method,
+        redirect_uris=(settings.redirect_uri,),
+        method="pre_registered",
+    )
 
 
 async def _stored_client(storage: OAuthStorage, issuer: str, redirect_uri: str) -> ClientRegistration | None:
@@ -219,22 +256,41 @@ def requested_scopes(discovery: Discovery, scopes: tuple[str, ...] | None = None
 
 def _local_return_path(return_to: str) -> str:
     # Only a path on our own origin: the callback must never become an open redirector (S-11).
-    if return_to and (not return_to.startswith("/") or return_to.startswith("//") or "\\" in return_to
-                      or any(ord(c) < 0x20 for c in return_to)):
+    if return_to and (
+        not return_to.startswith("/")
+        or return_to.startswith("//")
+        or "\\" in return_to
+        or any(ord(c) < 0x20 for c in return_to)
+    ):
         raise ConfigurationError("return_to must be a local path such as /connectors/x")
     return return_to
 
 
-async def start_authorization(storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
-                              discovery: Discovery | None = None, scopes: tuple[str, ...] | None = None,
-                              return_to: str = "", http: OAuthHttp | None = None) -> tuple[str, str]:
+async def start_authorization(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    settings: ConnectorSettings,
+    *,
+    discovery: Discovery | None = None,
+    scopes: tuple[str, ...] | None = None,
+    return_to: str = "",
+    http: OAuthHttp | None = None,
+) -> tuple[str, str]:
     """Prepare an authorization: returns (authorization URL to open, state handle)."""
     http = http or OAuthHttp()
-    discovery = discovery or await discover(settings.server_url, http=http, preferred_issuer=settings.client_issuer)
+    discovery = discovery or await discover(
+        settings.server_url, http=http, preferred_issuer=settings.client_issuer
+    )
     metadata = discovery.metadata
-    method = choose_method(metadata.code_challenge_methods_supported, has_metadata=metadata.source != "defaults",
-                           allow_plain=settings.allow_plain_pkce, issuer=metadata.issuer)
-    endpoint = require_secure_url(metadata.authorization_endpoint, "authorization_endpoint", error=AuthorizationError)
+    method = choose_method(
+        metadata.code_challenge_methods_supported,
+        has_metadata=metadata.source != "defaults",
+        allow_plain=settings.allow_plain_pkce,
+        issuer=metadata.issuer,
+    )
+    endpoint = require_secure_url(
+        metadata.authorization_endpoint, "authorization_endpoint", error=AuthorizationError
+    )
     registration = await ensure_client(discovery, settings, storage, http=http)
     scopes = requested_scopes(discovery) if scopes is None else scopes
     pending = PendingAuthorization(
@@ -263,14 +319,20 @@ async def start_authorization(storage: OAuthStorage, key: CredentialKey, setting
     if scopes:
         params["scope"] = " ".join(scopes)
     parts = urlsplit(endpoint)
-    query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)  # keep the endpoint's own query
+    query = (
+        f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+    )  # keep the endpoint's own query
     http.note("authorize", endpoint, f"authorization started (scopes: {' '.join(scopes) or 'none'})")
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")), pending.state
 
 
-async def complete_authorization(storage: OAuthStorage, params: Mapping[str, str], *,
-                                 expected_key: CredentialKey | None = None,
-                                 http: OAuthHttp | None = None) -> tuple[CredentialKey, TokenSet, str]:
+async def complete_authorization(
+    storage: OAuthStorage,
+    params: Mapping[str, str],
+    *,
+    expected_key: CredentialKey | None = None,
+    http: OAuthHttp | None = None,
+) -> tuple[CredentialKey, TokenSet, str]:
     """Handle the redirect back from the AS: returns (credential, stored tokens, return_to path).
 
     `expected_key`, when the caller knows whose authorization this should be (an agent's own callback),
@@ -279,14 +341,21 @@ async def complete_authorization(storage: OAuthStorage, params: Mapping[str, str
     http = http or OAuthHttp()
     state = params.get("state")
     if not state:
-        raise AuthorizationError("the authorization response has no state", hint="start the authorization again")
+        raise AuthorizationError(
+            "the authorization response has no state", hint="start the authorization again"
+        )
     pending = await asyncio.to_thread(storage.take_pending, state)
     if pending is None:
-        raise AuthorizationError("the authorization response does not match an authorization in progress "
-                                 "(unknown, already used or expired state)", hint="start the authorization again")
+        raise AuthorizationError(
+            "the authorization response does not match an authorization in progress "
+            "(unknown, already used or expired state)",
+            hint="start the authorization again",
+        )
     if expected_key is not None and pending.key != expected_key:
-        raise AuthorizationError("the authorization response belongs to another credential's authorization",
-                                 hint="start the authorization again")
+        raise AuthorizationError(
+            "the authorization response belongs to another credential's authorization",
+            hint="start the authorization again",
+        )
     try:
         return await _finish(storage, pending, params, http)
     except SwitchboardError as exc:  # a token endpoint that times out counts as much as one that refuses
@@ -295,58 +364,98 @@ async def complete_authorization(storage: OAuthStorage, params: Mapping[str, str
         raise
 
 
-async def _finish(storage: OAuthStorage, pending: PendingAuthorization, params: Mapping[str, str],
-                  http: OAuthHttp) -> tuple[CredentialKey, TokenSet, str]:
+async def _finish(
+    storage: OAuthStorage, pending: PendingAuthorization, params: Mapping[str, str], http: OAuthHttp
+) -> tuple[CredentialKey, TokenSet, str]:
     if time.time() - pending.created_at > PENDING_TTL_SECONDS:
-        raise AuthorizationError("the authorization took longer than 10 minutes and expired",
-                                 hint="start the authorization again")
-    verified = check_iss(params.get("iss"), expected_issuer=pending.issuer, advertised=pending.iss_parameter_supported)
+        raise AuthorizationError(
+            "the authorization took longer than 10 minutes and expired", hint="start the authorization again"
+        )
+    verified = check_iss(
+        params.get("iss"), expected_issuer=pending.issuer, advertised=pending.iss_parameter_supported
+    )
     if "error" in params:
         # error_description is attacker-controlled unless the response is bound to our AS by `iss`.
         description = safe_description(params.get("error_description")) if verified else ""
         raise AuthorizationError(
             f"the authorization server refused the authorization: {short_error_code(params['error'])}"
             + (f" ({description})" if description else ""),
-            hint="start the authorization again, or check the client's permissions at the authorization server")
+            hint="start the authorization again, or check the client's permissions at the authorization server",
+        )
     code = params.get("code")
     if not code:
-        raise AuthorizationError("the authorization response has no code", hint="start the authorization again")
+        raise AuthorizationError(
+            "the authorization response has no code", hint="start the authorization again"
+        )
     registration = await asyncio.to_thread(storage.get_client, pending.issuer, pending.redirect_uri)
-    if registration is None or registration.issuer != pending.issuer or registration.client_id != pending.client_id:
-        raise AuthorizationError("the client registration used for this authorization is gone",
-                                 hint="start the authorization again")
+    if (
+        registration is None
+        or registration.issuer != pending.issuer
+        or registration.client_id != pending.client_id
+    ):
+        raise AuthorizationError(
+            "the client registration used for this authorization is gone",
+            hint="start the authorization again",
+        )
     tokens = await request_token(
-        http, step="token", token_endpoint=pending.token_endpoint, auth=client_auth(registration),
-        params={"grant_type": "authorization_code", "code": code, "redirect_uri": pending.redirect_uri,
-                "code_verifier": pending.code_verifier, "resource": pending.resource},
-        issuer=pending.issuer, client_id=pending.client_id, resource=pending.resource, requested_scopes=pending.scopes)
+        http,
+        step="token",
+        token_endpoint=pending.token_endpoint,
+        auth=client_auth(registration),
+        params={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": pending.redirect_uri,
+            "code_verifier": pending.code_verifier,
+            "resource": pending.resource,
+        },
+        issuer=pending.issuer,
+        client_id=pending.client_id,
+        resource=pending.resource,
+        requested_scopes=pending.scopes,
+    )
     stored = await asyncio.to_thread(storage.save_tokens, pending.key, tokens, expected_version=None)
     return pending.key, stored, pending.return_to
 
 
-async def authorize_headless(storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
-                             discovery: Discovery | None = None, scopes: tuple[str, ...] | None = None,
-                             http: OAuthHttp | None = None) -> TokenSet:
+async def authorize_headless(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    settings: ConnectorSettings,
+    *,
+    discovery: Discovery | None = None,
+    scopes: tuple[str, ...] | None = None,
+    http: OAuthHttp | None = None,
+) -> TokenSet:
     """Authorize against an auto-approving AS (tests, conformance): follow the flow without a browser.
 
     The authorization URL is fetched without following redirects; code, state and iss are taken from
     the `Location` that points back to our redirect URI and passed to `complete_authorization`.
     """
     http = http or OAuthHttp()
-    url, state = await start_authorization(storage, key, settings, discovery=discovery, scopes=scopes, http=http)
+    url, state = await start_authorization(
+        storage, key, settings, discovery=discovery, scopes=scopes, http=http
+    )
     try:
         async with http.exchange("authorize", "GET", url, error=AuthorizationError) as answer:
             location = answer.headers.get("location", "")
             target = urlsplit(location)
             expected = urlsplit(settings.redirect_uri)
             if not (300 <= answer.status < 400) or (target.scheme, target.netloc, target.path) != (
-                    expected.scheme, expected.netloc, expected.path):
-                raise AuthorizationError(f"the authorization endpoint did not redirect back to {settings.redirect_uri} "
-                                         f"(HTTP {answer.status})", hint="it may require an interactive login")
+                expected.scheme,
+                expected.netloc,
+                expected.path,
+            ):
+                raise AuthorizationError(
+                    f"the authorization endpoint did not redirect back to {settings.redirect_uri} "
+                    f"(HTTP {answer.status})",
+                    hint="it may require an interactive login",
+                )
             answer.detail = "redirected back"
     except BaseException:
         await asyncio.to_thread(storage.take_pending, state)  # the flow is abandoned: drop its verifier now
         raise
-    _, tokens, _ = await complete_authorization(storage, dict(parse_qsl(target.query, keep_blank_values=True)),
-                                                expected_key=key, http=http)
+    _, tokens, _ = await complete_authorization(
+        storage, dict(parse_qsl(target.query, keep_blank_values=True)), expected_key=key, http=http
+    )
     return tokens

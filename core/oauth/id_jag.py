@@ -38,23 +38,40 @@ class EnterpriseIdentity:
         return f"EnterpriseIdentity(idp_token_endpoint={self.idp_token_endpoint!r}, <id token redacted>)"
 
 
-async def request_id_jag(http: OAuthHttp, identity: EnterpriseIdentity, *, audience: str, resource: str,
-                         scopes: tuple[str, ...] = ()) -> str:
+async def request_id_jag(
+    http: OAuthHttp,
+    identity: EnterpriseIdentity,
+    *,
+    audience: str,
+    resource: str,
+    scopes: tuple[str, ...] = (),
+) -> str:
     """Leg 1: exchange the ID token for an ID-JAG at the IdP."""
     endpoint = require_secure_url(identity.idp_token_endpoint, "IdP token endpoint", error=TokenError)
-    params = {"grant_type": TOKEN_EXCHANGE, "requested_token_type": ID_JAG, "audience": audience,
-              "resource": resource, "subject_token": identity.id_token, "subject_token_type": ID_TOKEN}
+    params = {
+        "grant_type": TOKEN_EXCHANGE,
+        "requested_token_type": ID_JAG,
+        "audience": audience,
+        "resource": resource,
+        "subject_token": identity.id_token,
+        "subject_token_type": ID_TOKEN,
+    }
     if scopes:
         params["scope"] = " ".join(scopes)
     # A public client at the IdP: `none` authentication adds our client_id to the body.
     headers, body = encode_token_request(
-        client_auth(ClientRegistration(issuer="", client_id=identity.idp_client_id)), endpoint, params)
-    async with http.exchange("token_exchange", "POST", endpoint, error=TokenError, form=body, headers=headers) as answer:
+        client_auth(ClientRegistration(issuer="", client_id=identity.idp_client_id)), endpoint, params
+    )
+    async with http.exchange(
+        "token_exchange", "POST", endpoint, error=TokenError, form=body, headers=headers
+    ) as answer:
         document = answer.json_object()
         if answer.status != 200 or document is None:
             error = short_error_code(document.get("error")) if document else "unknown"
-            raise TokenError(f"the identity provider refused the token exchange (HTTP {answer.status}, {error})",
-                             error=error)
+            raise TokenError(
+                f"the identity provider refused the token exchange (HTTP {answer.status}, {error})",
+                error=error,
+            )
         assertion = document.get("access_token")
         if document.get("issued_token_type") != ID_JAG or not isinstance(assertion, str) or not assertion:
             raise TokenError("the identity provider did not issue an identity assertion grant")
@@ -62,16 +79,31 @@ async def request_id_jag(http: OAuthHttp, identity: EnterpriseIdentity, *, audie
         return assertion
 
 
-async def enterprise_token(discovery: Discovery, identity: EnterpriseIdentity, registration: ClientRegistration, *,
-                           scopes: tuple[str, ...] | None = None, http: OAuthHttp | None = None) -> TokenSet:
+async def enterprise_token(
+    discovery: Discovery,
+    identity: EnterpriseIdentity,
+    registration: ClientRegistration,
+    *,
+    scopes: tuple[str, ...] | None = None,
+    http: OAuthHttp | None = None,
+) -> TokenSet:
     """Both legs: an MCP access token for the enterprise user."""
     http = http or OAuthHttp()
     scopes = discovery.scopes() if scopes is None else scopes
-    assertion = await request_id_jag(http, identity, audience=discovery.issuer, resource=discovery.resource,
-                                     scopes=scopes)
+    assertion = await request_id_jag(
+        http, identity, audience=discovery.issuer, resource=discovery.resource, scopes=scopes
+    )
     params = {"grant_type": JWT_BEARER, "assertion": assertion, "resource": discovery.resource}
     if scopes:
         params["scope"] = " ".join(scopes)
-    return await request_token(http, step="jwt_bearer", token_endpoint=discovery.metadata.token_endpoint,
-                               params=params, auth=client_auth(registration), issuer=discovery.issuer,
-                               client_id=registration.client_id, resource=discovery.resource, requested_scopes=scopes)
+    return await request_token(
+        http,
+        step="jwt_bearer",
+        token_endpoint=discovery.metadata.token_endpoint,
+        params=params,
+        auth=client_auth(registration),
+        issuer=discovery.issuer,
+        client_id=registration.client_id,
+        resource=discovery.resource,
+        requested_scopes=scopes,
+    )

@@ -35,13 +35,23 @@ from core.rfc9110 import Challenge
 
 MAX_STEP_UPS = 3
 
-_sent_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("switchboard_oauth_sent_token", default=None)
+_sent_token: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "switchboard_oauth_sent_token", default=None
+)
 
 
 class OAuthProvider:
-    def __init__(self, storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
-                 http: OAuthHttp | None = None, headless: bool = False,
-                 client_credentials: ClientCredentials | None = None, tokens: TokenSet | None = None) -> None:
+    def __init__(
+        self,
+        storage: OAuthStorage,
+        key: CredentialKey,
+        settings: ConnectorSettings,
+        *,
+        http: OAuthHttp | None = None,
+        headless: bool = False,
+        client_credentials: ClientCredentials | None = None,
+        tokens: TokenSet | None = None,
+    ) -> None:
         """`tokens`: the credential's tokens when the caller already read them (saves a store read)."""
         self.storage = storage
         self.key = key
@@ -102,8 +112,9 @@ class OAuthProvider:
                 return await self._client_credentials(tokens)
             if not tokens.refresh_token:
                 return tokens  # nothing to refresh with: use it until the server says 401
-            self._tokens = await refresh_tokens(self.storage, self.key, self.http, await self._registration(tokens),
-                                                stale=tokens)
+            self._tokens = await refresh_tokens(
+                self.storage, self.key, self.http, await self._registration(tokens), stale=tokens
+            )
             return self._tokens
         except NeedsReauthorization:
             self._tokens = None
@@ -112,7 +123,9 @@ class OAuthProvider:
     async def _registration(self, tokens: TokenSet):
         registration = await asyncio.to_thread(self.storage.client_by_id, tokens.issuer, tokens.client_id)
         if registration is None or registration.client_id != tokens.client_id:
-            raise NeedsReauthorization("the client registration of this credential is gone", hint="authorize again")
+            raise NeedsReauthorization(
+                "the client registration of this credential is gone", hint="authorize again"
+            )
         return registration
 
     async def _unauthorized(self, challenge: AuthChallenge) -> bool:
@@ -128,12 +141,22 @@ class OAuthProvider:
             self._after_401 = ((await self._client_credentials(current)).access_token, 0)
             return True
         if self._rejected_right_after_refresh(sent) or not current.refresh_token:
-            await asyncio.to_thread(self.storage.mark_needs_reauth, self.key, expected_version=current.version,
-                                    reason="the server rejected the access token")
+            await asyncio.to_thread(
+                self.storage.mark_needs_reauth,
+                self.key,
+                expected_version=current.version,
+                reason="the server rejected the access token",
+            )
             return await self._authorize(challenge, "the server rejected the access token")
         try:
-            fresh = await refresh_tokens(self.storage, self.key, self.http, await self._registration(current),
-                                         stale=current, rejected=True)
+            fresh = await refresh_tokens(
+                self.storage,
+                self.key,
+                self.http,
+                await self._registration(current),
+                stale=current,
+                rejected=True,
+            )
         except NeedsReauthorization as exc:
             return await self._authorize(challenge, exc.message)
         self._tokens = fresh
@@ -150,29 +173,46 @@ class OAuthProvider:
     async def _client_credentials_locked(self, stale: TokenSet | None) -> TokenSet:
         assert self.client_credentials is not None
         current = await self._current(reload=True)
-        if current is not None and current.access_token != (stale.access_token if stale else None) \
-                and not needs_refresh(current):
+        if (
+            current is not None
+            and current.access_token != (stale.access_token if stale else None)
+            and not needs_refresh(current)
+        ):
             return current  # another request got a new token while we waited
-        discovery = await discover(self.settings.server_url, http=self.http, preferred_issuer=self.settings.client_issuer)
+        discovery = await discover(
+            self.settings.server_url, http=self.http, preferred_issuer=self.settings.client_issuer
+        )
         if self.settings.client_issuer and discovery.issuer != self.settings.client_issuer:
             # The client secret authenticates us at the token endpoint: never to an AS the server
             # now names instead of the one the client was registered with (A-16).
             raise RegistrationError(
                 f"the server now names the authorization server {discovery.issuer}, but this client is "
                 f"registered at {self.settings.client_issuer}; its secret is not sent there",
-                hint="check the server's configuration, then update the connector")
+                hint="check the server's configuration, then update the connector",
+            )
         tokens = await client_credentials_token(discovery, self.client_credentials, http=self.http)
-        self._tokens = await asyncio.to_thread(self.storage.save_tokens, self.key, tokens, expected_version=None)
+        self._tokens = await asyncio.to_thread(
+            self.storage.save_tokens, self.key, tokens, expected_version=None
+        )
         return self._tokens
 
     # --- (re-)authorization ---------------------------------------------------------------------------
 
-    async def _authorize(self, challenge: AuthChallenge, reason: str, *, first: bool = False,
-                         scopes: tuple[str, ...] | None = None) -> bool:
+    async def _authorize(
+        self,
+        challenge: AuthChallenge,
+        reason: str,
+        *,
+        first: bool = False,
+        scopes: tuple[str, ...] | None = None,
+    ) -> bool:
         if not self.headless:
             if first:
-                raise AuthRequired(f"{reason}: authorize this connector", challenges=challenge.challenges,
-                                   hint="use Authorize in the dashboard or `switchboard authorize`")
+                raise AuthRequired(
+                    f"{reason}: authorize this connector",
+                    challenges=challenge.challenges,
+                    hint="use Authorize in the dashboard or `switchboard authorize`",
+                )
             raise NeedsReauthorization(reason, hint="authorize this connector again")
         sent = _sent_token.get()
         async with credential_lock(self.storage, self.key):
@@ -182,11 +222,20 @@ class OAuthProvider:
             if self.client_credentials is not None:
                 await self._client_credentials_locked(current)
                 return True
-            discovery = await discover(self.settings.server_url, challenge=challenge.bearer(), http=self.http,
-                                       preferred_issuer=self.settings.client_issuer)
+            discovery = await discover(
+                self.settings.server_url,
+                challenge=challenge.bearer(),
+                http=self.http,
+                preferred_issuer=self.settings.client_issuer,
+            )
             self._tokens = await authorize_headless(
-                self.storage, self.key, self.settings, discovery=discovery,
-                scopes=requested_scopes(discovery, scopes), http=self.http)
+                self.storage,
+                self.key,
+                self.settings,
+                discovery=discovery,
+                scopes=requested_scopes(discovery, scopes),
+                http=self.http,
+            )
             return True
 
     async def _step_up(self, challenge: AuthChallenge, bearer: Challenge) -> bool:
@@ -199,10 +248,16 @@ class OAuthProvider:
             raise InsufficientScope(
                 f"the server requires scopes this credential does not have ({' '.join(wanted) or 'unspecified'})"
                 + (f" and still refused after {attempts} re-authorizations" if attempts else ""),
-                scopes=wanted, challenges=challenge.challenges,
-                hint="ask the server's administrator to grant these scopes to the client")
+                scopes=wanted,
+                challenges=challenge.challenges,
+                hint="ask the server's administrator to grant these scopes to the client",
+            )
         self._step_ups[operation] = attempts + 1
         if not self.headless:
-            raise InsufficientScope(f"this operation needs more scopes: {' '.join(wanted)}", scopes=wanted,
-                                    challenges=challenge.challenges, hint="authorize again with these scopes")
+            raise InsufficientScope(
+                f"this operation needs more scopes: {' '.join(wanted)}",
+                scopes=wanted,
+                challenges=challenge.challenges,
+                hint="authorize again with these scopes",
+            )
         return await self._authorize(challenge, "step-up authorization", scopes=wanted)

@@ -19,20 +19,26 @@ from core.oauth.storage import CredentialKey, OAuthStorage
 from core.oauth.tokens import client_auth, load_tokens
 
 
-async def revoke_token(http: OAuthHttp, *, revocation_endpoint: str, token: str, token_type_hint: str,
-                       auth: ClientAuth) -> None:
+async def revoke_token(
+    http: OAuthHttp, *, revocation_endpoint: str, token: str, token_type_hint: str, auth: ClientAuth
+) -> None:
     require_secure_url(revocation_endpoint, "revocation_endpoint", error=TokenError)
-    _, headers, body = auth.prepare("POST", revocation_endpoint, {},
-                                    urlencode({"token": token, "token_type_hint": token_type_hint}))
-    async with http.exchange("revoke", "POST", revocation_endpoint, error=TokenError, form=body,
-                             headers=headers) as answer:
+    _, headers, body = auth.prepare(
+        "POST", revocation_endpoint, {}, urlencode({"token": token, "token_type_hint": token_type_hint})
+    )
+    async with http.exchange(
+        "revoke", "POST", revocation_endpoint, error=TokenError, form=body, headers=headers
+    ) as answer:
         if answer.status != 200:
-            raise TokenError(f"the authorization server did not revoke the {token_type_hint} (HTTP {answer.status})")
+            raise TokenError(
+                f"the authorization server did not revoke the {token_type_hint} (HTTP {answer.status})"
+            )
         answer.detail = f"{token_type_hint} revoked"
 
 
-async def revoke(storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *,
-                 http: OAuthHttp | None = None) -> bool:
+async def revoke(
+    storage: OAuthStorage, key: CredentialKey, settings: ConnectorSettings, *, http: OAuthHttp | None = None
+) -> bool:
     """Revoke a credential's tokens at its AS when the AS offers revocation; True if it did.
 
     The refresh token is revoked first (RFC 7009 §2.1: that normally ends the access token too), then
@@ -55,8 +61,18 @@ async def revoke(storage: OAuthStorage, key: CredentialKey, settings: ConnectorS
         return False
     auth = client_auth(registration)
     if tokens.refresh_token:
-        await revoke_token(http, revocation_endpoint=metadata.revocation_endpoint, token=tokens.refresh_token,
-                           token_type_hint="refresh_token", auth=auth)
-    await revoke_token(http, revocation_endpoint=metadata.revocation_endpoint, token=tokens.access_token,
-                       token_type_hint="access_token", auth=auth)
+        await revoke_token(
+            http,
+            revocation_endpoint=metadata.revocation_endpoint,
+            token=tokens.refresh_token,
+            token_type_hint="refresh_token",
+            auth=auth,
+        )
+    await revoke_token(
+        http,
+        revocation_endpoint=metadata.revocation_endpoint,
+        token=tokens.access_token,
+        token_type_hint="access_token",
+        auth=auth,
+    )
     return True

@@ -43,8 +43,9 @@ def choose_auth_method(supported: tuple[str, ...] | None) -> str:
     )
 
 
-def client_metadata(*, client_name: str, redirect_uris: list[str], token_endpoint_auth_method: str,
-                    scope: str | None = None) -> dict:
+def client_metadata(
+    *, client_name: str, redirect_uris: list[str], token_endpoint_auth_method: str, scope: str | None = None
+) -> dict:
     metadata = {
         "client_name": client_name,
         "redirect_uris": list(redirect_uris),
@@ -58,34 +59,55 @@ def client_metadata(*, client_name: str, redirect_uris: list[str], token_endpoin
     return metadata
 
 
-async def register_client(http: OAuthHttp, *, issuer: str, registration_endpoint: str, metadata: dict,
-                          initial_access_token: str | None = None) -> ClientRegistration:
+async def register_client(
+    http: OAuthHttp,
+    *,
+    issuer: str,
+    registration_endpoint: str,
+    metadata: dict,
+    initial_access_token: str | None = None,
+) -> ClientRegistration:
     require_secure_url(registration_endpoint, "registration_endpoint", error=RegistrationError)
     headers = {"Authorization": f"Bearer {initial_access_token}"} if initial_access_token else {}
-    async with http.exchange("register", "POST", registration_endpoint, error=RegistrationError,
-                             json_body=metadata, headers=headers) as answer:
+    async with http.exchange(
+        "register",
+        "POST",
+        registration_endpoint,
+        error=RegistrationError,
+        json_body=metadata,
+        headers=headers,
+    ) as answer:
         document = answer.json_object()
         if answer.status not in (200, 201):
             error = short_error_code(document.get("error")) if document else "unknown"
             description = safe_description(document.get("error_description")) if document else ""
             raise RegistrationError(
                 f"the authorization server {issuer} refused the registration (HTTP {answer.status}, {error}"
-                + (f": {description}" if description else "") + ")",
+                + (f": {description}" if description else "")
+                + ")",
                 hint="configure a pre-registered client_id (and secret) for this server on the connector",
             )
         if document is None or not isinstance(document.get("client_id"), str) or not document["client_id"]:
-            raise RegistrationError(f"the registration answer of {issuer} is not a valid client information document")
+            raise RegistrationError(
+                f"the registration answer of {issuer} is not a valid client information document"
+            )
         secret = document.get("client_secret")
         method = document.get("token_endpoint_auth_method", metadata["token_endpoint_auth_method"])
         if method not in SUPPORTED_AUTH_METHODS:
-            raise RegistrationError(f"the authorization server {issuer} assigned the unsupported "
-                                    f"token endpoint auth method {short_error_code(method)}")
+            raise RegistrationError(
+                f"the authorization server {issuer} assigned the unsupported "
+                f"token endpoint auth method {short_error_code(method)}"
+            )
         if method != "none" and not isinstance(secret, str):
-            raise RegistrationError(f"the authorization server {issuer} assigned {method} but returned no secret")
+            raise RegistrationError(
+                f"the authorization server {issuer} assigned {method} but returned no secret"
+            )
         redirect_uris = document.get("redirect_uris")
         if isinstance(redirect_uris, list) and not set(metadata["redirect_uris"]) <= set(redirect_uris):
-            raise RegistrationError(f"the authorization server {issuer} did not register our redirect URI",
-                                    hint="register a client manually with this redirect URI")
+            raise RegistrationError(
+                f"the authorization server {issuer} did not register our redirect URI",
+                hint="register a client manually with this redirect URI",
+            )
         expires = document.get("client_secret_expires_at")
         answer.detail = f"client registered ({method})"
         return ClientRegistration(
@@ -93,9 +115,12 @@ async def register_client(http: OAuthHttp, *, issuer: str, registration_endpoint
             client_id=document["client_id"],
             client_secret=secret if isinstance(secret, str) and method != "none" else None,
             token_endpoint_auth_method=method,
-            redirect_uris=tuple(redirect_uris) if isinstance(redirect_uris, list) else tuple(metadata["redirect_uris"]),
+            redirect_uris=tuple(redirect_uris)
+            if isinstance(redirect_uris, list)
+            else tuple(metadata["redirect_uris"]),
             method="dcr",
             client_secret_expires_at=expires if isinstance(expires, int) and expires > 0 else None,
-            registration={k: v for k, v in document.items()
-                          if k not in ("client_secret", "registration_access_token")},
+            registration={
+                k: v for k, v in document.items() if k not in ("client_secret", "registration_access_token")
+            },
         )

@@ -27,14 +27,15 @@ def code_challenge(verifier: str, method: str) -> str:
     return create_s256_code_challenge(verifier) if method == "S256" else verifier
 
 
-def choose_method(methods_supported: tuple[str, ...] | None, *, has_metadata: bool, allow_plain: bool,
-                  issuer: str) -> str:
+def choose_method(
+    methods_supported: tuple[str, ...] | None, *, has_metadata: bool, allow_plain: bool, issuer: str
+) -> str:
     if not has_metadata or (methods_supported and "S256" in methods_supported):
         return "S256"
     if not allow_plain:
         raise DiscoveryError(
             f"the authorization server {issuer} does not advertise PKCE with S256",
             hint="refusing to authorize without PKCE; if this server is known to be a legacy one, "
-                 "enable allow_plain_pkce on the connector",
+            "enable allow_plain_pkce on the connector",
         )
     return "plain" if methods_supported and "plain" in methods_supported else "S256"

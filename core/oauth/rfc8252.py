@@ -91,7 +91,11 @@ class LoopbackListener:
                 if self._server is not None:
                     self._server.close()
             else:
-                _respond(writer, 400, b"<!doctype html><p>This is not the authorization Switchboard is waiting for.</p>")
+                _respond(
+                    writer,
+                    400,
+                    b"<!doctype html><p>This is not the authorization Switchboard is waiting for.</p>",
+                )
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
@@ -132,5 +136,6 @@ def _respond(writer: asyncio.StreamWriter, status: int, body: bytes) -> None:
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
-        "Connection: close\r\n\r\n".encode("ascii") + body
+        "Connection: close\r\n\r\n".encode("ascii")
+        + body
     )

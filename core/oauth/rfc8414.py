@@ -63,12 +63,17 @@ def metadata_urls(issuer: str) -> list[tuple[str, str]]:
         return urlunsplit((parts.scheme, parts.netloc, p, "", ""))
 
     if path:
-        return [(at(OAUTH_WELL_KNOWN + path), "rfc8414"), (at(OIDC_WELL_KNOWN + path), "oidc"),
-                (at(path + OIDC_WELL_KNOWN), "oidc")]
+        return [
+            (at(OAUTH_WELL_KNOWN + path), "rfc8414"),
+            (at(OIDC_WELL_KNOWN + path), "oidc"),
+            (at(path + OIDC_WELL_KNOWN), "oidc"),
+        ]
     return [(at(OAUTH_WELL_KNOWN), "rfc8414"), (at(OIDC_WELL_KNOWN), "oidc")]
 
 
-def parse_metadata(document: dict[str, Any], *, expected_issuer: str, source: str, url: str) -> AuthorizationServerMetadata:
+def parse_metadata(
+    document: dict[str, Any], *, expected_issuer: str, source: str, url: str
+) -> AuthorizationServerMetadata:
     issuer = document.get("issuer")
     if issuer != expected_issuer:
         raise DiscoveryError(
@@ -82,7 +87,9 @@ def parse_metadata(document: dict[str, Any], *, expected_issuer: str, source: st
         if value is None and not required:
             return None
         if not isinstance(value, str) or not value:
-            raise DiscoveryError(f"the authorization-server metadata of {expected_issuer} has no valid {name}")
+            raise DiscoveryError(
+                f"the authorization-server metadata of {expected_issuer} has no valid {name}"
+            )
         return require_secure_url(value, name, error=DiscoveryError)
 
     def strings(name: str) -> tuple[str, ...] | None:
@@ -90,7 +97,9 @@ def parse_metadata(document: dict[str, Any], *, expected_issuer: str, source: st
         if value is None:
             return None
         if not isinstance(value, list):
-            raise DiscoveryError(f"the authorization-server metadata of {expected_issuer} has an invalid {name}")
+            raise DiscoveryError(
+                f"the authorization-server metadata of {expected_issuer} has an invalid {name}"
+            )
         return tuple(v for v in value if isinstance(v, str))
 
     response_types = strings("response_types_supported")
@@ -109,7 +118,8 @@ def parse_metadata(document: dict[str, Any], *, expected_issuer: str, source: st
         token_endpoint_auth_methods_supported=strings("token_endpoint_auth_methods_supported"),
         client_id_metadata_document_supported=document.get("client_id_metadata_document_supported") is True,
         authorization_response_iss_parameter_supported=(
-            document.get("authorization_response_iss_parameter_supported") is True),
+            document.get("authorization_response_iss_parameter_supported") is True
+        ),
         source=source,
         document=document,
     )
@@ -119,8 +129,10 @@ async def fetch_authorization_server_metadata(http: OAuthHttp, issuer: str) -> A
     require_secure_url(issuer, "authorization server", error=DiscoveryError)
     metadata = await _first_document(http, issuer, metadata_urls(issuer))
     if metadata is None:
-        raise DiscoveryError(f"the authorization server {issuer} publishes no metadata",
-                             hint="none of the RFC 8414 / OpenID Connect discovery URLs answered")
+        raise DiscoveryError(
+            f"the authorization server {issuer} publishes no metadata",
+            hint="none of the RFC 8414 / OpenID Connect discovery URLs answered",
+        )
     return metadata
 
 
@@ -140,19 +152,25 @@ async def legacy_metadata(http: OAuthHttp, server_url: str) -> AuthorizationServ
     )
 
 
-async def _first_document(http: OAuthHttp, issuer: str, candidates: list[tuple[str, str]]) -> AuthorizationServerMetadata | None:
+async def _first_document(
+    http: OAuthHttp, issuer: str, candidates: list[tuple[str, str]]
+) -> AuthorizationServerMetadata | None:
     for url, kind in candidates:
         async with http.exchange("as_metadata", "GET", url, error=DiscoveryError) as answer:
             if answer.status == 200:
                 document = answer.json_object()
                 if document is None:
-                    raise DiscoveryError(f"the authorization-server metadata at {trace_url(url)} is not a JSON object")
+                    raise DiscoveryError(
+                        f"the authorization-server metadata at {trace_url(url)} is not a JSON object"
+                    )
                 metadata = parse_metadata(document, expected_issuer=issuer, source=kind, url=url)
                 answer.detail = "issuer matches"
                 return metadata
             if answer.status >= 500:
-                raise DiscoveryError(f"the authorization-server metadata at {trace_url(url)} failed with "
-                                     f"HTTP {answer.status}", hint="the authorization server has a problem")
+                raise DiscoveryError(
+                    f"the authorization-server metadata at {trace_url(url)} failed with HTTP {answer.status}",
+                    hint="the authorization server has a problem",
+                )
             answer.detail = "not served here"
     return None
 

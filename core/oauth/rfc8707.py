@@ -41,11 +41,15 @@ def canonical_resource(url: str) -> str:
         raise InvalidUrlError(f"not a valid URL: {_shown(text)!r}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise InvalidUrlError(f"not an absolute http(s) URL: {_shown(text)!r}", hint="write it as https://host/path")
+        raise InvalidUrlError(
+            f"not an absolute http(s) URL: {_shown(text)!r}", hint="write it as https://host/path"
+        )
     if "#" in text:
         raise InvalidUrlError(f"a server URL must not have a fragment: {_shown(text)!r}")
     if parts.username is not None or parts.password is not None:
-        raise InvalidUrlError("a server URL must not carry credentials", hint="configure them as a credential")
+        raise InvalidUrlError(
+            "a server URL must not carry credentials", hint="configure them as a credential"
+        )
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"

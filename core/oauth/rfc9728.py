@@ -56,7 +56,9 @@ def well_known_urls(server_url: str) -> list[str]:
     return [urlunsplit((parts.scheme, parts.netloc, WELL_KNOWN + path, "", "")), root] if path else [root]
 
 
-def parse_protected_resource_metadata(document: dict, *, server_url: str, source_url: str) -> ProtectedResourceMetadata:
+def parse_protected_resource_metadata(
+    document: dict, *, server_url: str, source_url: str
+) -> ProtectedResourceMetadata:
     resource = document.get("resource")
     if not isinstance(resource, str) or not resource:
         raise DiscoveryError(f"the protected-resource metadata at {_short(source_url)} has no resource")
@@ -97,15 +99,21 @@ async def fetch_protected_resource_metadata(
             if answer.status == 200:
                 document = answer.json_object()
                 if document is None:
-                    raise DiscoveryError(f"the protected-resource metadata at {_short(url)} is not a JSON object")
+                    raise DiscoveryError(
+                        f"the protected-resource metadata at {_short(url)} is not a JSON object"
+                    )
                 metadata = parse_protected_resource_metadata(document, server_url=server_url, source_url=url)
                 answer.detail = f"authorization servers: {', '.join(metadata.authorization_servers)}"
                 return metadata
             if answer.status >= 500:
-                raise DiscoveryError(f"the protected-resource metadata at {_short(url)} failed with HTTP {answer.status}",
-                                     hint="the server has a problem; try again later")
+                raise DiscoveryError(
+                    f"the protected-resource metadata at {_short(url)} failed with HTTP {answer.status}",
+                    hint="the server has a problem; try again later",
+                )
             answer.detail = "not served here"
     if resource_metadata_url:
-        raise DiscoveryError(f"the resource_metadata URL named by the server ({_short(resource_metadata_url)}) "
-                             "serves no metadata")
+        raise DiscoveryError(
+            f"the resource_metadata URL named by the server ({_short(resource_metadata_url)}) "
+            "serves no metadata"
+        )
     return None

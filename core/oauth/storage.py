@@ -43,8 +43,10 @@ class ClientRegistration:
     registration: dict = field(default_factory=dict)  # what the AS returned (no secret in it)
 
     def __repr__(self) -> str:
-        return (f"ClientRegistration(issuer={self.issuer!r}, client_id={self.client_id!r}, "
-                f"method={self.method!r}, secret={'<redacted>' if self.client_secret else None})")
+        return (
+            f"ClientRegistration(issuer={self.issuer!r}, client_id={self.client_id!r}, "
+            f"method={self.method!r}, secret={'<redacted>' if self.client_secret else None})"
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -67,7 +69,9 @@ class PendingAuthorization:
     iss_parameter_supported: bool = False
 
     def __repr__(self) -> str:
-        return f"PendingAuthorization(key={self.key!r}, issuer={self.issuer!r}, <state and verifier redacted>)"
+        return (
+            f"PendingAuthorization(key={self.key!r}, issuer={self.issuer!r}, <state and verifier redacted>)"
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,8 +91,10 @@ class TokenSet:
     token_endpoint: str = ""  # where this credential is refreshed (the issuing AS's token endpoint)
 
     def __repr__(self) -> str:
-        return (f"TokenSet(issuer={self.issuer!r}, resource={self.resource!r}, expires_at={self.expires_at!r}, "
-                f"scopes={self.scopes!r}, version={self.version}, <tokens redacted>)")
+        return (
+            f"TokenSet(issuer={self.issuer!r}, resource={self.resource!r}, expires_at={self.expires_at!r}, "
+            f"scopes={self.scopes!r}, version={self.version}, <tokens redacted>)"
+        )
 
 
 class OAuthStorage(Protocol):
@@ -143,8 +149,10 @@ class MemoryOAuthStorage:
         return self._clients.get((issuer, redirect_uri))
 
     def client_by_id(self, issuer: str, client_id: str) -> ClientRegistration | None:
-        return next((c for c in reversed(self._clients.values())
-                     if c.issuer == issuer and c.client_id == client_id), None)
+        return next(
+            (c for c in reversed(self._clients.values()) if c.issuer == issuer and c.client_id == client_id),
+            None,
+        )
 
     def save_client(self, registration: ClientRegistration) -> None:
         for uri in registration.redirect_uris or ("",):

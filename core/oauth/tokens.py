@@ -80,7 +80,9 @@ def client_auth(registration: ClientRegistration) -> ClientAuth:
     raise TokenError(f"unsupported token endpoint auth method {method!r}")
 
 
-def encode_token_request(auth: ClientAuth, token_endpoint: str, params: dict[str, str]) -> tuple[dict[str, str], str]:
+def encode_token_request(
+    auth: ClientAuth, token_endpoint: str, params: dict[str, str]
+) -> tuple[dict[str, str], str]:
     """(headers, form body) for a token-endpoint POST with client authentication applied."""
     _, headers, body = auth.prepare("POST", token_endpoint, {}, urlencode(params))
     return headers, body
@@ -91,8 +93,16 @@ def encode_token_request(auth: ClientAuth, token_endpoint: str, params: dict[str
 
 # Request parameters whose values are secrets: an error_description that quotes one of them (some
 # servers echo "invalid refresh token <token>") must not carry it into messages, logs or the store.
-_SECRET_PARAMS = ("code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "assertion",
-                  "subject_token", "actor_token")
+_SECRET_PARAMS = (
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "subject_token",
+    "actor_token",
+)
 
 
 def _without(text: object, secrets: tuple[str, ...]) -> object:
@@ -104,9 +114,18 @@ def _without(text: object, secrets: tuple[str, ...]) -> object:
     return text
 
 
-def parse_token_response(answer: HttpResult, *, issuer: str, client_id: str, resource: str, token_endpoint: str,
-                         requested_scopes: tuple[str, ...], previous: TokenSet | None = None,
-                         now: float | None = None, sent_secrets: tuple[str, ...] = ()) -> TokenSet:
+def parse_token_response(
+    answer: HttpResult,
+    *,
+    issuer: str,
+    client_id: str,
+    resource: str,
+    token_endpoint: str,
+    requested_scopes: tuple[str, ...],
+    previous: TokenSet | None = None,
+    now: float | None = None,
+    sent_secrets: tuple[str, ...] = (),
+) -> TokenSet:
     """Validate a token-endpoint answer (RFC 6749 §5.1/§5.2); raise `TokenError` for anything else.
     `sent_secrets` (the secrets the request carried) are masked in any error description."""
     document = answer.json_object()
@@ -114,34 +133,52 @@ def parse_token_response(answer: HttpResult, *, issuer: str, client_id: str, res
     if answer.status != 200:
         error = short_error_code(document.get("error")) if document else None
         if error is None:
-            raise TokenError(f"the token endpoint {where} answered HTTP {answer.status} without an OAuth error")
-        description = safe_description(_without(document.get("error_description"), sent_secrets)) if document else ""
-        raise TokenError(f"the token endpoint {where} refused: {error}" + (f" ({description})" if description else ""),
-                         error=error)
+            raise TokenError(
+                f"the token endpoint {where} answered HTTP {answer.status} without an OAuth error"
+            )
+        description = (
+            safe_description(_without(document.get("error_description"), sent_secrets)) if document else ""
+        )
+        raise TokenError(
+            f"the token endpoint {where} refused: {error}" + (f" ({description})" if description else ""),
+            error=error,
+        )
     if document is None:
-        raise TokenError(f"the token endpoint {where} did not answer with a JSON object "
-                         f"(content type {answer.media_type or 'none'})",
-                         hint="the endpoint may be a login page or a proxy error; check the server's configuration")
+        raise TokenError(
+            f"the token endpoint {where} did not answer with a JSON object "
+            f"(content type {answer.media_type or 'none'})",
+            hint="the endpoint may be a login page or a proxy error; check the server's configuration",
+        )
     if "error" in document:
-        raise TokenError(f"the token endpoint {where} answered 200 with an error", error=short_error_code(document["error"]))
+        raise TokenError(
+            f"the token endpoint {where} answered 200 with an error",
+            error=short_error_code(document["error"]),
+        )
     access_token = document.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise TokenError(f"the token response from {where} has no access_token")
     token_type = document.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenError(f"the token response from {where} has token_type {short_error_code(token_type)}, not Bearer")
+        raise TokenError(
+            f"the token response from {where} has token_type {short_error_code(token_type)}, not Bearer"
+        )
     now = time.time() if now is None else now
     expires_in = document.get("expires_in")
     if isinstance(expires_in, str) and expires_in.isdigit():
         expires_in = int(expires_in)
-    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float))
-                                   or expires_in <= 0):
+    if expires_in is not None and (
+        isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or expires_in <= 0
+    ):
         raise TokenError(f"the token response from {where} has an invalid expires_in")
     refresh_token = document.get("refresh_token")
     if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
         raise TokenError(f"the token response from {where} has an invalid refresh_token")
     scope = document.get("scope")
-    scopes = tuple(scope.split()) if isinstance(scope, str) else (previous.scopes if previous else requested_scopes)
+    scopes = (
+        tuple(scope.split())
+        if isinstance(scope, str)
+        else (previous.scopes if previous else requested_scopes)
+    )
     return TokenSet(
         access_token=access_token,
         token_type="Bearer",
@@ -156,26 +193,50 @@ def parse_token_response(answer: HttpResult, *, issuer: str, client_id: str, res
     )
 
 
-async def request_token(http: OAuthHttp, *, step: str, token_endpoint: str, params: dict[str, str],
-                        auth: ClientAuth, issuer: str, client_id: str, resource: str,
-                        requested_scopes: tuple[str, ...] = (), previous: TokenSet | None = None) -> TokenSet:
+async def request_token(
+    http: OAuthHttp,
+    *,
+    step: str,
+    token_endpoint: str,
+    params: dict[str, str],
+    auth: ClientAuth,
+    issuer: str,
+    client_id: str,
+    resource: str,
+    requested_scopes: tuple[str, ...] = (),
+    previous: TokenSet | None = None,
+) -> TokenSet:
     require_secure_url(token_endpoint, "token_endpoint", error=TokenError)
     headers, body = encode_token_request(auth, token_endpoint, params)
-    async with http.exchange(step, "POST", token_endpoint, error=TokenError, form=body, headers=headers) as answer:
+    async with http.exchange(
+        step, "POST", token_endpoint, error=TokenError, form=body, headers=headers
+    ) as answer:
         sent = tuple(v for k, v in params.items() if k in _SECRET_PARAMS and v) + (
-            (auth.client_secret,) if auth.client_secret else ())
-        tokens = parse_token_response(answer, issuer=issuer, client_id=client_id, resource=resource,
-                                      token_endpoint=token_endpoint, requested_scopes=requested_scopes,
-                                      previous=previous, sent_secrets=sent)
-        answer.detail = "tokens issued" + (" (refresh token rotated)" if previous and previous.refresh_token
-                                           and tokens.refresh_token != previous.refresh_token else "")
+            (auth.client_secret,) if auth.client_secret else ()
+        )
+        tokens = parse_token_response(
+            answer,
+            issuer=issuer,
+            client_id=client_id,
+            resource=resource,
+            token_endpoint=token_endpoint,
+            requested_scopes=requested_scopes,
+            previous=previous,
+            sent_secrets=sent,
+        )
+        answer.detail = "tokens issued" + (
+            " (refresh token rotated)"
+            if previous and previous.refresh_token and tokens.refresh_token != previous.refresh_token
+            else ""
+        )
         return tokens
 
 
 # --- refresh: one at a time per credential ----------------------------------------------------------------
 
-_flight_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, CredentialKey], asyncio.Lock]] = (
-    weakref.WeakKeyDictionary())
+_flight_locks: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[int, CredentialKey], asyncio.Lock]
+] = weakref.WeakKeyDictionary()
 
 
 def credential_lock(storage: OAuthStorage, key: CredentialKey) -> asyncio.Lock:
@@ -192,8 +253,9 @@ class _Attempts:
     failure: SwitchboardError | None = None  # how the last one failed; None if it did not
 
 
-_attempts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, CredentialKey], _Attempts]] = (
-    weakref.WeakKeyDictionary())
+_attempts: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[int, CredentialKey], _Attempts]
+] = weakref.WeakKeyDictionary()
 
 
 def _attempts_of(storage: OAuthStorage, key: CredentialKey) -> _Attempts:
@@ -227,7 +289,9 @@ async def storage_lock(storage: OAuthStorage, key: CredentialKey) -> AsyncIterat
         worker.shutdown(wait=False)  # queued jobs (a pending release) still run
 
 
-def _exit_if_entered(manager: contextlib.AbstractContextManager[None], entered: concurrent.futures.Future) -> None:
+def _exit_if_entered(
+    manager: contextlib.AbstractContextManager[None], entered: concurrent.futures.Future
+) -> None:
     # Runs on the worker after `entered` finished (one thread, jobs in order), so this never blocks.
     if not entered.cancelled() and entered.exception() is None:
         manager.__exit__(None, None, None)
@@ -239,12 +303,20 @@ async def load_tokens(storage: OAuthStorage, key: CredentialKey) -> TokenSet | N
     try:
         return await asyncio.to_thread(storage.load_tokens, key)
     except CredentialUnavailable as exc:
-        raise NeedsReauthorization(f"the stored tokens cannot be read: {exc.message}",
-                                   hint="authorize this connector again") from None
+        raise NeedsReauthorization(
+            f"the stored tokens cannot be read: {exc.message}", hint="authorize this connector again"
+        ) from None
 
 
-async def refresh_tokens(storage: OAuthStorage, key: CredentialKey, http: OAuthHttp, registration: ClientRegistration,
-                         *, stale: TokenSet, rejected: bool = False) -> TokenSet:
+async def refresh_tokens(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    http: OAuthHttp,
+    registration: ClientRegistration,
+    *,
+    stale: TokenSet,
+    rejected: bool = False,
+) -> TokenSet:
     """Replace `stale` (expiring, or `rejected` by the server) with fresh tokens; see the module docstring.
 
     Returns the credential to use, which may be one another worker obtained meanwhile. Raises
@@ -271,8 +343,13 @@ async def refresh_tokens(storage: OAuthStorage, key: CredentialKey, http: OAuthH
             attempts.ended += 1
 
 
-async def _refresh_if_needed(storage: OAuthStorage, key: CredentialKey, http: OAuthHttp,
-                             registration: ClientRegistration, still_needed: Callable[[TokenSet], bool]) -> TokenSet:
+async def _refresh_if_needed(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    http: OAuthHttp,
+    registration: ClientRegistration,
+    still_needed: Callable[[TokenSet], bool],
+) -> TokenSet:
     """The body of `refresh_tokens`, under the credential's asyncio lock."""
     current = await load_tokens(storage, key)
     if current is not None and not still_needed(current):
@@ -287,33 +364,59 @@ async def _refresh_if_needed(storage: OAuthStorage, key: CredentialKey, http: OA
         if reason:
             raise NeedsReauthorization(f"this credential needs to be authorized again: {reason}")
         if not current.refresh_token:
-            await asyncio.to_thread(storage.mark_needs_reauth, key, expected_version=current.version,
-                                    reason="the access token expired and no refresh token was issued")
-            raise NeedsReauthorization("the access token expired and the server issued no refresh token",
-                                       hint="authorize again")
+            await asyncio.to_thread(
+                storage.mark_needs_reauth,
+                key,
+                expected_version=current.version,
+                reason="the access token expired and no refresh token was issued",
+            )
+            raise NeedsReauthorization(
+                "the access token expired and the server issued no refresh token", hint="authorize again"
+            )
         return await _refresh_locked(storage, key, http, registration, current)
 
 
-async def _refresh_locked(storage: OAuthStorage, key: CredentialKey, http: OAuthHttp,
-                          registration: ClientRegistration, current: TokenSet) -> TokenSet:
+async def _refresh_locked(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    http: OAuthHttp,
+    registration: ClientRegistration,
+    current: TokenSet,
+) -> TokenSet:
     params = {"grant_type": "refresh_token", "refresh_token": current.refresh_token or ""}
     if current.resource:
         params["resource"] = current.resource
     try:
         fresh = await request_token(
-            http, step="refresh", token_endpoint=current.token_endpoint, params=params, auth=client_auth(registration),
-            issuer=current.issuer, client_id=current.client_id, resource=current.resource,
-            requested_scopes=current.scopes, previous=current)
+            http,
+            step="refresh",
+            token_endpoint=current.token_endpoint,
+            params=params,
+            auth=client_auth(registration),
+            issuer=current.issuer,
+            client_id=current.client_id,
+            resource=current.resource,
+            requested_scopes=current.scopes,
+            previous=current,
+        )
     except TokenError as exc:
         if exc.error != "invalid_grant":
             raise
         latest = await load_tokens(storage, key)
-        if latest is not None and (latest.version != current.version or latest.refresh_token != current.refresh_token):
+        if latest is not None and (
+            latest.version != current.version or latest.refresh_token != current.refresh_token
+        ):
             return latest  # another worker rotated the refresh token: theirs is the valid one (C-04)
-        await asyncio.to_thread(storage.mark_needs_reauth, key, expected_version=current.version,
-                                reason="the authorization server refused the refresh token")
-        raise NeedsReauthorization("the authorization server no longer accepts this credential's refresh token",
-                                   hint="authorize again") from None
+        await asyncio.to_thread(
+            storage.mark_needs_reauth,
+            key,
+            expected_version=current.version,
+            reason="the authorization server refused the refresh token",
+        )
+        raise NeedsReauthorization(
+            "the authorization server no longer accepts this credential's refresh token",
+            hint="authorize again",
+        ) from None
     try:
         return await asyncio.to_thread(storage.save_tokens, key, fresh, expected_version=current.version)
     except ConflictError:

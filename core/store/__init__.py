@@ -5,5 +5,15 @@ from core.store.db import Store
 from core.store.oauth import StoreOAuthStorage
 from core.store.records import Connector, RotationReport, SnapshotResult, ToolChange, ToolDrift
 
-__all__ = ["Connector", "Keyring", "RotationReport", "Secret", "SnapshotResult", "Store", "StoreOAuthStorage",
-           "ToolChange", "ToolDrift", "fingerprint"]
+__all__ = [
+    "Connector",
+    "Keyring",
+    "RotationReport",
+    "Secret",
+    "SnapshotResult",
+    "Store",
+    "StoreOAuthStorage",
+    "ToolChange",
+    "ToolDrift",
+    "fingerprint",
+]

@@ -23,16 +23,50 @@ from core.store.crypto import Keyring
 from core.store.db import Store
 from core.store.tools import prepare
 
-_WORDS = ["issue", "project", "sentry", "linear", "render", "deploy", "query", "search", "create", "update", "delete",
-          "list", "fetch", "user", "team", "comment", "document", "page", "database", "table", "schema", "event",
-          "error", "trace", "metric", "alert", "incident"]
+_WORDS = [
+    "issue",
+    "project",
+    "sentry",
+    "linear",
+    "render",
+    "deploy",
+    "query",
+    "search",
+    "create",
+    "update",
+    "delete",
+    "list",
+    "fetch",
+    "user",
+    "team",
+    "comment",
+    "document",
+    "page",
+    "database",
+    "table",
+    "schema",
+    "event",
+    "error",
+    "trace",
+    "metric",
+    "alert",
+    "incident",
+]
 
 
 def _tools(rng: random.Random, connector: int, count: int) -> list[dict[str, Any]]:
-    return [{"name": f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{connector}_{i}",
-             "description": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 30))),
-             "inputSchema": {"type": "object", "properties": {w: {"type": "string"} for w in rng.sample(_WORDS, 3)}},
-             "annotations": {"readOnlyHint": rng.random() < 0.5}} for i in range(count)]
+    return [
+        {
+            "name": f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{connector}_{i}",
+            "description": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 30))),
+            "inputSchema": {
+                "type": "object",
+                "properties": {w: {"type": "string"} for w in rng.sample(_WORDS, 3)},
+            },
+            "annotations": {"readOnlyHint": rng.random() < 0.5},
+        }
+        for i in range(count)
+    ]
 
 
 def _median_ms(action: Callable[[], Any], repeat: int) -> float:
@@ -50,13 +84,21 @@ def run(directory: Path, connectors: int, tools_per_connector: int, repeat: int)
     store.save_secret(CredentialKey(conn.id), "bench-secret")
 
     print("== session cost (one operation = open + query + close) ==")
-    print(f"read  (get_connector), one session each : {_median_ms(lambda: store.get_connector('c-0'), 30):7.2f} ms")
-    print(f"write (save_secret),   one session each : "
-          f"{_median_ms(lambda: store.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms")
+    print(
+        f"read  (get_connector), one session each : {_median_ms(lambda: store.get_connector('c-0'), 30):7.2f} ms"
+    )
+    print(
+        f"write (save_secret),   one session each : "
+        f"{_median_ms(lambda: store.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms"
+    )
     with store.session():
-        print(f"read  inside one session                : {_median_ms(lambda: store.get_connector('c-0'), 30):7.2f} ms")
-        print(f"write inside one session                : "
-              f"{_median_ms(lambda: store.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms")
+        print(
+            f"read  inside one session                : {_median_ms(lambda: store.get_connector('c-0'), 30):7.2f} ms"
+        )
+        print(
+            f"write inside one session                : "
+            f"{_median_ms(lambda: store.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms"
+        )
 
     rng = random.Random(7)
     print("\n== bulk insert: one snapshot of 100,000 tools ==")
@@ -66,7 +108,9 @@ def run(directory: Path, connectors: int, tools_per_connector: int, repeat: int)
     prepared_s = time.perf_counter() - started
     started = time.perf_counter()
     store.record_snapshot("c-0", big)
-    print(f"prepare (JSON, hashes) {prepared_s:.2f} s; record_snapshot total {time.perf_counter() - started:.2f} s")
+    print(
+        f"prepare (JSON, hashes) {prepared_s:.2f} s; record_snapshot total {time.perf_counter() - started:.2f} s"
+    )
 
     print(f"\n== building {connectors} connectors x {tools_per_connector} tools ==")
     started = time.perf_counter()
@@ -78,8 +122,10 @@ def run(directory: Path, connectors: int, tools_per_connector: int, repeat: int)
         for c in range(1, connectors, max(connectors // 10, 1)):  # ten per-agent lists
             store.record_snapshot(f"c-{c}", _tools(rng, c, 50), agent="agent-1")
     total = store.tool_page(limit=1).total
-    print(f"{total} current tool rows (500 of them in per-agent lists) in {time.perf_counter() - started:.1f} s; "
-          f"file {(directory / 'bench.duckdb').stat().st_size / 1e6:.0f} MB")
+    print(
+        f"{total} current tool rows (500 of them in per-agent lists) in {time.perf_counter() - started:.1f} s; "
+        f"file {(directory / 'bench.duckdb').stat().st_size / 1e6:.0f} MB"
+    )
 
     middle = f"c-{connectors // 2}"
     some_tool = store.tool_page(connector=middle).rows[0]["name"]
@@ -108,7 +154,9 @@ def run(directory: Path, connectors: int, tools_per_connector: int, repeat: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--connectors", type=int, default=1000)
     parser.add_argument("--tools-per-connector", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)

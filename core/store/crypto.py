@@ -100,8 +100,9 @@ def key_id_of(blob: bytes) -> str | None:
 class Keyring:
     """Keys by id with one active key; optionally backed by a key file that it keeps in sync with."""
 
-    def __init__(self, keys: Mapping[str, bytes], active: str, *, path: Path | None = None,
-                 fixed: bool = False) -> None:
+    def __init__(
+        self, keys: Mapping[str, bytes], active: str, *, path: Path | None = None, fixed: bool = False
+    ) -> None:
         """`path`: the key file this keyring mirrors. `fixed`: keys given from outside (SWITCHBOARD_KEY)
         that Switchboard must not change, since a key it added could not be persisted anywhere."""
         _validate(keys, active)
@@ -177,8 +178,10 @@ class Keyring:
         """The plaintext, or `CredentialUnavailable` (unknown key, tampered, truncated or moved)."""
         parsed = _parse(blob)
         if parsed is None:
-            raise CredentialUnavailable(f"the stored {context.column} in {context.table} is malformed",
-                                        hint="authorize or enter the secret again")
+            raise CredentialUnavailable(
+                f"the stored {context.column} in {context.table} is malformed",
+                hint="authorize or enter the secret again",
+            )
         key_id, nonce, sealed = parsed
         key = self._state[0].get(key_id)
         if key is None and self.refresh():  # another process may have rotated the key file
@@ -186,13 +189,17 @@ class Keyring:
         if key is None:
             raise CredentialUnavailable(
                 f"the stored {context.column} in {context.table} was encrypted with key {key_id!r}, "
-                "which is not in the keyring", hint="restore that key, or authorize or enter the secret again")
+                "which is not in the keyring",
+                hint="restore that key, or authorize or enter the secret again",
+            )
         try:
             plaintext = AESGCM(key).decrypt(nonce, sealed, _associated_data(context, key_id))
         except InvalidTag:
             raise CredentialUnavailable(
                 f"the stored {context.column} in {context.table} failed authentication "
-                "(tampered with, or copied from another row)", hint="authorize or enter the secret again") from None
+                "(tampered with, or copied from another row)",
+                hint="authorize or enter the secret again",
+            ) from None
         return Secret(plaintext.decode())
 
     # --- the key file ---------------------------------------------------------------------------
@@ -238,7 +245,8 @@ class Keyring:
             raise ConfigurationError(
                 "the store keys come from SWITCHBOARD_KEY, which Switchboard cannot change",
                 hint="put a keyring document with a new active key (and the old keys) into SWITCHBOARD_KEY, "
-                     "restart, then re-encrypt the store")
+                "restart, then re-encrypt the store",
+            )
         if self._path is None:
             with self._mutex:
                 yield dict(self._state[0]), self._state[1]
@@ -266,8 +274,10 @@ class Keyring:
 
 def _associated_data(context: SecretContext, key_id: str) -> bytes:
     # JSON of a list of strings is an unambiguous encoding: no field can bleed into the next.
-    return json.dumps(["switchboard-secret", FORMAT_VERSION, context.table, context.column,
-                       list(context.row), key_id], separators=(",", ":")).encode()
+    return json.dumps(
+        ["switchboard-secret", FORMAT_VERSION, context.table, context.column, list(context.row), key_id],
+        separators=(",", ":"),
+    ).encode()
 
 
 def _parse(blob: bytes) -> tuple[str, bytes, bytes] | None:
@@ -283,7 +293,7 @@ def _parse(blob: bytes) -> tuple[str, bytes, bytes] | None:
         key_id = blob[2:end].decode("ascii")
     except UnicodeDecodeError:
         return None
-    return key_id, blob[end:end + NONCE_BYTES], blob[end + NONCE_BYTES:]
+    return key_id, blob[end : end + NONCE_BYTES], blob[end + NONCE_BYTES :]
 
 
 def _new_key_id() -> str:
@@ -306,9 +316,11 @@ def _decode_key(text: str, *, source: str) -> bytes:
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != KEY_BYTES:  # never echo the value: it is a key, or was meant to be one
-        raise ConfigurationError(f"{source} must hold the base64 of a {KEY_BYTES}-byte key",
-                                 hint='generate one with: python -c "import os,base64;'
-                                      'print(base64.b64encode(os.urandom(32)).decode())"')
+        raise ConfigurationError(
+            f"{source} must hold the base64 of a {KEY_BYTES}-byte key",
+            hint='generate one with: python -c "import os,base64;'
+            'print(base64.b64encode(os.urandom(32)).decode())"',
+        )
     return key
 
 
@@ -328,8 +340,11 @@ def _parse_document(text: str, *, source: str) -> tuple[dict[str, bytes], str]:
 
 
 def _document(keys: Mapping[str, bytes], active: str) -> bytes:
-    data = {"format": KEYRING_FORMAT, "active": active,
-            "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()}}
+    data = {
+        "format": KEYRING_FORMAT,
+        "active": active,
+        "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
+    }
     return (json.dumps(data, indent=2) + "\n").encode()
 
 
@@ -337,14 +352,17 @@ def _read_key_file(path: Path) -> tuple[dict[str, bytes], str]:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
-        raise ConfigurationError(f"key file {path} is missing",
-                                 hint="restore it from your backup; without it stored secrets are lost") from None
+        raise ConfigurationError(
+            f"key file {path} is missing",
+            hint="restore it from your backup; without it stored secrets are lost",
+        ) from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as handle:
         if os.fstat(handle.fileno()).st_mode & 0o077:
-            raise ConfigurationError(f"key file {path} is readable by other users",
-                                     hint=f"run: chmod 600 {path}")
+            raise ConfigurationError(
+                f"key file {path} is readable by other users", hint=f"run: chmod 600 {path}"
+            )
         text = handle.read().decode("utf-8", "replace")
     return _parse_document(text, source=f"key file {path}")
 

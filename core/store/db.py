@@ -79,18 +79,42 @@ CREDENTIAL_STATUSES = ("connected", "needs_reauth", "error")
 CONNECTOR_STATUSES = ("never_synced", "connected", "needs_auth", "error")
 REGISTRATION_METHODS = ("pre_registered", "cimd", "dcr")
 _STATIC_KIND = {"bearer": "bearer", "api_key_header": "api_key"}
-_CONNECTOR_FIELDS = frozenset({
-    "name", "url", "auth_type", "header_name", "credential_mode", "scopes", "allow_plain_pkce", "prm",
-    "as_metadata", "issuer", "client_id", "client_secret", "registration_method", "status", "last_sync_at",
-    "last_error"})
+_CONNECTOR_FIELDS = frozenset(
+    {
+        "name",
+        "url",
+        "auth_type",
+        "header_name",
+        "credential_mode",
+        "scopes",
+        "allow_plain_pkce",
+        "prm",
+        "as_metadata",
+        "issuer",
+        "client_id",
+        "client_secret",
+        "registration_method",
+        "status",
+        "last_sync_at",
+        "last_error",
+    }
+)
 _JSON_FIELDS = frozenset({"prm", "as_metadata"})
+
+
 class Store:
     """The encrypted DuckDB store. Thread-safe; many processes may open the same file."""
 
-    def __init__(self, path: str | Path, *, keyring: Keyring, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,
-                 max_encryptions_per_key: int = DEFAULT_MAX_ENCRYPTIONS_PER_KEY,
-                 snapshots_kept: int = _tools.DEFAULT_SNAPSHOTS_KEPT) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        keyring: Keyring,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        refresh_timeout: float = DEFAULT_REFRESH_TIMEOUT,
+        max_encryptions_per_key: int = DEFAULT_MAX_ENCRYPTIONS_PER_KEY,
+        snapshots_kept: int = _tools.DEFAULT_SNAPSHOTS_KEPT,
+    ) -> None:
         self._keyring = keyring
         self._busy_timeout = busy_timeout
         self._refresh_timeout = refresh_timeout
@@ -111,7 +135,9 @@ class Store:
         self._migrate()
 
     @classmethod
-    def open(cls, path: str | Path | None = None, *, settings: Settings | None = None, **options: Any) -> Store:
+    def open(
+        cls, path: str | Path | None = None, *, settings: Settings | None = None, **options: Any
+    ) -> Store:
         """The store at `path` (default: `SWITCHBOARD_STORE` or the XDG default), keys from
         `SWITCHBOARD_KEY` or the key file."""
         settings = settings or load_settings()
@@ -223,10 +249,15 @@ class Store:
             restrict_file(self._wal_path())
 
     def _busy(self, holder: bool = False) -> StoreBusy:
-        who = ("another program (not Switchboard) has the file open" if holder
-               else "another Switchboard process or thread is using it")
-        return StoreBusy(f"the store {self._path or MEMORY} stayed busy for {self._busy_timeout:g} s: {who}",
-                         hint="close the other program (e.g. a DuckDB shell on this file) or try again")
+        who = (
+            "another program (not Switchboard) has the file open"
+            if holder
+            else "another Switchboard process or thread is using it"
+        )
+        return StoreBusy(
+            f"the store {self._path or MEMORY} stayed busy for {self._busy_timeout:g} s: {who}",
+            hint="close the other program (e.g. a DuckDB shell on this file) or try again",
+        )
 
     def _lock_path(self, suffix: str) -> Path:
         assert self._path is not None
@@ -240,20 +271,27 @@ class Store:
     def _migrate(self) -> None:
         with self.session():
             con = self._local.con
-            con.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                        "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at DOUBLE NOT NULL)"
+            )
             current = self.schema_version()
             if current > LATEST_VERSION:
-                raise StoreError(f"the store was written by a newer Switchboard (schema {current}, "
-                                 f"this one knows up to {LATEST_VERSION})", hint="upgrade Switchboard")
+                raise StoreError(
+                    f"the store was written by a newer Switchboard (schema {current}, "
+                    f"this one knows up to {LATEST_VERSION})",
+                    hint="upgrade Switchboard",
+                )
             for migration in MIGRATIONS:
                 if migration.version <= current:
                     continue
                 with self._transaction() as tx:
                     for statement in migration.statements:
                         tx.execute(statement)
-                    tx.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
-                               [migration.version, migration.description, time.time()])
+                    tx.execute(
+                        "INSERT INTO schema_version VALUES (?, ?, ?)",
+                        [migration.version, migration.description, time.time()],
+                    )
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         """Run one read-only SELECT (notebooks, ad-hoc analysis) and return a pandas DataFrame.
@@ -287,8 +325,11 @@ class Store:
             # Force a rotation before the random-nonce limit (R-02); old keys keep decrypting.
             key_id = self._keyring.rotate()
             log.warning("key usage limit reached: rotated the store key to %s", key_id)
-        con.execute("INSERT INTO key_usage VALUES (?, 1) ON CONFLICT (key_id) DO UPDATE "
-                    "SET encryptions = key_usage.encryptions + 1", [key_id])
+        con.execute(
+            "INSERT INTO key_usage VALUES (?, 1) ON CONFLICT (key_id) DO UPDATE "
+            "SET encryptions = key_usage.encryptions + 1",
+            [key_id],
+        )
         return self._keyring.encrypt(plaintext, context, key_id=key_id)
 
     def _open(self, spec: SecretTable, column: str, row: Mapping[str, Any]) -> Secret | None:
@@ -297,10 +338,20 @@ class Store:
 
     # --- connectors -----------------------------------------------------------------------------
 
-    def create_connector(self, name: str, url: str, auth_type: str, *, credential_mode: str = "shared",
-                         header_name: str | None = None, scopes: Sequence[str] | None = None,
-                         allow_plain_pkce: bool = False, client_id: str | None = None,
-                         client_secret: str | None = None, registration_method: str | None = None) -> Connector:
+    def create_connector(
+        self,
+        name: str,
+        url: str,
+        auth_type: str,
+        *,
+        credential_mode: str = "shared",
+        header_name: str | None = None,
+        scopes: Sequence[str] | None = None,
+        allow_plain_pkce: bool = False,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        registration_method: str | None = None,
+    ) -> Connector:
         _require(auth_type, AUTH_TYPES, "auth_type")
         _require(credential_mode, CREDENTIAL_MODES, "credential_mode")
         if registration_method is not None:
@@ -314,9 +365,21 @@ class Store:
                 "INSERT INTO connectors (id, name, url, auth_type, header_name, credential_mode, scopes, "
                 "allow_plain_pkce, client_id, registration_method, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [connector_id, name, url, auth_type, header_name, credential_mode,
-                 list(scopes) if scopes is not None else None, allow_plain_pkce, client_id,
-                 registration_method, now, now])
+                [
+                    connector_id,
+                    name,
+                    url,
+                    auth_type,
+                    header_name,
+                    credential_mode,
+                    list(scopes) if scopes is not None else None,
+                    allow_plain_pkce,
+                    client_id,
+                    registration_method,
+                    now,
+                    now,
+                ],
+            )
             if client_secret is not None:
                 self._set_connector_secret(con, connector_id, client_secret)
             return self._connector(con, connector_id)
@@ -335,14 +398,22 @@ class Store:
         unknown = set(changes) - _CONNECTOR_FIELDS
         if unknown:
             raise ConfigurationError(f"unknown connector field(s): {', '.join(sorted(unknown))}")
-        for field, allowed in (("auth_type", AUTH_TYPES), ("credential_mode", CREDENTIAL_MODES),
-                               ("status", CONNECTOR_STATUSES), ("registration_method", REGISTRATION_METHODS)):
+        for field, allowed in (
+            ("auth_type", AUTH_TYPES),
+            ("credential_mode", CREDENTIAL_MODES),
+            ("status", CONNECTOR_STATUSES),
+            ("registration_method", REGISTRATION_METHODS),
+        ):
             if changes.get(field) is not None:
                 _require(changes[field], allowed, field)
         with self._transaction() as con:
             connector_id = self._connector_id(con, ref)
-            if "name" in changes and con.execute("SELECT 1 FROM connectors WHERE name = ? AND id <> ?",
-                                                 [changes["name"], connector_id]).fetchone():
+            if (
+                "name" in changes
+                and con.execute(
+                    "SELECT 1 FROM connectors WHERE name = ? AND id <> ?", [changes["name"], connector_id]
+                ).fetchone()
+            ):
                 raise ConfigurationError(f"a connector named {changes['name']!r} already exists")
             if "client_secret" in changes:
                 secret = changes.pop("client_secret")
@@ -352,11 +423,15 @@ class Store:
                     self._set_connector_secret(con, connector_id, secret)
             values = {k: _column_value(k, v) for k, v in changes.items()}
             values["updated_at"] = time.time()
-            assignments = ", ".join(f"{column} = ?" for column in values)  # names checked against the allow-list
+            assignments = ", ".join(
+                f"{column} = ?" for column in values
+            )  # names checked against the allow-list
             con.execute(f"UPDATE connectors SET {assignments} WHERE id = ?", [*values.values(), connector_id])
             if "name" in changes:
-                con.execute("UPDATE current_tools SET connector_name = ? WHERE connector_id = ?",
-                            [changes["name"], connector_id])
+                con.execute(
+                    "UPDATE current_tools SET connector_name = ? WHERE connector_id = ?",
+                    [changes["name"], connector_id],
+                )
             return self._connector(con, connector_id)
 
     def delete_connector(self, ref: str) -> None:
@@ -366,8 +441,11 @@ class Store:
             connector_id = self._connector_id(con, ref)
             for table in ("credentials", "pending_authorizations", "current_tools"):
                 con.execute(f"DELETE FROM {table} WHERE connector_id = ?", [connector_id])
-            con.execute("DELETE FROM tools WHERE snapshot_id IN "
-                        "(SELECT id FROM tool_snapshots WHERE connector_id = ?)", [connector_id])
+            con.execute(
+                "DELETE FROM tools WHERE snapshot_id IN "
+                "(SELECT id FROM tool_snapshots WHERE connector_id = ?)",
+                [connector_id],
+            )
             con.execute("DELETE FROM tool_snapshots WHERE connector_id = ?", [connector_id])
             con.execute("DELETE FROM connectors WHERE id = ?", [connector_id])
 
@@ -379,12 +457,17 @@ class Store:
             return self._open(CONNECTOR_SECRETS, "client_secret", row)
 
     def _set_connector_secret(self, con: duckdb.DuckDBPyConnection, connector_id: str, secret: str) -> None:
-        blob = self._seal(con, secret, CONNECTOR_SECRETS.secret_context("client_secret", {"id": connector_id}))
+        blob = self._seal(
+            con, secret, CONNECTOR_SECRETS.secret_context("client_secret", {"id": connector_id})
+        )
         con.execute("UPDATE connectors SET client_secret = ? WHERE id = ?", [blob, connector_id])
 
     def _connector_id(self, con: duckdb.DuckDBPyConnection, ref: str) -> str:
-        row = con.execute("SELECT id FROM connectors WHERE id = ? UNION ALL "
-                          "SELECT id FROM connectors WHERE name = ? LIMIT 1", [ref, ref]).fetchone()
+        row = con.execute(
+            "SELECT id FROM connectors WHERE id = ? UNION ALL "
+            "SELECT id FROM connectors WHERE name = ? LIMIT 1",
+            [ref, ref],
+        ).fetchone()
         if row is None:
             raise NotFoundError(f"no connector {ref!r}", hint="list connectors to see their names")
         return row[0]
@@ -399,8 +482,10 @@ class Store:
             if con.execute("SELECT 1 FROM agents WHERE name = ?", [name]).fetchone():
                 raise ConfigurationError(f"an agent named {name!r} already exists")
             agent = AgentInfo(id=_new_id(), name=name, description=description, created_at=time.time())
-            con.execute("INSERT INTO agents VALUES (?, ?, ?, ?)",
-                        [agent.id, agent.name, agent.description, agent.created_at])
+            con.execute(
+                "INSERT INTO agents VALUES (?, ?, ?, ?)",
+                [agent.id, agent.name, agent.description, agent.created_at],
+            )
             return agent
 
     def get_agent(self, ref: str) -> AgentInfo:
@@ -418,15 +503,20 @@ class Store:
             agent_id = self._agent(con, ref).id
             for table in ("credentials", "pending_authorizations", "current_tools"):
                 con.execute(f"DELETE FROM {table} WHERE agent_id = ?", [agent_id])
-            con.execute("DELETE FROM tools WHERE snapshot_id IN (SELECT id FROM tool_snapshots WHERE agent_id = ?)",
-                        [agent_id])
+            con.execute(
+                "DELETE FROM tools WHERE snapshot_id IN (SELECT id FROM tool_snapshots WHERE agent_id = ?)",
+                [agent_id],
+            )
             con.execute("DELETE FROM tool_snapshots WHERE agent_id = ?", [agent_id])
             con.execute("DELETE FROM agents WHERE id = ?", [agent_id])
 
     @staticmethod
     def _agent(con: duckdb.DuckDBPyConnection, ref: str) -> AgentInfo:
-        rows = _rows(con, "SELECT * FROM agents WHERE id = ? UNION ALL SELECT * FROM agents WHERE name = ? LIMIT 1",
-                     [ref, ref])
+        rows = _rows(
+            con,
+            "SELECT * FROM agents WHERE id = ? UNION ALL SELECT * FROM agents WHERE name = ? LIMIT 1",
+            [ref, ref],
+        )
         if not rows:
             raise NotFoundError(f"no agent {ref!r}", hint="list agents to see their names")
         return AgentInfo(**rows[0])
@@ -439,7 +529,9 @@ class Store:
         shared one."""
         with self._transaction() as con:
             connector_id = self._connector_id(con, connector)
-            mode = con.execute("SELECT credential_mode FROM connectors WHERE id = ?", [connector_id]).fetchone()[0]
+            mode = con.execute(
+                "SELECT credential_mode FROM connectors WHERE id = ?", [connector_id]
+            ).fetchone()[0]
             if mode == "shared":
                 return CredentialKey(connector_id, "")
             if agent is None:
@@ -454,11 +546,18 @@ class Store:
             auth_type = self._auth_type(con, key.connector_id)
             kind = _STATIC_KIND.get(auth_type or "")
             if kind is None:
-                raise ConfigurationError(f"connector {key.connector_id!r} uses {auth_type} authentication, "
-                                         "which takes no static secret")
+                raise ConfigurationError(
+                    f"connector {key.connector_id!r} uses {auth_type} authentication, "
+                    "which takes no static secret"
+                )
             now = time.time()
-            row = {"connector_id": key.connector_id, "agent_id": key.agent_id, "issuer": "", "client_id": "",
-                   "resource": ""}
+            row = {
+                "connector_id": key.connector_id,
+                "agent_id": key.agent_id,
+                "issuer": "",
+                "client_id": "",
+                "resource": "",
+            }
             blob = self._seal(con, secret, CREDENTIAL_SECRETS.secret_context("secret", row))
             con.execute(
                 "INSERT INTO credentials (connector_id, agent_id, kind, secret, identity, fingerprint, version, "
@@ -469,7 +568,8 @@ class Store:
                 "identity = excluded.identity, fingerprint = excluded.fingerprint, "
                 "version = credentials.version + 1, status = 'connected', status_reason = NULL, "
                 "updated_at = excluded.updated_at",
-                [key.connector_id, key.agent_id, kind, blob, identity, fingerprint(secret), now, now])
+                [key.connector_id, key.agent_id, kind, blob, identity, fingerprint(secret), now, now],
+            )
             return self._credential_info(con, key)  # type: ignore[return-value]
 
     def load_secret(self, key: CredentialKey) -> Secret:
@@ -477,8 +577,12 @@ class Store:
         (and the credential marked needs_reauth) when it cannot be decrypted."""
         try:
             with self._transaction() as con:
-                rows = _rows(con, "SELECT * FROM credentials WHERE connector_id = ? AND agent_id = ? "
-                                  "AND kind IN ('bearer', 'api_key')", [key.connector_id, key.agent_id])
+                rows = _rows(
+                    con,
+                    "SELECT * FROM credentials WHERE connector_id = ? AND agent_id = ? "
+                    "AND kind IN ('bearer', 'api_key')",
+                    [key.connector_id, key.agent_id],
+                )
                 if not rows:
                     raise NotFoundError("no stored secret for this credential", hint="enter the secret")
                 return self._open(CREDENTIAL_SECRETS, "secret", rows[0])  # type: ignore[return-value]
@@ -490,9 +594,11 @@ class Store:
         """Changes when the credential is replaced or removed (a new key, a new authorization after a
         disconnect) but not on a token refresh: lets a process notice another process's change."""
         with self._transaction() as con:
-            row = con.execute("SELECT kind, created_at, CASE WHEN kind IN ('bearer', 'api_key') THEN fingerprint END "
-                              "FROM credentials WHERE connector_id = ? AND agent_id = ?",
-                              [key.connector_id, key.agent_id]).fetchone()
+            row = con.execute(
+                "SELECT kind, created_at, CASE WHEN kind IN ('bearer', 'api_key') THEN fingerprint END "
+                "FROM credentials WHERE connector_id = ? AND agent_id = ?",
+                [key.connector_id, key.agent_id],
+            ).fetchone()
         return tuple(row) if row else None
 
     def credential(self, key: CredentialKey) -> CredentialInfo | None:
@@ -500,7 +606,9 @@ class Store:
         with self._transaction() as con:
             return self._credential_info(con, key)
 
-    def credential_health(self, connector: str | None = None, agent: str | None = None) -> list[CredentialInfo]:
+    def credential_health(
+        self, connector: str | None = None, agent: str | None = None
+    ) -> list[CredentialInfo]:
         """Every stored credential's health: status, expiry, last refresh, last 401/403."""
         with self._transaction() as con:
             where, params = [], []
@@ -511,31 +619,46 @@ class Store:
                 where.append("cr.agent_id = ?")
                 params.append(self._agent(con, agent).id)
             sql = _CREDENTIAL_SELECT + (" WHERE " + " AND ".join(where) if where else "")
-            return [_credential_from_row(r) for r in _rows(con, sql + " ORDER BY c.name, a.name NULLS FIRST", params)]
+            return [
+                _credential_from_row(r)
+                for r in _rows(con, sql + " ORDER BY c.name, a.name NULLS FIRST", params)
+            ]
 
     def delete_credentials(self, connector: str) -> int:
         """Remove every credential of a connector (shared and per agent); returns how many."""
         with self._transaction() as con:
-            return len(con.execute("DELETE FROM credentials WHERE connector_id = ? RETURNING 1",
-                                   [self._connector_id(con, connector)]).fetchall())
+            return len(
+                con.execute(
+                    "DELETE FROM credentials WHERE connector_id = ? RETURNING 1",
+                    [self._connector_id(con, connector)],
+                ).fetchall()
+            )
 
     def delete_credential(self, key: CredentialKey) -> bool:
         with self._transaction() as con:
-            return bool(con.execute("DELETE FROM credentials WHERE connector_id = ? AND agent_id = ? RETURNING 1",
-                                    [key.connector_id, key.agent_id]).fetchall())
+            return bool(
+                con.execute(
+                    "DELETE FROM credentials WHERE connector_id = ? AND agent_id = ? RETURNING 1",
+                    [key.connector_id, key.agent_id],
+                ).fetchall()
+            )
 
     def set_credential_status(self, key: CredentialKey, status: str, reason: str | None = None) -> None:
         _require(status, CREDENTIAL_STATUSES, "status")
         with self._transaction() as con:
-            con.execute("UPDATE credentials SET status = ?, status_reason = ?, updated_at = ? "
-                        "WHERE connector_id = ? AND agent_id = ?",
-                        [status, reason, time.time(), key.connector_id, key.agent_id])
+            con.execute(
+                "UPDATE credentials SET status = ?, status_reason = ?, updated_at = ? "
+                "WHERE connector_id = ? AND agent_id = ?",
+                [status, reason, time.time(), key.connector_id, key.agent_id],
+            )
 
     def set_credential_identity(self, key: CredentialKey, identity: str | None) -> None:
         """Who the credential authenticates as, when the server tells (shown in the dashboard)."""
         with self._transaction() as con:
-            con.execute("UPDATE credentials SET identity = ? WHERE connector_id = ? AND agent_id = ?",
-                        [identity, key.connector_id, key.agent_id])
+            con.execute(
+                "UPDATE credentials SET identity = ? WHERE connector_id = ? AND agent_id = ?",
+                [identity, key.connector_id, key.agent_id],
+            )
 
     def record_rejection(self, key: CredentialKey, http_status: int) -> None:
         """Remember when the server last answered 401 or 403 to this credential."""
@@ -543,8 +666,10 @@ class Store:
         if column is None:
             raise ConfigurationError(f"only 401 and 403 are recorded, not {http_status}")
         with self._transaction() as con:
-            con.execute(f"UPDATE credentials SET {column} = ? WHERE connector_id = ? AND agent_id = ?",
-                        [time.time(), key.connector_id, key.agent_id])
+            con.execute(
+                f"UPDATE credentials SET {column} = ? WHERE connector_id = ? AND agent_id = ?",
+                [time.time(), key.connector_id, key.agent_id],
+            )
 
     def oauth_storage(self) -> StoreOAuthStorage:
         """The `OAuthStorage` the OAuth code uses over this store."""
@@ -556,8 +681,12 @@ class Store:
         if self._lock.held_by_me:
             # Lock order is refresh lock, then store lock; the reverse could deadlock two processes.
             raise StoreError("refresh_lock taken inside a store session", hint="take it before the session")
-        with self._refresh_lock(key).hold(self._refresh_timeout, lambda: StoreBusy(
-                "another worker has been refreshing this credential for too long", hint="try again")):
+        with self._refresh_lock(key).hold(
+            self._refresh_timeout,
+            lambda: StoreBusy(
+                "another worker has been refreshing this credential for too long", hint="try again"
+            ),
+        ):
             yield
 
     def _refresh_lock(self, key: CredentialKey) -> ExclusiveLock:
@@ -574,20 +703,31 @@ class Store:
         return row[0] if row else None
 
     def _credential_info(self, con: duckdb.DuckDBPyConnection, key: CredentialKey) -> CredentialInfo | None:
-        rows = _rows(con, _CREDENTIAL_SELECT + " WHERE cr.connector_id = ? AND cr.agent_id = ?",
-                     [key.connector_id, key.agent_id])
+        rows = _rows(
+            con,
+            _CREDENTIAL_SELECT + " WHERE cr.connector_id = ? AND cr.agent_id = ?",
+            [key.connector_id, key.agent_id],
+        )
         return _credential_from_row(rows[0]) if rows else None
 
     def _credential_unreadable(self, key: CredentialKey, exc: CredentialUnavailable) -> None:
         # A security event: the row was tampered with, moved, or its key is gone. Fail closed and
         # make the operator re-authorize; never try other rows or keys.
-        log.warning("credential %s/%s is unreadable: %s", key.connector_id, key.agent_id or "(shared)", exc.message)
+        log.warning(
+            "credential %s/%s is unreadable: %s", key.connector_id, key.agent_id or "(shared)", exc.message
+        )
         self.set_credential_status(key, "needs_reauth", exc.message)
 
     # --- tools ----------------------------------------------------------------------------------
 
-    def record_snapshot(self, connector: str, tools: Sequence[Mapping[str, Any]], *, agent: str | None = None,
-                        synced_at: float | None = None) -> SnapshotResult:
+    def record_snapshot(
+        self,
+        connector: str,
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        agent: str | None = None,
+        synced_at: float | None = None,
+    ) -> SnapshotResult:
         """Record the tools a sync returned (wire definitions, as from tools/list). `agent` only when
         the list depends on who asks; otherwise it is the connector's list. Duplicate names: first wins."""
         result = self.record_snapshots([(connector, tools, agent)], synced_at=synced_at)[0]
@@ -595,8 +735,12 @@ class Store:
             raise result
         return result
 
-    def record_snapshots(self, syncs: Sequence[tuple[str, Sequence[Mapping[str, Any]], str | None]], *,
-                         synced_at: float | None = None) -> list[SnapshotResult | ConfigurationError]:
+    def record_snapshots(
+        self,
+        syncs: Sequence[tuple[str, Sequence[Mapping[str, Any]], str | None]],
+        *,
+        synced_at: float | None = None,
+    ) -> list[SnapshotResult | ConfigurationError]:
         """Record several syncs' tool lists — (connector, tools, agent or None) each — in one
         transaction with a fixed number of statements. A list the store refuses (a tool without a
         name, an unknown connector or agent) comes back as its error; the others are recorded."""
@@ -619,16 +763,24 @@ class Store:
                 elif agent is not None and agent not in agent_ids:
                     outcomes[position] = NotFoundError(f"no agent {agent!r}")
                 else:
-                    batch.append((connector_ids[connector], agent_ids[agent] if agent is not None else "",
-                                  outcomes[position]))
+                    batch.append(
+                        (
+                            connector_ids[connector],
+                            agent_ids[agent] if agent is not None else "",
+                            outcomes[position],
+                        )
+                    )
                     positions.append(position)
-            for position, result in zip(positions, _tools.record_many(con, batch, now, keep=self._snapshots_kept),
-                                        strict=True):
+            for position, result in zip(
+                positions, _tools.record_many(con, batch, now, keep=self._snapshots_kept), strict=True
+            ):
                 outcomes[position] = result
             if batch:
-                con.execute("UPDATE connectors SET last_sync_at = ?, status = 'connected', last_error = NULL, "
-                            "updated_at = ? WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-                            [now, time.time(), sorted({connector_id for connector_id, _, _ in batch})])
+                con.execute(
+                    "UPDATE connectors SET last_sync_at = ?, status = 'connected', last_error = NULL, "
+                    "updated_at = ? WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                    [now, time.time(), sorted({connector_id for connector_id, _, _ in batch})],
+                )
         return outcomes
 
     @staticmethod
@@ -637,24 +789,48 @@ class Store:
         if not refs:
             return {}
         found: dict[str, str] = {}
-        for row_id, name in con.execute(f"SELECT id, name FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[])) "
-                                        "OR name IN (SELECT unnest(?::VARCHAR[]))", [list(refs), list(refs)]).fetchall():
+        for row_id, name in con.execute(
+            f"SELECT id, name FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[])) "
+            "OR name IN (SELECT unnest(?::VARCHAR[]))",
+            [list(refs), list(refs)],
+        ).fetchall():
             found.setdefault(name, row_id)
             found[row_id] = row_id  # an id wins over another row's equal name, as in _connector_id
         return found
 
-    def tool_page(self, *, connector: str | None = None, agent: str | None = None, search: str | None = None,
-                  read_only: bool | None = None, destructive: bool | None = None, drift: bool | None = None,
-                  sort: str = "connector", descending: bool = False, offset: int = 0, limit: int = 50) -> ToolPage:
+    def tool_page(
+        self,
+        *,
+        connector: str | None = None,
+        agent: str | None = None,
+        search: str | None = None,
+        read_only: bool | None = None,
+        destructive: bool | None = None,
+        drift: bool | None = None,
+        sort: str = "connector",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ToolPage:
         """One page of the current tool inventory and the total matching. With `agent`: what that agent
         sees (its own list where a connector has one, else the connector's). `search`: case-insensitive
         substring of name, title or description. Sort keys: `core.store.tools.SORT_KEYS`."""
         with self._transaction() as con:
             connector_id = self._connector_id(con, connector) if connector is not None else None
             agent_id = self._agent(con, agent).id if agent is not None else None
-            return _tools.page(con, connector_id=connector_id, agent_id=agent_id, search=search,
-                               read_only=read_only, destructive=destructive, drift=drift, sort=sort,
-                               descending=descending, offset=offset, limit=limit)
+            return _tools.page(
+                con,
+                connector_id=connector_id,
+                agent_id=agent_id,
+                search=search,
+                read_only=read_only,
+                destructive=destructive,
+                drift=drift,
+                sort=sort,
+                descending=descending,
+                offset=offset,
+                limit=limit,
+            )
 
     def current_tools(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]:
         """The full wire definitions of the tools `agent` (or anyone) sees on `connector`, by name."""
@@ -673,32 +849,56 @@ class Store:
         with self._transaction() as con:
             return _tools.drift(con, *self._tool_owner(con, connector, agent))
 
-    def _tool_owner(self, con: duckdb.DuckDBPyConnection, connector: str, agent: str | None) -> tuple[str, str]:
+    def _tool_owner(
+        self, con: duckdb.DuckDBPyConnection, connector: str, agent: str | None
+    ) -> tuple[str, str]:
         connector_id = self._connector_id(con, connector)
         agent_id = self._agent(con, agent).id if agent is not None else ""
         return connector_id, _tools.list_owner(con, connector_id, agent_id)
 
     # --- audit and auth trace -------------------------------------------------------------------
 
-    def record_call(self, *, connector_id: str, tool: str, status: str, agent_id: str = "",
-                    operator: str | None = None, arguments: Mapping[str, Any] | None = None,
-                    latency_ms: float | None = None, credential_fingerprint: str | None = None,
-                    error: str | None = None) -> int:
+    def record_call(
+        self,
+        *,
+        connector_id: str,
+        tool: str,
+        status: str,
+        agent_id: str = "",
+        operator: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        latency_ms: float | None = None,
+        credential_fingerprint: str | None = None,
+        error: str | None = None,
+    ) -> int:
         """Append a tool call to the audit log; returns its id. Arguments under secret-looking keys
         are redacted here too; the credential appears only as its 8-hex fingerprint."""
         _require(status, ("ok", "tool_error", "error"), "status")
         if credential_fingerprint is not None and not re.fullmatch(r"[0-9a-f]{8}", credential_fingerprint):
-            raise ConfigurationError("credential_fingerprint must be 8 lowercase hex digits (see crypto.fingerprint)")
+            raise ConfigurationError(
+                "credential_fingerprint must be 8 lowercase hex digits (see crypto.fingerprint)"
+            )
         with self._transaction() as con:
             return con.execute(
                 "INSERT INTO audit_log (called_at, operator, agent_id, connector_id, tool, arguments, status, latency_ms, "
                 "credential_fingerprint, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [time.time(), operator, agent_id, connector_id, tool,
-                 None if arguments is None else json.dumps(redact_arguments(arguments), default=str),
-                 status, latency_ms, credential_fingerprint, error]).fetchone()[0]
+                [
+                    time.time(),
+                    operator,
+                    agent_id,
+                    connector_id,
+                    tool,
+                    None if arguments is None else json.dumps(redact_arguments(arguments), default=str),
+                    status,
+                    latency_ms,
+                    credential_fingerprint,
+                    error,
+                ],
+            ).fetchone()[0]
 
-    def audit(self, *, connector: str | None = None, agent: str | None = None, limit: int = 200,
-              offset: int = 0) -> list[dict[str, Any]]:
+    def audit(
+        self, *, connector: str | None = None, agent: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Newest first, with connector and agent names."""
         with self._transaction() as con:
             where, params = [], []
@@ -708,11 +908,15 @@ class Store:
             if agent is not None:
                 where.append("l.agent_id = ?")
                 params.append(self._agent(con, agent).id)
-            rows = _rows(con, "SELECT l.*, c.name AS connector, a.name AS agent FROM audit_log l "
-                              "LEFT JOIN connectors c ON c.id = l.connector_id "
-                              "LEFT JOIN agents a ON a.id = l.agent_id"
-                         + (" WHERE " + " AND ".join(where) if where else "")
-                         + " ORDER BY l.id DESC LIMIT ? OFFSET ?", [*params, limit, offset])
+            rows = _rows(
+                con,
+                "SELECT l.*, c.name AS connector, a.name AS agent FROM audit_log l "
+                "LEFT JOIN connectors c ON c.id = l.connector_id "
+                "LEFT JOIN agents a ON a.id = l.agent_id"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY l.id DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
         for row in rows:
             row["arguments"] = json.loads(row["arguments"]) if row["arguments"] is not None else None
         return rows
@@ -721,17 +925,32 @@ class Store:
         """Append one step (`core.oauth.trace.TraceEvent`) of an authorization attempt; the URL is
         stored without userinfo, query or fragment. Several steps: wrap the calls in `session()`."""
         with self._transaction() as con:
-            con.execute("INSERT INTO auth_trace (attempt_id, connector_id, agent_id, step, method, url, http_status, "
-                        "duration_ms, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [attempt_id, key.connector_id, key.agent_id, event.step, event.method,
-                         trace_url(event.url), event.status, event.duration_ms, event.detail, time.time()])
+            con.execute(
+                "INSERT INTO auth_trace (attempt_id, connector_id, agent_id, step, method, url, http_status, "
+                "duration_ms, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    attempt_id,
+                    key.connector_id,
+                    key.agent_id,
+                    event.step,
+                    event.method,
+                    trace_url(event.url),
+                    event.status,
+                    event.duration_ms,
+                    event.detail,
+                    time.time(),
+                ],
+            )
 
     def auth_trace(self, key: CredentialKey, attempt_id: str | None = None) -> list[dict[str, Any]]:
         """The steps of one attempt (default: the latest) in order."""
         with self._transaction() as con:
             if attempt_id is None:
-                row = con.execute("SELECT attempt_id FROM auth_trace WHERE connector_id = ? AND agent_id = ? "
-                                  "ORDER BY id DESC LIMIT 1", [key.connector_id, key.agent_id]).fetchone()
+                row = con.execute(
+                    "SELECT attempt_id FROM auth_trace WHERE connector_id = ? AND agent_id = ? "
+                    "ORDER BY id DESC LIMIT 1",
+                    [key.connector_id, key.agent_id],
+                ).fetchone()
                 if row is None:
                     return []
                 attempt_id = row[0]
@@ -769,7 +988,7 @@ class Store:
         for spec in SECRET_TABLES:
             pending = self._rows_to_reencrypt(spec)
             for start in range(0, len(pending), batch_size):
-                done, failed = self._reencrypt_batch(spec, pending[start:start + batch_size])
+                done, failed = self._reencrypt_batch(spec, pending[start : start + batch_size])
                 reencrypted += done
                 unreadable += failed
         retired, still_used = self.retire_unused_keys()
@@ -791,8 +1010,11 @@ class Store:
         active = self._keyring.active_id
         with self._transaction() as con:
             rows = _rows(con, f"SELECT {', '.join(spec.key + spec.columns)} FROM {spec.table}")
-        return [tuple(r[k] for k in spec.key) for r in rows
-                if any(r[c] is not None and key_id_of(r[c]) != active for c in spec.columns)]
+        return [
+            tuple(r[k] for k in spec.key)
+            for r in rows
+            if any(r[c] is not None and key_id_of(r[c]) != active for c in spec.columns)
+        ]
 
     def _reencrypt_batch(self, spec: SecretTable, keys: list[tuple[Any, ...]]) -> tuple[int, int]:
         done = failed = 0
@@ -809,8 +1031,14 @@ class Store:
                 if not stale:
                     continue  # rewritten meanwhile, under the active key
                 try:
-                    blobs = {c: self._seal(con, self._open(spec, c, row).reveal(),  # type: ignore[union-attr]
-                                           spec.secret_context(c, row)) for c in stale}
+                    blobs = {
+                        c: self._seal(
+                            con,
+                            self._open(spec, c, row).reveal(),  # type: ignore[union-attr]
+                            spec.secret_context(c, row),
+                        )
+                        for c in stale
+                    }
                 except CredentialUnavailable as exc:
                     failed += 1
                     if spec is CREDENTIAL_SECRETS:
@@ -822,8 +1050,13 @@ class Store:
                 updated = con.execute(
                     f"UPDATE {spec.table} SET {', '.join(f'{c} = ?' for c in stale)} WHERE {match} AND {guard} "
                     "RETURNING 1",
-                    [*blobs.values(), *key, *(row[c] for c in stale),
-                     *([row["version"]] if spec.versioned else [])]).fetchall()
+                    [
+                        *blobs.values(),
+                        *key,
+                        *(row[c] for c in stale),
+                        *([row["version"]] if spec.versioned else []),
+                    ],
+                ).fetchall()
                 done += len(stale) if updated else 0
         for credential, exc in unreadable:
             self._credential_unreadable(credential, exc)
@@ -839,13 +1072,15 @@ _CONNECTOR_SELECT = (
     "FROM connectors c "
     "LEFT JOIN (SELECT connector_id, max(tool_count) AS tool_count FROM tool_snapshots WHERE is_current "
     "GROUP BY connector_id) t ON t.connector_id = c.id "
-    "LEFT JOIN (SELECT connector_id FROM credentials WHERE agent_id = '') cr ON cr.connector_id = c.id")
+    "LEFT JOIN (SELECT connector_id FROM credentials WHERE agent_id = '') cr ON cr.connector_id = c.id"
+)
 
 _CREDENTIAL_SELECT = (
     "SELECT c.name AS connector, a.name AS agent, cr.kind, cr.status, cr.status_reason AS reason, "
     "cr.fingerprint, cr.expires_at, cr.scopes, cr.identity, cr.last_refresh_at, cr.last_401_at, cr.last_403_at "
     "FROM credentials cr LEFT JOIN connectors c ON c.id = cr.connector_id "
-    "LEFT JOIN agents a ON a.id = cr.agent_id AND cr.agent_id <> ''")
+    "LEFT JOIN agents a ON a.id = cr.agent_id AND cr.agent_id <> ''"
+)
 
 
 def _connector_from_row(row: dict[str, Any]) -> Connector:
@@ -876,5 +1111,3 @@ def _require(value: str, allowed: Sequence[str], what: str) -> None:
 
 def _new_id() -> str:
     return secrets.token_hex(8)
-
-

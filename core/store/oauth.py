@@ -28,8 +28,20 @@ if TYPE_CHECKING:
 PENDING_TTL_SECONDS = 600.0
 # Fields of a registration response that are secrets themselves (RFC 7591 §3.2.1, RFC 7592 §3).
 _REGISTRATION_SECRETS = frozenset({"client_secret", "registration_access_token"})
-_TOKEN_COLUMNS = ("kind", "access_token", "refresh_token", "token_type", "expires_at", "issued_at", "scopes",
-                  "issuer", "client_id", "resource", "token_endpoint", "fingerprint")
+_TOKEN_COLUMNS = (
+    "kind",
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "expires_at",
+    "issued_at",
+    "scopes",
+    "issuer",
+    "client_id",
+    "resource",
+    "token_endpoint",
+    "fingerprint",
+)
 
 
 class StoreOAuthStorage:
@@ -47,7 +59,9 @@ class StoreOAuthStorage:
         return self._client_where("issuer = ? AND redirect_uri = ?", [issuer, redirect_uri])
 
     def client_by_id(self, issuer: str, client_id: str) -> ClientRegistration | None:
-        return self._client_where("issuer = ? AND client_id = ? ORDER BY updated_at DESC LIMIT 1", [issuer, client_id])
+        return self._client_where(
+            "issuer = ? AND client_id = ? ORDER BY updated_at DESC LIMIT 1", [issuer, client_id]
+        )
 
     def _client_where(self, condition: str, params: list[str]) -> ClientRegistration | None:
         with self._store._transaction() as con:
@@ -57,20 +71,33 @@ class StoreOAuthStorage:
             row = rows[0]
             secret = self._store._open(CLIENT_SECRETS, "client_secret", row)
         return ClientRegistration(
-            issuer=row["issuer"], client_id=row["client_id"], client_secret=secret.reveal() if secret else None,
-            token_endpoint_auth_method=row["token_endpoint_auth_method"], redirect_uris=tuple(row["redirect_uris"]),
-            method=row["method"], client_secret_expires_at=row["client_secret_expires_at"],
-            registration=json.loads(row["registration"]))
+            issuer=row["issuer"],
+            client_id=row["client_id"],
+            client_secret=secret.reveal() if secret else None,
+            token_endpoint_auth_method=row["token_endpoint_auth_method"],
+            redirect_uris=tuple(row["redirect_uris"]),
+            method=row["method"],
+            client_secret_expires_at=row["client_secret_expires_at"],
+            registration=json.loads(row["registration"]),
+        )
 
     def save_client(self, registration: ClientRegistration) -> None:
         document = {k: v for k, v in registration.registration.items() if k not in _REGISTRATION_SECRETS}
         now = time.time()
         with self._store._transaction() as con:
             for uri in registration.redirect_uris or ("",):
-                row = {"issuer": registration.issuer, "redirect_uri": uri, "client_id": registration.client_id}
-                blob = (self._store._seal(con, registration.client_secret,
-                                          CLIENT_SECRETS.secret_context("client_secret", row))
-                        if registration.client_secret else None)
+                row = {
+                    "issuer": registration.issuer,
+                    "redirect_uri": uri,
+                    "client_id": registration.client_id,
+                }
+                blob = (
+                    self._store._seal(
+                        con, registration.client_secret, CLIENT_SECRETS.secret_context("client_secret", row)
+                    )
+                    if registration.client_secret
+                    else None
+                )
                 con.execute(
                     "INSERT INTO oauth_clients VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (issuer, redirect_uri) DO UPDATE SET client_id = excluded.client_id, "
@@ -78,9 +105,20 @@ class StoreOAuthStorage:
                     "token_endpoint_auth_method = excluded.token_endpoint_auth_method, "
                     "redirect_uris = excluded.redirect_uris, client_secret_expires_at = excluded.client_secret_expires_at, "
                     "registration = excluded.registration, updated_at = excluded.updated_at",
-                    [registration.issuer, uri, registration.client_id, blob, registration.method,
-                     registration.token_endpoint_auth_method, list(registration.redirect_uris),
-                     registration.client_secret_expires_at, json.dumps(document, sort_keys=True, default=str), now, now])
+                    [
+                        registration.issuer,
+                        uri,
+                        registration.client_id,
+                        blob,
+                        registration.method,
+                        registration.token_endpoint_auth_method,
+                        list(registration.redirect_uris),
+                        registration.client_secret_expires_at,
+                        json.dumps(document, sort_keys=True, default=str),
+                        now,
+                        now,
+                    ],
+                )
 
     # --- pending authorizations -----------------------------------------------------------------
 
@@ -88,21 +126,43 @@ class StoreOAuthStorage:
         state_hash = _state_hash(pending.state)
         with self._store._transaction() as con:
             con.execute("DELETE FROM pending_authorizations WHERE expires_at < ?", [time.time()])
-            verifier = self._store._seal(con, pending.code_verifier,
-                                         PENDING_SECRETS.secret_context("code_verifier", {"state_hash": state_hash}))
-            if con.execute("SELECT 1 FROM pending_authorizations WHERE state_hash = ?", [state_hash]).fetchone():
+            verifier = self._store._seal(
+                con,
+                pending.code_verifier,
+                PENDING_SECRETS.secret_context("code_verifier", {"state_hash": state_hash}),
+            )
+            if con.execute(
+                "SELECT 1 FROM pending_authorizations WHERE state_hash = ?", [state_hash]
+            ).fetchone():
                 raise ConflictError("an authorization with this state is already pending")
             con.execute(
                 "INSERT INTO pending_authorizations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [state_hash, pending.key.connector_id, pending.key.agent_id, verifier, pending.issuer,
-                 pending.client_id, pending.redirect_uri, pending.resource, list(pending.scopes), pending.return_to,
-                 pending.token_endpoint, pending.iss_parameter_supported, pending.created_at,
-                 pending.created_at + PENDING_TTL_SECONDS])
+                [
+                    state_hash,
+                    pending.key.connector_id,
+                    pending.key.agent_id,
+                    verifier,
+                    pending.issuer,
+                    pending.client_id,
+                    pending.redirect_uri,
+                    pending.resource,
+                    list(pending.scopes),
+                    pending.return_to,
+                    pending.token_endpoint,
+                    pending.iss_parameter_supported,
+                    pending.created_at,
+                    pending.created_at + PENDING_TTL_SECONDS,
+                ],
+            )
 
     def take_pending(self, state: str) -> PendingAuthorization | None:
         """Consume the pending authorization for `state`: one caller, in any process, gets it."""
         with self._store._transaction() as con:
-            rows = _rows(con, "DELETE FROM pending_authorizations WHERE state_hash = ? RETURNING *", [_state_hash(state)])
+            rows = _rows(
+                con,
+                "DELETE FROM pending_authorizations WHERE state_hash = ? RETURNING *",
+                [_state_hash(state)],
+            )
         # Decrypt after the delete committed: an unreadable verifier must not leave a replayable row.
         if not rows or rows[0]["expires_at"] < time.time():
             return None
@@ -110,11 +170,19 @@ class StoreOAuthStorage:
         verifier = self._store._open(PENDING_SECRETS, "code_verifier", row)
         assert verifier is not None  # the column is NOT NULL
         return PendingAuthorization(
-            state=state, key=CredentialKey(row["connector_id"], row["agent_id"]), code_verifier=verifier.reveal(),
-            issuer=row["issuer"], client_id=row["client_id"], redirect_uri=row["redirect_uri"],
-            resource=row["resource"], scopes=tuple(row["scopes"]), return_to=row["return_to"],
-            created_at=row["created_at"], token_endpoint=row["token_endpoint"],
-            iss_parameter_supported=row["iss_parameter_supported"])
+            state=state,
+            key=CredentialKey(row["connector_id"], row["agent_id"]),
+            code_verifier=verifier.reveal(),
+            issuer=row["issuer"],
+            client_id=row["client_id"],
+            redirect_uri=row["redirect_uri"],
+            resource=row["resource"],
+            scopes=tuple(row["scopes"]),
+            return_to=row["return_to"],
+            created_at=row["created_at"],
+            token_endpoint=row["token_endpoint"],
+            iss_parameter_supported=row["iss_parameter_supported"],
+        )
 
     # --- tokens ---------------------------------------------------------------------------------
 
@@ -123,8 +191,12 @@ class StoreOAuthStorage:
         needs_reauth) when they cannot be decrypted."""
         try:
             with self._store._transaction() as con:
-                rows = _rows(con, "SELECT * FROM credentials WHERE connector_id = ? AND agent_id = ? "
-                                  "AND kind IN ('oauth', 'client_credentials')", [key.connector_id, key.agent_id])
+                rows = _rows(
+                    con,
+                    "SELECT * FROM credentials WHERE connector_id = ? AND agent_id = ? "
+                    "AND kind IN ('oauth', 'client_credentials')",
+                    [key.connector_id, key.agent_id],
+                )
                 if not rows:
                     return None
                 row = rows[0]
@@ -135,11 +207,18 @@ class StoreOAuthStorage:
             raise
         assert access is not None  # a CHECK constraint ties access_token to the oauth kinds
         return TokenSet(
-            access_token=access.reveal(), token_type=row["token_type"] or "Bearer",
-            refresh_token=refresh.reveal() if refresh else None, expires_at=row["expires_at"],
-            issued_at=row["issued_at"] or row["updated_at"], scopes=tuple(row["scopes"]), issuer=row["issuer"],
-            client_id=row["client_id"], resource=row["resource"], version=row["version"],
-            token_endpoint=row["token_endpoint"])
+            access_token=access.reveal(),
+            token_type=row["token_type"] or "Bearer",
+            refresh_token=refresh.reveal() if refresh else None,
+            expires_at=row["expires_at"],
+            issued_at=row["issued_at"] or row["updated_at"],
+            scopes=tuple(row["scopes"]),
+            issuer=row["issuer"],
+            client_id=row["client_id"],
+            resource=row["resource"],
+            version=row["version"],
+            token_endpoint=row["token_endpoint"],
+        )
 
     def save_tokens(self, key: CredentialKey, tokens: TokenSet, *, expected_version: int | None) -> TokenSet:
         """Compare-and-swap on `version`: None overwrites (interactive authorization), 0 expects no
@@ -155,22 +234,29 @@ class StoreOAuthStorage:
                     + ", ".join(f"{c} = excluded.{c}" for c in _TOKEN_COLUMNS)
                     + ", secret = NULL, version = credentials.version + 1, status = 'connected', "
                     "status_reason = NULL, updated_at = excluded.updated_at RETURNING version",
-                    [key.connector_id, key.agent_id, *values, now, now]).fetchone()[0]
+                    [key.connector_id, key.agent_id, *values, now, now],
+                ).fetchone()[0]
             elif expected_version == 0:
-                if con.execute("SELECT 1 FROM credentials WHERE connector_id = ? AND agent_id = ?",
-                               [key.connector_id, key.agent_id]).fetchone():
+                if con.execute(
+                    "SELECT 1 FROM credentials WHERE connector_id = ? AND agent_id = ?",
+                    [key.connector_id, key.agent_id],
+                ).fetchone():
                     raise ConflictError("a credential was stored since it was read")
                 version = con.execute(
                     f"INSERT INTO credentials (connector_id, agent_id, {', '.join(_TOKEN_COLUMNS)}, version, status, "
                     f"created_at, updated_at) VALUES (?, ?, {', '.join('?' * len(_TOKEN_COLUMNS))}, 1, 'connected', "
-                    "?, ?) RETURNING version", [key.connector_id, key.agent_id, *values, now, now]).fetchone()[0]
+                    "?, ?) RETURNING version",
+                    [key.connector_id, key.agent_id, *values, now, now],
+                ).fetchone()[0]
             else:
                 updated = con.execute(
-                    "UPDATE credentials SET " + ", ".join(f"{c} = ?" for c in _TOKEN_COLUMNS)
+                    "UPDATE credentials SET "
+                    + ", ".join(f"{c} = ?" for c in _TOKEN_COLUMNS)
                     + ", secret = NULL, version = version + 1, status = 'connected', status_reason = NULL, "
                     "last_refresh_at = ?, updated_at = ? WHERE connector_id = ? AND agent_id = ? AND version = ? "
                     "RETURNING version",
-                    [*values, now, now, key.connector_id, key.agent_id, expected_version]).fetchone()
+                    [*values, now, now, key.connector_id, key.agent_id, expected_version],
+                ).fetchone()
                 if updated is None:
                     raise ConflictError("the credential changed since it was read")
                 version = updated[0]
@@ -180,14 +266,18 @@ class StoreOAuthStorage:
         """Only if the credential is still the one that failed: a newer one (another worker's refresh,
         an interactive authorization) is left alone."""
         with self._store._transaction() as con:
-            con.execute("UPDATE credentials SET status = 'needs_reauth', status_reason = ?, updated_at = ? "
-                        "WHERE connector_id = ? AND agent_id = ? AND version = ?",
-                        [reason, time.time(), key.connector_id, key.agent_id, expected_version])
+            con.execute(
+                "UPDATE credentials SET status = 'needs_reauth', status_reason = ?, updated_at = ? "
+                "WHERE connector_id = ? AND agent_id = ? AND version = ?",
+                [reason, time.time(), key.connector_id, key.agent_id, expected_version],
+            )
 
     def needs_reauth(self, key: CredentialKey) -> str | None:
         with self._store._transaction() as con:
-            row = con.execute("SELECT status, status_reason FROM credentials WHERE connector_id = ? AND agent_id = ?",
-                              [key.connector_id, key.agent_id]).fetchone()
+            row = con.execute(
+                "SELECT status, status_reason FROM credentials WHERE connector_id = ? AND agent_id = ?",
+                [key.connector_id, key.agent_id],
+            ).fetchone()
         if row is None or row[0] != "needs_reauth":
             return None
         return row[1] or "the credential needs to be authorized again"
@@ -197,14 +287,37 @@ class StoreOAuthStorage:
 
     def _token_values(self, con: Any, key: CredentialKey, tokens: TokenSet) -> list[Any]:
         auth_type = self._store._auth_type(con, key.connector_id)
-        row = {"connector_id": key.connector_id, "agent_id": key.agent_id, "issuer": tokens.issuer,
-               "client_id": tokens.client_id, "resource": tokens.resource}
-        access = self._store._seal(con, tokens.access_token, CREDENTIAL_SECRETS.secret_context("access_token", row))
-        refresh = (self._store._seal(con, tokens.refresh_token, CREDENTIAL_SECRETS.secret_context("refresh_token", row))
-                   if tokens.refresh_token else None)
-        return ["client_credentials" if auth_type == "client_credentials" else "oauth", access, refresh,
-                tokens.token_type, tokens.expires_at, tokens.issued_at, list(tokens.scopes), tokens.issuer,
-                tokens.client_id, tokens.resource, tokens.token_endpoint, fingerprint(tokens.access_token)]
+        row = {
+            "connector_id": key.connector_id,
+            "agent_id": key.agent_id,
+            "issuer": tokens.issuer,
+            "client_id": tokens.client_id,
+            "resource": tokens.resource,
+        }
+        access = self._store._seal(
+            con, tokens.access_token, CREDENTIAL_SECRETS.secret_context("access_token", row)
+        )
+        refresh = (
+            self._store._seal(
+                con, tokens.refresh_token, CREDENTIAL_SECRETS.secret_context("refresh_token", row)
+            )
+            if tokens.refresh_token
+            else None
+        )
+        return [
+            "client_credentials" if auth_type == "client_credentials" else "oauth",
+            access,
+            refresh,
+            tokens.token_type,
+            tokens.expires_at,
+            tokens.issued_at,
+            list(tokens.scopes),
+            tokens.issuer,
+            tokens.client_id,
+            tokens.resource,
+            tokens.token_endpoint,
+            fingerprint(tokens.access_token),
+        ]
 
 
 def _state_hash(state: str) -> str:

@@ -36,12 +36,23 @@ class Connector:
 
     def info(self) -> ConnectorInfo:
         return ConnectorInfo(
-            id=self.id, name=self.name, url=self.url, auth_type=self.auth_type,
-            credential_mode=self.credential_mode, header_name=self.header_name, status=self.status,
-            tool_count=self.tool_count, last_sync_at=self.last_sync_at, last_error=self.last_error,
-            issuer=self.issuer, registration_method=self.registration_method, scopes=self.scopes or (),
-            client_id=self.client_id, has_client_secret=self.has_client_secret,
-            has_shared_credential=self.has_shared_credential)
+            id=self.id,
+            name=self.name,
+            url=self.url,
+            auth_type=self.auth_type,
+            credential_mode=self.credential_mode,
+            header_name=self.header_name,
+            status=self.status,
+            tool_count=self.tool_count,
+            last_sync_at=self.last_sync_at,
+            last_error=self.last_error,
+            issuer=self.issuer,
+            registration_method=self.registration_method,
+            scopes=self.scopes or (),
+            client_id=self.client_id,
+            has_client_secret=self.has_client_secret,
+            has_shared_credential=self.has_shared_credential,
+        )
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,9 @@ class SnapshotResult:
 class ToolChange:
     name: str
     change: str  # added | removed | changed
-    fields: tuple[str, ...] = ()  # for "changed": title, description, input_schema, output_schema, annotations, other
+    fields: tuple[
+        str, ...
+    ] = ()  # for "changed": title, description, input_schema, output_schema, annotations, other
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,13 @@ class SecretTable:
 
 
 CONNECTOR_SECRETS = SecretTable("connectors", ("id",), (), ("client_secret",))
-CREDENTIAL_SECRETS = SecretTable("credentials", ("connector_id", "agent_id"), ("issuer", "client_id", "resource"),
-                                 ("secret", "access_token", "refresh_token"), versioned=True)
+CREDENTIAL_SECRETS = SecretTable(
+    "credentials",
+    ("connector_id", "agent_id"),
+    ("issuer", "client_id", "resource"),
+    ("secret", "access_token", "refresh_token"),
+    versioned=True,
+)
 CLIENT_SECRETS = SecretTable("oauth_clients", ("issuer", "redirect_uri"), ("client_id",), ("client_secret",))
 PENDING_SECRETS = SecretTable("pending_authorizations", ("state_hash",), (), ("code_verifier",))
 SECRET_TABLES = (CONNECTOR_SECRETS, CREDENTIAL_SECRETS, CLIENT_SECRETS, PENDING_SECRETS)
@@ -80,8 +85,11 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", (
-        """CREATE TABLE connectors (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE connectors (
             id VARCHAR PRIMARY KEY,
             name VARCHAR NOT NULL UNIQUE,
             url VARCHAR NOT NULL,
@@ -103,12 +111,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             last_error VARCHAR,
             created_at DOUBLE NOT NULL,
             updated_at DOUBLE NOT NULL)""",
-        """CREATE TABLE agents (
+            """CREATE TABLE agents (
             id VARCHAR PRIMARY KEY,
             name VARCHAR NOT NULL UNIQUE,
             description VARCHAR NOT NULL DEFAULT '',
             created_at DOUBLE NOT NULL)""",
-        """CREATE TABLE credentials (
+            """CREATE TABLE credentials (
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
             kind VARCHAR NOT NULL CHECK (kind IN ('bearer', 'api_key', 'oauth', 'client_credentials')),
@@ -136,7 +144,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (connector_id, agent_id),
             CHECK ((kind IN ('bearer', 'api_key')) = (secret IS NOT NULL)),
             CHECK ((kind IN ('oauth', 'client_credentials')) = (access_token IS NOT NULL)))""",
-        """CREATE TABLE oauth_clients (
+            """CREATE TABLE oauth_clients (
             issuer VARCHAR NOT NULL,
             redirect_uri VARCHAR NOT NULL DEFAULT '',
             client_id VARCHAR NOT NULL,
@@ -149,7 +157,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at DOUBLE NOT NULL,
             updated_at DOUBLE NOT NULL,
             PRIMARY KEY (issuer, redirect_uri))""",
-        """CREATE TABLE pending_authorizations (
+            """CREATE TABLE pending_authorizations (
             state_hash VARCHAR PRIMARY KEY,
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
@@ -164,8 +172,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             iss_parameter_supported BOOLEAN NOT NULL DEFAULT false,
             created_at DOUBLE NOT NULL,
             expires_at DOUBLE NOT NULL)""",
-        "CREATE SEQUENCE tool_snapshot_ids START 1",
-        """CREATE TABLE tool_snapshots (
+            "CREATE SEQUENCE tool_snapshot_ids START 1",
+            """CREATE TABLE tool_snapshots (
             id BIGINT PRIMARY KEY,
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
@@ -174,10 +182,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             tool_count INTEGER NOT NULL,
             hash VARCHAR NOT NULL,
             is_current BOOLEAN NOT NULL)""",
-        # No primary key on the two tool tables: ART indexes would slow the bulk inserts and cost
-        # memory at every open; (snapshot_id, name) uniqueness is enforced when a snapshot is built,
-        # and zone maps on snapshot_id / connector_id (rows arrive grouped by snapshot) do the pruning.
-        """CREATE TABLE tools (
+            # No primary key on the two tool tables: ART indexes would slow the bulk inserts and cost
+            # memory at every open; (snapshot_id, name) uniqueness is enforced when a snapshot is built,
+            # and zone maps on snapshot_id / connector_id (rows arrive grouped by snapshot) do the pruning.
+            """CREATE TABLE tools (
             snapshot_id BIGINT NOT NULL,
             name VARCHAR NOT NULL,
             title VARCHAR,
@@ -189,7 +197,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             def_hash VARCHAR NOT NULL,
             first_seen_at DOUBLE NOT NULL,
             changed_at DOUBLE NOT NULL)""",
-        """CREATE TABLE current_tools (
+            """CREATE TABLE current_tools (
             connector_id VARCHAR NOT NULL,
             connector_name VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL,
@@ -205,8 +213,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             changed_at DOUBLE NOT NULL,
             drift BOOLEAN NOT NULL,
             search_text VARCHAR NOT NULL)""",
-        "CREATE SEQUENCE audit_ids START 1",
-        """CREATE TABLE audit_log (
+            "CREATE SEQUENCE audit_ids START 1",
+            """CREATE TABLE audit_log (
             id BIGINT NOT NULL DEFAULT nextval('audit_ids'),
             called_at DOUBLE NOT NULL,
             operator VARCHAR,
@@ -219,8 +227,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             credential_fingerprint VARCHAR
                 CHECK (credential_fingerprint IS NULL OR regexp_full_match(credential_fingerprint, '[0-9a-f]{8}')),
             error VARCHAR)""",
-        "CREATE SEQUENCE auth_trace_ids START 1",
-        """CREATE TABLE auth_trace (
+            "CREATE SEQUENCE auth_trace_ids START 1",
+            """CREATE TABLE auth_trace (
             id BIGINT NOT NULL DEFAULT nextval('auth_trace_ids'),
             attempt_id VARCHAR NOT NULL,
             connector_id VARCHAR NOT NULL,
@@ -232,10 +240,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             duration_ms DOUBLE,
             detail VARCHAR,
             recorded_at DOUBLE NOT NULL)""",
-        """CREATE TABLE key_usage (
+            """CREATE TABLE key_usage (
             key_id VARCHAR PRIMARY KEY,
             encryptions BIGINT NOT NULL)""",
-    )),
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

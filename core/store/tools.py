@@ -57,9 +57,23 @@ class PreparedTools:
 
 
 def prepare(tools: Sequence[Mapping[str, Any]]) -> PreparedTools:
-    columns: dict[str, list[Any]] = {name: [] for name in (
-        "name", "title", "description", "input_schema", "output_schema", "annotations", "raw", "def_hash",
-        "parameter_count", "read_only", "destructive", "search_text")}
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "name",
+            "title",
+            "description",
+            "input_schema",
+            "output_schema",
+            "annotations",
+            "raw",
+            "def_hash",
+            "parameter_count",
+            "read_only",
+            "destructive",
+            "search_text",
+        )
+    }
     seen: set[str] = set()
     for index, tool in enumerate(tools):
         name = tool.get("name") if isinstance(tool, Mapping) else None
@@ -86,12 +100,15 @@ def prepare(tools: Sequence[Mapping[str, Any]]) -> PreparedTools:
         columns["read_only"].append(_flag(annotations.get("readOnlyHint")))
         columns["destructive"].append(_flag(annotations.get("destructiveHint")))
         columns["search_text"].append("\n".join(p for p in (name, title, description) if p).lower())
-    listing = "\n".join(sorted(f"{n}\0{h}" for n, h in zip(columns["name"], columns["def_hash"], strict=True)))
+    listing = "\n".join(
+        sorted(f"{n}\0{h}" for n, h in zip(columns["name"], columns["def_hash"], strict=True))
+    )
     return PreparedTools(columns, hashlib.sha256(listing.encode()).hexdigest())
 
 
-def record_many(con: duckdb.DuckDBPyConnection, lists: Sequence[tuple[str, str, PreparedTools]], now: float, *,
-                keep: int) -> list[SnapshotResult]:
+def record_many(
+    con: duckdb.DuckDBPyConnection, lists: Sequence[tuple[str, str, PreparedTools]], now: float, *, keep: int
+) -> list[SnapshotResult]:
     """Record the tool lists of several (connector, agent) owners with a fixed number of statements,
     however many owners there are: syncing 200 servers writes once, not 200 times."""
     owners = [(connector_id, agent_id) for connector_id, agent_id, _ in lists]
@@ -108,18 +125,30 @@ def record_many(con: duckdb.DuckDBPyConnection, lists: Sequence[tuple[str, str, 
         else:
             changed.append(position)
     if unchanged:
-        con.execute("UPDATE tool_snapshots SET verified_at = ? WHERE id IN (SELECT unnest(?::BIGINT[]))",
-                    [now, unchanged])
+        con.execute(
+            "UPDATE tool_snapshots SET verified_at = ? WHERE id IN (SELECT unnest(?::BIGINT[]))",
+            [now, unchanged],
+        )
     if changed:
-        for position, result in zip(changed, _write_new_snapshots(
-                con, [lists[p] for p in changed], [current.get(owners[p]) for p in changed], now, keep), strict=True):
+        for position, result in zip(
+            changed,
+            _write_new_snapshots(
+                con, [lists[p] for p in changed], [current.get(owners[p]) for p in changed], now, keep
+            ),
+            strict=True,
+        ):
             results[position] = result
     return results  # type: ignore[return-value]
 
 
-def _current_snapshots(con: duckdb.DuckDBPyConnection, owners: list[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
-    found = con.execute(f"SELECT s.connector_id, s.agent_id, s.id, s.hash FROM tool_snapshots s JOIN {_OWNERS} "
-                        "USING (connector_id, agent_id) WHERE s.is_current", _owner_params(owners)).fetchall()
+def _current_snapshots(
+    con: duckdb.DuckDBPyConnection, owners: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple]:
+    found = con.execute(
+        f"SELECT s.connector_id, s.agent_id, s.id, s.hash FROM tool_snapshots s JOIN {_OWNERS} "
+        "USING (connector_id, agent_id) WHERE s.is_current",
+        _owner_params(owners),
+    ).fetchall()
     return {(c, a): (snapshot_id, list_hash) for c, a, snapshot_id, list_hash in found}
 
 
@@ -132,20 +161,31 @@ def _owner_params(owners: list[tuple[str, str]]) -> list[list[str]]:
     return [[c for c, _ in owners], [a for _, a in owners]]
 
 
-def _write_new_snapshots(con: duckdb.DuckDBPyConnection, lists: list[tuple[str, str, PreparedTools]],
-                         current: list[tuple | None], now: float, keep: int) -> list[SnapshotResult]:
+def _write_new_snapshots(
+    con: duckdb.DuckDBPyConnection,
+    lists: list[tuple[str, str, PreparedTools]],
+    current: list[tuple | None],
+    now: float,
+    keep: int,
+) -> list[SnapshotResult]:
     replaced = [c[0] for c in current if c is not None]
     previous: dict[int, dict[str, tuple[str, float, float]]] = {}
     if replaced:
         for snapshot_id, name, def_hash, first_seen, changed_at in con.execute(
-                "SELECT snapshot_id, name, def_hash, first_seen_at, changed_at FROM tools "
-                "WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [replaced]).fetchall():
+            "SELECT snapshot_id, name, def_hash, first_seen_at, changed_at FROM tools "
+            "WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))",
+            [replaced],
+        ).fetchall():
             previous.setdefault(snapshot_id, {})[name] = (def_hash, first_seen, changed_at)
-    new_ids = [row[0] for row in con.execute("SELECT nextval('tool_snapshot_ids') FROM range(?)",
-                                             [len(lists)]).fetchall()]
+    new_ids = [
+        row[0]
+        for row in con.execute("SELECT nextval('tool_snapshot_ids') FROM range(?)", [len(lists)]).fetchall()
+    ]
     columns: dict[str, list[Any]] = {}
     results = []
-    for (connector_id, agent_id, prepared), before_snapshot, snapshot_id in zip(lists, current, new_ids, strict=True):
+    for (connector_id, agent_id, prepared), before_snapshot, snapshot_id in zip(
+        lists, current, new_ids, strict=True
+    ):
         before = previous.get(before_snapshot[0], {}) if before_snapshot else {}
         result, derived = _compare(prepared, before, had_list=before_snapshot is not None, now=now)
         results.append(SnapshotResult(snapshot_id, prepared.count, *result, unchanged=False))
@@ -155,32 +195,56 @@ def _write_new_snapshots(con: duckdb.DuckDBPyConnection, lists: list[tuple[str, 
         columns.setdefault("connector_id", []).extend([connector_id] * prepared.count)
         columns.setdefault("agent_id", []).extend([agent_id] * prepared.count)
     if replaced:
-        con.execute("UPDATE tool_snapshots SET is_current = false WHERE id IN (SELECT unnest(?::BIGINT[]))", [replaced])
-    snapshots = pa.table({
-        "id": pa.array(new_ids, pa.int64()),
-        "connector_id": [c for c, _, _ in lists],
-        "agent_id": [a for _, a, _ in lists],
-        "synced_at": pa.array([now] * len(lists), pa.float64()),
-        "verified_at": pa.array([now] * len(lists), pa.float64()),
-        "tool_count": pa.array([p.count for _, _, p in lists], pa.int32()),
-        "hash": [p.list_hash for _, _, p in lists],
-    })
-    incoming = pa.table({
-        **{name: values for name, values in columns.items()
-           if name not in ("snapshot_id", "read_only", "destructive", "parameter_count", "first_seen_at",
-                           "changed_at", "drift")},
-        "snapshot_id": pa.array(columns.get("snapshot_id", []), pa.int64()),
-        "first_seen_at": pa.array(columns.get("first_seen_at", []), pa.float64()),
-        "changed_at": pa.array(columns.get("changed_at", []), pa.float64()),
-        "drift": pa.array(columns.get("drift", []), pa.bool_()),
-        "read_only": pa.array(columns.get("read_only", []), pa.bool_()),
-        "destructive": pa.array(columns.get("destructive", []), pa.bool_()),
-        "parameter_count": pa.array(columns.get("parameter_count", []), pa.int32()),
-    }) if columns.get("name") else None
+        con.execute(
+            "UPDATE tool_snapshots SET is_current = false WHERE id IN (SELECT unnest(?::BIGINT[]))",
+            [replaced],
+        )
+    snapshots = pa.table(
+        {
+            "id": pa.array(new_ids, pa.int64()),
+            "connector_id": [c for c, _, _ in lists],
+            "agent_id": [a for _, a, _ in lists],
+            "synced_at": pa.array([now] * len(lists), pa.float64()),
+            "verified_at": pa.array([now] * len(lists), pa.float64()),
+            "tool_count": pa.array([p.count for _, _, p in lists], pa.int32()),
+            "hash": [p.list_hash for _, _, p in lists],
+        }
+    )
+    incoming = (
+        pa.table(
+            {
+                **{
+                    name: values
+                    for name, values in columns.items()
+                    if name
+                    not in (
+                        "snapshot_id",
+                        "read_only",
+                        "destructive",
+                        "parameter_count",
+                        "first_seen_at",
+                        "changed_at",
+                        "drift",
+                    )
+                },
+                "snapshot_id": pa.array(columns.get("snapshot_id", []), pa.int64()),
+                "first_seen_at": pa.array(columns.get("first_seen_at", []), pa.float64()),
+                "changed_at": pa.array(columns.get("changed_at", []), pa.float64()),
+                "drift": pa.array(columns.get("drift", []), pa.bool_()),
+                "read_only": pa.array(columns.get("read_only", []), pa.bool_()),
+                "destructive": pa.array(columns.get("destructive", []), pa.bool_()),
+                "parameter_count": pa.array(columns.get("parameter_count", []), pa.int32()),
+            }
+        )
+        if columns.get("name")
+        else None
+    )
     con.register("incoming_snapshots", snapshots)
     try:
-        con.execute("INSERT INTO tool_snapshots SELECT id, connector_id, agent_id, synced_at, verified_at, tool_count, "
-                    "hash, true FROM incoming_snapshots")
+        con.execute(
+            "INSERT INTO tool_snapshots SELECT id, connector_id, agent_id, synced_at, verified_at, tool_count, "
+            "hash, true FROM incoming_snapshots"
+        )
     finally:
         con.unregister("incoming_snapshots")
     if replaced:
@@ -188,20 +252,25 @@ def _write_new_snapshots(con: duckdb.DuckDBPyConnection, lists: list[tuple[str, 
     if incoming is not None:
         con.register("incoming_tools", incoming)
         try:
-            con.execute("INSERT INTO tools SELECT snapshot_id, name, title, description, input_schema, output_schema, "
-                        "annotations, raw, def_hash, first_seen_at, changed_at FROM incoming_tools")
-            con.execute("INSERT INTO current_tools SELECT i.connector_id, c.name, i.agent_id, i.snapshot_id, i.name, "
-                        "i.title, i.description, i.parameter_count, i.read_only, i.destructive, i.def_hash, "
-                        "i.first_seen_at, i.changed_at, i.drift, i.search_text FROM incoming_tools i "
-                        "JOIN connectors c ON c.id = i.connector_id")
+            con.execute(
+                "INSERT INTO tools SELECT snapshot_id, name, title, description, input_schema, output_schema, "
+                "annotations, raw, def_hash, first_seen_at, changed_at FROM incoming_tools"
+            )
+            con.execute(
+                "INSERT INTO current_tools SELECT i.connector_id, c.name, i.agent_id, i.snapshot_id, i.name, "
+                "i.title, i.description, i.parameter_count, i.read_only, i.destructive, i.def_hash, "
+                "i.first_seen_at, i.changed_at, i.drift, i.search_text FROM incoming_tools i "
+                "JOIN connectors c ON c.id = i.connector_id"
+            )
         finally:
             con.unregister("incoming_tools")
     _prune(con, [(c, a) for c, a, _ in lists], keep)
     return results
 
 
-def _compare(prepared: PreparedTools, before: dict[str, tuple[str, float, float]], *, had_list: bool,
-             now: float) -> tuple[tuple[int, int, int], dict[str, list[Any]]]:
+def _compare(
+    prepared: PreparedTools, before: dict[str, tuple[str, float, float]], *, had_list: bool, now: float
+) -> tuple[tuple[int, int, int], dict[str, list[Any]]]:
     """(added, removed, changed) against the previous list, and the per-tool derived columns."""
     first_seen, changed_at, drift = [], [], []
     added = changed = 0
@@ -218,10 +287,15 @@ def _compare(prepared: PreparedTools, before: dict[str, tuple[str, float, float]
 
 
 def _prune(con: duckdb.DuckDBPyConnection, owners: list[tuple[str, str]], keep: int) -> None:
-    old = [r[0] for r in con.execute(
-        "SELECT id FROM (SELECT s.id, row_number() OVER (PARTITION BY s.connector_id, s.agent_id "
-        f"ORDER BY s.id DESC) AS newest FROM tool_snapshots s JOIN {_OWNERS} USING (connector_id, agent_id)) "
-        "WHERE newest > ?", [*_owner_params(owners), max(keep, 2)]).fetchall()]
+    old = [
+        r[0]
+        for r in con.execute(
+            "SELECT id FROM (SELECT s.id, row_number() OVER (PARTITION BY s.connector_id, s.agent_id "
+            f"ORDER BY s.id DESC) AS newest FROM tool_snapshots s JOIN {_OWNERS} USING (connector_id, agent_id)) "
+            "WHERE newest > ?",
+            [*_owner_params(owners), max(keep, 2)],
+        ).fetchall()
+    ]
     if old:
         con.execute("DELETE FROM tools WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [old])
         con.execute("DELETE FROM tool_snapshots WHERE id IN (SELECT unnest(?::BIGINT[]))", [old])
@@ -229,15 +303,31 @@ def _prune(con: duckdb.DuckDBPyConnection, owners: list[tuple[str, str]], keep: 
 
 def list_owner(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str) -> str:
     """Whose list `agent_id` sees on a connector: its own if one was recorded, else the shared one."""
-    if agent_id and con.execute("SELECT 1 FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
-                                [connector_id, agent_id]).fetchone():
+    if (
+        agent_id
+        and con.execute(
+            "SELECT 1 FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+            [connector_id, agent_id],
+        ).fetchone()
+    ):
         return agent_id
     return ""
 
 
-def page(con: duckdb.DuckDBPyConnection, *, connector_id: str | None, agent_id: str | None, search: str | None,
-         read_only: bool | None, destructive: bool | None, drift: bool | None, sort: str, descending: bool,
-         offset: int, limit: int) -> ToolPage:
+def page(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    connector_id: str | None,
+    agent_id: str | None,
+    search: str | None,
+    read_only: bool | None,
+    destructive: bool | None,
+    drift: bool | None,
+    sort: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> ToolPage:
     if sort not in SORT_KEYS:
         raise ConfigurationError(f"cannot sort tools by {sort!r}; use one of {', '.join(SORT_KEYS)}")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
@@ -261,32 +351,43 @@ def page(con: duckdb.DuckDBPyConnection, *, connector_id: str | None, agent_id: 
     condition = (" WHERE " + " AND ".join(where)) if where else ""
     if len(where) == (0 if scope is None else 1):
         # Only a scope: the snapshots know their sizes, no need to count rows.
-        total = con.execute("SELECT coalesce(sum(tool_count), 0) FROM tool_snapshots WHERE is_current"
-                            + (" AND id IN (SELECT unnest(?::BIGINT[]))" if scope is not None else ""),
-                            [scope] if scope is not None else []).fetchone()[0]
+        total = con.execute(
+            "SELECT coalesce(sum(tool_count), 0) FROM tool_snapshots WHERE is_current"
+            + (" AND id IN (SELECT unnest(?::BIGINT[]))" if scope is not None else ""),
+            [scope] if scope is not None else [],
+        ).fetchone()[0]
     elif search and search.strip():
-        total = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?)",
-                            [*params, SEARCH_COUNT_CAP]).fetchone()[0]
+        total = con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?)",
+            [*params, SEARCH_COUNT_CAP],
+        ).fetchone()[0]
     else:
         total = con.execute("SELECT count(*) FROM current_tools t" + condition, params).fetchone()[0]
     order = f"{SORT_KEYS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, connector_name, agent_id, name"
     # The page is chosen on current_tools alone (so DuckDB's top-N can prune with its running bound);
     # agent names are joined to the chosen rows only, except when they are the sort key.
     by_agent = sort == "agent"
-    inner = ("SELECT t.* EXCLUDE (search_text)" + (", a0.name AS agent_name" if by_agent else "")
-             + " FROM current_tools t"
-             + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
-             + condition + f" ORDER BY {order} LIMIT ? OFFSET ?")
+    inner = (
+        "SELECT t.* EXCLUDE (search_text)"
+        + (", a0.name AS agent_name" if by_agent else "")
+        + " FROM current_tools t"
+        + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
+        + condition
+        + f" ORDER BY {order} LIMIT ? OFFSET ?"
+    )
     found = rows(
         con,
         "SELECT p.connector_name AS connector, a.name AS agent, p.name, p.title, p.description, p.parameter_count, "
         "p.read_only, p.destructive, p.changed_at AS last_changed_at, p.drift "
         f"FROM ({inner}) p LEFT JOIN agents a ON a.id = p.agent_id AND p.agent_id <> '' ORDER BY {order}",
-        [*params, limit, offset])
+        [*params, limit, offset],
+    )
     return ToolPage(rows=found, total=total, total_is_exact=not (search and total >= SEARCH_COUNT_CAP))
 
 
-def _scope(con: duckdb.DuckDBPyConnection, connector_id: str | None, agent_id: str | None) -> list[int] | None:
+def _scope(
+    con: duckdb.DuckDBPyConnection, connector_id: str | None, agent_id: str | None
+) -> list[int] | None:
     """The current snapshots a page may show (None: all of them). For an agent, per connector: the
     agent's own list if it has one, else the connector's shared list."""
     if connector_id is None and agent_id is None:
@@ -308,10 +409,13 @@ def _scope(con: duckdb.DuckDBPyConnection, connector_id: str | None, agent_id: s
     return sorted(chosen.values())
 
 
-def definitions(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str,
-                name: str | None = None) -> list[dict[str, Any]]:
-    current = con.execute("SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
-                          [connector_id, agent_id]).fetchone()
+def definitions(
+    con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str, name: str | None = None
+) -> list[dict[str, Any]]:
+    current = con.execute(
+        "SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+        [connector_id, agent_id],
+    ).fetchone()
     if current is None:
         return []
     sql, params = "SELECT raw FROM tools WHERE snapshot_id = ?", [current[0]]
@@ -322,8 +426,11 @@ def definitions(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str
 
 
 def drift(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str) -> ToolDrift:
-    snapshots = con.execute("SELECT id, synced_at FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
-                            "ORDER BY id DESC LIMIT 2", [connector_id, agent_id]).fetchall()
+    snapshots = con.execute(
+        "SELECT id, synced_at FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
+        "ORDER BY id DESC LIMIT 2",
+        [connector_id, agent_id],
+    ).fetchall()
     if len(snapshots) < 2:
         return ToolDrift(connector_id, agent_id, snapshots[0][1] if snapshots else None, None, ())
     (current_id, current_at), (previous_id, previous_at) = snapshots
@@ -340,8 +447,11 @@ def drift(con: duckdb.DuckDBPyConnection, connector_id: str, agent_id: str) -> T
 
 
 def _definitions_by_name(con: duckdb.DuckDBPyConnection, snapshot_id: int) -> dict[str, dict[str, Any]]:
-    found = rows(con, f"SELECT name, def_hash, {', '.join(_COMPARED_FIELDS)} FROM tools WHERE snapshot_id = ?",
-                 [snapshot_id])
+    found = rows(
+        con,
+        f"SELECT name, def_hash, {', '.join(_COMPARED_FIELDS)} FROM tools WHERE snapshot_id = ?",
+        [snapshot_id],
+    )
     return {row["name"]: row for row in found}
 
 

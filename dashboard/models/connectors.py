@@ -133,7 +133,8 @@ class ConnectorsIndex(ServiceModel):
         self.param.update(syncing=True, sync_results=[], sync_total=0)
         try:
             async for result in self.services.sync_many(
-                None if names is None else sorted(names), on_start=self._sync_started):
+                None if names is None else sorted(names), on_start=self._sync_started
+            ):
                 self.sync_results = [*self.sync_results, result]
         finally:
             self.syncing = False
@@ -285,7 +286,6 @@ class ConnectorForm(ServiceModel):
 
     def _has_stored_client_secret(self) -> bool:
         return bool(self.editing and self.stored is not None and self.stored.has_client_secret)
-
 
 
 def _url_problem(url: str) -> str | None:

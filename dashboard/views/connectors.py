@@ -49,8 +49,16 @@ class ConnectorsPage(pn.viewable.Viewer):
             layout="fit_columns",
             # Tabulator's default tooltip sets innerHTML from the cell: server-written text would run.
             configuration={"columnDefaults": {"tooltip": TEXT_TOOLTIP}},
-            widths={"name": 140, "url": 210, "auth": 110, "mode": 90, "status": 110, "tools": 60, "last sync": 140,
-                    **{k: 75 for k in ACTIONS}},
+            widths={
+                "name": 140,
+                "url": 210,
+                "auth": 110,
+                "mode": 90,
+                "status": 110,
+                "tools": 60,
+                "last sync": 140,
+                **{k: 75 for k in ACTIONS},
+            },
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
