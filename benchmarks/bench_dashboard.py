@@ -104,7 +104,7 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
         log_path = work / "dashboard.log"
         with open(log_path, "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                [sys.executable, "-m", "cli.app", "serve", "--port", str(port), "--address", "127.0.0.1"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

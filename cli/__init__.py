@@ -1,0 +1,1 @@
+"""The `switchboard` command line: a face of the services API beside `dashboard/` and `notebooks/`."""
