@@ -190,7 +190,7 @@ def test_no_secret_leaks_from_the_cli(tmp_path) -> None:
         "-c",
         (
             "import logging, sys; logging.basicConfig(level=logging.DEBUG); "
-            "from cli.app import main; sys.exit(main(sys.argv[1:]))"
+            "from cli import main; sys.exit(main(sys.argv[1:]))"
         ),
     ]
     outputs: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-SWITCHBOARD = [sys.executable, "-m", "cli.app"]
+SWITCHBOARD = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture
