@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("connect_list", "throughput", "sync", "oauth_flow", "oauth_refresh", "store", "dashboard")
+NAMES = (
+    "connect_list",
+    "throughput",
+    "sync",
+    "oauth_flow",
+    "oauth_refresh",
+    "store",
+    "dashboard",
+    "cli_startup",
+)
 
 
 @dataclass
@@ -46,6 +55,9 @@ class Config:
     dashboard_runs: int = 5
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
+    cli_runs: int = 15
+    cli_connectors: int = 10
+    cli_tools_per_connector: int = 20
     modes: tuple[str, ...] = ("sse", "json", "replay")
     only: tuple[str, ...] = NAMES
     profile: bool = False
@@ -73,11 +85,14 @@ QUICK: dict[str, Any] = {
     "dashboard_runs": 1,
     "dashboard_connectors": 2,
     "dashboard_tools_per_connector": 10,
+    "cli_runs": 2,
+    "cli_connectors": 2,
+    "cli_tools_per_connector": 5,
 }
 
 
 def _run_all(config: Config) -> dict[str, Any]:
-    from benchmarks import bench_dashboard, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_cli, bench_dashboard, bench_mcp, bench_oauth, bench_store, bench_sync
     from benchmarks.common import allow_loopback
 
     allow_loopback()
@@ -109,6 +124,9 @@ def _run_all(config: Config) -> dict[str, Any]:
         "dashboard": lambda: bench_dashboard.dashboard(
             config.dashboard_runs, config.dashboard_connectors, config.dashboard_tools_per_connector
         ),
+        "cli_startup": lambda: bench_cli.cli_startup(
+            config.cli_runs, config.cli_connectors, config.cli_tools_per_connector
+        ),
     }
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
@@ -128,7 +146,7 @@ def _run_all(config: Config) -> dict[str, Any]:
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from benchmarks import bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_cli, bench_mcp, bench_oauth, bench_store, bench_sync
 
     bench = results["benchmarks"]
 
@@ -141,6 +159,7 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *bench_sync.targets(ok("sync")),
         *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
         *bench_store.targets(ok("store")),
+        *bench_cli.targets(ok("cli_startup")),
     ]
 
 
@@ -176,6 +195,8 @@ def _profiles(results: dict[str, Any], directory: Path, quick: bool, config: Con
             *((4, 50) if quick else (config.store_connectors, config.store_tools_per_connector)),
             source=cached,
         )
+    if any(t.startswith("CLI start-up") for t in missed):
+        families["cli_startup"] = lambda: profiling.cli_imports(directory)
     out: dict[str, Any] = {}
     for name, run in families.items():
         print(f"-- profile {name} ...", file=sys.stderr, flush=True)

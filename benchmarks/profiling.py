@@ -8,6 +8,7 @@ Each family reruns a small version of its benchmark under the profiler:
   `Store.record_snapshot` and one `Store.get_connector` (where a store session's time goes).
 * oauth_refresh: pyinstrument around the 50 concurrent calls after expiry, each client.
 * store_pages: pyinstrument around cold filtered pages (session open/close vs query).
+* cli_startup: `python -X importtime` of `switchboard connector list` and `tools` (what each loads).
 """
 
 from __future__ import annotations
@@ -262,4 +263,33 @@ def store_pages(
                 os.environ.pop("SWITCHBOARD_KEY_FILE", None)
             else:
                 os.environ["SWITCHBOARD_KEY_FILE"] = saved
+    return out
+
+
+def cli_imports(
+    directory: Path, commands: tuple[tuple[str, ...], ...] = (("connector", "list"), ("tools",))
+) -> dict[str, Any]:
+    """`python -X importtime` of each CLI command over an empty store: every module it loads, the
+    slowest (cumulative) first."""
+    import subprocess
+    import sys
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="profile-cli-") as tmp:
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env.update(
+            SWITCHBOARD_STORE=f"{tmp}/store.duckdb",
+            SWITCHBOARD_KEY_FILE=f"{tmp}/store.key",
+            PYTHONPYCACHEPREFIX=f"{tmp}/pycache",
+        )
+        env.pop("SWITCHBOARD_KEY", None)
+        for command in commands:
+            argv = [sys.executable, "-X", "importtime", "-m", "cli", *command]
+            subprocess.run(argv, env=env, capture_output=True, check=True)  # compile the bytecode first
+            lines = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
+            rows = [line for line in lines.splitlines() if line.startswith("import time:") and "|" in line]
+            rows = rows[1:] if "self [us]" in rows[0] else rows
+            rows.sort(key=lambda line: int(line.split("|")[1]), reverse=True)
+            header = "import time: self [us] | cumulative | imported package"
+            out[" ".join(command)] = _save(directory, "cli-" + "-".join(command), "\n".join([header, *rows]))
     return out

@@ -169,6 +169,22 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    cli = bench.get("cli_startup") or {}
+    baseline = (cli.get("commands") or {}).get("python -c pass")
+    for name, row in (cli.get("commands") or {}).items():
+        if row is baseline:
+            continue
+        out.append(
+            (
+                (
+                    f"CLI start-up: {name}, whole process (ms; CPU {row['cpu_ms']['median']} ms; "
+                    f"RSS peak {row['rss_peak_mb']['median']} MB) vs python -c pass"
+                ),
+                _fmt(row["wall_ms"]),
+                _fmt(baseline["wall_ms"]),
+                _ratio(row["ratio_to_python"]),
+            )
+        )
     for name, row in bench.items():
         if isinstance(row, dict) and "error" in row:
             out.append((f"{name}: FAILED", row["error"][:120], "", ""))

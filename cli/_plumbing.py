@@ -8,7 +8,6 @@ Nothing heavy is imported here: `core.services` loads in `run`, when a command a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,7 +43,9 @@ class Commands:
 
 def run(args: argparse.Namespace, work: Callable[[Switchboard], Awaitable[Any]]) -> Any:
     """Run `work(service)` on a fresh event loop and close the service afterwards."""
-    from core.services import Switchboard  # here, not at import: `--help` needs none of it
+    import asyncio  # here, not at import: `--help` and argument errors need neither
+
+    from core.services import Switchboard
 
     async def go() -> Any:
         service = Switchboard.open(getattr(args, "store", None))

@@ -21,10 +21,8 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
-
-import httpx2
 
 from core import oauth
 from core.errors import (
@@ -44,7 +42,6 @@ from core.errors import (
     TransportError,
 )
 from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
-from core.mcp.client import McpClient
 from core.models import (
     STATIC_SECRET_AUTH_TYPES,
     AgentInfo,
@@ -57,13 +54,18 @@ from core.models import (
     SyncResult,
     ToolPage,
 )
-from core.net import NetworkPolicy, shared_http_client
+from core.net import NetworkPolicy
 from core.oauth.rfc8252 import LoopbackListener
 from core.oauth.rfc8707 import canonical_resource, origin
 from core.oauth.storage import CredentialKey
 from core.store.db import Store
 from core.store.records import Connector
 from core.validation import validate_arguments
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from core.mcp.client import McpClient
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,8 @@ class Switchboard:
         task.add_done_callback(self._here().background.discard)
 
     def _http(self) -> httpx2.AsyncClient:
+        from core.net import shared_http_client  # late: httpx2 loads only for commands that go online
+
         return shared_http_client(self.policy)
 
     async def _connector(self, name: str) -> Connector:
@@ -323,6 +327,8 @@ class Switchboard:
                     for stale in [s for s in here.clients if s[:2] == slot[:2]]:
                         await self._retire(here.clients.pop(stale))
                     material = material or await self._db(self._read_material, connector, key)
+                    from core.mcp.client import McpClient  # late: only commands that go online need it
+
                     client = McpClient(
                         connector.url,
                         http=self._http(),
@@ -468,6 +474,8 @@ class Switchboard:
             if conn.auth_type == "bearer"
             else StaticHeader.api_key(conn.header_name or "X-API-Key", secret)
         )
+        from core.mcp.client import McpClient  # late: only commands that go online need it
+
         probe = McpClient(conn.url, http=self._http(), auth=header, timeout=self.timeout)
         try:
             await probe.connect()
@@ -560,6 +568,8 @@ class Switchboard:
     async def _unauthenticated_challenge(self, conn: Connector):
         """The server's 401 challenge to a request without credentials (it names the PRM URL and
         the scopes to ask for); None when the server lets us in without one."""
+        from core.mcp.client import McpClient  # late: only commands that go online need it
+
         probe = McpClient(conn.url, http=self._http(), auth=NoAuth(), timeout=self.timeout)
         try:
             await probe.connect()

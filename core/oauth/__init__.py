@@ -29,30 +29,62 @@ subclasses whose messages never contain a secret.
         The single-flight refresh (used by OAuthProvider; exposed for the services' "refresh now").
 """
 
-from core.oauth._http import OAuthHttp
-from core.oauth.cimd import client_metadata_document
-from core.oauth.client_credentials import ClientCredentials, client_credentials_token
-from core.oauth.flow import (
-    ConnectorSettings,
-    Discovery,
-    authorize_headless,
-    complete_authorization,
-    discover,
-    ensure_client,
-    start_authorization,
-)
-from core.oauth.provider import OAuthProvider
-from core.oauth.rfc7009 import revoke
-from core.oauth.storage import (
-    ClientRegistration,
-    CredentialKey,
-    MemoryOAuthStorage,
-    OAuthStorage,
-    PendingAuthorization,
-    TokenSet,
-)
-from core.oauth.tokens import refresh_tokens
-from core.oauth.trace import AuthTrace, MemoryTrace, TraceEvent
+from typing import TYPE_CHECKING
+
+# Each public name and the module that defines it. They load on first use (PEP 562 `__getattr__`):
+# `import core.oauth` or `core.oauth.storage` must not pull in authlib, JOSE and httpx for a command
+# that never talks OAuth (the CLI's `connector list`).
+_EXPORTS = {
+    "OAuthHttp": "core.oauth._http",
+    "client_metadata_document": "core.oauth.cimd",
+    "ClientCredentials": "core.oauth.client_credentials",
+    "client_credentials_token": "core.oauth.client_credentials",
+    "ConnectorSettings": "core.oauth.flow",
+    "Discovery": "core.oauth.flow",
+    "authorize_headless": "core.oauth.flow",
+    "complete_authorization": "core.oauth.flow",
+    "discover": "core.oauth.flow",
+    "ensure_client": "core.oauth.flow",
+    "start_authorization": "core.oauth.flow",
+    "OAuthProvider": "core.oauth.provider",
+    "revoke": "core.oauth.rfc7009",
+    "ClientRegistration": "core.oauth.storage",
+    "CredentialKey": "core.oauth.storage",
+    "MemoryOAuthStorage": "core.oauth.storage",
+    "OAuthStorage": "core.oauth.storage",
+    "PendingAuthorization": "core.oauth.storage",
+    "TokenSet": "core.oauth.storage",
+    "refresh_tokens": "core.oauth.tokens",
+    "AuthTrace": "core.oauth.trace",
+    "MemoryTrace": "core.oauth.trace",
+    "TraceEvent": "core.oauth.trace",
+}
+
+if TYPE_CHECKING:
+    from core.oauth._http import OAuthHttp
+    from core.oauth.cimd import client_metadata_document
+    from core.oauth.client_credentials import ClientCredentials, client_credentials_token
+    from core.oauth.flow import (
+        ConnectorSettings,
+        Discovery,
+        authorize_headless,
+        complete_authorization,
+        discover,
+        ensure_client,
+        start_authorization,
+    )
+    from core.oauth.provider import OAuthProvider
+    from core.oauth.rfc7009 import revoke
+    from core.oauth.storage import (
+        ClientRegistration,
+        CredentialKey,
+        MemoryOAuthStorage,
+        OAuthStorage,
+        PendingAuthorization,
+        TokenSet,
+    )
+    from core.oauth.tokens import refresh_tokens
+    from core.oauth.trace import AuthTrace, MemoryTrace, TraceEvent
 
 __all__ = [
     "AuthTrace",
@@ -79,3 +111,17 @@ __all__ = [
     "revoke",
     "start_authorization",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'core.oauth' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups are plain module attributes
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

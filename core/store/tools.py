@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from core.errors import ConfigurationError
 from core.models import ToolPage
@@ -168,6 +167,8 @@ def _write_new_snapshots(
     now: float,
     keep: int,
 ) -> list[SnapshotResult]:
+    import pyarrow as pa  # here: only writing snapshots needs it (~70 ms of imports, numpy included)
+
     replaced = [c[0] for c in current if c is not None]
     previous: dict[int, dict[str, tuple[str, float, float]]] = {}
     if replaced:
