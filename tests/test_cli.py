@@ -146,7 +146,7 @@ def test_connect_times_out_with_a_clear_reason(cli, sdk_oauth_server):
 
 # What a command that only reads the store must not load (issue 12: a CLI that starts like a CLI):
 # the dashboard stack, the store's bulk-write columnar path, JSON Schema validation, JOSE, the OAuth
-# flows and the HTTP client. Checked by module, never by timing.
+# flows, the HTTP client and (no secret is read) the cipher. Checked by module, never by timing.
 _NOT_FOR_READ_COMMANDS = (
     "panel",
     "bokeh",
@@ -160,6 +160,7 @@ _NOT_FOR_READ_COMMANDS = (
     "core.oauth.provider",
     "core.mcp.client",
     "httpx2",
+    "cryptography",
 )
 
 
