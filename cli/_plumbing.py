@@ -28,6 +28,7 @@ class Commands:
     def __init__(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
         self._subparsers = subparsers
         self._common = common
+        self._groups: dict[str, Commands] = {}
 
     def add(self, name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         """A command that runs `handler(args)`; returns its parser for the command's own arguments."""
@@ -36,9 +37,12 @@ class Commands:
         return sub
 
     def group(self, name: str, help: str) -> Commands:
-        """A command that only groups subcommands (`switchboard NAME ACTION ...`)."""
-        parser = self._subparsers.add_parser(name, help=help)
-        return Commands(parser.add_subparsers(metavar="ACTION"), self._common)
+        """A command that only groups subcommands (`switchboard NAME ACTION ...`). Asking again for
+        a group that exists returns it, so another module can add to it (`agent token ...`)."""
+        if name not in self._groups:
+            parser = self._subparsers.add_parser(name, help=help)
+            self._groups[name] = Commands(parser.add_subparsers(metavar="ACTION"), self._common)
+        return self._groups[name]
 
 
 def run(args: argparse.Namespace, work: Callable[[Switchboard], Awaitable[Any]]) -> Any:

@@ -200,3 +200,20 @@ def test_parsing_alone_loads_no_services(cli):
         [sys.executable, "-c", probe], capture_output=True, text=True, env=cli.env, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_group_module_can_add_to_a_group_another_module_opened():
+    """How `agent token create` can live in its own module beside cli/agent.py."""
+    import argparse
+
+    from cli._plumbing import Commands
+
+    parser = argparse.ArgumentParser(prog="switchboard")
+    commands = Commands(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
+    commands.group("agent", "manage agents").add("list", lambda args: 0, "list agents")
+    commands.group("agent", "manage agents").group("token", "agent tokens").add(
+        "create", lambda args: 7, "create a token"
+    )
+    created = parser.parse_args(["agent", "token", "create"])
+    listed = parser.parse_args(["agent", "list"])
+    assert (created.handler(created), listed.handler(listed)) == (7, 0)
