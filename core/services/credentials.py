@@ -6,8 +6,10 @@ reads what the connector's auth scheme needs from the store (in the caller's sto
 `Credentials.provider` builds the `CredentialProvider` through the scheme registry
 (`core/auth_schemes.py`), wrapped so 401/403 answers land in the health view.
 
-OAuth providers get the connector's OAuth settings (`settings`): a pre-registered client is pinned to
-the authorization server on the connector (`connectors.issuer`).
+OAuth providers get the connector's OAuth settings (`settings`) and a pin callback: an operator's
+client secret goes only to the authorization server pinned on the connector (`connectors.issuer`),
+and the first one it is sent to becomes the pin — written to the store before the secret leaves,
+whichever path (connect, sync, call) uses the credential first (#16.2).
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class Credentials:
                 self.settings(connector, inputs.client_secret),
                 # Refreshes and step-ups land in the auth trace, written in the background.
                 http=self._context.oauth_http(_BackgroundTrace(self._context, key)),
+                pin_issuer=lambda issuer: self.pin_issuer(connector.id, issuer),
                 **own,
             )
 
@@ -171,6 +174,21 @@ class Credentials:
                 await self._context.db(self._context.store.connector_client_secret, connector.id)
             ).reveal()
         return self.settings(connector, secret, redirect_uri)
+
+    async def pin_issuer(self, connector_id: str, issuer: str) -> str:
+        """Pin `issuer` as the connector's authorization server unless one is pinned already (maybe by
+        another process); returns the pinned one. Read and write in one store session (one lock hold)."""
+        store = self._context.store
+
+        def pin() -> str:
+            with store.session():
+                pinned = store.get_connector(connector_id).issuer
+                if pinned:
+                    return pinned
+                store.update_connector(connector_id, issuer=issuer)
+                return issuer
+
+        return await self._context.db(pin)
 
 
 class _BackgroundTrace:
