@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from cli._plumbing import Commands, emit, read_secret, run, table
-from core.models import AUTH_TYPES, CREDENTIAL_MODES
+from core.auth_schemes import AUTH_TYPES
+from core.models import CREDENTIAL_MODES
 
 
 def register(commands: Commands) -> None:

@@ -28,3 +28,15 @@ def test_core_imports_no_face():
     }
     assert {path: names for path, names in offenders.items() if names} == {}
     assert len(offenders) > 30  # the walk really read core/
+
+
+def test_lazily_exported_packages_resolve_every_public_name():
+    """`core.oauth` and `core.net` load their exports on first use (so the CLI's read commands skip
+    the OAuth flows and httpx2): every name in `__all__` must still resolve."""
+    import core.net
+    import core.oauth
+
+    for package in (core.oauth, core.net):
+        missing = [name for name in package.__all__ if not hasattr(package, name)]
+        assert missing == [], (package.__name__, missing)
+    assert set(core.oauth._EXPORTS) == set(core.oauth.__all__)
