@@ -44,7 +44,7 @@ from core.errors import (
     TransportError,
 )
 from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
-from core.mcp.client import McpClient
+from core.mcp.client import McpClient, ToolResult
 from core.models import (
     STATIC_SECRET_AUTH_TYPES,
     AgentInfo,
@@ -62,7 +62,8 @@ from core.oauth.rfc8252 import LoopbackListener
 from core.oauth.rfc8707 import canonical_resource, origin
 from core.oauth.storage import CredentialKey
 from core.store.db import Store
-from core.store.records import Connector
+from core.store.gateway import GatewayRepository
+from core.store.records import Connector, SnapshotResult
 from core.validation import validate_arguments
 
 log = logging.getLogger(__name__)
@@ -876,6 +877,10 @@ class Switchboard:
                 strict=True,
             )
         )
+        # Same transaction: no process ever sees a new list before its first-sync approvals.
+        GatewayRepository(self.store).pin_new_tools(
+            [r.snapshot_id for r in recorded.values() if isinstance(r, SnapshotResult) and not r.unchanged]
+        )
         results = []
         for fetched in batch:
             job, outcome = fetched.job, recorded.get(id(fetched), fetched.error)
@@ -1015,6 +1020,38 @@ class Switchboard:
             call.connector.name, agent, tool, result=result.raw, is_error=result.is_error, latency_ms=latency
         )
 
+    async def call_targets(self, agent: str) -> dict[str, CallTarget | SwitchboardError]:
+        """For every connector, what a call as `agent` would use (by the connector's mode: the
+        shared credential, or this agent's own — never another agent's), read in one store session;
+        the error a call would raise instead (e.g. the agent does not exist)."""
+
+        def resolve() -> dict[str, CallTarget | SwitchboardError]:
+            targets: dict[str, CallTarget | SwitchboardError] = {}
+            with self.store.session():
+                for conn in self.store.list_connectors():
+                    try:
+                        key = self._resolve_key(conn, agent, False)
+                        targets[conn.name] = CallTarget(conn, key, self.store.credential_stamp(key))
+                    except SwitchboardError as exc:
+                        targets[conn.name] = exc
+            return targets
+
+        return await self._db(resolve)
+
+    async def call_resolved(
+        self, target: CallTarget, tool: str, arguments: Mapping[str, Any], *, timeout: float | None = None
+    ) -> ToolResult:
+        """Call a tool with a target from `call_targets`, on the pooled client (refreshing tokens as
+        every call does), without touching the store on the way: for callers that resolve once per
+        store change and audit in batches (the agent gateway). No argument validation, no audit row."""
+        client = await self._client(target.connector, target.key, target.stamp)
+        try:
+            async with self._using(client):
+                return await client.call_tool(tool, arguments, timeout=timeout)
+        except AuthError as exc:
+            await self._record_failure(target.connector, exc)
+            raise
+
     def _call_context(self, connector: str, tool: str, agent: str | None) -> _CallContext:
         """Everything a call needs from the store, read in one session (each session costs a DuckDB open)."""
         with self.store.session():
@@ -1153,6 +1190,15 @@ class _BackgroundTrace:
 
     def record(self, event: oauth.TraceEvent) -> None:
         self._service._db_later(self._service.store.record_auth_step, self._key, _new_attempt(), event)
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """Where a call as some agent goes and with which credential (see `Switchboard.call_targets`)."""
+
+    connector: Connector
+    key: CredentialKey
+    stamp: tuple | None  # None: no credential stored for this key
 
 
 @dataclass(frozen=True)
