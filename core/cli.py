@@ -85,6 +85,9 @@ def _build_parser() -> argparse.ArgumentParser:
     agent_add.add_argument("name")
     agent_add.add_argument("--description", default="")
     command("list", _agent_list, "list agents", agent)
+    from gateway.commands import register  # the gateway face's commands (tokens, policy, pinning)
+
+    register(commands, agent, command)
 
     credential = commands.add_parser("credential", help="static credentials").add_subparsers(metavar="ACTION")
     cred_set = command("set", _credential_set, "store a bearer token or API key read from stdin", credential)

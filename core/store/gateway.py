@@ -344,7 +344,7 @@ class GatewayRepository:
 
     def agent_catalog(self, agent_id: str) -> list[dict[str, Any]]:
         """The current tools `agent_id` sees, per connector its own list where it has one, else the
-        connector's shared list: connector, mode, the wire definition and the approved hash."""
+        connector's shared list: connector (name and id), the wire definition and the approved hash."""
         with self._tx() as con:
             chosen: dict[str, int] = {}
             for snapshot_id, connector_id, owner in con.execute(
@@ -358,7 +358,7 @@ class GatewayRepository:
             marks = ", ".join("?" for _ in chosen)
             found = _rows(
                 con,
-                "SELECT c.name AS connector, c.credential_mode AS mode, s.agent_id AS owner, t.name, t.raw, "
+                "SELECT c.name AS connector, s.connector_id, s.agent_id AS owner, t.name, t.raw, "
                 "t.def_hash, a.approved_hash FROM tools t JOIN tool_snapshots s ON s.id = t.snapshot_id "
                 "JOIN connectors c ON c.id = s.connector_id LEFT JOIN tool_approvals a "
                 "ON a.connector_id = s.connector_id AND a.agent_id = s.agent_id AND a.tool = t.name "
