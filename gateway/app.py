@@ -174,6 +174,17 @@ class GatewayApp:
         if "id" not in message:
             await _respond(send, 202, b"")  # notifications: none needs an answer from a gateway
             return
+        try:
+            await self._request(identity, scope, receive, send, message, modern)
+        except _Reject as reject:
+            if reject.message_id is None:
+                reject.message_id = message["id"]  # the client matches the error to its request
+            raise
+
+    async def _request(
+        self, identity: Identity, scope: dict[str, Any], receive: Any, send: Any, message: dict, modern: bool
+    ) -> None:
+        version = _header(scope, b"mcp-protocol-version")
         message_id, rpc = message["id"], message["method"]
         params = message.get("params") if isinstance(message.get("params"), dict) else {}
         headers: tuple = ()
