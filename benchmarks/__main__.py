@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("connect_list", "throughput", "sync", "oauth_flow", "oauth_refresh", "store", "dashboard")
+NAMES = ("connect_list", "throughput", "sync", "oauth_flow", "oauth_refresh", "store", "dashboard", "gateway")
 
 
 @dataclass
@@ -46,6 +46,11 @@ class Config:
     dashboard_runs: int = 5
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
+    gateway_sessions: int = 100
+    gateway_calls_each: int = 10
+    gateway_rounds: int = 3
+    gateway_list_connectors: int = 20
+    gateway_tools_per_connector: int = 50
     modes: tuple[str, ...] = ("sse", "json", "replay")
     only: tuple[str, ...] = NAMES
     profile: bool = False
@@ -73,11 +78,16 @@ QUICK: dict[str, Any] = {
     "dashboard_runs": 1,
     "dashboard_connectors": 2,
     "dashboard_tools_per_connector": 10,
+    "gateway_sessions": 4,
+    "gateway_calls_each": 2,
+    "gateway_rounds": 1,
+    "gateway_list_connectors": 2,
+    "gateway_tools_per_connector": 5,
 }
 
 
 def _run_all(config: Config) -> dict[str, Any]:
-    from benchmarks import bench_dashboard, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_dashboard, bench_gateway, bench_mcp, bench_oauth, bench_store, bench_sync
     from benchmarks.common import allow_loopback
 
     allow_loopback()
@@ -109,6 +119,14 @@ def _run_all(config: Config) -> dict[str, Any]:
         "dashboard": lambda: bench_dashboard.dashboard(
             config.dashboard_runs, config.dashboard_connectors, config.dashboard_tools_per_connector
         ),
+        "gateway": lambda: bench_gateway.gateway(
+            config.gateway_sessions,
+            config.gateway_calls_each,
+            config.gateway_rounds,
+            list_connectors=config.gateway_list_connectors,
+            tools_per_connector=config.gateway_tools_per_connector,
+            list_runs=3 if config.gateway_sessions < 10 else 30,
+        ),
     }
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
@@ -128,7 +146,7 @@ def _run_all(config: Config) -> dict[str, Any]:
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from benchmarks import bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_gateway, bench_mcp, bench_oauth, bench_store, bench_sync
 
     bench = results["benchmarks"]
 
@@ -141,6 +159,7 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *bench_sync.targets(ok("sync")),
         *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
         *bench_store.targets(ok("store")),
+        *bench_gateway.targets(ok("gateway")),
     ]
 
 
