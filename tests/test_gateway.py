@@ -540,3 +540,49 @@ def test_cli_prints_a_token_once_and_it_works_until_revoked(world):
     world["gateway"].settle()
     assert _post(world, "carol", token).status_code == 401
     assert _post(world, "carol", as_json["token"]).status_code == 200
+
+
+# --- the MCP Inspector's CLI ----------------------------------------------------------------------
+
+
+def _inspector(world, agent: str, *args: str) -> subprocess.CompletedProcess:
+    node, modules = os.environ.get("SWITCHBOARD_NODE"), os.environ.get("SWITCHBOARD_NODE_MODULES")
+    launcher = (
+        Path(modules or "")
+        / "@modelcontextprotocol"
+        / "inspector"
+        / "clients"
+        / "launcher"
+        / "build"
+        / "index.js"
+    )
+    if not node or not launcher.exists():
+        pytest.skip("the MCP Inspector is installed by ./dev test (SWITCHBOARD_NODE_MODULES)")
+    env = {**world["env"], "HOME": str(Path(world["store"]).parent)}  # its catalog file goes there
+    return subprocess.run(
+        [
+            node,
+            str(launcher),
+            "--cli",
+            world["gateway"].url(agent),
+            "--transport",
+            "http",
+            "--header",
+            f"Authorization: Bearer {world['tokens'][agent]}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_the_mcp_inspector_cli_lists_and_calls_through_the_gateway(world):
+    listed = _inspector(world, "alice", "--method", "tools/list")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} >= {"render__whoami", "plain__echo"}
+    called = _inspector(world, "bob", "--method", "tools/call", "--tool-name", "render__whoami")
+    assert called.returncode == 0, called.stderr[-2000:]
+    assert json.loads(called.stdout)["structuredContent"]["subject"] == "bob"
