@@ -47,7 +47,7 @@ class Config:
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
     gateway_sessions: int = 100
-    gateway_calls_each: int = 10
+    gateway_calls_each: int = 5
     gateway_rounds: int = 3
     gateway_list_connectors: int = 20
     gateway_tools_per_connector: int = 50

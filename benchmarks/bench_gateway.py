@@ -186,9 +186,9 @@ async def _lists(upstream: str, gateway: _Gateway, runs: int, expected: int) -> 
 
 def gateway(
     sessions: int = 100,
-    calls_each: int = 10,
+    calls_each: int = 5,
     rounds: int = 3,
-    think_ms: float = 200.0,
+    think_ms: float = 1000.0,
     list_connectors: int = 20,
     tools_per_connector: int = 50,
     list_runs: int = 30,

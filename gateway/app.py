@@ -315,17 +315,8 @@ class GatewayApp:
                     f"{route.connector}'s result is larger than {self.config.max_response_bytes} bytes",
                 )
                 result = protocol.error_result(error, modern)
-        except McpError as exc:
-            outcome, error = "upstream_error", f"{route.connector} answered with an error: {exc}"
-            result = protocol.error_result(error, modern)
-        except RequestTimeout:
-            outcome, error = (
-                "timeout",
-                f"{route.connector} did not answer within {self.config.upstream_timeout:g} s",
-            )
-            result = protocol.error_result(error, modern)
         except SwitchboardError as exc:
-            outcome, error = "upstream_error", f"calling {route.connector} failed: {exc}"
+            outcome, error = self._failure(route.connector, exc)
             result = protocol.error_result(error, modern)
         finally:
             self.limiter.end_call(identity.agent_id)
@@ -340,6 +331,14 @@ class GatewayApp:
             error=error,
         )
         return result
+
+    def _failure(self, connector: str, exc: SwitchboardError) -> tuple[str, str]:
+        """(audit outcome, message for the agent) of a failed upstream call."""
+        if isinstance(exc, RequestTimeout):
+            return "timeout", f"{connector} did not answer within {self.config.upstream_timeout:g} s"
+        if isinstance(exc, McpError):
+            return "upstream_error", f"{connector} answered with an error: {exc}"
+        return "upstream_error", f"calling {connector} failed: {exc}"
 
     # --- streams --------------------------------------------------------------------------------
 

@@ -227,17 +227,7 @@ def _post(world, agent: str, token: str | None, body: dict | None = None):
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
-    body = body or {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
-    return world["gateway"].http.post(world["gateway"].url(agent), headers=headers, json=body)
+    return world["gateway"].http.post(world["gateway"].url(agent), headers=headers, json=body or INITIALIZE)
 
 
 def test_every_bad_token_is_401_and_nothing_reaches_an_upstream(world):
