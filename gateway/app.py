@@ -53,7 +53,7 @@ class GatewayConfig:
     upstream_timeout: float = 60.0
     requests_per_minute: int = 1200  # per agent unless its policy says otherwise
     max_concurrent_calls: int = 32  # per agent unless its policy says otherwise
-    audit_interval: float = 0.25
+    audit_interval: float = 1.0  # seconds between audit batches (one store session each)
 
 
 class _Reject(Exception):

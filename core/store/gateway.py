@@ -28,6 +28,7 @@ from core.store.db import Store
 from core.store.sql import rows as _rows
 
 APPROVAL_MODES = ("auto", "manual")
+_INSERT_CHUNK = 200  # rows per INSERT statement (parameters per statement stay in the low thousands)
 TOOL_STATES = ("approved", "quarantined", "pending")
 
 
@@ -391,23 +392,26 @@ class GatewayRepository:
         `outcome`, `token_id`, `latency_ms`, `arguments` (already redacted JSON) and `error`."""
         if not calls:
             return
+        columns = (
+            "called_at",
+            "agent_id",
+            "connector_id",
+            "tool",
+            "arguments",
+            "status",
+            "latency_ms",
+            "error",
+        )
+        columns += ("token_id", "outcome")
         with self._tx() as con:
-            for call in calls:
+            # Multi-row VALUES, not one INSERT per row: DuckDB takes ~1 ms of CPU per single-row insert.
+            for start in range(0, len(calls), _INSERT_CHUNK):
+                chunk = calls[start : start + _INSERT_CHUNK]
+                row = "(?, 'gateway', " + ", ".join("?" for _ in columns[1:]) + ")"
                 con.execute(
-                    "INSERT INTO audit_log (called_at, operator, agent_id, connector_id, tool, arguments, status, "
-                    "latency_ms, error, token_id, outcome) VALUES (?, 'gateway', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        call["called_at"],
-                        call["agent_id"],
-                        call["connector_id"],
-                        call["tool"],
-                        call["arguments"],
-                        call["status"],
-                        call["latency_ms"],
-                        call.get("error"),
-                        call["token_id"],
-                        call["outcome"],
-                    ],
+                    f"INSERT INTO audit_log (called_at, operator, {', '.join(columns[1:])}) VALUES "
+                    + ", ".join(row for _ in chunk),
+                    [call.get(column) for call in chunk for column in columns],
                 )
             last_used: dict[str, float] = {}
             for call in calls:
