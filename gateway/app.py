@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from mcp.shared.inbound import (
     InboundLadderRejection,
@@ -53,6 +53,7 @@ class GatewayConfig:
     upstream_timeout: float = 60.0
     requests_per_minute: int = 1200  # per agent unless its policy says otherwise
     max_concurrent_calls: int = 32  # per agent unless its policy says otherwise
+    loopback: bool = True  # listening on a loopback address: Host and Origin must name loopback
     audit_interval: float = 1.0  # seconds between audit batches (one store session each)
 
 
@@ -121,6 +122,9 @@ class GatewayApp:
         if path == "/healthz":
             body = json.dumps({"status": "ok", "polls": self.catalog.polls, "streams": self.streams.count()})
             await _respond(send, 200, body.encode())
+            return
+        if not _origin_allowed(scope, self.config.loopback):
+            await _respond(send, 403, b'{"error":"cross-origin requests are refused"}')
             return
         match = _PATH.fullmatch(path)
         if match is None:
@@ -387,6 +391,23 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _origin_allowed(scope: dict[str, Any], loopback: bool) -> bool:
+    """DNS-rebinding guard (Streamable HTTP: servers MUST validate Origin). On a loopback address
+    the Host and any Origin must name loopback (any port); elsewhere an Origin must be the
+    gateway's own. Agents are not browsers and send no Origin at all."""
+    host, origin = _header(scope, b"host") or "", _header(scope, b"origin")
+    if loopback and urlsplit(f"//{host}").hostname not in _LOOPBACK_NAMES:
+        return False
+    if origin is None:
+        return True
+    if loopback:
+        return urlsplit(origin).hostname in _LOOPBACK_NAMES
+    return urlsplit(origin).netloc.lower() == host.lower()
 
 
 async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:

@@ -7,7 +7,9 @@ serving: `switchboard gateway listening on http://127.0.0.1:PORT` is the first l
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+from dataclasses import replace
 
 import uvicorn
 
@@ -26,6 +28,10 @@ def bind(address: str, port: int) -> socket.socket:
     return sock
 
 
+def _resolved(address: str) -> str:
+    return "127.0.0.1" if address == "localhost" else address
+
+
 def serve(
     *,
     address: str = "127.0.0.1",
@@ -33,7 +39,7 @@ def serve(
     store: str | None = None,
     config: GatewayConfig | None = None,
 ) -> int:
-    config = config or GatewayConfig()
+    config = replace(config or GatewayConfig(), loopback=ipaddress.ip_address(_resolved(address)).is_loopback)
     service = Switchboard.open(store, operator="gateway", timeout=config.upstream_timeout)
     app = GatewayApp(service, config)
     sock = bind(address, port)

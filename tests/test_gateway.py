@@ -258,6 +258,18 @@ def test_every_bad_token_is_401_and_nothing_reaches_an_upstream(world):
     assert {name: s.counters()["requests_total"] for name, s in world["servers"].items()} == before
 
 
+def test_a_cross_origin_request_is_refused_before_anything_else(world):
+    gateway = world["gateway"]
+    headers = {"authorization": f"Bearer {world['tokens']['alice']}", "origin": "http://evil.example"}
+    answer = gateway.http.post(gateway.url("alice"), headers=headers, json=INITIALIZE)
+    assert answer.status_code == 403
+    headers["origin"] = gateway.base  # the gateway's own origin is fine
+    assert gateway.http.post(gateway.url("alice"), headers=headers, json=INITIALIZE).status_code == 200
+    del headers["origin"]
+    headers["host"] = "evil.example"  # DNS rebinding: a loopback gateway answers only to loopback names
+    assert gateway.http.post(gateway.url("alice"), headers=headers, json=INITIALIZE).status_code == 403
+
+
 def test_a_session_of_one_token_is_not_usable_with_another(world):
     opened = _post(world, "alice", world["tokens"]["alice"])
     session = opened.headers["mcp-session-id"]
@@ -576,3 +588,75 @@ def test_the_mcp_inspector_cli_lists_and_calls_through_the_gateway(world):
     called = _inspector(world, "bob", "--method", "tools/call", "--tool-name", "render__whoami")
     assert called.returncode == 0, called.stderr[-2000:]
     assert json.loads(called.stdout)["structuredContent"]["subject"] == "bob"
+
+
+# --- the conformance suite's server scenarios -----------------------------------------------------
+
+# The scenarios that apply to a gateway: the others call fixture tools by their own names
+# (`test_simple_text`, ...), which a gateway serves only as `<connector>__<tool>`.
+CONFORMANCE_SCENARIOS = ("server-initialize", "ping", "tools-list", "dns-rebinding-protection")
+
+
+class _TokenForwarder:
+    """The conformance runner has no way to send a header: this loopback forwarder adds the agent's
+    token to every request, as a configured MCP client would, and passes everything else through."""
+
+    def __init__(self, target: str, token: str) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self.target, self.token = target, token
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, log_level="warning", lifespan="off", interface="asgi3")
+        )
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+
+    async def app(self, scope, receive, send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        skip = {b"content-length", b"connection", b"transfer-encoding", b"authorization"}
+        headers = [(k, v) for k, v in scope["headers"] if k not in skip]
+        headers.append((b"authorization", f"Bearer {self.token}".encode()))
+        async with httpx2.AsyncClient(trust_env=False, timeout=30) as client:
+            request = client.build_request(scope["method"], self.target, headers=headers, content=body)
+            response = await client.send(request)
+        kept = [(k.encode(), v.encode()) for k, v in response.headers.items() if k.encode() not in skip]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": kept})
+        await send({"type": "http.response.body", "body": response.content})
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.mark.conformance
+def test_the_conformance_server_scenarios_that_apply_pass(world):
+    node, modules = os.environ.get("SWITCHBOARD_NODE"), os.environ.get("SWITCHBOARD_NODE_MODULES")
+    runner = Path(modules or "") / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+    if not node or not runner.exists():
+        pytest.skip("the conformance suite is installed by ./dev test (SWITCHBOARD_NODE_MODULES)")
+    forwarder = _TokenForwarder(world["gateway"].url("alice"), world["tokens"]["alice"])
+    try:
+        for scenario in CONFORMANCE_SCENARIOS:
+            done = subprocess.run(
+                [node, str(runner), "server", "--url", forwarder.url, "--scenario", scenario],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, f"{scenario}: {(done.stdout + done.stderr)[-1500:]}"
+    finally:
+        forwarder.stop()
