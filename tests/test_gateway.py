@@ -660,3 +660,37 @@ def test_the_conformance_server_scenarios_that_apply_pass(world):
             assert done.returncode == 0, f"{scenario}: {(done.stdout + done.stderr)[-1500:]}"
     finally:
         forwarder.stop()
+
+
+def test_mcp_remote_bridges_a_stdio_client_to_the_gateway(world):
+    """`mcp-remote` (npm) turns the gateway into a stdio server for clients that only speak stdio;
+    the official SDK client talks to it over stdio."""
+    from mcp import StdioServerParameters, stdio_client
+
+    node, modules = os.environ.get("SWITCHBOARD_NODE"), os.environ.get("SWITCHBOARD_NODE_MODULES")
+    proxy = Path(modules or "") / "mcp-remote" / "dist" / "proxy.js"
+    if not node or not proxy.exists():
+        pytest.skip("mcp-remote is installed by ./dev test (SWITCHBOARD_NODE_MODULES)")
+    home = Path(world["store"]).parent / "mcp-remote-home"  # it keeps OAuth state under ~/.mcp-auth
+    home.mkdir(exist_ok=True)
+    params = StdioServerParameters(
+        command=node,
+        args=[
+            str(proxy),
+            world["gateway"].url("bob"),
+            "--header",
+            f"Authorization: Bearer {world['tokens']['bob']}",
+            "--transport",
+            "http-only",
+            "--allow-http",
+        ],
+        env={"HOME": str(home), "PATH": os.environ.get("PATH", "")},
+    )
+
+    async def go():
+        async with Client(stdio_client(params), mode="legacy") as client:
+            assert "render__whoami" in await names(client)
+            result = await client.call_tool("render__whoami", {})
+            return result.structured_content["subject"]
+
+    assert run(go()) == "bob"
