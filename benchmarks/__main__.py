@@ -29,6 +29,7 @@ NAMES = (
     "store",
     "dashboard",
     "cli_startup",
+    "gateway",
 )
 
 
@@ -58,6 +59,11 @@ class Config:
     cli_runs: int = 15
     cli_connectors: int = 10
     cli_tools_per_connector: int = 20
+    gateway_sessions: int = 100
+    gateway_calls_each: int = 5
+    gateway_rounds: int = 3
+    gateway_list_connectors: int = 20
+    gateway_tools_per_connector: int = 50
     modes: tuple[str, ...] = ("sse", "json", "replay")
     only: tuple[str, ...] = NAMES
     profile: bool = False
@@ -88,11 +94,24 @@ QUICK: dict[str, Any] = {
     "cli_runs": 2,
     "cli_connectors": 2,
     "cli_tools_per_connector": 5,
+    "gateway_sessions": 4,
+    "gateway_calls_each": 2,
+    "gateway_rounds": 1,
+    "gateway_list_connectors": 2,
+    "gateway_tools_per_connector": 5,
 }
 
 
 def _run_all(config: Config) -> dict[str, Any]:
-    from benchmarks import bench_cli, bench_dashboard, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import (
+        bench_cli,
+        bench_dashboard,
+        bench_gateway,
+        bench_mcp,
+        bench_oauth,
+        bench_store,
+        bench_sync,
+    )
     from benchmarks.common import allow_loopback
 
     allow_loopback()
@@ -127,6 +146,14 @@ def _run_all(config: Config) -> dict[str, Any]:
         "cli_startup": lambda: bench_cli.cli_startup(
             config.cli_runs, config.cli_connectors, config.cli_tools_per_connector
         ),
+        "gateway": lambda: bench_gateway.gateway(
+            config.gateway_sessions,
+            config.gateway_calls_each,
+            config.gateway_rounds,
+            list_connectors=config.gateway_list_connectors,
+            tools_per_connector=config.gateway_tools_per_connector,
+            list_runs=3 if config.gateway_sessions < 10 else 30,
+        ),
     }
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
@@ -146,7 +173,7 @@ def _run_all(config: Config) -> dict[str, Any]:
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from benchmarks import bench_cli, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_cli, bench_gateway, bench_mcp, bench_oauth, bench_store, bench_sync
 
     bench = results["benchmarks"]
 
@@ -160,6 +187,7 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
         *bench_store.targets(ok("store")),
         *bench_cli.targets(ok("cli_startup")),
+        *bench_gateway.targets(ok("gateway")),
     ]
 
 

@@ -188,6 +188,29 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for name, row in bench.items():
         if isinstance(row, dict) and "error" in row:
             out.append((f"{name}: FAILED", row["error"][:120], "", ""))
+    gateway = bench.get("gateway") or {}
+    calls, listing = gateway.get("calls"), gateway.get("list")
+    if calls:
+        out.append(
+            (
+                (
+                    f"gateway vs direct tools/call, {calls['sessions']} sessions (ms; added "
+                    f"{calls['added_median_ms']:+.2f} ms median)"
+                ),
+                _fmt(calls["gateway"], 2),
+                _fmt(calls["direct"], 2),
+                _ratio(calls["ratio"]),
+            )
+        )
+    if listing:
+        out.append(
+            (
+                f"gateway tools/list {listing['tools']} tools / {listing['connectors']} connectors vs one upstream (ms)",
+                _fmt(listing["gateway"], 2),
+                _fmt(listing["direct"], 2),
+                _ratio(listing["ratio"]),
+            )
+        )
     return out
 
 

@@ -32,6 +32,8 @@ GROUPS = (
     "cli.health",
     "cli.keys",
     "cli.serve",
+    "cli.gateway",
+    "cli.access",
 )
 
 _EXIT_CODES: tuple[tuple[type[errors.SwitchboardError], int], ...] = (

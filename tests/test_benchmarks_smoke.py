@@ -153,6 +153,24 @@ def test_cli_startup(tmp_path: Path) -> None:
     }
 
 
+def test_gateway(tmp_path: Path) -> None:
+    written = run_one("gateway", tmp_path)
+    result = written["benchmarks"]["gateway"]
+    calls = result["calls"]
+    expected = QUICK["gateway_sessions"] * QUICK["gateway_calls_each"] * QUICK["gateway_rounds"]
+    assert calls["calls"] == {"direct": expected, "gateway": expected}
+    summary_ok(calls["direct"], expected)
+    summary_ok(calls["gateway"], expected)
+    assert calls["server_saw_calls"] == 2 * (expected + 2 * QUICK["gateway_sessions"])  # plus warm-up calls
+    listing = result["list"]
+    assert listing["tools"] == QUICK["gateway_list_connectors"] * QUICK["gateway_tools_per_connector"]
+    summary_ok(listing["gateway"], 3)
+    assert {t["target"].split(",")[0] for t in written["targets"]} >= {
+        "gateway tools/call added median",
+        "gateway tools/list",
+    }
+
+
 def test_every_benchmark_has_a_smoke_test() -> None:
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     assert set(NAMES) <= tested

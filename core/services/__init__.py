@@ -25,12 +25,14 @@ from core.models import (
     SyncResult,
     ToolPage,
 )
+from core.services.calls import CallTarget
 from core.services.facade import Switchboard
 
 __all__ = [
     "AgentInfo",
     "AuthorizationOutcome",
     "CallOutcome",
+    "CallTarget",
     "ConnectOutcome",
     "ConnectorInfo",
     "CredentialInfo",

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import AuthError, NotFoundError, StoreError, SwitchboardError
 from core.models import CallOutcome
@@ -25,6 +25,9 @@ from core.services.credentials import Credentials, list_owner, resolve_key
 from core.services.sync import SyncEngine
 from core.store.records import Connector
 from core.validation import validate_arguments
+
+if TYPE_CHECKING:
+    from core.mcp.client import ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,39 @@ class ToolCalls:
             call.connector.name, agent, tool, result=result.raw, is_error=result.is_error, latency_ms=latency
         )
 
+    async def targets(self, agent: str) -> dict[str, CallTarget | SwitchboardError]:
+        """For every connector, what a call as `agent` would use (by the connector's mode: the
+        shared credential, or this agent's own — never another agent's), read in one store session;
+        the error a call would raise instead (e.g. the agent does not exist)."""
+
+        def resolve() -> dict[str, CallTarget | SwitchboardError]:
+            store = self._context.store
+            found: dict[str, CallTarget | SwitchboardError] = {}
+            with store.session():
+                for conn in store.list_connectors():
+                    try:
+                        key = resolve_key(store, conn, agent, managing=False)
+                        found[conn.name] = CallTarget(conn, key, store.credential_stamp(key))
+                    except SwitchboardError as exc:
+                        found[conn.name] = exc
+            return found
+
+        return await self._context.db(resolve)
+
+    async def call_resolved(
+        self, target: CallTarget, tool: str, arguments: Mapping[str, Any], *, timeout: float | None = None
+    ) -> ToolResult:
+        """Call a tool with a target from `targets`, on the pooled client (refreshing tokens as every
+        call does), without touching the store on the way: for callers that resolve once per store
+        change and audit in batches (the agent gateway). No argument validation, no audit row."""
+        client = await self._credentials.client(target.connector, target.key, target.stamp)
+        try:
+            async with self._credentials.pool.using(client):
+                return await client.call_tool(tool, arguments, timeout=timeout)
+        except AuthError as exc:
+            await self._context.record_failure(target.connector, exc)
+            raise
+
     def _call_context(self, connector: str, tool: str, agent: str | None) -> _CallContext:
         """Everything a call needs from the store, read in one session (each session costs a DuckDB open)."""
         store = self._context.store
@@ -104,6 +140,15 @@ class ToolCalls:
                 store.record_call(credential_fingerprint=info.fingerprint if info else None, **entry)
         except StoreError as exc:
             log.error("could not write the audit row for %s: %s", entry.get("tool"), exc)
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """Where a call as some agent goes and with which credential (see `ToolCalls.targets`)."""
+
+    connector: Connector
+    key: CredentialKey
+    stamp: tuple | None  # None: no credential stored for this key
 
 
 @dataclass(frozen=True)

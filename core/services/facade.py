@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.errors import SwitchboardError
 from core.models import (
     AgentInfo,
     AuthorizationOutcome,
@@ -31,7 +32,7 @@ from core.models import (
 from core.net import NetworkPolicy
 from core.public_url import dashboard_redirect_uri
 from core.services.authorizer import Authorizer
-from core.services.calls import ToolCalls
+from core.services.calls import CallTarget, ToolCalls
 from core.services.catalog import Catalog
 from core.services.context import ServiceContext
 from core.services.credentials import Credentials
@@ -39,6 +40,9 @@ from core.services.inventory import Inventory
 from core.services.pool import ClientPool
 from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
 from core.store.db import Store
+
+if TYPE_CHECKING:
+    from core.mcp.client import ToolResult
 
 
 class Switchboard:
@@ -195,6 +199,17 @@ class Switchboard:
         self, connector: str, tool: str, arguments: Mapping[str, Any], agent: str | None = None
     ) -> CallOutcome:
         return await self._calls.call(connector, tool, arguments, agent, operator=self.operator)
+
+    async def call_targets(self, agent: str) -> dict[str, CallTarget | SwitchboardError]:
+        """For every connector, where a call as `agent` goes and with which credential (the agent
+        gateway resolves these once per store change): see `ToolCalls.targets`."""
+        return await self._calls.targets(agent)
+
+    async def call_resolved(
+        self, target: CallTarget, tool: str, arguments: Mapping[str, Any], *, timeout: float | None = None
+    ) -> ToolResult:
+        """A call with a resolved target, no store access, no audit row: see `ToolCalls.call_resolved`."""
+        return await self._calls.call_resolved(target, tool, arguments, timeout=timeout)
 
     async def tool_page(
         self,

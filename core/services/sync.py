@@ -30,7 +30,8 @@ from core.oauth import CredentialKey
 from core.services.context import ServiceContext, failure_status
 from core.services.credentials import Credentials, resolve_key
 from core.services.pool import Slot
-from core.store.records import Connector
+from core.store.gateway import GatewayRepository
+from core.store.records import Connector, SnapshotResult
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,10 @@ class SyncEngine:
                 ),
                 strict=True,
             )
+        )
+        # Same transaction: no process ever sees a new list before its first-sync approvals.
+        GatewayRepository(store).pin_new_tools(
+            [r.snapshot_id for r in recorded.values() if isinstance(r, SnapshotResult) and not r.unchanged]
         )
         results = []
         for fetched in batch:

@@ -39,6 +39,22 @@ Tables (version 1):
   fingerprint.
 - `auth_trace`: the steps of authorization attempts (`recorded_at`; URLs without query or userinfo).
 - `key_usage`: encryptions performed per key, to rotate before the AES-GCM random-nonce limit.
+
+Version 2 (the agent gateway, `core/store/gateway.py`):
+
+- `agent_tokens`: bearer tokens agents present to the gateway, as SHA-256 hex of the token only
+  (`token_hash`; the token itself is shown once and never stored); `label`, `expires_at`,
+  `revoked_at`, `last_used_at`.
+- `agent_policies`: per agent, ordered allow/deny `rules` (JSON) and the limits
+  `requests_per_minute` / `max_concurrent_calls` (NULL: the gateway's defaults).
+- `tool_pinning`: per connector, how tool definitions are approved: `auto` (on first sync) or
+  `manual` (an operator approves each one).
+- `tool_approvals`: per (connector, agent, tool) the approved definition hash (`tools.def_hash`).
+  A current tool whose hash differs is quarantined; one without a row awaits approval.
+- `gateway_changes`: one row; `generation` moves on every gateway-relevant write, so gateway
+  processes notice another process's change with one cheap read.
+- `gateway_instances`: gateway processes and their last heartbeat (limits are shared among them).
+- `audit_log` gains `token_id` and `outcome` (why a gateway call was refused, or how it ended).
 """
 
 from __future__ import annotations
@@ -243,6 +259,53 @@ MIGRATIONS: tuple[Migration, ...] = (
             """CREATE TABLE key_usage (
             key_id VARCHAR PRIMARY KEY,
             encryptions BIGINT NOT NULL)""",
+        ),
+    ),
+)
+
+MIGRATIONS += (
+    Migration(
+        2,
+        "agent gateway: tokens, policies, tool pinning",
+        (
+            """CREATE TABLE agent_tokens (
+            id VARCHAR PRIMARY KEY,
+            agent_id VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL UNIQUE,
+            label VARCHAR NOT NULL DEFAULT '',
+            created_at DOUBLE NOT NULL,
+            expires_at DOUBLE,
+            revoked_at DOUBLE,
+            last_used_at DOUBLE)""",
+            """CREATE TABLE agent_policies (
+            agent_id VARCHAR PRIMARY KEY,
+            rules JSON NOT NULL,
+            requests_per_minute INTEGER,
+            max_concurrent_calls INTEGER,
+            updated_at DOUBLE NOT NULL)""",
+            """CREATE TABLE tool_pinning (
+            connector_id VARCHAR PRIMARY KEY,
+            approval VARCHAR NOT NULL CHECK (approval IN ('auto', 'manual')),
+            updated_at DOUBLE NOT NULL)""",
+            """CREATE TABLE tool_approvals (
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            tool VARCHAR NOT NULL,
+            approved_hash VARCHAR NOT NULL,
+            approved_at DOUBLE NOT NULL,
+            approved_by VARCHAR NOT NULL,
+            PRIMARY KEY (connector_id, agent_id, tool))""",
+            # What was synced before pinning existed counts as approved on its first sync.
+            """INSERT INTO tool_approvals
+            SELECT connector_id, agent_id, name, def_hash, changed_at, 'auto' FROM current_tools""",
+            "CREATE TABLE gateway_changes (id INTEGER PRIMARY KEY, generation BIGINT NOT NULL)",
+            "INSERT INTO gateway_changes VALUES (1, 0)",
+            """CREATE TABLE gateway_instances (
+            id VARCHAR PRIMARY KEY,
+            started_at DOUBLE NOT NULL,
+            seen_at DOUBLE NOT NULL)""",
+            "ALTER TABLE audit_log ADD COLUMN token_id VARCHAR",
+            "ALTER TABLE audit_log ADD COLUMN outcome VARCHAR",
         ),
     ),
 )
