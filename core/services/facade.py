@@ -8,8 +8,9 @@ shared one naming an agent is refused when managing credentials, but allowed for
 Each method hands its work to one part (`core/services/`): the catalog (connectors, agents), the
 authorizer (keys, OAuth, disconnect), the sync engine, the call path (calls and their audit) and the
 inventory (read-only views), which share a `ServiceContext` (store, network policy, timeout) and one
-client pool. `acting_as(operator)` is the same services acting for another operator: it shares
-every part and differs only in who the audit rows name.
+client pool. `acting_as(principal)` is the same services acting for another operator: it shares
+every part and differs only in who acts — what the role allows (`core/roles.py`, checked before
+every method: a refusal raises `AccessDenied`) and who the audit rows name.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from core.models import (
 )
 from core.net import NetworkPolicy
 from core.public_url import dashboard_redirect_uri
+from core.roles import LOCAL_ADMIN, Principal, enforce_roles
 from core.services.authorizer import Authorizer
 from core.services.calls import CallTarget, ToolCalls
 from core.services.catalog import Catalog
@@ -45,17 +47,18 @@ if TYPE_CHECKING:
     from core.mcp.client import ToolResult
 
 
+@enforce_roles
 class Switchboard:
     def __init__(
         self,
         store: Store,
         *,
         policy: NetworkPolicy | None = None,
-        operator: str = "operator",
+        principal: Principal = LOCAL_ADMIN,
         redirect_uri: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self.operator = operator  # who the audit rows name
+        self.principal = principal  # who acts: what the services allow, who the audit rows name
         self.context = ServiceContext(
             store,
             NetworkPolicy.from_env() if policy is None else policy,
@@ -75,12 +78,20 @@ class Switchboard:
         """Open the store (SWITCHBOARD_STORE or the default path) and build the services (not async)."""
         return cls(Store.open(store_path), **options)
 
-    def acting_as(self, operator: str) -> Switchboard:
-        """These services acting for `operator` (not async): same store, pool and parts; the audit
-        rows of its calls name `operator`."""
+    def acting_as(self, principal: Principal) -> Switchboard:
+        """These services acting for `principal` (not async): same store, pool and parts; what they
+        allow is the principal's role, and the audit rows name the principal."""
         view = copy.copy(self)
-        view.operator = operator
+        view.principal = principal
         return view
+
+    @property
+    def operator(self) -> str:
+        """Who the audit rows name."""
+        return self.principal.name
+
+    def _record_action(self, action: str, target: str, outcome: str) -> None:
+        self.context.record_action(self.principal, action, target, outcome)
 
     async def aclose(self) -> None:
         """Close this event loop's clients and let its background store writes land."""
