@@ -47,6 +47,7 @@ class Dashboard:
     url: str
     store: Path
     log: Path
+    signin_url: str = ""  # the token-mode sign-in URL `switchboard serve` printed
 
     def seed(self, work) -> None:
         """Run `await work(services)` against the dashboard's store from this test process."""
@@ -121,13 +122,19 @@ def assert_no_dashboard_errors(log_text: str) -> None:
     assert not [marker for marker in ours if marker in log_text], log_text[-5000:]
 
 
+SIGNIN_LINE = re.compile(r"sign in at (http\S+)")
+
+
 def _wait_until_serving(board: Dashboard, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"switchboard serve exited with {process.returncode}:\n{board.log_tail()}")
         try:
-            if httpx2.get(f"{board.url}/connectors", timeout=2.0, trust_env=False).status_code == 200:
+            if httpx2.get(f"{board.url}/login", timeout=2.0, trust_env=False).status_code == 200:
+                found = SIGNIN_LINE.search(board.log.read_text(errors="replace"))
+                assert found, board.log_tail()
+                board.signin_url = found.group(1)
                 return
         except httpx2.TransportError:
             pass
@@ -143,10 +150,19 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def signed_in_page(browser: Browser, dashboard: Dashboard) -> Page:
+    """A page in a new browser context that opened the printed sign-in URL (token mode)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    page.goto(dashboard.signin_url)
+    page.wait_for_url(re.compile(r"/connectors"))
+    return page
+
+
+@pytest.fixture
+def page(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
+    page = signed_in_page(browser, dashboard)
+    context = page.context
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     yield page
@@ -297,9 +313,10 @@ def test_a_bad_url_shows_a_readable_error(dashboard, page):
 def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(dashboard, page):
     injected = "<img src=x onerror=alert(1)>"
     callback = f"{dashboard.url}/oauth/callback"
+    forged = "f" * 43  # of a state's form, but never issued
     response = httpx2.get(
         callback,
-        params={"state": "forged", "error": "access_denied", "error_description": injected},
+        params={"state": forged, "error": "access_denied", "error_description": injected},
         trust_env=False,
     )
     assert response.status_code == 303
@@ -308,7 +325,7 @@ def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(da
     location = response.headers["location"]
     assert location.startswith("/") and "onerror" not in location and "access_denied" not in location
 
-    page.goto(f"{callback}?state=forged&error=access_denied&error_description={injected}")
+    page.goto(f"{callback}?state={forged}&error=access_denied&error_description={injected}")
 
     page.wait_for_url(re.compile(r"flash="))
     expect(page.locator(".sb-alert-bad")).to_be_visible()
@@ -327,7 +344,7 @@ def test_a_long_tool_call_in_one_session_does_not_freeze_another(dashboard, brow
     page.get_by_role("button", name="Call").click()
     expect(page.get_by_role("button", name="Call")).to_be_disabled()  # the call is under way
 
-    other = browser.new_context().new_page()
+    other = signed_in_page(browser, dashboard)
     other.goto(f"{dashboard.url}/connectors")
     expect(row(other, "plain-slow")).to_contain_text("connected")
 
