@@ -19,7 +19,7 @@ import threading
 import weakref
 from typing import Any
 
-from core.roles import Principal, Role, allows
+from core.roles import Principal, Role
 from core.services import Switchboard
 
 DEFAULT_PORT = 5006
@@ -29,7 +29,7 @@ _service: Switchboard | None = None
 _service_lock = threading.Lock()
 _sessions: weakref.WeakKeyDictionary[Any, Switchboard] = weakref.WeakKeyDictionary()
 
-__all__ = ["DEFAULT_PORT", "act_for_session", "may", "open_for_serving", "service"]
+__all__ = ["DEFAULT_PORT", "act_for_session", "open_for_serving", "service"]
 
 
 def service() -> Switchboard:
@@ -39,12 +39,6 @@ def service() -> Switchboard:
     if document is not None and (view := _sessions.get(document)) is not None:
         return view
     return _shared()
-
-
-def may(action: str) -> bool:
-    """Whether the current session's operator may run `action` (views hide what they may not do; the
-    services refuse it anyway)."""
-    return allows(service().principal.role, action)
 
 
 def open_for_serving() -> Switchboard:

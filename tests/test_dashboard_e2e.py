@@ -6,148 +6,22 @@ its own connector and agent names. Screenshots of every page go to test-artifact
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from core.services import Switchboard
+from tests.fixtures.dashboard import ARTIFACTS, Dashboard, free_port, running_dashboard
 
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-STARTUP_SECONDS = 60
-
-
-@dataclass
-class Dashboard:
-    url: str
-    store: Path
-    log: Path
-    signin_url: str = ""  # the token-mode sign-in URL `switchboard serve` printed
-
-    def seed(self, work) -> None:
-        """Run `await work(services)` against the dashboard's store from this test process."""
-
-        async def run():
-            service = Switchboard.open(str(self.store))
-            try:
-                await work(service)
-            finally:
-                await service.aclose()
-
-        # Playwright's sync API owns this thread's event loop: run ours on another thread.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, run()).result()
-
-    def log_tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
-    workdir = tmp_path_factory.mktemp("dashboard")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "SWITCHBOARD_STORE": str(workdir / "store.duckdb"),
-        "SWITCHBOARD_KEY_FILE": str(workdir / "store.key"),
-        "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
-        "SWITCHBOARD_PUBLIC_URL": url,
-    }
-    log = workdir / "dashboard.log"
-    with pytest.MonkeyPatch.context() as patch, open(log, "wb") as log_file:
-        for key, value in env.items():
-            patch.setenv(key, value)  # the tests' own services (seed) share the store and key
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
-            cwd=REPO,
-            env=os.environ.copy(),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        board = Dashboard(url=url, store=workdir / "store.duckdb", log=log)
-        try:
-            _wait_until_serving(board, process)
-            yield board
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    assert_no_dashboard_errors(log.read_text(errors="replace"))
-
-
-def assert_no_dashboard_errors(log_text: str) -> None:
-    """Nothing of ours failed. (Tornado logs a traceback when a page is left while a websocket
-    message is in flight, as the OAuth redirect does; that is not ours.)"""
-    ours = [
-        f'File "{REPO / "dashboard"}',
-        "dashboard action failed",
-        "unhandled dashboard callback error",
-        "completing an OAuth callback failed",
-    ]
-    assert not [marker for marker in ours if marker in log_text], log_text[-5000:]
-
-
-SIGNIN_LINE = re.compile(r"sign in at (http\S+)")
-
-
-def _wait_until_serving(board: Dashboard, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"switchboard serve exited with {process.returncode}:\n{board.log_tail()}")
-        try:
-            if httpx2.get(f"{board.url}/login", timeout=2.0, trust_env=False).status_code == 200:
-                found = SIGNIN_LINE.search(board.log.read_text(errors="replace"))
-                assert found, board.log_tail()
-                board.signin_url = found.group(1)
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"switchboard serve did not answer within {STARTUP_SECONDS} s:\n{board.log_tail()}")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with running_dashboard(tmp_path_factory.mktemp("dashboard"), free_port()) as board:
+        yield board
 
 
 def signed_in_page(browser: Browser, dashboard: Dashboard) -> Page:

@@ -58,7 +58,7 @@ class AgentsPage(pn.viewable.Viewer):
                 "per-agent connectors, an account of its own. Open an agent to connect those.</p>"
             ),
             self._table,
-            pn.Row(self._name, self._description, self._create),
+            pn.Row(self._name, self._description, self._create, visible=self.directory.may("add_agent")),
             sizing_mode="stretch_width",
         )
 
@@ -96,7 +96,8 @@ class AgentPage(pn.viewable.Viewer):
             body.append(facts_table(row.facts()))
             body.append(
                 pn.Row(
-                    self._button("Sync", self._sync, row), self._button("Disconnect", self._disconnect, row)
+                    self._button("Sync", self._sync, row, "sync"),
+                    self._button("Disconnect", self._disconnect, row, "disconnect"),
                 )
             )
         else:
@@ -110,12 +111,13 @@ class AgentPage(pn.viewable.Viewer):
                         "Reconnect" if row.state == NEEDS_REAUTH else "Connect",
                         self._connect,
                         row,
+                        "connect",
                         button_type="primary",
                     )
                 )
             )
             if row.state == NEEDS_REAUTH:
-                body.append(self._button("Disconnect", self._disconnect, row))
+                body.append(self._button("Disconnect", self._disconnect, row, "disconnect"))
         return pn.Column(*body, styles=CARD, sizing_mode="stretch_width")
 
     def _key_entry(self, row: CredentialRow) -> pn.Row:
@@ -138,13 +140,16 @@ class AgentPage(pn.viewable.Viewer):
 
         button = pn.widgets.Button(label=f"Save key for {row.connector}", button_type="primary", align="end")
         button.on_click(save)
-        return pn.Row(secret, button)
+        return pn.Row(secret, button, visible=self.credentials.may("set_secret"))
 
     def _button(
-        self, verb: str, action, row: CredentialRow, button_type: str = "default"
+        self, verb: str, action, row: CredentialRow, needs: str, button_type: str = "default"
     ) -> pn.widgets.Button:
+        """A button running `action`, shown only to a role that may run the services action `needs`."""
         # "Connect linear", not just "Connect": the page has one card per connector.
-        button = pn.widgets.Button(label=f"{verb} {row.connector}", button_type=button_type)
+        button = pn.widgets.Button(
+            label=f"{verb} {row.connector}", button_type=button_type, visible=self.credentials.may(needs)
+        )
 
         async def run(_event) -> None:
             button.loading = True

@@ -19,6 +19,13 @@ from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
 
 ACTIONS = {"connect": "Connect", "sync": "Sync", "edit": "Edit", "delete": "Delete"}
+# The services action behind each row button (core/roles.py): a role that may not run it sees no button.
+ACTION_NEEDS = {
+    "connect": "connect",
+    "sync": "sync",
+    "edit": "update_connector",
+    "delete": "remove_connector",
+}
 CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
 
 
@@ -33,13 +40,14 @@ class ConnectorsPage(pn.viewable.Viewer):
         params.setdefault("trace", AuthTrace(service=params["index"].service))
         super().__init__(**params)
         self._navigator = BrowserNavigator()
+        actions = {k: v for k, v in ACTIONS.items() if self.index.may(ACTION_NEEDS[k])}
         self._table = pn.widgets.Tabulator(
             self.index.frame(),
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
-            buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
-            titles={k: "" for k in ACTIONS},
+            buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in actions.items()},
+            titles={k: "" for k in actions},
             layout="fit_columns",
             # Tabulator's default tooltip sets innerHTML from the cell: server-written text would run.
             configuration={"columnDefaults": {"tooltip": TEXT_TOOLTIP}},
@@ -51,12 +59,14 @@ class ConnectorsPage(pn.viewable.Viewer):
                 "status": 110,
                 "tools": 60,
                 "last sync": 140,
-                **{k: 75 for k in ACTIONS},
+                **{k: 75 for k in actions},
             },
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
-        self._sync_all_button = pn.widgets.Button(label="Sync all", button_type="primary", width=120)
+        self._sync_all_button = pn.widgets.Button(
+            label="Sync all", button_type="primary", width=120, visible=self.index.may("sync_many")
+        )
         self._sync_all_button.on_click(self._sync_all)
         self._form_view = ConnectorFormView(form=self.form, on_saved=self._saved)
         self.index.param.watch(self._show_connectors, "connectors")
@@ -158,7 +168,7 @@ class ConnectorsPage(pn.viewable.Viewer):
             self._confirm,
             self._table,
             pn.Row(
-                self._form_view,
+                *([self._form_view] if self.form.may("add_connector") else []),
                 pn.Column(
                     self._details,
                     AuthTraceView(trace=self.trace, selectable=False),
