@@ -45,6 +45,7 @@ from core.errors import (
 )
 from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
 from core.mcp.client import McpClient
+from core.mcp.negotiation import EraCache
 from core.models import (
     STATIC_SECRET_AUTH_TYPES,
     AgentInfo,
@@ -117,6 +118,7 @@ class Switchboard:
         self.redirect_uri = redirect_uri or dashboard_redirect_uri()
         self.timeout = timeout
         self._oauth_storage = store.oauth_storage()
+        self._era_cache = EraCache()  # which origins speak which MCP era, shared by every client here
         # One MCP client per event loop and (credential, url, credential stamp), so repeated calls reuse
         # the session; weak on the loop so a finished loop's clients go with it.
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
@@ -328,6 +330,7 @@ class Switchboard:
                         http=self._http(),
                         auth=self._provider(connector, key, material),
                         timeout=self.timeout,
+                        era_cache=self._era_cache,
                     )
                     here.clients[slot] = client
         return client
@@ -468,7 +471,9 @@ class Switchboard:
             if conn.auth_type == "bearer"
             else StaticHeader.api_key(conn.header_name or "X-API-Key", secret)
         )
-        probe = McpClient(conn.url, http=self._http(), auth=header, timeout=self.timeout)
+        probe = McpClient(
+            conn.url, http=self._http(), auth=header, timeout=self.timeout, era_cache=self._era_cache
+        )
         try:
             await probe.connect()
         except AuthError:
@@ -560,7 +565,9 @@ class Switchboard:
     async def _unauthenticated_challenge(self, conn: Connector):
         """The server's 401 challenge to a request without credentials (it names the PRM URL and
         the scopes to ask for); None when the server lets us in without one."""
-        probe = McpClient(conn.url, http=self._http(), auth=NoAuth(), timeout=self.timeout)
+        probe = McpClient(
+            conn.url, http=self._http(), auth=NoAuth(), timeout=self.timeout, era_cache=self._era_cache
+        )
         try:
             await probe.connect()
         except AuthRequired as exc:

@@ -19,6 +19,7 @@ from core.errors import (
     HttpStatusError,
     InsufficientScope,
     McpError,
+    PaginationError,
     ProtocolError,
     RequestTimeout,
     ResponseTooLarge,
@@ -27,17 +28,12 @@ from core.errors import (
     TransportError,
     UnsupportedProtocolVersion,
 )
+from core.mcp import ClientLimits, EraCache, McpClient, encode_header_value
 from core.mcp.auth import AuthChallenge, StaticHeader
-from core.mcp.client import ClientLimits, McpClient, PaginationError, clear_era_cache, encode_header_value
 
 URL = "http://mcp.test/mcp"
 MODERN = "2026-07-28"
 Handler = Callable[["Call"], Awaitable[httpx2.Response | None]]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_era_cache() -> None:
-    clear_era_cache()
 
 
 # --- the fake server ------------------------------------------------------------------------------
@@ -131,10 +127,12 @@ class FakeServer:
         self.on_get: Handler | None = None
         self.on_delete: Handler | None = None
         self.tools: list[dict[str, Any]] = list(TOOLS)
+        self.era_cache = EraCache()  # what an application shares between its clients
         self._counter = 0
 
     def client(self, **kwargs: Any) -> McpClient:
         http = httpx2.AsyncClient(transport=httpx2.MockTransport(self))
+        kwargs.setdefault("era_cache", self.era_cache)
         return McpClient(URL, http=http, **kwargs)
 
     def methods(self) -> list[str | None]:
@@ -1309,7 +1307,7 @@ async def test_auto_falls_back_on_method_not_found_and_on_non_modern_discover_re
     fake.on["server/discover"] = not_found
     async with fake.client() as client:
         assert client.info.era == "legacy"
-    clear_era_cache()
+    fake.era_cache.clear()
 
     async def legacy_discover(call: Call) -> httpx2.Response:
         return json_reply(call.id, {"supportedVersions": ["2025-11-25"], "capabilities": {}})
@@ -1324,7 +1322,7 @@ async def test_stale_legacy_cache_recovers_when_server_became_modern() -> None:
     async with legacy.client():
         pass
     modern = FakeServer(era="modern")  # same origin, now a modern-only server: initialize -> -32022
-    async with modern.client() as client:
+    async with modern.client(era_cache=legacy.era_cache) as client:  # the same application
         assert client.info.era == "modern"
     assert modern.methods()[:2] == ["initialize", "server/discover"]
 

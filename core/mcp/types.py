@@ -1,0 +1,49 @@
+"""The transport's public value types: limits, what `connect()` learned, a tool's result, and the
+signature of the hook that answers the server's own requests."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from core.mcp.sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES
+
+__all__ = ["ClientLimits", "ConnectionInfo", "Era", "ServerRequestHandler", "ToolResult"]
+
+Era = Literal["legacy", "modern"]
+
+#: `async handler(method, params) -> result dict` for requests the server sends us (elicitation,
+#: sampling, roots). Return None or raise `McpError(code=-32601)` for methods it does not handle.
+ServerRequestHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """Size caps on what a server may send; exceeding one raises `ResponseTooLarge`."""
+
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # one SSE line
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # one SSE event's data
+    max_response_bytes: int = 16 << 20  # one HTTP response body / one request's SSE stream
+    max_pages: int = 1000  # pages of one list call
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What `connect()` learned about the server."""
+
+    era: Era
+    protocol_version: str
+    server_info: dict[str, Any]
+    capabilities: dict[str, Any]
+    instructions: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """The result of `tools/call`; `raw` is the full result object as the server sent it."""
+
+    content: list[dict[str, Any]]
+    structured_content: Any
+    is_error: bool
+    raw: dict[str, Any] = field(repr=False)
