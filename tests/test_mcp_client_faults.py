@@ -958,20 +958,6 @@ async def test_standalone_get_stream_delivers_server_requests() -> None:
     assert answer.body == {"jsonrpc": "2.0", "id": 1, "result": {"roots": [{"uri": "file:///work"}]}}
 
 
-async def test_get_stream_405_is_not_retried() -> None:
-    """T-03: the server offers no stream; at most one GET per session."""
-    fake = FakeServer()
-
-    async def handler(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    async with fake.client(era="legacy", on_server_request=handler) as client:
-        await wait_for(lambda: "GET" in fake.verbs(), "GET stream attempt")
-        await client.list_tools()
-        await asyncio.sleep(0.05)
-    assert fake.verbs().count("GET") == 1
-
-
 # --- pagination (T-20) ----------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 import httpx2
 
@@ -53,6 +53,8 @@ from core.net.urls import parse_http_url
 __all__ = ["McpClient"]
 
 logger = logging.getLogger(__name__)
+
+_GET_STREAM_WAIT: Final = 10.0  # at most this long for the server to answer the GET stream's request
 
 
 class _InFlight:
@@ -238,15 +240,16 @@ class McpClient:
 
     async def _start(self, session: Session, info: ConnectionInfo) -> None:
         """Adopt a negotiated session. When we serve the server's requests and the session has a
-        standalone GET stream, start listening on it."""
+        standalone GET stream, the server has answered our GET before any request goes out (T-26):
+        it may send its requests there mid-call, and drop them while the stream is not open."""
         self._session = session
-        self._info = info
         if session.listens and self._server_requests.handler is not None:
             stream = GetStream(
                 self._sse, session, lambda: self._session is session and not self._closed, self._spawn
             )
             self._get_stream = stream
-            stream.start()
+            await stream.open(min(self._timeout, _GET_STREAM_WAIT))
+        self._info = info
 
     async def _ready(self) -> Session:
         if self._info is None or self._session is None:

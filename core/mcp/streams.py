@@ -6,14 +6,17 @@ stream of a legacy session.
   first, a legacy session resumes it (SEP-1699): wait the server's `retry:` delay (unless the answer
   arrives on another stream meanwhile), then GET with `Last-Event-ID`, possibly several times while
   events keep coming. A modern session cannot resume: the request is lost (`StreamBroken`).
-* **The GET stream** (`GetStream`): a legacy server may send requests and notifications on it. A
-  client that offers elicitation, sampling or roots opens it right after `notifications/initialized`.
-  A 405 ends it for the session; a stream that ends or breaks is reopened after `retry:`.
+* **The GET stream** (`GetStream`): a legacy server may send requests and notifications on it, even
+  in the middle of a tool call, and drop them when the stream is not open yet (T-26). So a client
+  that offers elicitation, sampling or roots opens it right after `notifications/initialized` and
+  has the server's answer in hand (200, or 405 for "no stream") before it sends another request.
+  A 405 ends it for the session at once; a stream that ends or breaks is reopened after `retry:`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
@@ -207,10 +210,16 @@ class GetStream:
         self._http = session.http
         self._is_current = is_current
         self._spawn = spawn
+        self._answered = asyncio.Event()  # the first GET got an answer, or could not be sent
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def open(self, wait: float) -> None:
+        """Start listening; return once the server has answered the first GET, or after `wait`
+        seconds (a server that holds its answer back must not hold the connection up forever)."""
         self._task = self._spawn(self._listen())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._answered.wait()
 
     def stop(self) -> None:
         if self._task is not None:
@@ -218,6 +227,12 @@ class GetStream:
             self._task = None
 
     async def _listen(self) -> None:
+        try:
+            await self._keep_listening()
+        finally:
+            self._answered.set()  # however it ended, nobody waits for it any more
+
+    async def _keep_listening(self) -> None:
         last_event_id = ""
         retry_ms: int | None = None
         failures = 0
@@ -230,8 +245,10 @@ class GetStream:
             except SwitchboardError as exc:
                 logger.debug("GET stream on %s failed: %s", self._http.shown, type(exc).__name__)
                 failures += 1
+                self._answered.set()
                 await asyncio.sleep((retry_ms or DEFAULT_RETRY_MS) / 1000)
                 continue
+            self._answered.set()
             try:
                 if response.status_code != 200 or media_type(response) != "text/event-stream":
                     logger.debug("%s offers no GET stream (%s)", self._http.shown, response.status_code)
