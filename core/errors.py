@@ -81,6 +81,16 @@ class PaginationError(ProtocolError):
         self.pages = pages  # pages received before giving up
 
 
+class ListingLimitExceeded(TransportError):
+    """A listing (a list method with all its pages) went past a cap: total bytes, items or time.
+    `setting` is the environment variable that raises the cap, `limit` its value in effect."""
+
+    def __init__(self, message: str, *, setting: str, limit: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or f"if the server really lists that much, raise {setting}")
+        self.setting = setting
+        self.limit = limit
+
+
 class HttpStatusError(TransportError):
     """An unexpected HTTP status from the MCP server."""
 

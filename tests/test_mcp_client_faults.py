@@ -18,6 +18,7 @@ from core.errors import (
     AuthRequired,
     HttpStatusError,
     InsufficientScope,
+    ListingLimitExceeded,
     McpError,
     PaginationError,
     ProtocolError,
@@ -1003,6 +1004,26 @@ async def test_page_cap() -> None:
         with pytest.raises(PaginationError, match="more than 10 pages"):
             await client.list_tools()
     assert fake.count("tools/list") == 10
+
+
+@pytest.mark.parametrize(
+    ("limits", "setting", "limit"),
+    [
+        (ClientLimits(max_listing_items=7), "SWITCHBOARD_LISTING_MAX_ITEMS", 7),
+        (ClientLimits(max_listing_bytes=500), "SWITCHBOARD_LISTING_MAX_BYTES", 500),
+    ],
+)
+async def test_a_listing_is_capped_as_a_whole(limits: ClientLimits, setting: str, limit: int) -> None:
+    fake = FakeServer()
+    pages: dict[str | None, tuple[list[str], str | None]] = {None: (["t0", "u0"], "p1")}
+    pages.update({f"p{i}": ([f"t{i}", f"u{i}"], f"p{i + 1}") for i in range(1, 50)})
+    fake.on["tools/list"] = paged_answers(fake, pages)
+    async with fake.client(era="legacy", limits=limits) as client:
+        with pytest.raises(ListingLimitExceeded) as info:
+            await client.list_tools()
+    assert (info.value.setting, info.value.limit) == (setting, limit)
+    assert setting in str(info.value)
+    assert fake.count("tools/list") < 10
 
 
 async def test_invalid_cursor_error_reaches_the_caller() -> None:

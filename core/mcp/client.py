@@ -42,7 +42,7 @@ from core.errors import (
 from core.mcp.auth import CredentialProvider
 from core.mcp.http import McpHttp, drain_and_close, media_type, spawn_detached, wrong_content_type
 from core.mcp.jsonrpc import Message, decode_message, result_of
-from core.mcp.listing import SessionRenewed, collect_pages
+from core.mcp.listing import SessionRenewed, collect_pages, within_deadline
 from core.mcp.negotiation import EraCache, Offer, initialize, negotiate
 from core.mcp.server_requests import ServerRequests
 from core.mcp.session import Reply, Session, SessionLost, StreamBroken
@@ -105,7 +105,7 @@ class McpClient:
         self._timeout = float(timeout)
         self._http = McpHttp(target, http, auth, self._timeout)
         self._shown = self._http.shown
-        self._limits = limits = limits if limits is not None else ClientLimits()
+        self._limits = limits = limits if limits is not None else ClientLimits.from_env()
         self._era_cache = era_cache if era_cache is not None else EraCache()
         self._server_requests = ServerRequests(on_server_request)
         self._sse = SseReader(self._http, limits, self._dispatch)
@@ -463,6 +463,10 @@ class McpClient:
     # --- pagination -----------------------------------------------------------------------------
 
     async def _list_all(self, method: str, key: str) -> list[dict[str, Any]]:
+        deadline = self._limits.listing_deadline
+        return await within_deadline(self._pages(method, key), deadline, f"{method}: listing {self._shown}")
+
+    async def _pages(self, method: str, key: str) -> list[dict[str, Any]]:
         for _restart in range(3):
             session = await self._ready()
 
@@ -478,9 +482,7 @@ class McpClient:
                 return reply
 
             try:
-                return await collect_pages(
-                    page, method, key, max_pages=self._limits.max_pages, where=self._shown
-                )
+                return await collect_pages(page, method, key, limits=self._limits, where=self._shown)
             except SessionRenewed:
                 continue
         raise SessionExpired(f"{method}: the session on {self._shown} kept expiring during listing")

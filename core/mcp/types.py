@@ -3,10 +3,11 @@ signature of the hook that answers the server's own requests."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.config import ListingLimits, load_listing_limits
 from core.mcp.sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES
 
 __all__ = ["ClientLimits", "ConnectionInfo", "Era", "ServerRequestHandler", "ToolResult"]
@@ -18,14 +19,32 @@ Era = Literal["legacy", "modern"]
 ServerRequestHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
+_LISTING = ListingLimits()
+
+
 @dataclass(frozen=True)
 class ClientLimits:
-    """Size caps on what a server may send; exceeding one raises `ResponseTooLarge`."""
+    """Caps on what a server may send. One response: `ResponseTooLarge`. One listing (a list method
+    with all its pages): `PaginationError` for the pages, `ListingLimitExceeded` for the rest, whose
+    defaults come from the environment with `from_env()` (see `core.config`)."""
 
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # one SSE line
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES  # one SSE event's data
     max_response_bytes: int = 16 << 20  # one HTTP response body / one request's SSE stream
-    max_pages: int = 1000  # pages of one list call
+    max_pages: int = 1000  # pages of one listing
+    max_listing_bytes: int = _LISTING.max_bytes  # response bytes of one listing, all pages
+    max_listing_items: int = _LISTING.max_items  # items (tools, resources, prompts) of one listing
+    listing_deadline: float = _LISTING.deadline  # seconds for one listing, all pages
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientLimits:
+        """The defaults, with the listing caps configured in the environment."""
+        listing = load_listing_limits(environ)
+        return cls(
+            max_listing_bytes=listing.max_bytes,
+            max_listing_items=listing.max_items,
+            listing_deadline=listing.deadline,
+        )
 
 
 @dataclass(frozen=True)
