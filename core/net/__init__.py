@@ -8,8 +8,8 @@ httpcore2 for callers that only check or show a URL. `core.net.client` installs 
 the HTTP libraries' debug logs when it is first imported, before any client exists.
 
 Modules: `client` (the pooled client, connect-time policy enforcement), `policy` (`NetworkPolicy`,
-`SWITCHBOARD_ALLOW_HOSTS`), `http` (`map_httpx_errors`, `read_capped`), `urls` (`parse_http_url`,
-`redact_url`).
+`SWITCHBOARD_ALLOW_HOSTS`), `addresses` (which IP addresses are public), `http` (`map_httpx_errors`,
+`read_capped`), `urls` (`parse_http_url`, `redact_url`).
 """
 
 from __future__ import annotations
