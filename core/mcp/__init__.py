@@ -14,8 +14,9 @@ resumption, the GET stream), `headers` (`x-mcp-header`), `listing` (pagination),
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from core.mcp.auth import AuthChallenge, CredentialProvider, NoAuth, StaticHeader
@@ -68,15 +69,4 @@ _HOME = {
     "ToolResult": "types",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.mcp' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"core.mcp.{module}"), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -14,8 +14,9 @@ Modules: `client` (the pooled client, connect-time policy enforcement), `policy`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from core.net.client import aclose_shared_clients, create_http_client, shared_http_client
@@ -51,15 +52,4 @@ _HOME = {
     "redact_url": "urls",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.net' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"core.net.{module}"), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -48,9 +48,7 @@ DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0, pool=10.0)
 DEFAULT_LIMITS = httpx2.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
 USER_AGENT = "switchboard/0.1"
 
-# httpcore's DEBUG trace prints raw response headers (session ids, cookies, redirect queries): mask
-# them before the first client of the process can log anything.
-install_http_log_redaction()
+install_http_log_redaction()  # before the first client can log (see core.net.http)
 
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only

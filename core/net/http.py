@@ -31,8 +31,13 @@ from core.errors import (
     TransportError,
 )
 from core.net.urls import redact_url
+from core.redaction import install_http_log_redaction
 
 __all__ = ["map_httpx_errors", "read_capped"]
+
+# Every module of `core` that uses httpx2 imports this one (the pooled client too): mask secrets in
+# the HTTP libraries' debug logs before any request can be logged.
+install_http_log_redaction()
 
 _CONNECTION_BROKE = (httpx2.NetworkError, httpx2.RemoteProtocolError, httpx2.StreamError)
 
