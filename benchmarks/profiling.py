@@ -3,7 +3,7 @@
 Each family reruns a small version of its benchmark under the profiler:
 
 * connect_list / throughput: pyinstrument (async mode) around each client, JSON server, legacy era.
-* sync: store-call accounting (every `Switchboard._db` call, by function: count, total and mean
+* sync: store-call accounting (every `ServiceContext.db` call, by function: count, total and mean
   time) for `sync_many` over N servers of the latency farm, plus a pyinstrument profile of one
   `Store.record_snapshot` and one `Store.get_connector` (where a store session's time goes).
 * oauth_refresh: pyinstrument around the 50 concurrent calls after expiry, each client.
@@ -97,7 +97,7 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
 
                 service = Switchboard.open(str(path), policy=loopback_policy())
                 calls: dict[str, list[float]] = defaultdict(list)
-                original = service._db
+                original = service.context.db
 
                 async def accounted(function: Any, *args: Any, **kwargs: Any) -> Any:
                     queued = time.perf_counter()
@@ -108,7 +108,7 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                             time.perf_counter() - queued
                         )
 
-                service._db = accounted  # type: ignore[method-assign]
+                service.context.db = accounted  # type: ignore[method-assign]
                 transport_profile = await _gather_profile(directory, farm.urls[1 : count + 1], farm.urls[0])
                 try:
                     await service.sync(WARM)

@@ -10,15 +10,7 @@ import jsonschema
 from jsonschema.exceptions import SchemaError, UnknownType
 from referencing.exceptions import Unresolvable
 
-from core.errors import ConfigurationError
-
-
-class InvalidArguments(ConfigurationError):
-    """Tool arguments that do not satisfy the tool's inputSchema."""
-
-    def __init__(self, message: str, *, problems: tuple[str, ...]) -> None:
-        super().__init__(message, hint="fix the arguments and call again")
-        self.problems = problems
+from core.errors import InvalidArguments
 
 
 def validate_arguments(tool: str, schema: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> None:

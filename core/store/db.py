@@ -39,6 +39,7 @@ from typing import Any
 
 import duckdb
 
+from core.auth_schemes import AUTH_SCHEMES, AUTH_TYPES
 from core.config import Settings, ensure_private_dir, load_settings, restrict_file
 from core.errors import (
     ConfigurationError,
@@ -48,7 +49,7 @@ from core.errors import (
     StoreBusy,
     StoreError,
 )
-from core.models import AUTH_TYPES, CREDENTIAL_MODES, AgentInfo, CredentialInfo, ToolPage
+from core.models import CREDENTIAL_MODES, AgentInfo, CredentialInfo, ToolPage
 from core.oauth.storage import CredentialKey
 from core.oauth.trace import TraceEvent, trace_url
 from core.redaction import redact_arguments
@@ -78,7 +79,7 @@ DEFAULT_MAX_ENCRYPTIONS_PER_KEY = 2**31
 CREDENTIAL_STATUSES = ("connected", "needs_reauth", "error")
 CONNECTOR_STATUSES = ("never_synced", "connected", "needs_auth", "error")
 REGISTRATION_METHODS = ("pre_registered", "cimd", "dcr")
-_STATIC_KIND = {"bearer": "bearer", "api_key_header": "api_key"}
+_STATIC_KIND = {s.name: s.credential_kind for s in AUTH_SCHEMES.values() if s.static_secret}
 _CONNECTOR_FIELDS = frozenset(
     {
         "name",
