@@ -44,7 +44,7 @@ from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
 from core.store.db import Store
 
 if TYPE_CHECKING:
-    from core.mcp.client import ToolResult
+    from core.mcp.types import ToolResult
 
 
 @enforce_roles

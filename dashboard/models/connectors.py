@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 import param
 
 from core.auth_schemes import AUTH_TYPES, AuthScheme, auth_scheme, header_name_problem
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, InvalidUrlError
 from core.models import CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, SyncResult
+from core.net.urls import parse_http_url
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import CONNECTORS_PATH
@@ -288,12 +288,16 @@ class ConnectorForm(ServiceModel):
         return bool(self.editing and self.stored is not None and self.stored.has_client_secret)
 
 
+_URL_PROBLEMS = {
+    "empty": "Enter the MCP server's URL, e.g. https://mcp.example.com/mcp.",
+    "credentials": "Leave credentials out of the URL; use the auth type instead.",
+    "fragment": "Leave the #fragment out of the URL.",
+}
+
+
 def _url_problem(url: str) -> str | None:
-    if not url:
-        return "Enter the MCP server's URL, e.g. https://mcp.example.com/mcp."
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "The URL must start with https:// and name a host."
-    if parts.username or parts.password:
-        return "Leave credentials out of the URL; use the auth type instead."
+    try:
+        parse_http_url(url, "the server URL")
+    except InvalidUrlError as exc:
+        return _URL_PROBLEMS.get(exc.problem or "", "The URL must start with https:// and name a host.")
     return None
