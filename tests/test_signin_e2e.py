@@ -292,3 +292,68 @@ async def _websocket_attempt(url: str, token: str, cookie: str | None) -> int | 
         return refused.response.status_code
     except (websockets.ConnectionClosed, TimeoutError):
         return "closed"
+
+
+# --- the plain `panel serve` line of the README ---------------------------------------------------
+
+
+def test_the_readme_shows_the_panel_serve_line_that_switchboard_serve_runs():
+    from dashboard.serve import panel_arguments
+
+    readme = (REPO / "README.md").read_text()
+    line = re.search(r"BOKEH_SECRET_KEY=.*? panel serve (.*?)\n```", readme, flags=re.DOTALL).group(1)
+    shown = line.replace("\\\n", " ").split()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWITCHBOARD_PUBLIC_URL", "http://localhost:5006")
+        runs = [
+            os.path.relpath(a, REPO) if a.startswith(str(REPO)) else a
+            for a in panel_arguments(5006, "localhost", False)
+        ]
+    assert shown == ["dashboard/pages/*.py", *[a for a in runs if not a.startswith("dashboard/pages/")]]
+
+
+def test_a_plain_panel_serve_with_those_arguments_is_as_safe(tmp_path):
+    from dashboard.serve import panel_arguments
+
+    port, secret = free_port(), "s" * 48
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        **dashboard_env(tmp_path, url),
+        "SWITCHBOARD_DASHBOARD_SECRET": secret,
+        "BOKEH_SECRET_KEY": secret,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWITCHBOARD_PUBLIC_URL", url)
+        arguments = panel_arguments(port, "127.0.0.1", False)
+    log = tmp_path / "panel.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", *arguments],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    board = Dashboard(url=url, store=tmp_path / "store.duckdb", log=log, process=process)
+    try:
+        deadline = time.monotonic() + 60
+        while not board.signin_url and time.monotonic() < deadline:
+            assert process.poll() is None, board.log_tail()
+            found = re.search(r"sign in at (http\S+)", board.log_text())
+            board.signin_url = found.group(1) if found else ""
+            time.sleep(0.2)
+        while time.monotonic() < deadline:
+            try:
+                answer = get(f"{url}/connectors")
+                break
+            except httpx2.TransportError:
+                time.sleep(0.2)
+        assert answer.status_code == 302 and answer.headers["x-frame-options"] == "DENY"
+        cookie = get(board.signin_url).headers["set-cookie"].split(";")[0]
+        assert get(f"{url}/connectors", headers={"Cookie": cookie}).status_code == 200
+    finally:
+        from tests.fixtures.dashboard import stop
+
+        stop(process)
