@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 
 from cli._plumbing import Commands
+from core.signin.settings import MODES
 
-# The sign-in modes (core/signin/settings.py); listed here so `--help` loads neither Panel nor core.signin.
-AUTH_MODES = ("token", "oidc", "basic", "none")
 AUTH_HELP = (
     "how operators sign in: token (default; prints a sign-in URL), oidc (SWITCHBOARD_OIDC_*), "
     "basic (`switchboard operator add`), none (loopback only)"
@@ -27,7 +26,7 @@ def register(commands: Commands) -> None:
 def _serving_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5006)
     parser.add_argument("--address", default="localhost")
-    parser.add_argument("--auth", choices=AUTH_MODES, default="token", help=AUTH_HELP)
+    parser.add_argument("--auth", choices=MODES, default="token", help=AUTH_HELP)
     parser.add_argument(
         "--insecure-http",
         action="store_true",

@@ -17,8 +17,10 @@ from core.errors import ConfigurationError, SignInError
 from core.net import NetworkPolicy, aclose_shared_clients, shared_http_client
 from core.oauth import OAuthHttp, well_formed_state
 from core.roles import Role
-from core.signin import OidcSettings, Sealer, dashboard_secret, derive_key, load_signin_settings
+from core.signin import OidcSettings, load_signin_settings
 from core.signin.oidc import OidcSignIn
+from core.signin.sealed import Sealer
+from core.signin.secret import dashboard_secret, derive_key
 from dashboard.ratelimit import RateLimit
 from dashboard.serve import check_exposure, serves_loopback_only
 from sample_servers.launch import start
