@@ -120,10 +120,12 @@ def _attention(
     for c in found.connectors:
         shared = c["credential_mode"] == "shared"
         needs_credential = auth_scheme(c["auth_type"]).needs_credential
-        if shared and c["status"] == "needs_auth":
+        if shared and needs_credential and not c["credentials"]:
+            # Worse once a sync has been refused for it: something expects it to work.
+            severity = "error" if c["status"] == "needs_auth" else "warning"
+            authorize(severity, "not_connected", c["name"], c["auth_type"], None, "not connected yet")
+        elif shared and c["status"] == "needs_auth":
             authorize("error", "needs_authorization", c["name"], c["auth_type"], None, "needs authorization")
-        elif shared and needs_credential and not c["credentials"]:
-            authorize("warning", "not_connected", c["name"], c["auth_type"], None, "not connected yet")
         elif c["status"] == "error":
             problem = (
                 f"the last sync failed: {c['last_error']}" if c["last_error"] else "the last sync failed"

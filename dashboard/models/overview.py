@@ -23,10 +23,29 @@ OVERVIEW_PATH = "/"
 MIN_REFRESH_SECONDS = 2
 
 
+# Count (`Overview.counts()`) -> its group, its label, its tone when not zero (ok and idle always),
+# and the page that explains it.
+TILES = {
+    "connectors_connected": ("Connectors", "connected", "ok", "connectors"),
+    "connectors_needs_auth": ("Connectors", "need authorization", "warn", "connectors"),
+    "connectors_error": ("Connectors", "failing", "bad", "connectors"),
+    "connectors_never_synced": ("Connectors", "never synced", "idle", "connectors"),
+    "credentials_needing_reauth": ("Credentials", "need re-authorization", "bad", "health"),
+    "credentials_expiring": ("Credentials", "expire within 24 h", "warn", "health"),
+    "tools": ("Tools", "tools", "idle", "tools"),
+    "tools_drifted": ("Tools", "changed in the last sync", "warn", "tools"),
+    "tools_quarantined": ("Tools", "quarantined", "warn", "review"),
+    "tools_pending": ("Tools", "awaiting approval", "warn", "review"),
+    "calls_24h": ("Calls (24 h)", "calls", "idle", "audit"),
+    "failed_calls_24h": ("Calls (24 h)", "failed", "bad", "audit"),
+}
+
+
 @dataclass(frozen=True)
 class Tile:
     """One headline number: `tone` ok | warn | bad | idle colours it, the label says it in words."""
 
+    key: str  # its name in `Overview.counts()`
     label: str
     value: int
     tone: str
@@ -52,43 +71,15 @@ class OverviewModel(ServiceModel):
 
     @param.depends("overview")
     def tiles(self) -> dict[str, list[Tile]]:
-        """Headline numbers by group (connectors, credentials, tools, calls)."""
-        o = self.overview
-        if o is None:
+        """Every headline number of `Overview.counts()`, by group."""
+        if self.overview is None:
             return {}
-        c = o.connectors
-        return {
-            "Connectors": [
-                Tile("connected", c["connected"], "ok", "connectors"),
-                Tile("need authorization", c["needs_auth"], _alarm(c["needs_auth"], "warn"), "connectors"),
-                Tile("failing", c["error"], _alarm(c["error"], "bad"), "connectors"),
-                Tile("never synced", c["never_synced"], "idle", "connectors"),
-            ],
-            "Credentials": [
-                Tile(
-                    "need re-authorization",
-                    o.credentials_needing_reauth,
-                    _alarm(o.credentials_needing_reauth, "bad"),
-                    "health",
-                ),
-                Tile(
-                    "expire within 24 h",
-                    o.credentials_expiring,
-                    _alarm(o.credentials_expiring, "warn"),
-                    "health",
-                ),
-            ],
-            "Tools": [
-                Tile("tools", o.tools, "idle", "tools"),
-                Tile("changed in the last sync", o.tools_drifted, _alarm(o.tools_drifted, "warn"), "tools"),
-                Tile("quarantined", o.tools_quarantined, _alarm(o.tools_quarantined, "warn"), "review"),
-                Tile("awaiting approval", o.tools_pending, _alarm(o.tools_pending, "warn"), "review"),
-            ],
-            "Calls (24 h)": [
-                Tile("calls", o.calls_24h, "idle", "audit"),
-                Tile("failed", o.failed_calls_24h, _alarm(o.failed_calls_24h, "bad"), "audit"),
-            ],
-        }
+        groups: dict[str, list[Tile]] = {}
+        for key, value in self.overview.counts().items():
+            group, label, alarm, link = TILES[key]
+            tone = alarm if alarm in ("ok", "idle") or value else "ok"
+            groups.setdefault(group, []).append(Tile(key, label, value, tone, link))
+        return groups
 
     @param.depends("overview")
     def activity_frame(self) -> pd.DataFrame:
@@ -167,11 +158,6 @@ class OverviewModel(ServiceModel):
             return [r async for r in self.services.sync_many([item.connector], item.agent)]
         finally:
             await self.refresh()
-
-
-def _alarm(count: int, tone: str) -> str:
-    """`tone` when something is counted, else the all-clear tone."""
-    return tone if count else "ok"
 
 
 def _local(epoch: float) -> datetime:

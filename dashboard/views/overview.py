@@ -169,7 +169,7 @@ def _tiles_markup(groups: dict) -> str:
     sections = []
     for title, tiles in groups.items():
         items = "".join(
-            f"<li><a class='sb-tile sb-tile-{t.tone}' href='{html.escape(t.link)}'>"
+            f"<li><a class='sb-tile sb-tile-{t.tone}' data-count='{t.key}' href='{html.escape(t.link)}'>"
             f"<b>{t.value:,}</b>{html.escape(t.label)}</a></li>"
             for t in tiles
         )
