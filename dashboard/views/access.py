@@ -26,7 +26,6 @@ class AgentGatewayView(pn.viewable.Viewer):
         self._tokens = data_table(
             g.token_frame(),
             badges=["status"],
-            wrap=["label", "created", "expires", "last used"],
             buttons={"revoke": "<span class='sb-action'>Revoke</span>"},
             titles={"revoke": ""},
             sortable={"revoke": False},
@@ -35,7 +34,7 @@ class AgentGatewayView(pn.viewable.Viewer):
         g.param.watch(lambda _e: setattr(self._tokens, "value", g.token_frame()), "tokens")
         self._label = pn.widgets.TextInput(label="Token label", placeholder="laptop", width=220)
         self._days = pn.widgets.IntInput(
-            label="Expires in (days, empty: never)", start=1, end=3650, width=220
+            label="Expires in (days, empty: never)", value=None, start=1, end=3650, width=220
         )
         self._create = pn.widgets.Button(label="Create token", button_type="primary", align="end")
         self._create.on_click(self._create_token)
@@ -59,8 +58,12 @@ class AgentGatewayView(pn.viewable.Viewer):
         )
         self._add_rule = pn.widgets.Button(label="Add rule", button_type="primary", align="end")
         self._add_rule.on_click(self._add)
-        self._rpm = pn.widgets.IntInput(label="Requests per minute (empty: default)", start=1, width=240)
-        self._concurrent = pn.widgets.IntInput(label="Concurrent calls (empty: default)", start=1, width=240)
+        self._rpm = pn.widgets.IntInput(
+            label="Requests per minute (empty: default)", value=None, start=1, width=240
+        )
+        self._concurrent = pn.widgets.IntInput(
+            label="Concurrent calls (empty: default)", value=None, start=1, width=240
+        )
         self._save_limits = pn.widgets.Button(label="Save limits", align="end")
         self._save_limits.on_click(self._limits_saved)
         pn.state.onload(self._refresh)

@@ -25,9 +25,7 @@ class AgentsPage(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("directory", AgentDirectory())
         super().__init__(**params)
-        self._table = data_table(
-            self._frame(), wrap=["description"], formatters={"open": {"type": "html"}}, titles={"open": ""}
-        )
+        self._table = data_table(self._frame(), formatters={"open": {"type": "html"}}, titles={"open": ""})
         self.directory.param.watch(lambda _e: setattr(self._table, "value", self._frame()), "agents")
         self._name = pn.widgets.TextInput(label="Agent name", placeholder="support-bot", width=220)
         self._description = pn.widgets.TextInput(label="Description", placeholder="optional", width=320)
@@ -81,7 +79,7 @@ class AgentPage(pn.viewable.Viewer):
         super().__init__(**params)
         self._navigator = BrowserNavigator()
         self._cards = pn.Column(sizing_mode="stretch_width")
-        self._shared = data_table(_shared_frame([]), badges=["status"], wrap=["scopes"])
+        self._shared = data_table(_shared_frame([]), badges=["status"])
         self.credentials.param.watch(self._render, ["per_agent", "shared"])
         pn.state.onload(self._refresh)
 

@@ -19,7 +19,8 @@ from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
 from dashboard.views.tables import data_table
 
-ACTIONS = {"connect": "Connect", "sync": "Sync", "edit": "Edit", "delete": "Delete"}
+# The row actions; Edit and Delete sit with the selected connector's details, labelled with its name.
+ACTIONS = {"connect": "Connect", "sync": "Sync"}
 CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
 
 
@@ -37,7 +38,6 @@ class ConnectorsPage(pn.viewable.Viewer):
         self._table = data_table(
             self.index.frame(),
             badges=["status"],
-            wrap=["name", "url", "last sync", "last error"],
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
             titles={k: "" for k in ACTIONS},
             sortable={k: False for k in ACTIONS},
@@ -60,7 +60,6 @@ class ConnectorsPage(pn.viewable.Viewer):
         self._progress = data_table(
             self.index.sync_progress(),
             badges=["state"],
-            wrap=["error"],
             visible=False,
             widths={
                 "connector": 200,
@@ -83,7 +82,7 @@ class ConnectorsPage(pn.viewable.Viewer):
         await attempt(self.index.refresh())
         if self._edit_first and any(c.name == self._edit_first for c in self.index.connectors):
             self.index.selected = self._edit_first
-            await self._edit(self._edit_first)
+            self.form.load(self.index.get(self._edit_first))
         await self._load_trace()
 
     def _show_connectors(self, _event=None) -> None:
@@ -95,8 +94,6 @@ class ConnectorsPage(pn.viewable.Viewer):
         handler: Callable[[str], Awaitable[None]] | None = {
             "connect": self._connect,
             "sync": self._sync,
-            "edit": self._edit,
-            "delete": self._ask_delete,
         }.get(event.column)
         if handler is not None:
             await handler(name)
@@ -111,11 +108,8 @@ class ConnectorsPage(pn.viewable.Viewer):
             nothing=f"Nothing to sync: no agent has connected {name} yet.",
         )
 
-    async def _edit(self, name: str) -> None:
-        self.form.load(self.index.get(name))
-
-    async def _ask_delete(self, name: str) -> None:
-        confirm = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
+    def _ask_delete(self, name: str) -> None:
+        confirm = pn.widgets.Button(label=f"Yes, delete {name}", button_type="danger")
         cancel = pn.widgets.Button(label="Cancel")
 
         async def delete(_event) -> None:
@@ -167,11 +161,17 @@ class ConnectorsPage(pn.viewable.Viewer):
     @param.depends("index.selected", "index.connectors")
     def _details(self):
         details = self.index.details()
-        title = f"Details — {details['name']}" if details else "Details"
-        return pn.Column(
-            heading(title),
-            facts_table(details, empty="Click a connector to see what discovery found for it."),
-        )
+        if details is None:
+            return pn.Column(
+                heading("Details"),
+                facts_table(None, empty="Click a connector to see what discovery found for it."),
+            )
+        name = details["name"]
+        edit = pn.widgets.Button(label=f"Edit {name}")
+        edit.on_click(lambda _event: self.form.load(self.index.get(name)))
+        delete = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
+        delete.on_click(lambda _event: self._ask_delete(name))
+        return pn.Column(heading(f"Details — {name}"), pn.Row(edit, delete), facts_table(details))
 
     def __panel__(self):
         return pn.Column(
@@ -179,12 +179,12 @@ class ConnectorsPage(pn.viewable.Viewer):
             pn.Row(heading("Connectors", 2), pn.HSpacer(), self._sync_all_button),
             self._sync_count,
             self._progress,
-            self._confirm,
             self._table,
             pn.Row(
                 self._form_view,
                 pn.Column(
                     self._details,
+                    self._confirm,
                     AuthTraceView(trace=self.trace, selectable=False),
                     sizing_mode="stretch_width",
                 ),

@@ -21,7 +21,6 @@ class AuthTraceView(pn.viewable.Viewer):
         super().__init__(**params)
         self._table = data_table(
             self.trace.frame(),
-            wrap=["time", "url", "detail"],
             pagination="local",
             page_size=20,
             visible=self.trace.param.steps.rx().rx.bool(),
@@ -63,7 +62,6 @@ class AuditPage(pn.viewable.Viewer):
         self._table = data_table(
             self.log.frame(),
             badges=["status"],
-            wrap=["time", "tool", "error", "arguments"],
             pagination="local",
             page_size=50,
         )
@@ -111,7 +109,6 @@ class HealthPage(pn.viewable.Viewer):
         self._table = data_table(
             self.health.frame(),
             badges=["status"],
-            wrap=["last refresh", "last 401", "last 403", "scopes", "reason"],
         )
         self.health.param.watch(lambda _e: setattr(self._table, "value", self.health.frame()), "credentials")
         self._trace_view = AuthTraceView(trace=self.trace)

@@ -15,7 +15,7 @@ from dashboard.views.feedback import attempt
 DIFF_CSS = """
 .sb-diff { width: 100%; border-collapse: collapse; table-layout: fixed; margin: 4px 0 12px 0;
   font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.85em; }
-.sb-diff caption { caption-side: top; text-align: left; font-family: inherit; font-weight: 600;
+.sb-diff caption { caption-side: top; text-align: left; font-family: system-ui, sans-serif; font-weight: 600;
   font-size: 1.1em; color: #212529; padding: 4px 0; }
 .sb-diff th { text-align: left; background: #f1f3f5; padding: 2px 6px; font-family: system-ui, sans-serif; }
 .sb-diff td { vertical-align: top; padding: 0 6px; white-space: pre-wrap; overflow-wrap: anywhere;
@@ -65,7 +65,10 @@ class ReviewPage(pn.viewable.Viewer):
                 )
                 if part
             )
-            options[f"{t.connector}{f' ({t.agent})' if t.agent else ''} — {held}"] = (t.connector, t.agent)
+            options[f"{_name(t.connector, t.agent)} — {held}"] = (t.connector, t.agent)
+        current = (self.reviews.connector, self.reviews.agent)
+        if current[0] and current not in options.values():  # just approved: it stays chosen
+            options[f"{_name(*current)} — nothing held back"] = current
         self._list.options = options
 
     async def _choose_list(self, event) -> None:
@@ -122,11 +125,7 @@ class ReviewPage(pn.viewable.Viewer):
         header = html_pane(
             f"<h3>{html.escape(current.name)} {status_badge(current.state)}</h3>"
             f"<p>Left: {approved}"
-            + (
-                f" (approved by {html.escape(current.approved_by or '')})"
-                if current.approved is not None
-                else ""
-            )
+            + (f" ({_approval(current.approved_by)})" if current.approved is not None else "")
             + ". Right: what the server serves now. The gateway hides this tool from agents until it is approved.</p>"
         )
         return pn.Column(header, *[_section(s) for s in r.diff()], styles=CARD, sizing_mode="stretch_width")
@@ -143,6 +142,16 @@ class ReviewPage(pn.viewable.Viewer):
             self._body,
             sizing_mode="stretch_width",
         )
+
+
+def _approval(by: str | None) -> str:
+    return (
+        "approved automatically by its first sync" if by == "auto" else f"approved by {html.escape(by or '')}"
+    )
+
+
+def _name(connector: str, agent: str | None) -> str:
+    return f"{connector} ({agent})" if agent else connector
 
 
 def _section(section: DiffSection) -> pn.pane.HTML:

@@ -5,7 +5,8 @@ Every table of the dashboard is built here so they share one set of rules:
 - Cell text is never markup. Tabulator's default tooltip assigns the cell value to innerHTML, and
   cells hold server-written text (tool names, descriptions, error messages), so tooltips are built
   as text nodes; long text wraps (the `textarea` formatter escapes it) instead of being cut.
-- Headers wrap instead of being cut ("t…" at 1280 px).
+- Headers wrap between words, and no column is narrower than its title's longest word, so nothing
+  is cut ("t…") at 1280 px; a table too wide for the window scrolls instead.
 - A status is a coloured badge *with its text* (colour is never the only signal), built as DOM nodes
   from the cell value, never as HTML.
 - Boolean flags are words ("read-only", "⚠ changed"), not Tabulator's tick/cross icons, whose
@@ -15,6 +16,8 @@ Every table of the dashboard is built here so they share one set of rules:
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -77,20 +80,50 @@ TABLE_CSS = """
 """
 
 
+# Tabulator's bold 16 px header text takes up to 11.5 px a character (measured in Chromium), the
+# sort arrow's room and the padding 38 px more.
+HEADER_CHAR_PX, HEADER_EXTRA_PX = 11.5, 38
+BADGE_MIN_WIDTH = 125
+
+
+def min_width(title: str) -> int:
+    """The narrowest a column can be without cutting its title (which wraps between words)."""
+    text = re.sub(r"<[^>]+>", "", str(title))  # a button column's title is its label's markup
+    return math.ceil(HEADER_CHAR_PX * max((len(word) for word in text.split()), default=0) + HEADER_EXTRA_PX)
+
+
 def data_table(
     frame,
     *,
     badges: Iterable[str] = (),
-    wrap: Iterable[str] = (),
     flags: Mapping[str, str] | None = None,
     formatters: Mapping[str, Any] | None = None,
     table_type: type[pn.widgets.Tabulator] = pn.widgets.Tabulator,
     **options: Any,
 ) -> pn.widgets.Tabulator:
-    """A read-only table of `frame`. `badges`: status columns shown as coloured badges; `wrap`:
-    columns of long text that wrap (URLs, descriptions, errors); `flags`: boolean column -> the word
-    shown when true. Every cell's full text is in its tooltip."""
-    columns = [{"field": name, "formatter": "textarea"} for name in wrap]
+    """A read-only table of `frame`. `badges`: status columns shown as coloured badges; `flags`:
+    boolean column -> the word shown when true. Every other column's text wraps (URLs, descriptions,
+    errors) and is whole in its tooltip; no column is narrower than its title's longest word."""
+    badges, flags, formatters = list(badges), dict(flags or {}), dict(formatters or {})
+    titles, buttons = options.get("titles", {}), options.get("buttons", {})
+    formatted = {*badges, *flags, *formatters}
+    narrowest = {
+        **{str(c): min_width(titles.get(c, c)) for c in frame.columns},
+        **{b: max(min_width(label), min_width(titles.get(b, ""))) for b, label in buttons.items()},
+    }
+    for badge in badges:
+        narrowest[badge] = max(narrowest[badge], BADGE_MIN_WIDTH)
+    columns = [
+        {
+            "field": field,
+            "minWidth": width,
+            **({} if field in formatted or field in buttons else {"formatter": "textarea"}),
+        }
+        for field, width in narrowest.items()
+    ]
+    widths = {
+        field: max(width, narrowest.get(field, 0)) for field, width in options.pop("widths", {}).items()
+    }
     return table_type(
         frame,
         show_index=False,
@@ -104,9 +137,11 @@ def data_table(
         },
         formatters={
             **{name: BADGE_FORMATTER for name in badges},
-            **{name: flag_formatter(label) for name, label in (flags or {}).items()},
-            **(formatters or {}),
+            **{name: flag_formatter(label) for name, label in flags.items()},
+            **formatters,
         },
+        widths=widths,
         stylesheets=[TABLE_CSS, *options.pop("stylesheets", [])],
+        selectable=options.pop("selectable", False),  # a click acts (opens, syncs); it selects nothing
         **options,
     )

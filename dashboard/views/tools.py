@@ -80,8 +80,6 @@ class ToolsPage(pn.viewable.Viewer):
             table_type=StorePagedTabulator,
             page_size=inv.page_size,
             titles=TITLES,
-            selectable=False,
-            wrap=["connector", "name", "description", "last_changed_at"],
             flags=FLAG_LABELS,
             # Narrow flag columns so every column fits a laptop screen; the description takes the rest.
             widths={
