@@ -58,6 +58,7 @@ ACTIONS: Mapping[str, Role] = {
     # services lifecycle: not actions on anything
     "acting_as": _V,
     "aclose": _V,
+    "access": _V,  # hands out AgentAccess for the same principal, which checks its own actions
     # Switchboard: reads
     "list_connectors": _V,
     "get_connector": _V,
@@ -70,6 +71,7 @@ ACTIONS: Mapping[str, Role] = {
     "credentials_for_agent": _V,
     "audit": _V,
     "auth_trace": _V,
+    "overview": _V,
     # Switchboard: using connectors
     "set_secret": _O,
     "connect": _O,

@@ -8,37 +8,38 @@ says who is signed in, with their role and a sign-out link.
 
 from __future__ import annotations
 
-import html
+import math
 from collections.abc import Callable
 
 import panel as pn
 
-from core.roles import Principal
 from dashboard import flash, runtime, signin
 from dashboard.models.agents import AgentCredentials
+from dashboard.models.observability import AuditLog
+from dashboard.models.overview import MIN_REFRESH_SECONDS, OverviewModel
 from dashboard.views.agents import AgentPage, AgentsPage
 from dashboard.views.components import alert
 from dashboard.views.connectors import ConnectorsPage
-from dashboard.views.feedback import handle_unexpected, notify_error, notify_success
+from dashboard.views.feedback import handle_unexpected, notify_error, notify_success, readable_notifications
 from dashboard.views.observability import AuditPage, HealthPage
+from dashboard.views.overview import OverviewPage
 from dashboard.views.playground import PlaygroundPage
+from dashboard.views.review import ReviewPage
+from dashboard.views.template import DashboardTemplate, navigation, signed_in_as
 from dashboard.views.tools import ToolsPage
 
 TITLE = "Switchboard"
 NAVIGATION = {
+    "./": "Overview",
     "connectors": "Connectors",
     "agents": "Agents",
     "tools": "Tools",
+    "review": "Tool review",
     "playground": "Playground",
     "audit": "Audit log",
     "health": "Credential health",
 }
 PageFactory = Callable[[dict[str, str], flash.Flash | None], pn.viewable.Viewer]
-
-WHO_CSS = ".sb-who { color: white; text-align: right; padding-right: 16px; } .sb-who a { color: white; }"
-NAVIGATION_CSS = (
-    ".sb-nav { list-style: none; padding: 0; } .sb-nav li { margin: 6px 0; } .sb-active { font-weight: 700; }"
-)
 
 
 def _args() -> dict[str, str]:
@@ -51,14 +52,27 @@ def _args() -> dict[str, str]:
 
 
 PAGES: dict[str, PageFactory] = {
-    "connectors": lambda args, arrival: ConnectorsPage(arrival=arrival),
+    "overview": lambda args, arrival: OverviewPage(model=OverviewModel(**_refresh(args))),
+    "connectors": lambda args, arrival: ConnectorsPage(arrival=arrival, edit=args.get("edit")),
     "agents": lambda args, arrival: AgentsPage(),
     "agent": lambda args, arrival: AgentPage(credentials=AgentCredentials(agent=args.get("name", ""))),
     "tools": lambda args, arrival: ToolsPage(),
+    "review": lambda args, arrival: ReviewPage(connector=args.get("connector"), agent=args.get("agent")),
     "playground": lambda args, arrival: PlaygroundPage(initial=args),
-    "audit": lambda args, arrival: AuditPage(),
+    "audit": lambda args, arrival: AuditPage(log=AuditLog(connector=args.get("connector") or None)),
     "health": lambda args, arrival: HealthPage(),
 }
+
+
+def _refresh(args: dict[str, str]) -> dict[str, float]:
+    """`?refresh=SECONDS`: how often the overview re-reads (bounded; ignored when not a number)."""
+    try:
+        seconds = float(args["refresh"])
+    except (KeyError, ValueError):
+        return {}
+    if not math.isfinite(seconds):
+        return {}
+    return {"refresh_seconds": min(max(seconds, MIN_REFRESH_SECONDS), 3600)}
 
 
 def page(slug: str) -> pn.template.BaseTemplate:
@@ -69,6 +83,7 @@ def page(slug: str) -> pn.template.BaseTemplate:
     if principal is None:
         return _signed_out()
     runtime.act_for_session(principal)
+    readable_notifications()
     args = _args()
     arrival = flash.take(args.get(flash.FLASH_PARAM))
     main: list = []
@@ -76,34 +91,19 @@ def page(slug: str) -> pn.template.BaseTemplate:
         main.append(alert(arrival.message, arrival.ok))
         pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
     main.append(PAGES[slug](args, arrival))
-    active = "agents" if slug == "agent" else slug
-    return pn.template.BootstrapTemplate(
+    active = {"agent": "agents", "overview": "./"}.get(slug, slug)
+    # `none` signs in the local admin without a sign-in, so there is nothing to sign out of.
+    sign_out = signin.LOGOUT_PATH if signin.front_door().mode != "none" else None
+    return DashboardTemplate(
         title=TITLE,
-        sidebar=[_navigation(active)],
-        header=[_who(principal)],
+        header=[navigation(NAVIGATION, active), signed_in_as(principal, sign_out)],
         main=main,
-        sidebar_width=220,
-    )
-
-
-def _who(principal: Principal) -> pn.pane.HTML:
-    """Who is signed in, and the way out (none: the local admin needs no sign-out)."""
-    sign_out = (
-        f" · <a href='{signin.LOGOUT_PATH}' class='sb-signout'>Sign out</a>"
-        if signin.front_door().mode != "none"
-        else ""
-    )
-    return pn.pane.HTML(
-        f"<div class='sb-who'>Signed in as <b>{html.escape(principal.name)}</b> "
-        f"({html.escape(principal.role.value)}){sign_out}</div>",
-        stylesheets=[WHO_CSS],
-        sizing_mode="stretch_width",
     )
 
 
 def _signed_out() -> pn.template.BaseTemplate:
     """What a session without a signed-in operator gets: the way to sign in, nothing of the app."""
-    return pn.template.BootstrapTemplate(
+    return DashboardTemplate(
         title=TITLE,
         main=[
             pn.pane.HTML(
@@ -113,11 +113,3 @@ def _signed_out() -> pn.template.BaseTemplate:
             )
         ],
     )
-
-
-def _navigation(active: str) -> pn.pane.HTML:
-    links = "".join(
-        f"<li><a href='{slug}' class='{'sb-active' if slug == active else ''}'>{label}</a></li>"
-        for slug, label in NAVIGATION.items()
-    )
-    return pn.pane.HTML(f"<nav><ul class='sb-nav'>{links}</ul></nav>", stylesheets=[NAVIGATION_CSS])

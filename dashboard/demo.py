@@ -66,6 +66,14 @@ async def register(store: str, *, oauth_url: str, bearer_url: str, bearer_keys: 
                 await service.add_connector(name, url, auth_type, mode)
         for agent in AGENTS:
             await service.set_secret("demo-bearer", bearer_keys[agent], agent=agent)
+        # A few calls, so the overview's activity chart and audit log have something to show.
+        for agent, tool in (
+            ("alice", "whoami"),
+            ("bob", "whoami"),
+            ("alice", "list_items"),
+            ("bob", "always_fails"),
+        ):
+            await service.call_tool("demo-bearer", tool, {}, agent=agent)
     finally:
         await service.aclose()
 

@@ -32,7 +32,7 @@ from dashboard import runtime
 
 PAGES_DIR = Path(__file__).with_name("pages")
 AUTH_MODULE = Path(__file__).with_name("auth_module.py")
-INDEX_PAGE = "connectors"
+INDEX_PAGE = "overview"
 STORE_ENV = "SWITCHBOARD_STORE"
 BOKEH_SECRET_ENV = "BOKEH_SECRET_KEY"
 

@@ -59,7 +59,7 @@ class _FrontDoorHandler(RequestHandler):
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     def next_path(self) -> str:
-        return navigation.local_path(self.get_argument("next", None))
+        return navigation.local_path(self.get_argument("next", None), default="/")
 
     def over_budget(self) -> bool:
         if SIGN_IN_ATTEMPTS.allow(self.request.remote_ip or "?"):
@@ -95,7 +95,7 @@ class _FrontDoorHandler(RequestHandler):
     def signed_in(self, principal: Principal, path: str) -> None:
         sign_in(self, principal)
         log.info("%s signed in (%s)", principal.name, principal.role)
-        self.redirect(navigation.local_path(path), status=303)
+        self.redirect(navigation.local_path(path, default="/"), status=303)  # the overview
 
 
 class LoginHandler(_FrontDoorHandler):

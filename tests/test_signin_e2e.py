@@ -26,7 +26,7 @@ from tests.fixtures.dashboard import ARTIFACTS, REPO, Dashboard, dashboard_env, 
 
 pytestmark = pytest.mark.browser
 
-PAGES = ("connectors", "agents", "agent", "tools", "playground", "audit", "health")
+PAGES = ("overview", "connectors", "agents", "agent", "tools", "review", "playground", "audit", "health")
 
 
 def get(url: str, **kwargs) -> httpx2.Response:
@@ -55,6 +55,8 @@ def test_token_mode_prints_one_sign_in_url_and_without_it_there_is_no_session(to
         assert answer.status_code == 302, slug
         assert answer.headers["location"].endswith(f"login?next=%2F{slug}")
         assert "token" not in answer.text and "session_id" not in answer.text
+    index = get(f"{token_board.url}/")
+    assert index.status_code == 302 and index.headers["location"].endswith("login?next=%2F")
     answer = get(f"{token_board.url}/login")
     assert answer.status_code == 200 and "bokeh" not in answer.text.lower()
     wrong = get(f"{token_board.url}/login", params={"token": "not-the-token-at-all"})
@@ -74,7 +76,7 @@ def test_the_printed_url_signs_in_with_an_httponly_lax_cookie(token_board, brows
 
     page = browser.new_context().new_page()
     page.goto(token_board.signin_url)
-    page.wait_for_url(re.compile(r"/connectors$"))
+    page.wait_for_url(f"{token_board.url}/")  # the overview
     expect(page.locator(".sb-who")).to_contain_text("Signed in as local (admin)")
     screenshot(page, "signed-in-token")
     page.get_by_role("link", name="Sign out").click()

@@ -31,6 +31,7 @@ class ConnectorsIndex(ServiceModel):
     selected = param.String(default=None, allow_None=True, doc="Connector whose details are shown.")
     syncing = param.Boolean(default=False, doc="A sync (Sync all, or one row's) is running.")
     sync_total = param.Integer(default=0, doc="Credentials the running sync covers.")
+    sync_plan = param.List(default=[], doc="(connector, agent) of each of its syncs, as planned.")
     sync_results = param.List(default=[], item_type=SyncResult, doc="Its outcomes, in finishing order.")
 
     async def refresh(self) -> list[ConnectorInfo]:
@@ -126,10 +127,10 @@ class ConnectorsIndex(ServiceModel):
 
     async def _run_syncs(self, names: set[str] | None) -> list[SyncResult]:
         """`sync_results` grows as each sync finishes; `sync_total` says how many there are."""
-        self.param.update(syncing=True, sync_results=[], sync_total=0)
+        self.param.update(syncing=True, sync_results=[], sync_total=0, sync_plan=[])
         try:
             async for result in self.services.sync_many(
-                None if names is None else sorted(names), on_start=self._sync_started
+                None if names is None else sorted(names), on_plan=self._sync_planned
             ):
                 self.sync_results = [*self.sync_results, result]
         finally:
@@ -137,8 +138,30 @@ class ConnectorsIndex(ServiceModel):
         await self.refresh()
         return self.sync_results
 
-    def _sync_started(self, count: int) -> None:
-        self.sync_total += count
+    def _sync_planned(self, plan: list[tuple[str, str | None]]) -> None:
+        self.param.update(sync_plan=plan, sync_total=len(plan))
+
+    @param.depends("sync_plan", "sync_results")
+    def sync_progress(self) -> pd.DataFrame:
+        """Every sync of the run, finished or still waiting, in the order they were planned."""
+        done = {(r.connector, r.agent): r for r in self.sync_results}
+        rows = []
+        for connector, agent in self.sync_plan:
+            result = done.get((connector, agent))
+            rows.append(
+                {
+                    "connector": connector,
+                    "agent": agent or "(shared)",
+                    "state": "waiting" if result is None else ("synced" if result.ok else "failed"),
+                    "tools": "" if result is None or not result.ok else result.tools,
+                    "changed": "" if result is None or not result.ok else result.changed,
+                    "time (ms)": "" if result is None else round(result.duration_ms),
+                    "error": "" if result is None else result.error or "",
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["connector", "agent", "state", "tools", "changed", "time (ms)", "error"]
+        )
 
     async def remove(self, name: str) -> None:
         await self.services.remove_connector(name)
