@@ -102,3 +102,14 @@ async def test_agent_access_is_checked_the_same_way(service):
         await viewer.create_token("bot")
     admin = AgentAccess(service.store, principal=LOCAL_ADMIN)
     assert (await admin.create_token("bot")).agent == "bot"
+
+
+async def test_the_services_hand_out_agent_access_acting_for_the_same_principal(service):
+    await service.add_agent("bot")
+    access = service.acting_as(OPERATOR).access()
+    assert access.principal == OPERATOR
+    assert await access.policy("bot") is not None  # reads: a viewer's
+    for attempt in (access.create_token("bot"), access.approve("nothing-here")):
+        with pytest.raises(AccessDenied, match="an operator may not"):
+            await attempt
+    assert await service.access().list_tokens("bot") == []

@@ -183,7 +183,7 @@ def oidc_sign_in(browser: Browser, board: Dashboard, user: str, path: str) -> Pa
     page.locator("input[name=password]").fill("any password")
     page.get_by_role("button", name="Sign-in").click()
     page.get_by_role("button", name="Continue").click()  # consent
-    page.wait_for_url(re.compile(re.escape(board.url) + r"/playground"))
+    page.wait_for_url(re.compile(re.escape(board.url + path) + "$"))
     return page
 
 
@@ -237,6 +237,38 @@ def test_an_operator_calls_a_tool_and_the_audit_row_names_them(oidc_board, brows
     expect(page.locator(".tabulator-row", has_text="plain-operator")).to_be_visible()
     expect(page.get_by_role("button", name="Save")).to_have_count(0)  # adding connectors: admins only
     page.context.close()
+
+
+def test_the_overview_review_and_gateway_pages_show_each_role_only_what_it_may_do(
+    oidc_board, browser: Browser
+):
+    board, _provider = oidc_board
+
+    async def work(services):
+        await services.add_agent("bot-roles")
+        await services.add_connector("down-roles", "http://127.0.0.1:9/mcp", "none")
+        return [r.ok async for r in services.sync_many(["down-roles"])]
+
+    assert board.seed(work) == [False]  # a failed sync: the overview offers "Sync down-roles"
+    fix = re.compile("^Sync down-roles$")
+
+    viewer = oidc_sign_in(browser, board, "victor", "/")
+    expect(viewer.locator("b", has_text=re.compile("^down-roles$")).first).to_be_visible()  # the item
+    expect(viewer.get_by_role("button", name=fix)).to_have_count(0)  # but no fix: syncing is an operator's
+    viewer.context.close()
+
+    operator = oidc_sign_in(browser, board, "alice", "/")
+    expect(operator.get_by_role("button", name=fix)).to_be_visible()
+    operator.goto(f"{board.url}/agent?name=bot-roles")
+    expect(operator.get_by_role("heading", name="Gateway tokens")).to_be_visible()
+    expect(operator.locator(".sb-who")).to_contain_text("alice@example.com (alice) (operator)")
+    for admins_only in ("Create token", "Add rule", "Save limits"):  # gateway access: admins'
+        expect(operator.get_by_role("button", name=admins_only)).to_have_count(0)
+    operator.goto(f"{board.url}/review")
+    expect(operator.get_by_label("Tool list")).to_be_visible()
+    expect(operator.get_by_role("button", name=re.compile("^Approve"))).to_have_count(0)
+    screenshot(operator, "signed-in-operator-review")
+    operator.context.close()
 
 
 # --- helpers --------------------------------------------------------------------------------------
