@@ -30,7 +30,7 @@ else:
 
 async def get_user_async(handler: Any) -> Principal | None:
     protect(handler)
-    return signin.principal_of_request(handler)
+    return await signin.principal_of_request(handler)
 
 
 def get_login_url(handler: Any) -> str:

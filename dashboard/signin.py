@@ -10,6 +10,9 @@ the dashboard secret (`core/signin/secret.py`) and, in `oidc` mode, the OpenID C
   carried it, and only in a session whose id was signed with the dashboard secret (so a server
   started without signed sessions — a bare `panel serve` — shows nothing but sign-in).
 - The sign-in routes (`dashboard/signin_routes.py`) set the cookie: `sign_in(handler, principal)`.
+- `basic` binds a cookie to the operator's account as it was (role, password hash): each request
+  asks the store whether it still is (`core/signin/basic.py`), so removing an operator, changing
+  their role or password ends their sessions.
 
 `none` signs in one local admin without a cookie, but only for requests that reached a loopback
 address (the server refuses to start otherwise; this covers a bare `panel serve --address 0.0.0.0`).
@@ -42,6 +45,7 @@ class FrontDoor:
     settings: SignInSettings
     secret: bytes
     oidc: Any = None  # core.signin.oidc.OidcSignIn in oidc mode
+    passwords: Any = None  # core.signin.basic.PasswordSignIn in basic mode
 
     def __post_init__(self) -> None:
         self._sealer = Sealer(derive_key(self.secret, "session-cookie"))
@@ -54,16 +58,28 @@ class FrontDoor:
     def session_seconds(self) -> float:
         return self.settings.session_hours * 3600
 
-    def seal_session(self, principal: Principal) -> str:
-        payload = {"n": principal.name, "r": principal.role.value, "m": self.mode, "b": self._binding()}
+    def seal_session(self, principal: Principal, account: str = "") -> str:
+        """The session cookie's value; `account`: what the session depends on (basic mode's binding)."""
+        payload = {
+            "n": principal.name,
+            "r": principal.role.value,
+            "m": self.mode,
+            "b": self._binding(),
+            "a": account,
+        }
         return self._sealer.seal(SESSION_COOKIE, payload, lifetime=self.session_seconds)
 
     def principal_of_cookie(self, value: str | None) -> Principal | None:
+        session = self.session_of_cookie(value)
+        return session[0] if session else None
+
+    def session_of_cookie(self, value: str | None) -> tuple[Principal, str] | None:
+        """The cookie's principal and account binding, if it is a valid cookie of this start and mode."""
         payload = self._sealer.unseal(SESSION_COOKIE, value)
         if payload is None or payload.get("m") != self.mode or payload.get("b") != self._binding():
             return None  # another mode's cookie, or a login token since replaced
         try:
-            return Principal(str(payload["n"]), Role(payload["r"]))
+            return Principal(str(payload["n"]), Role(payload["r"])), str(payload.get("a", ""))
         except (KeyError, ValueError):
             return None
 
@@ -123,12 +139,19 @@ def login_url() -> str:
     return public_url() + LOGIN_PATH + query
 
 
-def principal_of_request(handler: Any) -> Principal | None:
-    """Who sent this Tornado request: its session cookie, or the local admin in `none` mode on loopback."""
+async def principal_of_request(handler: Any) -> Principal | None:
+    """Who sent this Tornado request: its session cookie (in basic mode: of an account that is still
+    as it was), or the local admin in `none` mode on loopback."""
     door = front_door()
     if door.mode == "none":
         return LOCAL_ADMIN if arrived_on_loopback(handler.request) else None
-    return door.principal_of_cookie(handler.get_cookie(SESSION_COOKIE))
+    session = door.session_of_cookie(handler.get_cookie(SESSION_COOKIE))
+    if session is None:
+        return None
+    principal, account = session
+    if door.passwords is not None and not await door.passwords.still_signed_in(principal, account):
+        return None
+    return principal
 
 
 def arrived_on_loopback(request: Any) -> bool:
@@ -143,12 +166,12 @@ def arrived_on_loopback(request: Any) -> bool:
         return False
 
 
-def sign_in(handler: Any, principal: Principal) -> None:
-    """Give the browser behind `handler` a session for `principal`."""
+def sign_in(handler: Any, principal: Principal, account: str = "") -> None:
+    """Give the browser behind `handler` a session for `principal` (`account`: basic mode's binding)."""
     door = front_door()
     handler.set_cookie(
         SESSION_COOKIE,
-        door.seal_session(principal),
+        door.seal_session(principal, account),
         httponly=True,
         samesite="Lax",
         secure=handler.request.protocol == "https",

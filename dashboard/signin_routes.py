@@ -92,8 +92,8 @@ class _FrontDoorHandler(RequestHandler):
         self.clear_cookie(FORM_COOKIE, path=LOGIN_PATH)
         return bool(cookie and field) and secrets.compare_digest(cookie, field)
 
-    def signed_in(self, principal: Principal, path: str) -> None:
-        sign_in(self, principal)
+    def signed_in(self, principal: Principal, path: str, account: str = "") -> None:
+        sign_in(self, principal, account)
         log.info("%s signed in (%s)", principal.name, principal.role)
         self.redirect(navigation.local_path(path, default="/"), status=303)  # the overview
 
@@ -127,15 +127,16 @@ class LoginHandler(_FrontDoorHandler):
             self._token_sign_in(self.get_body_argument("token", ""))
             return
         name, password = self.get_body_argument("username", ""), self.get_body_argument("password", "")
-        principal = await door.verify_password(name, password)
-        if principal is None:
+        signed = await door.passwords.sign_in(name, password)
+        if signed is None:
             self.page(
                 "Sign in",
                 "<p class='bad'>Wrong user name or password.</p>" + self.form(_BASIC_FIELDS, "Sign in"),
                 401,
             )
             return
-        self.signed_in(principal, self.get_body_argument("next", ""))
+        principal, account = signed
+        self.signed_in(principal, self.get_body_argument("next", ""), account)
 
     def _token_sign_in(self, token: str) -> None:
         if not front_door().token_matches(token):

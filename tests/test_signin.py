@@ -16,9 +16,12 @@ import pytest
 from core.errors import ConfigurationError, SignInError
 from core.net import NetworkPolicy, aclose_shared_clients, shared_http_client
 from core.oauth import OAuthHttp, well_formed_state
-from core.roles import Role
+from core.roles import Principal, Role
 from core.signin import OidcSettings, load_signin_settings
+from core.signin.accounts import OperatorLogin
+from core.signin.basic import PasswordSignIn
 from core.signin.oidc import OidcSignIn
+from core.signin.passwords import hash_password, needs_rehash, password_matches
 from core.signin.sealed import Sealer
 from core.signin.secret import dashboard_secret, derive_key
 from dashboard.ratelimit import RateLimit
@@ -106,6 +109,82 @@ def test_the_dashboard_secret_is_created_once_private_or_taken_from_the_environm
     assert dashboard_secret({**env, "SWITCHBOARD_DASHBOARD_SECRET": "z" * 40}) == b"z" * 40
     with pytest.raises(ConfigurationError, match="too short"):
         dashboard_secret({**env, "SWITCHBOARD_DASHBOARD_SECRET": "short"})
+
+
+# --- basic: passwords ------------------------------------------------------------------------------
+
+
+class Operators:
+    """An `OperatorDirectory` in memory: the interface sign-in reads (the store's repository in use)."""
+
+    def __init__(self) -> None:
+        self.logins: dict[str, OperatorLogin] = {}
+
+    def add(self, name: str, role: Role, password: str, hasher=None) -> None:
+        encoded = hasher.hash(password) if hasher else hash_password(password)
+        self.logins[name] = OperatorLogin(name, role, encoded)
+
+    def login_of(self, name: str) -> OperatorLogin | None:
+        return self.logins.get(name)
+
+    def replace_hash(self, name: str, old: str, new: str) -> bool:
+        login = self.logins.get(name)
+        if login is None or login.password_hash != old:
+            return False
+        self.logins[name] = OperatorLogin(name, login.role, new)
+        return True
+
+
+def test_a_password_is_stored_only_as_an_argon2id_hash_of_at_least_twelve_characters():
+    encoded = hash_password("correct horse battery")
+    assert encoded.startswith("$argon2id$") and "correct horse" not in encoded
+    assert password_matches(encoded, "correct horse battery")
+    assert not password_matches(encoded, "correct horse battery ")
+    assert not password_matches("not a hash", "correct horse battery")
+    assert not password_matches(None, "correct horse battery")  # no such user: checked all the same
+    with pytest.raises(ConfigurationError, match="at least 12 characters"):
+        hash_password("short")
+    assert "correct" not in repr(OperatorLogin("ada", Role.ADMIN, encoded))
+
+
+async def test_basic_sign_in_checks_the_password_and_binds_the_session_to_the_account():
+    operators = Operators()
+    operators.add("ada", Role.OPERATOR, "ada's long password")
+    passwords = PasswordSignIn(operators)
+
+    assert await passwords.sign_in("ada", "wrong password here") is None
+    assert await passwords.sign_in("nobody", "ada's long password") is None
+    assert await passwords.sign_in("", "ada's long password") is None
+    signed = await passwords.sign_in("ada", "ada's long password")
+    assert signed is not None
+    principal, account = signed
+    assert principal == Principal("ada", Role.OPERATOR)
+    assert await passwords.still_signed_in(principal, account)
+    assert not await passwords.still_signed_in(Principal("ada", Role.ADMIN), account)  # a forged role
+
+    operators.add("ada", Role.VIEWER, "ada's long password")  # her role changed
+    assert not await passwords.still_signed_in(principal, account)
+    principal, account = await passwords.sign_in("ada", "ada's long password")
+    assert principal.role is Role.VIEWER and await passwords.still_signed_in(principal, account)
+    operators.add("ada", Role.VIEWER, "ada's new long password")  # her password changed
+    assert not await passwords.still_signed_in(principal, account)
+    del operators.logins["ada"]  # removed
+    assert not await passwords.still_signed_in(principal, account)
+
+
+async def test_a_hash_made_with_older_parameters_is_replaced_at_the_next_sign_in():
+    from argon2 import PasswordHasher
+
+    operators = Operators()
+    operators.add(
+        "bob", Role.ADMIN, "bob's long password", hasher=PasswordHasher(time_cost=1, memory_cost=8192)
+    )
+    old = operators.logins["bob"].password_hash
+    assert needs_rehash(old)
+    principal, account = await PasswordSignIn(operators).sign_in("bob", "bob's long password")
+    new = operators.logins["bob"].password_hash
+    assert new != old and not needs_rehash(new) and password_matches(new, "bob's long password")
+    assert await PasswordSignIn(operators).still_signed_in(principal, account)  # bound to the new hash
 
 
 # --- refusals before listening, the callback, rate limits -----------------------------------------

@@ -6,6 +6,8 @@ values, OpenID Connect and passwords. The roles themselves are `core/roles.py`.
     sealed.py     AES-GCM sealed values with an expiry (the session cookie, the OIDC flow cookie)
     oidc.py       OpenID Connect sign-in: discovery, code + PKCE, state, nonce, ID token validation
     passwords.py  Argon2id hashes of operators' passwords (`--auth basic`)
+    accounts.py   what basic sign-in reads of the operators (`OperatorDirectory`: the store provides it)
+    basic.py      basic sign-in: the password check, sessions bound to the account as it was
 
 Only the settings are exported here: the other modules load cryptography, authlib, joserfc or
 argon2 and are imported where they are used, so the CLI's `--help` stays light.
