@@ -6,8 +6,8 @@ session cookie a page is redirected to `/login` (no HTML, so no session token, i
 Panel answers the websocket handshake 403. The sign-in routes themselves are plugin routes
 (`dashboard/plugins.py`), not behind this check.
 
-Loading it (once, when the server starts) prints the sign-in URL on stdout — in token mode the one
-line that holds the token, like Jupyter's.
+Loading it (once, when the server starts) opens the services for serving and prints the sign-in URL
+on stdout — in token mode the one line that holds the token, like Jupyter's.
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from core.roles import Principal
-from dashboard import signin
+from dashboard import runtime, signin
 from dashboard.hardening import protect
 
 # Bokeh reads these names from this module: `login_url` must not be defined (get_login_url is).
 logout_url = signin.LOGOUT_PATH
+
+# The shared services act as a viewer unless a session says who (fail closed) — in a plain
+# `panel serve` too, which loads this module but not `switchboard serve`'s start-up.
+runtime.open_for_serving()
 
 if signin.front_door().mode == "none":
     print(f"Switchboard dashboard: {signin.login_url()} (no sign-in: this machine only)", flush=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -27,6 +29,7 @@ from core.signin.secret import dashboard_secret, derive_key
 from dashboard.ratelimit import RateLimit
 from dashboard.serve import check_exposure, serves_loopback_only
 from sample_servers.launch import start
+from tests.fixtures.dashboard import dashboard_env
 
 REDIRECT = "http://127.0.0.1:9/login/callback"
 
@@ -185,6 +188,21 @@ async def test_a_hash_made_with_older_parameters_is_replaced_at_the_next_sign_in
     new = operators.logins["bob"].password_hash
     assert new != old and not needs_rehash(new) and password_matches(new, "bob's long password")
     assert await PasswordSignIn(operators).still_signed_in(principal, account)  # bound to the new hash
+
+
+def test_loading_the_auth_module_opens_the_shared_services_as_a_viewer(tmp_path):
+    """A plain `panel serve` loads the auth module but not `switchboard serve`'s start-up: a code
+    path that missed its session's view still acts as a viewer there."""
+    probe = (
+        "from dashboard import auth_module, runtime\n"
+        "principal = runtime.service().principal\n"
+        "print(principal.name, principal.role)\n"
+    )
+    env = {**os.environ, **dashboard_env(tmp_path, "http://localhost:5006"), "SWITCHBOARD_AUTH": "token"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "dashboard viewer"
 
 
 # --- refusals before listening, the callback, rate limits -----------------------------------------
