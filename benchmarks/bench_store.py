@@ -68,7 +68,7 @@ def build_inventory(path: Path, connectors: int, tools_per_connector: int) -> di
 
 def insert(directory: Path, rows: int = 100_000, reps: int = 3) -> dict[str, Any]:
     from core.store.db import Store
-    from core.store.tools import prepare
+    from core.store.tool_lists import prepare
 
     store = Store.open(directory / "insert.duckdb")
     rng = random.Random(11)

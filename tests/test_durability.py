@@ -59,16 +59,16 @@ def _child(point: str, store_path: str, key_file: str, ready) -> None:
     if point in ("sync_committed", "refresh_committed"):
         keeper = duckdb.connect(store_path)  # noqa: F841 - keeps the instance open: commits stay in the WAL
     if point == "sync_in_transaction":
-        from core.store import tools
+        from core.store.repositories.tools import ToolRepository
 
-        original = tools.record_many
+        original = ToolRepository.record
 
-        def record(*args, **kwargs):
-            result = original(*args, **kwargs)  # every row written, nothing committed yet
+        def record(self, *args, **kwargs):
+            result = original(self, *args, **kwargs)  # every row written, nothing committed yet
             _stop_here(ready)
             return result
 
-        tools.record_many = record
+        ToolRepository.record = record
     elif point == "refresh_rotated":
         from core.oauth import tokens
 

@@ -24,7 +24,8 @@ from core.oauth.storage import ClientRegistration, CredentialKey, PendingAuthori
 from core.oauth.trace import TraceEvent
 from core.store import Keyring, Store
 from core.store.crypto import key_id_of
-from core.store.schema import LATEST_VERSION
+from core.store.schema import LATEST_VERSION, MIGRATIONS
+from tests.fixtures.postgres import raw_execute
 
 
 @pytest.fixture
@@ -38,7 +39,14 @@ def path(tmp_path):
 
 
 @pytest.fixture
-def store(path, keyring):
+def store(store_factory):
+    """On each engine (see tests/fixtures/postgres.py)."""
+    return store_factory()
+
+
+@pytest.fixture
+def duck_store(path, keyring):
+    """DuckDB only: for what is about files on disk and DuckDB's own locking."""
     return Store(path, keyring=keyring)
 
 
@@ -50,22 +58,21 @@ def raw(path):
 # --- migrations ---------------------------------------------------------------------------------------
 
 
-def test_migrations_from_empty_and_reopen_are_idempotent(path, keyring):
-    Store(path, keyring=keyring)
-    store = Store(path, keyring=keyring)
+def test_migrations_from_empty_and_reopen_are_idempotent(store_factory, store_location):
+    store_factory()
+    store = store_factory()
     assert store.schema_version() == LATEST_VERSION
-    with raw(path) as con:
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(
-            [m for m in __import__("core.store.schema", fromlist=["MIGRATIONS"]).MIGRATIONS]
-        )
+    assert raw_execute(store_location, "SELECT count(*) FROM schema_version") == [(len(MIGRATIONS),)]
 
 
-def test_a_store_from_a_newer_switchboard_is_refused(path, keyring):
-    Store(path, keyring=keyring)
-    with raw(path) as con:
-        con.execute("INSERT INTO schema_version VALUES (999, 'future', 0)")
-    with pytest.raises(StoreError, match="newer Switchboard"):
-        Store(path, keyring=keyring)
+def test_a_store_from_a_newer_switchboard_is_refused_and_nothing_is_written(store_factory, store_location):
+    store_factory().create_agent("before")
+    raw_execute(store_location, "INSERT INTO schema_version VALUES (999, 'future', 0)")
+    with pytest.raises(StoreError, match="newer Switchboard") as refused:
+        store_factory()
+    assert refused.value.hint == "upgrade Switchboard"
+    assert raw_execute(store_location, "SELECT name FROM agents") == [("before",)]
+    assert raw_execute(store_location, "SELECT max(version) FROM schema_version") == [(999,)]
 
 
 def test_memory_store_works_and_closes(keyring):
@@ -244,14 +251,14 @@ def _two_oauth_credentials(store):
     return storage, key_a, key_b
 
 
-def test_a_ciphertext_moved_to_another_row_makes_that_credential_need_reauth(store, path):
+def test_a_ciphertext_moved_to_another_row_makes_that_credential_need_reauth(store, store_location):
     storage, key_a, key_b = _two_oauth_credentials(store)
-    with raw(path) as con:  # an attacker with write access to the file copies A's token into B's row
-        con.execute(
-            "UPDATE credentials SET access_token = (SELECT access_token FROM credentials WHERE agent_id = ?) "
-            "WHERE agent_id = ?",
-            [key_a.agent_id, key_b.agent_id],
-        )
+    raw_execute(  # an attacker with write access to the database copies A's token into B's row
+        store_location,
+        "UPDATE credentials SET access_token = (SELECT access_token FROM credentials WHERE agent_id = ?) "
+        "WHERE agent_id = ?",
+        [key_a.agent_id, key_b.agent_id],
+    )
     with pytest.raises(CredentialUnavailable):
         storage.load_tokens(key_b)
     info = store.credential(key_b)
@@ -261,43 +268,42 @@ def test_a_ciphertext_moved_to_another_row_makes_that_credential_need_reauth(sto
     assert store.credential(key_a).status == "connected"
 
 
-def test_a_static_secret_moved_between_rows_fails_closed(store, path):
+def test_a_static_secret_moved_between_rows_fails_closed(store, store_location):
     conn = store.create_connector("c", "https://c/mcp", "bearer", credential_mode="per_agent")
     a, b = store.create_agent("a"), store.create_agent("b")
     store.save_secret(CredentialKey(conn.id, a.id), "secret-a")
     store.save_secret(CredentialKey(conn.id, b.id), "secret-b")
-    with raw(path) as con:
-        con.execute(
-            "UPDATE credentials SET secret = (SELECT secret FROM credentials WHERE agent_id = ?) "
-            "WHERE agent_id = ?",
-            [a.id, b.id],
-        )
+    raw_execute(
+        store_location,
+        "UPDATE credentials SET secret = (SELECT secret FROM credentials WHERE agent_id = ?) WHERE agent_id = ?",
+        [a.id, b.id],
+    )
     with pytest.raises(CredentialUnavailable):
         store.load_secret(CredentialKey(conn.id, b.id))
     assert store.credential(CredentialKey(conn.id, b.id)).status == "needs_reauth"
 
 
-def test_a_changed_resource_binding_fails_closed(store, path):
+def test_a_changed_resource_binding_fails_closed(store, store_location):
     # Rewriting the row's resource (to send the token elsewhere) breaks the associated data.
     storage, key_a, _ = _two_oauth_credentials(store)
-    with raw(path) as con:
-        con.execute(
-            "UPDATE credentials SET resource = 'https://evil.example/mcp' WHERE agent_id = ?",
-            [key_a.agent_id],
-        )
+    raw_execute(
+        store_location,
+        "UPDATE credentials SET resource = 'https://evil.example/mcp' WHERE agent_id = ?",
+        [key_a.agent_id],
+    )
     with pytest.raises(CredentialUnavailable):
         storage.load_tokens(key_a)
 
 
-def test_unknown_key_id_fails_closed(store, path, tmp_path):
+def test_unknown_key_id_fails_closed(store, store_factory, tmp_path):
     _, key_a, _ = _two_oauth_credentials(store)
-    stranger = Store(path, keyring=Keyring.from_file(tmp_path / "other.key"))
+    stranger = store_factory(keyring=Keyring.from_file(tmp_path / "other.key"))
     with pytest.raises(CredentialUnavailable, match="not in the keyring"):
         stranger.oauth_storage().load_tokens(key_a)
     assert stranger.credential(key_a).status == "needs_reauth"
 
 
-def test_unreadable_client_secrets_and_verifiers_fail_closed(store, path):
+def test_unreadable_client_secrets_and_verifiers_fail_closed(store, store_location):
     storage = store.oauth_storage()
     conn = store.create_connector("o", "https://o/mcp", "oauth", client_secret="pre-registered")
     storage.save_client(
@@ -314,14 +320,13 @@ def test_unreadable_client_secrets_and_verifiers_fail_closed(store, path):
             "https://o/mcp",
         )
     )
-    with raw(path) as con:
-        for table, column in (
-            ("connectors", "client_secret"),
-            ("oauth_clients", "client_secret"),
-            ("pending_authorizations", "code_verifier"),
-        ):
-            (blob,) = con.execute(f"SELECT {column} FROM {table}").fetchone()
-            con.execute(f"UPDATE {table} SET {column} = ?", [blob[:-1]])
+    for table, column in (
+        ("connectors", "client_secret"),
+        ("oauth_clients", "client_secret"),
+        ("pending_authorizations", "code_verifier"),
+    ):
+        ((blob,),) = raw_execute(store_location, f"SELECT {column} FROM {table}")
+        raw_execute(store_location, f"UPDATE {table} SET {column} = ?", [bytes(blob)[:-1]])
     with pytest.raises(CredentialUnavailable):
         store.connector_client_secret("o")
     with pytest.raises(CredentialUnavailable):
@@ -340,7 +345,8 @@ def _scan(directory, needles):
     return hits
 
 
-def test_marker_secrets_never_reach_the_database_files(store, path, keyring):
+def test_marker_secrets_never_reach_the_database_files(duck_store, path, keyring):
+    store = duck_store
     marker = "CANARY-5c1e7d0b"
     storage = store.oauth_storage()
     bearer = store.create_connector("b", "https://b/mcp", "bearer")
@@ -402,7 +408,8 @@ def test_marker_secrets_never_reach_the_database_files(store, path, keyring):
     assert storage.get_client("https://as", "https://cb").registration == {}
 
 
-def test_file_modes(store, path):
+def test_file_modes(duck_store, path):
+    store = duck_store
     store.create_agent("a")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -414,8 +421,9 @@ def test_file_modes(store, path):
         assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in locks.iterdir())
 
 
-def test_encryption_counter_forces_rotation_before_the_limit(path, keyring):
-    store = Store(path, keyring=keyring, max_encryptions_per_key=3)
+def test_encryption_counter_forces_rotation_before_the_limit(store_factory, store_location):
+    store = store_factory(max_encryptions_per_key=3)
+    keyring = store.keyring
     conn = store.create_connector("b", "https://b/mcp", "bearer")
     first = keyring.active_id
     key = CredentialKey(conn.id, "")
@@ -424,8 +432,7 @@ def test_encryption_counter_forces_rotation_before_the_limit(path, keyring):
     assert keyring.active_id != first
     assert first in keyring.key_ids  # still decrypts what it wrote
     assert store.load_secret(key).reveal() == "s4"
-    with raw(path) as con:
-        usage = dict(con.execute("SELECT key_id, encryptions FROM key_usage").fetchall())
+    usage = dict(raw_execute(store_location, "SELECT key_id, encryptions FROM key_usage"))
     assert usage[first] == 3
 
 
@@ -553,8 +560,8 @@ def test_waits_for_another_program_to_let_go(path, keyring):
     print(f"\nwaited {waited:.2f} s for a DuckDB shell holding the file for ~1 s")
 
 
-def test_two_store_objects_in_one_process_share_the_lock(path, keyring):
-    first, second = Store(path, keyring=keyring), Store(path, keyring=keyring)
+def test_two_store_objects_in_one_process_share_the_lock(store_factory):
+    first, second = store_factory(), store_factory()
     with first.session():
         second.create_agent("nested")  # same thread: re-enters the shared lock, no self-deadlock
     assert [a.name for a in first.list_agents()] == ["nested"]
@@ -580,8 +587,8 @@ def test_busy_when_another_thread_holds_a_session_too_long(path, keyring):
         holder.join()
 
 
-def test_refresh_lock_wait_is_bounded(path, keyring):
-    store = Store(path, keyring=keyring, refresh_timeout=0.2)
+def test_refresh_lock_wait_is_bounded(store_factory):
+    store = store_factory(refresh_timeout=0.2)
     key = CredentialKey("c")
     held, release = threading.Event(), threading.Event()
 
@@ -613,12 +620,11 @@ def test_key_usage_counts_secrets_per_key(store, keyring):
     assert store.key_usage() == {keyring.active_id: 2}
 
 
-def test_blobs_name_their_key(store, path, keyring):
+def test_blobs_name_their_key(store, store_location, keyring):
     conn = store.create_connector("b", "https://b/mcp", "bearer")
     store.save_secret(CredentialKey(conn.id), "y")
-    with raw(path) as con:
-        (blob,) = con.execute("SELECT secret FROM credentials").fetchone()
-    assert key_id_of(blob) == keyring.active_id
+    ((blob,),) = raw_execute(store_location, "SELECT secret FROM credentials")
+    assert key_id_of(bytes(blob)) == keyring.active_id
 
 
 def test_open_uses_settings(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from core.errors import ConflictError
 from core.oauth.storage import CredentialKey, TokenSet
 from core.store import Keyring, Store
 from core.store.crypto import key_id_of
+from core.store.schema import LATEST_VERSION
 
 # spawn, not fork: a forked child would inherit the parent's thread locks in whatever state they were.
 SPAWN = multiprocessing.get_context("spawn")
@@ -126,7 +127,7 @@ def test_ten_cli_like_processes_on_a_fresh_store(files):
     durations = _run(_cli_like, *[(path, key_file, i) for i in range(10)])
     wall = time.perf_counter() - started
     store = _open(path, key_file)
-    assert store.schema_version() == 1
+    assert store.schema_version() == LATEST_VERSION
     assert sorted(c.name for c in store.list_connectors()) == sorted(f"conn-{i}" for i in range(10))
     assert store.tool_page(limit=1).total == 500
     print(

@@ -17,6 +17,7 @@ NOT_SECRETS = {
     ("oauth_clients", "client_secret_expires_at"),
     ("key_usage", "key_id"),
     ("pending_authorizations", "state_hash"),
+    ("flash_messages", "key_hash"),  # SHA-256 of the random key, like state_hash
     ("audit_log", "credential_fingerprint"),
 }
 SECRET_LOOKING = re.compile(r"secret|token|verifier|password|key|state|cookie|session|code", re.IGNORECASE)

@@ -269,7 +269,7 @@ def test_record_snapshots_keeps_history_bounded_per_owner(tmp_path):
 
 
 def test_search_count_stops_at_the_cap(store, monkeypatch):
-    from core.store import tools as store_tools
+    from core.store.repositories import tools as store_tools
 
     monkeypatch.setattr(store_tools, "SEARCH_COUNT_CAP", 3)
     store.record_snapshot("linear", [tool(f"issue_{i}") for i in range(5)] + [tool("other")])

@@ -1,13 +1,17 @@
-"""Switchboard's encrypted DuckDB store: `Store` (db.py), keys and encryption (crypto.py)."""
+"""Switchboard's encrypted store on DuckDB or PostgreSQL: `Store` (the kernel, db.py) with one
+repository per aggregate (repositories/), keys and encryption (crypto.py), migrations (schema.py),
+copying between stores (transfer.py)."""
 
 from core.store.crypto import Keyring, Secret, fingerprint
 from core.store.db import Store
 from core.store.oauth import StoreOAuthStorage
 from core.store.records import Connector, RotationReport, SnapshotResult, ToolChange, ToolDrift
+from core.store.retention import RetentionPolicy
 
 __all__ = [
     "Connector",
     "Keyring",
+    "RetentionPolicy",
     "RotationReport",
     "Secret",
     "SnapshotResult",

@@ -21,7 +21,7 @@ from typing import Any
 from core.oauth.storage import CredentialKey
 from core.store.crypto import Keyring
 from core.store.db import Store
-from core.store.tools import prepare
+from core.store.tool_lists import prepare
 
 _WORDS = [
     "issue",

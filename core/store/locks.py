@@ -104,3 +104,23 @@ def lock_for(path: Path) -> ExclusiveLock:
         if lock is None:
             lock = _registry[key] = ExclusiveLock(Path(key))
         return lock
+
+
+class ThreadMarker:
+    """A session "lock" that excludes nobody: for an engine whose sessions may run side by side
+    (PostgreSQL locks rows instead). It still tells whether this thread is inside a session."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def held_by_me(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    @contextlib.contextmanager
+    def hold(self, timeout: float, on_timeout: Callable[[], Exception]) -> Iterator[None]:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1

@@ -39,12 +39,21 @@ Tables (version 1):
   fingerprint.
 - `auth_trace`: the steps of authorization attempts (`recorded_at`; URLs without query or userinfo).
 - `key_usage`: encryptions performed per key, to rotate before the AES-GCM random-nonce limit.
+
+Version 2:
+
+- `flash_messages`: one-time messages from the OAuth callback to the page it redirects to, keyed by
+  the SHA-256 of their random key, so any dashboard replica can show what another one put.
+
+Types are written as `${double}`, `${blob}`, `${json}` (DuckDB DOUBLE, BLOB, JSON; PostgreSQL DOUBLE
+PRECISION, BYTEA, JSON), so one numbering serves both engines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from string import Template
 
 from core.store.crypto import SecretContext
 
@@ -79,9 +88,22 @@ SECRET_TABLES = (CONNECTOR_SECRETS, CREDENTIAL_SECRETS, CLIENT_SECRETS, PENDING_
 
 @dataclass(frozen=True)
 class Migration:
+    """One forward-only step, numbered alike on both engines. `statements` are written once, with
+    `${name}` for what the engines spell differently (`Engine.types`); an engine adds statements of
+    its own for the same version (indexes, roles: `Engine.migration_statements`)."""
+
     version: int
     description: str
     statements: tuple[str, ...]
+
+    def render(self, types: Mapping[str, str]) -> list[str]:
+        return [Template(statement).substitute(types) for statement in self.statements]
+
+
+SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at ${double} NOT NULL)"
+)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -99,34 +121,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             credential_mode VARCHAR NOT NULL DEFAULT 'shared' CHECK (credential_mode IN ('shared', 'per_agent')),
             scopes VARCHAR[],
             allow_plain_pkce BOOLEAN NOT NULL DEFAULT false,
-            prm JSON,
-            as_metadata JSON,
+            prm ${json},
+            as_metadata ${json},
             issuer VARCHAR,
             client_id VARCHAR,
-            client_secret BLOB,
+            client_secret ${blob},
             registration_method VARCHAR CHECK (registration_method IN ('pre_registered', 'cimd', 'dcr')),
             status VARCHAR NOT NULL DEFAULT 'never_synced'
                 CHECK (status IN ('never_synced', 'connected', 'needs_auth', 'error')),
-            last_sync_at DOUBLE,
+            last_sync_at ${double},
             last_error VARCHAR,
-            created_at DOUBLE NOT NULL,
-            updated_at DOUBLE NOT NULL)""",
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL)""",
             """CREATE TABLE agents (
             id VARCHAR PRIMARY KEY,
             name VARCHAR NOT NULL UNIQUE,
             description VARCHAR NOT NULL DEFAULT '',
-            created_at DOUBLE NOT NULL)""",
+            created_at ${double} NOT NULL)""",
             """CREATE TABLE credentials (
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
             kind VARCHAR NOT NULL CHECK (kind IN ('bearer', 'api_key', 'oauth', 'client_credentials')),
-            secret BLOB,
-            access_token BLOB,
-            refresh_token BLOB,
+            secret ${blob},
+            access_token ${blob},
+            refresh_token ${blob},
             token_type VARCHAR,
-            expires_at DOUBLE,
-            issued_at DOUBLE,
-            scopes VARCHAR[] NOT NULL DEFAULT [],
+            expires_at ${double},
+            issued_at ${double},
+            scopes VARCHAR[] NOT NULL DEFAULT ${empty_list},
             issuer VARCHAR NOT NULL DEFAULT '',
             client_id VARCHAR NOT NULL DEFAULT '',
             resource VARCHAR NOT NULL DEFAULT '',
@@ -136,11 +158,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             version BIGINT NOT NULL,
             status VARCHAR NOT NULL DEFAULT 'connected' CHECK (status IN ('connected', 'needs_reauth', 'error')),
             status_reason VARCHAR,
-            last_refresh_at DOUBLE,
-            last_401_at DOUBLE,
-            last_403_at DOUBLE,
-            created_at DOUBLE NOT NULL,
-            updated_at DOUBLE NOT NULL,
+            last_refresh_at ${double},
+            last_401_at ${double},
+            last_403_at ${double},
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL,
             PRIMARY KEY (connector_id, agent_id),
             CHECK ((kind IN ('bearer', 'api_key')) = (secret IS NOT NULL)),
             CHECK ((kind IN ('oauth', 'client_credentials')) = (access_token IS NOT NULL)))""",
@@ -148,37 +170,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             issuer VARCHAR NOT NULL,
             redirect_uri VARCHAR NOT NULL DEFAULT '',
             client_id VARCHAR NOT NULL,
-            client_secret BLOB,
+            client_secret ${blob},
             method VARCHAR NOT NULL CHECK (method IN ('pre_registered', 'cimd', 'dcr')),
             token_endpoint_auth_method VARCHAR NOT NULL DEFAULT 'none',
-            redirect_uris VARCHAR[] NOT NULL DEFAULT [],
+            redirect_uris VARCHAR[] NOT NULL DEFAULT ${empty_list},
             client_secret_expires_at BIGINT,
-            registration JSON NOT NULL DEFAULT '{}',
-            created_at DOUBLE NOT NULL,
-            updated_at DOUBLE NOT NULL,
+            registration ${json} NOT NULL DEFAULT '{}',
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL,
             PRIMARY KEY (issuer, redirect_uri))""",
             """CREATE TABLE pending_authorizations (
             state_hash VARCHAR PRIMARY KEY,
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
-            code_verifier BLOB NOT NULL,
+            code_verifier ${blob} NOT NULL,
             issuer VARCHAR NOT NULL,
             client_id VARCHAR NOT NULL,
             redirect_uri VARCHAR NOT NULL,
             resource VARCHAR NOT NULL,
-            scopes VARCHAR[] NOT NULL DEFAULT [],
+            scopes VARCHAR[] NOT NULL DEFAULT ${empty_list},
             return_to VARCHAR NOT NULL DEFAULT '',
             token_endpoint VARCHAR NOT NULL DEFAULT '',
             iss_parameter_supported BOOLEAN NOT NULL DEFAULT false,
-            created_at DOUBLE NOT NULL,
-            expires_at DOUBLE NOT NULL)""",
+            created_at ${double} NOT NULL,
+            expires_at ${double} NOT NULL)""",
             "CREATE SEQUENCE tool_snapshot_ids START 1",
             """CREATE TABLE tool_snapshots (
             id BIGINT PRIMARY KEY,
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
-            synced_at DOUBLE NOT NULL,
-            verified_at DOUBLE NOT NULL,
+            synced_at ${double} NOT NULL,
+            verified_at ${double} NOT NULL,
             tool_count INTEGER NOT NULL,
             hash VARCHAR NOT NULL,
             is_current BOOLEAN NOT NULL)""",
@@ -190,13 +212,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             name VARCHAR NOT NULL,
             title VARCHAR,
             description VARCHAR,
-            input_schema JSON,
-            output_schema JSON,
-            annotations JSON,
-            raw JSON NOT NULL,
+            input_schema ${json},
+            output_schema ${json},
+            annotations ${json},
+            raw ${json} NOT NULL,
             def_hash VARCHAR NOT NULL,
-            first_seen_at DOUBLE NOT NULL,
-            changed_at DOUBLE NOT NULL)""",
+            first_seen_at ${double} NOT NULL,
+            changed_at ${double} NOT NULL)""",
             """CREATE TABLE current_tools (
             connector_id VARCHAR NOT NULL,
             connector_name VARCHAR NOT NULL,
@@ -209,23 +231,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             read_only BOOLEAN,
             destructive BOOLEAN,
             def_hash VARCHAR NOT NULL,
-            first_seen_at DOUBLE NOT NULL,
-            changed_at DOUBLE NOT NULL,
+            first_seen_at ${double} NOT NULL,
+            changed_at ${double} NOT NULL,
             drift BOOLEAN NOT NULL,
             search_text VARCHAR NOT NULL)""",
             "CREATE SEQUENCE audit_ids START 1",
             """CREATE TABLE audit_log (
             id BIGINT NOT NULL DEFAULT nextval('audit_ids'),
-            called_at DOUBLE NOT NULL,
+            called_at ${double} NOT NULL,
             operator VARCHAR,
             agent_id VARCHAR NOT NULL DEFAULT '',
             connector_id VARCHAR NOT NULL,
             tool VARCHAR NOT NULL,
-            arguments JSON,
+            arguments ${json},
             status VARCHAR NOT NULL CHECK (status IN ('ok', 'tool_error', 'error')),
-            latency_ms DOUBLE,
+            latency_ms ${double},
             credential_fingerprint VARCHAR
-                CHECK (credential_fingerprint IS NULL OR regexp_full_match(credential_fingerprint, '[0-9a-f]{8}')),
+                CHECK (credential_fingerprint IS NULL OR ${fingerprint_ok}),
             error VARCHAR)""",
             "CREATE SEQUENCE auth_trace_ids START 1",
             """CREATE TABLE auth_trace (
@@ -237,12 +259,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             method VARCHAR,
             url VARCHAR,
             http_status INTEGER,
-            duration_ms DOUBLE,
+            duration_ms ${double},
             detail VARCHAR,
-            recorded_at DOUBLE NOT NULL)""",
+            recorded_at ${double} NOT NULL)""",
             """CREATE TABLE key_usage (
             key_id VARCHAR PRIMARY KEY,
             encryptions BIGINT NOT NULL)""",
+        ),
+    ),
+    Migration(
+        2,
+        "flash messages in the store; search indexes",
+        (
+            """CREATE TABLE flash_messages (
+            key_hash VARCHAR PRIMARY KEY,
+            message ${json} NOT NULL,
+            expires_at ${double} NOT NULL)""",
         ),
     ),
 )

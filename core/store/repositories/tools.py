@@ -1,0 +1,362 @@
+"""Tool snapshots: recording a sync's tool list, the inventory page query, and drift.
+
+A snapshot is a *distinct* tool list of (connector, agent): syncing the same list again only moves
+its `verified_at`, so "the previous snapshot" is always the last list that differed and drift shows
+the latest real change. Rows are bulk-loaded (`Engine.bulk_insert`: Arrow on DuckDB, COPY on
+PostgreSQL), a fixed number of statements per batch however many servers synced.
+
+Inventory pages read only `current_tools` — the narrow listing columns of the current snapshots, with
+`search_text` lower-cased once at write time — never the history in `tools` nor its JSON columns.
+DuckDB prunes with zone maps (rows of one snapshot arrive together); PostgreSQL with its indexes,
+a trigram index for text search among them. On PostgreSQL recording takes a named lock, so two
+processes syncing one connector cannot both mark their list current.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from core.errors import ConfigurationError
+from core.models import ToolPage
+from core.store.engine import Tx
+from core.store.records import SnapshotResult, ToolChange, ToolDrift
+from core.store.repositories.base import Repository
+from core.store.tool_lists import PreparedTools
+
+MAX_PAGE = 1000
+# A text search stops counting here: a common word in a 1M-tool inventory would otherwise scan every
+# row just to say how many pages there are (52 ms vs 2 ms measured); nobody pages that far anyway.
+SEARCH_COUNT_CAP = 10_000
+# Public sort key -> column of the page query; every order ends with (connector, agent, tool name)
+# so pages are stable.
+SORT_KEYS = {
+    "connector": "connector_name",
+    "agent": "agent_name",
+    "name": "name",
+    "title": "title",
+    "last_changed_at": "changed_at",
+    "parameter_count": "parameter_count",
+}
+_COMPARED_FIELDS = ("title", "description", "input_schema", "output_schema", "annotations")
+_LISTING = (
+    "connector_id, connector_name, agent_id, snapshot_id, name, title, description, parameter_count, "
+    "read_only, destructive, def_hash, first_seen_at, changed_at, drift"
+)
+# (connector, agent) pairs passed as two parallel list parameters, zipped by unnest.
+_OWNERS = "(SELECT unnest(?::VARCHAR[]) AS connector_id, unnest(?::VARCHAR[]) AS agent_id) owners"
+
+
+class ToolRepository(Repository):
+    def __init__(self, store: Any, *, snapshots_kept: int) -> None:
+        super().__init__(store)
+        self._keep = max(snapshots_kept, 2)
+
+    # --- recording ------------------------------------------------------------------------------
+
+    def record(
+        self, tx: Tx, lists: Sequence[tuple[str, str, PreparedTools]], now: float
+    ) -> list[SnapshotResult]:
+        """Record the tool lists of several (connector id, agent id or '') owners."""
+        owners = [(connector_id, agent_id) for connector_id, agent_id, _ in lists]
+        if len(set(owners)) != len(owners):
+            raise ConfigurationError("one tool list per connector and agent in a batch")
+        tx.lock("tool_snapshots")
+        current = {
+            (c, a): (snapshot_id, list_hash)
+            for c, a, snapshot_id, list_hash in tx.execute(
+                f"SELECT s.connector_id, s.agent_id, s.id, s.hash FROM tool_snapshots s JOIN {_OWNERS} "
+                "ON s.connector_id = owners.connector_id AND s.agent_id = owners.agent_id WHERE s.is_current",
+                _owner_params(owners),
+            ).fetchall()
+        }
+        results: list[SnapshotResult | None] = [None] * len(lists)
+        unchanged, changed = [], []
+        for position, (connector_id, agent_id, prepared) in enumerate(lists):
+            existing = current.get((connector_id, agent_id))
+            if existing is not None and existing[1] == prepared.list_hash:
+                unchanged.append(existing[0])
+                results[position] = SnapshotResult(existing[0], prepared.count, 0, 0, 0, unchanged=True)
+            else:
+                changed.append(position)
+        if unchanged:
+            tx.execute(
+                "UPDATE tool_snapshots SET verified_at = ? WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                [now, unchanged],
+            )
+        if changed:
+            written = self._write(
+                tx, [lists[p] for p in changed], [current.get(owners[p]) for p in changed], now
+            )
+            for position, result in zip(changed, written, strict=True):
+                results[position] = result
+        return results  # type: ignore[return-value]
+
+    def _write(
+        self, tx: Tx, lists: list[tuple[str, str, PreparedTools]], current: list[tuple | None], now: float
+    ) -> list[SnapshotResult]:
+        replaced = [c[0] for c in current if c is not None]
+        previous: dict[int, dict[str, tuple[str, float, float]]] = {}
+        if replaced:
+            for snapshot_id, name, def_hash, first_seen, changed_at in tx.execute(
+                "SELECT snapshot_id, name, def_hash, first_seen_at, changed_at FROM tools "
+                "WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))",
+                [replaced],
+            ).fetchall():
+                previous.setdefault(snapshot_id, {})[name] = (def_hash, first_seen, changed_at)
+        new_ids = tx.column(tx.engine.id_series("tool_snapshot_ids"), [len(lists)])
+        names = dict(
+            tx.execute(
+                "SELECT id, name FROM connectors WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                [sorted({c for c, _, _ in lists})],
+            ).fetchall()
+        )
+        tools: dict[str, list[Any]] = {}
+        results = []
+        for (connector_id, agent_id, prepared), before_snapshot, snapshot_id in zip(
+            lists, current, new_ids, strict=True
+        ):
+            before = previous.get(before_snapshot[0], {}) if before_snapshot else {}
+            counts, derived = _compare(prepared, before, had_list=before_snapshot is not None, now=now)
+            results.append(SnapshotResult(snapshot_id, prepared.count, *counts, unchanged=False))
+            owner = {
+                "snapshot_id": snapshot_id,
+                "connector_id": connector_id,
+                "connector_name": names[connector_id],
+                "agent_id": agent_id,
+            }
+            for name, values in {**prepared.columns, **derived}.items():
+                tools.setdefault(name, []).extend(values)
+            for name, value in owner.items():
+                tools.setdefault(name, []).extend([value] * prepared.count)
+        if replaced:
+            tx.execute(
+                "UPDATE tool_snapshots SET is_current = false WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                [replaced],
+            )
+            tx.execute(
+                "DELETE FROM current_tools WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [replaced]
+            )
+        tx.bulk_insert(
+            "tool_snapshots",
+            {
+                "id": new_ids,
+                "connector_id": [c for c, _, _ in lists],
+                "agent_id": [a for _, a, _ in lists],
+                "synced_at": [now] * len(lists),
+                "verified_at": [now] * len(lists),
+                "tool_count": [p.count for _, _, p in lists],
+                "hash": [p.list_hash for _, _, p in lists],
+                "is_current": [True] * len(lists),
+            },
+        )
+        if tools.get("name"):
+            tx.bulk_insert(
+                "tools",
+                {
+                    c: tools[c]
+                    for c in [
+                        "snapshot_id",
+                        "name",
+                        "title",
+                        "description",
+                        "input_schema",
+                        "output_schema",
+                        "annotations",
+                        "raw",
+                        "def_hash",
+                        "first_seen_at",
+                        "changed_at",
+                    ]
+                },
+            )
+            tx.bulk_insert("current_tools", {c: tools[c] for c in [*_LISTING.split(", "), "search_text"]})
+        self._prune(tx, [(c, a) for c, a, _ in lists])
+        return results
+
+    def _prune(self, tx: Tx, owners: list[tuple[str, str]]) -> None:
+        old = tx.column(
+            "SELECT id FROM (SELECT s.id, row_number() OVER (PARTITION BY s.connector_id, s.agent_id "
+            f"ORDER BY s.id DESC) AS newest FROM tool_snapshots s JOIN {_OWNERS} "
+            "ON s.connector_id = owners.connector_id AND s.agent_id = owners.agent_id) ranked WHERE newest > ?",
+            [*_owner_params(owners), self._keep],
+        )
+        if old:
+            tx.execute("DELETE FROM tools WHERE snapshot_id IN (SELECT unnest(?::BIGINT[]))", [old])
+            tx.execute("DELETE FROM tool_snapshots WHERE id IN (SELECT unnest(?::BIGINT[]))", [old])
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def list_owner(self, tx: Tx, connector_id: str, agent_id: str) -> str:
+        """Whose list `agent_id` sees on a connector: its own if one was recorded, else the shared one."""
+        if agent_id and tx.scalar(
+            "SELECT 1 FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+            [connector_id, agent_id],
+        ):
+            return agent_id
+        return ""
+
+    def page(
+        self,
+        *,
+        connector_id: str | None = None,
+        agent_id: str | None = None,
+        search: str | None = None,
+        read_only: bool | None = None,
+        destructive: bool | None = None,
+        drift: bool | None = None,
+        sort: str = "connector",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> ToolPage:
+        """One page of the current tool inventory and the total matching. With `agent_id`: what that
+        agent sees (its own list where a connector has one, else the connector's). `search`:
+        case-insensitive substring of name, title or description. Sort keys: `SORT_KEYS`."""
+        if sort not in SORT_KEYS:
+            raise ConfigurationError(f"cannot sort tools by {sort!r}; use one of {', '.join(SORT_KEYS)}")
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ConfigurationError(f"page limit must be 1..{MAX_PAGE} and offset >= 0")
+        with self._store.tx() as tx:
+            where, params = [], []
+            scope = _scope(tx, connector_id, agent_id)
+            if scope is not None:
+                if not scope:
+                    return ToolPage(rows=[], total=0)
+                where.append("t.snapshot_id IN (SELECT unnest(?::BIGINT[]))")
+                params.append(scope)
+            text = search.strip().lower() if search else ""
+            if text:
+                condition, value = tx.engine.search_condition("t.search_text", text)
+                where.append(condition)
+                params.append(value)
+            for column, value in (("read_only", read_only), ("destructive", destructive), ("drift", drift)):
+                if value is not None:
+                    where.append(f"t.{column} IS NOT DISTINCT FROM ?")
+                    params.append(value)
+            condition = (" WHERE " + " AND ".join(where)) if where else ""
+            if len(where) == (0 if scope is None else 1):
+                # Only a scope: the snapshots know their sizes, no need to count rows.
+                total = tx.scalar(
+                    "SELECT coalesce(sum(tool_count), 0) FROM tool_snapshots WHERE is_current"
+                    + (" AND id IN (SELECT unnest(?::BIGINT[]))" if scope is not None else ""),
+                    [scope] if scope is not None else [],
+                )
+            elif text:
+                total = tx.scalar(
+                    f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?) capped",
+                    [*params, SEARCH_COUNT_CAP],
+                )
+            else:
+                total = tx.scalar("SELECT count(*) FROM current_tools t" + condition, params)
+            order = f"{SORT_KEYS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, connector_name, agent_id, name"
+            # The page is chosen on current_tools alone (so the top-N can prune with its running bound);
+            # agent names are joined to the chosen rows only, except when they are the sort key.
+            by_agent = sort == "agent"
+            inner = (
+                f"SELECT {', '.join('t.' + c for c in _LISTING.split(', '))}"
+                + (", a0.name AS agent_name" if by_agent else "")
+                + " FROM current_tools t"
+                + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
+                + condition
+                + f" ORDER BY {order} LIMIT ? OFFSET ?"
+            )
+            found = tx.rows(
+                "SELECT p.connector_name AS connector, a.name AS agent, p.name, p.title, p.description, "
+                "p.parameter_count, p.read_only, p.destructive, p.changed_at AS last_changed_at, p.drift "
+                f"FROM ({inner}) p LEFT JOIN agents a ON a.id = p.agent_id AND p.agent_id <> '' ORDER BY {order}",
+                [*params, limit, offset],
+            )
+            return ToolPage(
+                rows=found, total=int(total), total_is_exact=not (text and total >= SEARCH_COUNT_CAP)
+            )
+
+    def definitions(self, connector_id: str, agent_id: str, name: str | None = None) -> list[dict[str, Any]]:
+        """The wire definitions in the current list of (connector, owner agent or ''), by name."""
+        with self._store.tx() as tx:
+            current = tx.scalar(
+                "SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+                [connector_id, agent_id],
+            )
+            if current is None:
+                return []
+            sql, params = "SELECT raw FROM tools WHERE snapshot_id = ?", [current]
+            if name is not None:
+                sql += " AND name = ?"
+                params.append(name)
+            return [json.loads(raw) for raw in tx.column(sql + " ORDER BY name", params)]
+
+    def drift(self, connector_id: str, agent_id: str) -> ToolDrift:
+        """Tools added, removed or changed (and which fields) between the last two distinct lists."""
+        with self._store.tx() as tx:
+            snapshots = tx.execute(
+                "SELECT id, synced_at FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
+                "ORDER BY id DESC LIMIT 2",
+                [connector_id, agent_id],
+            ).fetchall()
+            if len(snapshots) < 2:
+                return ToolDrift(connector_id, agent_id, snapshots[0][1] if snapshots else None, None, ())
+            (current_id, current_at), (previous_id, previous_at) = snapshots
+            current, previous = _by_name(tx, current_id), _by_name(tx, previous_id)
+        changes = [ToolChange(n, "added") for n in sorted(current.keys() - previous.keys())]
+        changes += [ToolChange(n, "removed") for n in sorted(previous.keys() - current.keys())]
+        for name in sorted(current.keys() & previous.keys()):
+            now, before = current[name], previous[name]
+            if now["def_hash"] == before["def_hash"]:
+                continue
+            fields = tuple(f for f in _COMPARED_FIELDS if now[f] != before[f]) or ("other",)
+            changes.append(ToolChange(name, "changed", fields))
+        return ToolDrift(connector_id, agent_id, current_at, previous_at, tuple(changes))
+
+
+def _owner_params(owners: list[tuple[str, str]]) -> list[list[str]]:
+    return [[c for c, _ in owners], [a for _, a in owners]]
+
+
+def _compare(
+    prepared: PreparedTools, before: dict[str, tuple[str, float, float]], *, had_list: bool, now: float
+) -> tuple[tuple[int, int, int], dict[str, list[Any]]]:
+    """(added, removed, changed) against the previous list, and the per-tool derived columns."""
+    first_seen, changed_at, drift = [], [], []
+    added = changed = 0
+    for name, def_hash in zip(prepared.columns["name"], prepared.columns["def_hash"], strict=True):
+        old = before.get(name)
+        same = old is not None and old[0] == def_hash
+        first_seen.append(old[1] if old else now)
+        changed_at.append(old[2] if same else now)
+        drift.append(had_list and not same)
+        added += old is None
+        changed += old is not None and not same
+    removed = len(before.keys() - set(prepared.columns["name"]))
+    return (added, removed, changed), {"first_seen_at": first_seen, "changed_at": changed_at, "drift": drift}
+
+
+def _scope(tx: Tx, connector_id: str | None, agent_id: str | None) -> list[int] | None:
+    """The current snapshots a page may show (None: all of them). For an agent, per connector: the
+    agent's own list if it has one, else the connector's shared list."""
+    if connector_id is None and agent_id is None:
+        return None
+    sql, params = "SELECT id, connector_id, agent_id FROM tool_snapshots WHERE is_current", []
+    if connector_id is not None:
+        sql += " AND connector_id = ?"
+        params.append(connector_id)
+    if agent_id is not None:
+        sql += " AND agent_id IN ('', ?)"
+        params.append(agent_id)
+    found = tx.execute(sql, params).fetchall()
+    if agent_id is None:
+        return sorted(snapshot_id for snapshot_id, _, _ in found)
+    chosen: dict[str, int] = {}
+    for snapshot_id, connector, owner in found:
+        if connector not in chosen or owner == agent_id:
+            chosen[connector] = snapshot_id
+    return sorted(chosen.values())
+
+
+def _by_name(tx: Tx, snapshot_id: int) -> dict[str, dict[str, Any]]:
+    found = tx.rows(
+        f"SELECT name, def_hash, {', '.join(_COMPARED_FIELDS)} FROM tools WHERE snapshot_id = ?",
+        [snapshot_id],
+    )
+    return {row["name"]: row for row in found}
