@@ -4,7 +4,6 @@ import multiprocessing
 import threading
 import time
 
-import duckdb
 import pytest
 
 from core.errors import ConflictError
@@ -12,6 +11,7 @@ from core.oauth.storage import CredentialKey, TokenSet
 from core.store import Keyring, Store
 from core.store.crypto import key_id_of
 from core.store.schema import LATEST_VERSION
+from tests.fixtures.postgres import raw_execute
 
 # spawn, not fork: a forked child would inherit the parent's thread locks in whatever state they were.
 SPAWN = multiprocessing.get_context("spawn")
@@ -106,8 +106,9 @@ def _rotate(path, key_file):
 
 
 @pytest.fixture
-def files(tmp_path):
-    return tmp_path / "data" / "s.duckdb", tmp_path / "conf" / "store.key"
+def files(store_location, tmp_path):
+    """(store location, key file) on each engine; the processes open their own stores."""
+    return store_location, tmp_path / "conf" / "store.key"
 
 
 def test_two_processes_writing_and_reading_at_once(files):
@@ -230,9 +231,8 @@ def test_key_rotation_in_another_process_while_this_one_refreshes(files):
     assert reencrypted >= 20
     assert storage.load_tokens(key).access_token == f"at-{log[-1]}"
     assert old_key not in store.keyring.key_ids  # this process picked up the new key file
-    with duckdb.connect(str(path)) as con:
-        blobs = con.execute("SELECT access_token FROM credentials").fetchall()
-    assert {key_id_of(b) for (b,) in blobs} == {store.keyring.active_id}
+    blobs = raw_execute(path, "SELECT access_token FROM credentials")
+    assert {key_id_of(bytes(b)) for (b,) in blobs} == {store.keyring.active_id}
 
 
 def test_interrupted_rotation_can_be_rerun(files):

@@ -2,16 +2,16 @@
 
 import time
 
-import duckdb
 import pytest
 
 from core.errors import ConfigurationError, NotFoundError
-from core.store import Keyring, Store
+from tests.fixtures.postgres import raw_execute
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate())
+def store(store_factory):
+    """On each engine (see tests/fixtures/postgres.py)."""
+    store = store_factory()
     store.create_connector("linear", "https://mcp.linear.app/mcp", "oauth")
     store.create_connector("sentry", "https://mcp.sentry.dev/mcp", "oauth", credential_mode="per_agent")
     store.create_agent("alice")
@@ -173,24 +173,22 @@ def test_agent_view_prefers_the_agents_own_list(store):
     assert [t["name"] for t in store.current_tools("sentry", agent="bob")] == ["common"]
 
 
-def test_history_is_pruned(tmp_path):
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate(), snapshots_kept=3)
+def test_history_is_pruned(store_factory, store_location):
+    store = store_factory(snapshots_kept=3)
     store.create_connector("c", "https://c/mcp", "none")
     for version in range(6):
         store.record_snapshot("c", [tool("t", f"v{version}")])
-    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
-        assert con.execute("SELECT count(*) FROM tool_snapshots").fetchone()[0] == 3
-        assert con.execute("SELECT count(*) FROM tools").fetchone()[0] == 3
+    assert raw_execute(store_location, "SELECT count(*) FROM tool_snapshots") == [(3,)]
+    assert raw_execute(store_location, "SELECT count(*) FROM tools") == [(3,)]
     assert store.drift("c").changes[0].fields == ("description",)
 
 
-def test_deleting_a_connector_removes_its_tools(store):
+def test_deleting_a_connector_removes_its_tools(store, store_location):
     store.record_snapshot("linear", [tool("a")])
     store.record_snapshot("linear", [tool("a", "v2")])
     store.delete_connector("linear")
     assert store.tool_page().total == 0
-    with duckdb.connect(str(store.path)) as con:
-        assert con.execute("SELECT count(*) FROM tools").fetchone()[0] == 0
+    assert raw_execute(store_location, "SELECT count(*) FROM tools") == [(0,)]
 
 
 def test_100k_tools_in_one_snapshot_via_arrow(store):
@@ -257,13 +255,13 @@ def test_record_snapshots_batches_changed_unchanged_and_refused_lists(store):
     assert store.get_connector("linear").last_sync_at == 2000.0
 
 
-def test_record_snapshots_keeps_history_bounded_per_owner(tmp_path):
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate(), snapshots_kept=3)
+def test_record_snapshots_keeps_history_bounded_per_owner(store_factory):
+    store = store_factory(snapshots_kept=3)
     for name in ("one", "two"):
         store.create_connector(name, f"https://{name}.example/mcp", "none")
     for version in range(6):
         store.record_snapshots([(name, [tool("t", f"v{version}")], None) for name in ("one", "two")])
-    kept = store.query("SELECT connector_id, count(*) AS n FROM tool_snapshots GROUP BY ALL")
+    kept = store.query("SELECT connector_id, count(*) AS n FROM tool_snapshots GROUP BY connector_id")
     assert sorted(kept["n"]) == [3, 3]
     assert store.query("SELECT count(*) AS n FROM tools")["n"][0] == 6
 
