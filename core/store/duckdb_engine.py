@@ -179,7 +179,14 @@ class DuckDBEngine:
                 "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]
             ).fetchall()
         )
-        arrow = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+        arrow = {
+            "BIGINT": pa.int64(),
+            "INTEGER": pa.int32(),
+            "DOUBLE": pa.float64(),
+            "BOOLEAN": pa.bool_(),
+            "BLOB": pa.binary(),
+            "VARCHAR[]": pa.list_(pa.string()),
+        }
         incoming = pa.table({n: pa.array(columns[n], arrow.get(types[n], pa.string())) for n in names})
         view = f"incoming_{table}"
         con.register(view, incoming)
