@@ -46,13 +46,6 @@ SPAWN = multiprocessing.get_context("spawn")
 BOUND = 60.0  # generous upper bound for anything that must finish; never a timing assertion
 
 
-@pytest.fixture
-def store_path(tmp_path, monkeypatch) -> str:
-    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
-    monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    return str(tmp_path / "data" / "s.duckdb")
-
-
 def _open(path: str, **options) -> Switchboard:
     return Switchboard.open(path, policy=LOOPBACK, redirect_uri=REDIRECT, **options)
 

@@ -18,11 +18,12 @@ LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 
 
 @pytest.fixture
-def service(tmp_path, monkeypatch):
+def service(store_location, tmp_path, monkeypatch):
+    """The services on a fresh store, once per engine."""
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
     board = Switchboard.open(
-        str(tmp_path / "data" / "switchboard.duckdb"),
+        store_location,
         policy=LOOPBACK,
         redirect_uri="http://127.0.0.1:9/oauth/callback",
     )

@@ -28,7 +28,9 @@ def storage(request, tmp_path) -> OAuthStorage:
     if request.param == "memory":
         return MemoryOAuthStorage()
     location = (
-        request.getfixturevalue("postgres_url") if request.param == "postgresql" else str(tmp_path / "s.duckdb")
+        request.getfixturevalue("postgres_url")
+        if request.param == "postgresql"
+        else str(tmp_path / "s.duckdb")
     )
     store = Store(location, keyring=Keyring.from_file(tmp_path / "store.key"))
     request.addfinalizer(store.close)
