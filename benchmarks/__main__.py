@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("connect_list", "throughput", "sync", "oauth_flow", "oauth_refresh", "store", "dashboard")
+NAMES = ("connect_list", "throughput", "sync", "oauth_flow", "oauth_refresh", "store", "engines", "dashboard")
 
 
 @dataclass
@@ -43,6 +43,8 @@ class Config:
     store_repeat: int = 7
     store_contention_samples: int = 30
     store_cache: str | None = None
+    engine_calls: int = 400
+    engine_call_concurrency: int = 25
     dashboard_runs: int = 5
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
@@ -70,6 +72,8 @@ QUICK: dict[str, Any] = {
     "store_tools_per_connector": 50,
     "store_repeat": 2,
     "store_contention_samples": 3,
+    "engine_calls": 20,
+    "engine_call_concurrency": 5,
     "dashboard_runs": 1,
     "dashboard_connectors": 2,
     "dashboard_tools_per_connector": 10,
@@ -77,7 +81,7 @@ QUICK: dict[str, Any] = {
 
 
 def _run_all(config: Config) -> dict[str, Any]:
-    from benchmarks import bench_dashboard, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_dashboard, bench_engines, bench_mcp, bench_oauth, bench_store, bench_sync
     from benchmarks.common import allow_loopback
 
     allow_loopback()
@@ -106,6 +110,13 @@ def _run_all(config: Config) -> dict[str, Any]:
             config.store_contention_samples,
             Path(config.store_cache) if config.store_cache else None,
         ),
+        "engines": lambda: bench_engines.engines(
+            config.store_connectors,
+            config.store_tools_per_connector,
+            config.store_repeat,
+            config.engine_calls,
+            config.engine_call_concurrency,
+        ),
         "dashboard": lambda: bench_dashboard.dashboard(
             config.dashboard_runs, config.dashboard_connectors, config.dashboard_tools_per_connector
         ),
@@ -128,7 +139,7 @@ def _run_all(config: Config) -> dict[str, Any]:
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from benchmarks import bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import bench_engines, bench_mcp, bench_oauth, bench_store, bench_sync
 
     bench = results["benchmarks"]
 
@@ -141,6 +152,7 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *bench_sync.targets(ok("sync")),
         *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
         *bench_store.targets(ok("store")),
+        *bench_engines.targets(ok("engines")),
     ]
 
 

@@ -50,10 +50,11 @@ class PostgresServer:
             self.url(database, user="postgres", password=self.superuser_password), autocommit=True
         )
 
-    def create_database(self) -> str:
+    def create_database(self, template: str = "template0") -> str:
+        """A new database owned by the store's role (a copy of `template`); returns its name."""
         name = "t_" + secrets.token_hex(6)
         with self.admin() as con:
-            con.execute(f"CREATE DATABASE {name} OWNER {STORE_ROLE} TEMPLATE template0 STRATEGY FILE_COPY")
+            con.execute(f"CREATE DATABASE {name} OWNER {STORE_ROLE} TEMPLATE {template} STRATEGY FILE_COPY")
         return name
 
     def drop_database(self, name: str) -> None:

@@ -41,12 +41,18 @@ def _calls_in_a_process(store_path: str, key_file: str, barrier, results) -> Non
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def test_four_processes_times_25_calls_refresh_once(sample_server_factory, store_path) -> None:
+def _expired(sample_server_factory, store_path: str):
+    """An authorized shared OAuth connector whose access token both sides consider expired."""
     server = asyncio.run(_connected(sample_server_factory, store_path))
     service = _open(store_path)
     key = asyncio.run(_key(service, "oauth"))
     server.expire_tokens()
     _expire_stored(service, key)
+    return server, service, key
+
+
+def test_four_processes_times_25_calls_refresh_once(sample_server_factory, store_path) -> None:
+    server, service, key = _expired(sample_server_factory, store_path)
     before = service._oauth_storage.load_tokens(key)
     barrier, results = SPAWN.Barrier(PROCESSES), SPAWN.Queue()
     processes = [
@@ -89,11 +95,7 @@ def _hold_the_refresh_lock(store_path: str, key_file: str, ready) -> None:
 
 
 def test_a_process_killed_holding_the_refresh_lock_releases_it(sample_server_factory, store_path) -> None:
-    server = asyncio.run(_connected(sample_server_factory, store_path))
-    service = _open(store_path)
-    key = asyncio.run(_key(service, "oauth"))
-    server.expire_tokens()
-    _expire_stored(service, key)
+    server, _, _ = _expired(sample_server_factory, store_path)
     ready = SPAWN.Event()
     holder = SPAWN.Process(
         target=_hold_the_refresh_lock, args=(store_path, os.environ["SWITCHBOARD_KEY_FILE"], ready)

@@ -15,6 +15,20 @@ from typing import Any
 
 from core.errors import ConfigurationError
 
+# What `prepare` derives per tool: the definition columns of `tools`, and the listing columns that
+# only `current_tools` has.
+DEFINITION_COLUMNS = (
+    "name",
+    "title",
+    "description",
+    "input_schema",
+    "output_schema",
+    "annotations",
+    "raw",
+    "def_hash",
+)
+LISTING_COLUMNS = ("parameter_count", "read_only", "destructive", "search_text")
+
 
 @dataclass(frozen=True)
 class PreparedTools:
@@ -29,23 +43,7 @@ class PreparedTools:
 
 
 def prepare(tools: Sequence[Mapping[str, Any]]) -> PreparedTools:
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "name",
-            "title",
-            "description",
-            "input_schema",
-            "output_schema",
-            "annotations",
-            "raw",
-            "def_hash",
-            "parameter_count",
-            "read_only",
-            "destructive",
-            "search_text",
-        )
-    }
+    columns: dict[str, list[Any]] = {name: [] for name in (*DEFINITION_COLUMNS, *LISTING_COLUMNS)}
     seen: set[str] = set()
     for index, tool in enumerate(tools):
         name = tool.get("name") if isinstance(tool, Mapping) else None

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from core.errors import ConfigurationError, NotFoundError
 from core.models import AgentInfo
 from core.store.engine import Tx
-from core.store.repositories.base import Repository, new_id
+from core.store.repositories.base import Repository, delete_owned, new_id
 from core.store.repositories.connectors import _ids_of
 
 
@@ -52,13 +52,7 @@ class AgentRepository(Repository):
     def delete(self, agent_id: str) -> None:
         """Remove the agent with its credentials, pending authorizations and per-agent tool lists."""
         with self._store.tx() as tx:
-            for table in ("credentials", "pending_authorizations", "current_tools"):
-                tx.execute(f"DELETE FROM {table} WHERE agent_id = ?", [agent_id])
-            tx.execute(
-                "DELETE FROM tools WHERE snapshot_id IN (SELECT id FROM tool_snapshots WHERE agent_id = ?)",
-                [agent_id],
-            )
-            tx.execute("DELETE FROM tool_snapshots WHERE agent_id = ?", [agent_id])
+            delete_owned(tx, "agent_id", agent_id)
             tx.execute("DELETE FROM agents WHERE id = ?", [agent_id])
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigurationError
 
@@ -26,6 +26,28 @@ class Repository:
 def require(value: str, allowed: Sequence[str], what: str) -> None:
     if value not in allowed:
         raise ConfigurationError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def owner_filter(alias: str, connector_id: str | None, agent_id: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause (or "") restricting rows of `alias` to a connector and/or an agent."""
+    where, params = [], []
+    for column, value in (("connector_id", connector_id), ("agent_id", agent_id)):
+        if value is not None:
+            where.append(f"{alias}.{column} = ?")
+            params.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def delete_owned(tx: Any, column: str, owner_id: str) -> None:
+    """Remove what belongs to a connector or an agent (`column`: connector_id or agent_id): its
+    credentials, pending authorizations and tool snapshots. Audit and trace rows stay (history)."""
+    for table in ("credentials", "pending_authorizations", "current_tools"):
+        tx.execute(f"DELETE FROM {table} WHERE {column} = ?", [owner_id])
+    tx.execute(
+        f"DELETE FROM tools WHERE snapshot_id IN (SELECT id FROM tool_snapshots WHERE {column} = ?)",
+        [owner_id],
+    )
+    tx.execute(f"DELETE FROM tool_snapshots WHERE {column} = ?", [owner_id])
 
 
 def new_id() -> str:

@@ -13,7 +13,7 @@ from core.models import AUTH_TYPES, CREDENTIAL_MODES
 from core.store.crypto import Secret
 from core.store.engine import Tx
 from core.store.records import Connector
-from core.store.repositories.base import Repository, new_id, require
+from core.store.repositories.base import Repository, delete_owned, new_id, require
 from core.store.schema import CONNECTOR_SECRETS
 
 CONNECTOR_STATUSES = ("never_synced", "connected", "needs_auth", "error")
@@ -178,13 +178,7 @@ class ConnectorRepository(Repository):
         """Remove the connector with its credentials, pending authorizations and tool snapshots.
         The audit log and auth trace keep their rows (they are history)."""
         with self._store.tx() as tx:
-            for table in ("credentials", "pending_authorizations", "current_tools"):
-                tx.execute(f"DELETE FROM {table} WHERE connector_id = ?", [connector_id])
-            tx.execute(
-                "DELETE FROM tools WHERE snapshot_id IN (SELECT id FROM tool_snapshots WHERE connector_id = ?)",
-                [connector_id],
-            )
-            tx.execute("DELETE FROM tool_snapshots WHERE connector_id = ?", [connector_id])
+            delete_owned(tx, "connector_id", connector_id)
             tx.execute("DELETE FROM connectors WHERE id = ?", [connector_id])
 
     def client_secret(self, connector_id: str) -> Secret | None:

@@ -19,7 +19,7 @@ from core.models import CredentialInfo
 from core.oauth.storage import CredentialKey, TokenSet
 from core.store.crypto import Secret, fingerprint
 from core.store.engine import Tx
-from core.store.repositories.base import Repository, require
+from core.store.repositories.base import Repository, owner_filter, require
 from core.store.schema import CREDENTIAL_SECRETS
 
 log = logging.getLogger(__name__)
@@ -225,14 +225,8 @@ class CredentialRepository(Repository):
 
     def health(self, connector_id: str | None = None, agent_id: str | None = None) -> list[CredentialInfo]:
         """Every stored credential's health: status, expiry, last refresh, last 401/403."""
-        where, params = [], []
-        if connector_id is not None:
-            where.append("cr.connector_id = ?")
-            params.append(connector_id)
-        if agent_id is not None:
-            where.append("cr.agent_id = ?")
-            params.append(agent_id)
-        sql = _INFO_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        condition, params = owner_filter("cr", connector_id, agent_id)
+        sql = _INFO_SELECT + condition
         with self._store.tx() as tx:
             return [_info_from_row(r) for r in tx.rows(sql + " ORDER BY c.name, a.name NULLS FIRST", params)]
 

@@ -14,7 +14,7 @@ from core.oauth.storage import CredentialKey
 from core.oauth.trace import TraceEvent, trace_url
 from core.redaction import redact_arguments
 from core.store.engine import Tx
-from core.store.repositories.base import Repository, require
+from core.store.repositories.base import Repository, owner_filter, require
 
 
 class AuditRepository(Repository):
@@ -67,19 +67,13 @@ class AuditRepository(Repository):
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Newest first, with connector and agent names."""
-        where, params = [], []
-        if connector_id is not None:
-            where.append("l.connector_id = ?")
-            params.append(connector_id)
-        if agent_id is not None:
-            where.append("l.agent_id = ?")
-            params.append(agent_id)
+        condition, params = owner_filter("l", connector_id, agent_id)
         with self._store.tx() as tx:
             rows = tx.rows(
                 "SELECT l.*, c.name AS connector, a.name AS agent FROM audit_log l "
                 "LEFT JOIN connectors c ON c.id = l.connector_id "
                 "LEFT JOIN agents a ON a.id = l.agent_id"
-                + (" WHERE " + " AND ".join(where) if where else "")
+                + condition
                 + " ORDER BY l.id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             )

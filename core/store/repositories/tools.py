@@ -23,7 +23,7 @@ from core.models import ToolPage
 from core.store.engine import Tx
 from core.store.records import SnapshotResult, ToolChange, ToolDrift
 from core.store.repositories.base import Repository
-from core.store.tool_lists import PreparedTools
+from core.store.tool_lists import DEFINITION_COLUMNS, PreparedTools
 
 MAX_PAGE = 1000
 # A text search stops counting here: a common word in a 1M-tool inventory would otherwise scan every
@@ -152,25 +152,8 @@ class ToolRepository(Repository):
             },
         )
         if tools.get("name"):
-            tx.bulk_insert(
-                "tools",
-                {
-                    c: tools[c]
-                    for c in [
-                        "snapshot_id",
-                        "name",
-                        "title",
-                        "description",
-                        "input_schema",
-                        "output_schema",
-                        "annotations",
-                        "raw",
-                        "def_hash",
-                        "first_seen_at",
-                        "changed_at",
-                    ]
-                },
-            )
+            history = ("snapshot_id", *DEFINITION_COLUMNS, "first_seen_at", "changed_at")
+            tx.bulk_insert("tools", {c: tools[c] for c in history})
             tx.bulk_insert("current_tools", {c: tools[c] for c in [*_LISTING.split(", "), "search_text"]})
         self._prune(tx, [(c, a) for c, a, _ in lists])
         return results
