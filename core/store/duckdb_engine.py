@@ -46,6 +46,8 @@ _SANDBOX = {
 
 class DuckDBEngine:
     name = "duckdb"
+    # A column store counts a filtered million rows in milliseconds: pages say exactly how many.
+    exact_counts = True
     types: ClassVar[Mapping[str, str]] = {
         "double": "DOUBLE",
         "blob": "BLOB",
@@ -195,8 +197,11 @@ class DuckDBEngine:
         finally:
             con.unregister(view)
 
-    def search_condition(self, column: str, text: str) -> tuple[str, Any]:
-        return f"contains({column}, ?)", text
+    def search_condition(self, column: str, text: str) -> tuple[str, list[Any]]:
+        return f"contains({column}, ?)", [text]
+
+    def among(self, column: str, sql_type: str) -> str:
+        return f"{column} IN (SELECT unnest(?::{sql_type}[]))"
 
     def id_series(self, sequence: str) -> str:
         return f"SELECT nextval('{sequence}') FROM range(?)"

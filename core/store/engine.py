@@ -59,6 +59,7 @@ class Engine(Protocol):
     location: str  # for messages: a path, or the URL without its password
     types: Mapping[str, str]  # DDL names: double, blob, json, empty_list, fingerprint_ok
     session_lock: SessionLock
+    exact_counts: bool  # filtered inventory counts are cheap enough to be exact
 
     def connect(self, deadline: float) -> Any: ...
 
@@ -91,12 +92,16 @@ class Engine(Protocol):
         """Append rows given as equally long columns, without one statement per row."""
         ...
 
-    def search_condition(self, column: str, text: str) -> tuple[str, Any]:
-        """A case-folded substring test on `column` and its parameter."""
+    def search_condition(self, column: str, text: str) -> tuple[str, list[Any]]:
+        """A substring test on `column` (lower-cased text) and its parameters."""
         ...
 
     def id_series(self, sequence: str) -> str:
         """SELECT of `?` fresh values of `sequence`."""
+        ...
+
+    def among(self, column: str, sql_type: str) -> str:
+        """`column` is one of the values of a list parameter `?` of `sql_type`."""
         ...
 
     def read_only_query(self, sql: str, params: Sequence[Any]) -> Any:

@@ -40,6 +40,7 @@ from core.oauth.storage import CredentialKey
 from core.store.locks import ThreadMarker
 
 QUERY_ROLE = "switchboard_query"
+_UNDERSCORE = "u9z"  # how the search index spells "_" (see search_condition)
 CONNECT_TIMEOUT = 10
 POOL_SIZE = 16
 _QUERY_TIMEOUT_MS = 60_000
@@ -66,16 +67,30 @@ _INDEXES = {
         "CREATE INDEX auth_trace_attempt ON auth_trace (attempt_id, id)",
         "CREATE INDEX auth_trace_recorded_at ON auth_trace (recorded_at)",
     ),
-    # A rare word over a million tools: a trigram index answers LIKE '%word%' without a scan.
+    # A rare word over a million tools: a trigram index answers LIKE '%word%' without a scan. Each
+    # sort key has an index ending in the page order's tie-breakers, so a filtered page is an
+    # ordered index scan that stops after one page.
     2: (
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-        "CREATE INDEX current_tools_search ON current_tools USING gin (search_text gin_trgm_ops)",
+        (
+            "CREATE INDEX current_tools_search ON current_tools "
+            f"USING gin (replace(search_text, '_', '{_UNDERSCORE}') gin_trgm_ops)"
+        ),
+        # Booleans that are rarely true or rarely false (destructive, drift): an index finds the few.
+        "CREATE INDEX current_tools_destructive ON current_tools (destructive)",
+        "CREATE INDEX current_tools_drift ON current_tools (drift)",
+        *(
+            f"CREATE INDEX current_tools_by_{column} ON current_tools ({column}, connector_name, agent_id, name)"
+            for column in ("name", "title", "changed_at", "parameter_count")
+        ),
     ),
 }
 
 
 class PostgresEngine:
     name = "postgresql"
+    # A row store counts by visiting rows: filtered counts stop at tools.SEARCH_COUNT_CAP.
+    exact_counts = False
     types: ClassVar[Mapping[str, str]] = {
         "double": "DOUBLE PRECISION",
         "blob": "BYTEA",
@@ -187,9 +202,20 @@ class PostgresEngine:
             for row in zip(*(columns[n] for n in names), strict=True):
                 copy.write_row(row)
 
-    def search_condition(self, column: str, text: str) -> tuple[str, Any]:
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"{column} LIKE ?", f"%{escaped}%"
+    def search_condition(self, column: str, text: str) -> tuple[str, list[Any]]:
+        # pg_trgm makes trigrams of alphanumeric runs only, so "create_issue" would find every row
+        # holding "create" and "issue" and recheck them all. The index is on the text with "_"
+        # spelled as an alphanumeric token (_UNDERSCORE), which keeps snake_case names selective;
+        # the second LIKE on the column itself keeps the answer exact.
+        spelled = _like_pattern(text.replace("_", _UNDERSCORE))
+        return (
+            f"replace({column}, '_', '{_UNDERSCORE}') LIKE ? AND {column} LIKE ?",
+            [spelled, _like_pattern(text)],
+        )
+
+    def among(self, column: str, sql_type: str) -> str:
+        # = ANY keeps an ordered index scan possible (a semi-join would sort every match first).
+        return f"{column} = ANY(?::{sql_type}[])"
 
     def id_series(self, sequence: str) -> str:
         return f"SELECT nextval('{sequence}') FROM generate_series(1, ?)"
@@ -246,6 +272,14 @@ def _configure(con: psycopg.Connection, *, lock_timeout_ms: int) -> None:
     for name in ("json", "jsonb"):
         con.adapters.register_loader(name, TextLoader)
     con.execute("SELECT set_config('lock_timeout', %s, false)", [f"{lock_timeout_ms}ms"])
+    # Plan every execution with its parameters: a generic plan cannot tell a rare search word (use
+    # the trigram index) from a common one (walk the sort order), and statements are reused a lot.
+    con.execute("SET plan_cache_mode = force_custom_plan")
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere (its wildcards and the escape character escaped)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _lock_id(*parts: str) -> int:

@@ -28,6 +28,7 @@ from core.store.tool_lists import DEFINITION_COLUMNS, PreparedTools
 MAX_PAGE = 1000
 # A text search stops counting here: a common word in a 1M-tool inventory would otherwise scan every
 # row just to say how many pages there are (52 ms vs 2 ms measured); nobody pages that far anyway.
+# On an engine without cheap counts (PostgreSQL: a row store) every filtered count stops here.
 SEARCH_COUNT_CAP = 10_000
 # Public sort key -> column of the page query; every order ends with (connector, agent, tool name)
 # so pages are stable.
@@ -207,18 +208,19 @@ class ToolRepository(Repository):
             if scope is not None:
                 if not scope:
                     return ToolPage(rows=[], total=0)
-                where.append("t.snapshot_id IN (SELECT unnest(?::BIGINT[]))")
+                where.append(tx.engine.among("t.snapshot_id", "BIGINT"))
                 params.append(scope)
             text = search.strip().lower() if search else ""
             if text:
-                condition, value = tx.engine.search_condition("t.search_text", text)
+                condition, values = tx.engine.search_condition("t.search_text", text)
                 where.append(condition)
-                params.append(value)
+                params.extend(values)
             for column, value in (("read_only", read_only), ("destructive", destructive), ("drift", drift)):
-                if value is not None:
-                    where.append(f"t.{column} IS NOT DISTINCT FROM ?")
+                if value is not None:  # a flag that is unset (NULL) matches neither True nor False
+                    where.append(f"t.{column} = ?")
                     params.append(value)
             condition = (" WHERE " + " AND ".join(where)) if where else ""
+            capped = False
             if len(where) == (0 if scope is None else 1):
                 # Only a scope: the snapshots know their sizes, no need to count rows.
                 total = tx.scalar(
@@ -226,7 +228,8 @@ class ToolRepository(Repository):
                     + (" AND id IN (SELECT unnest(?::BIGINT[]))" if scope is not None else ""),
                     [scope] if scope is not None else [],
                 )
-            elif text:
+            elif text or not tx.engine.exact_counts:
+                capped = True
                 total = tx.scalar(
                     f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?) capped",
                     [*params, SEARCH_COUNT_CAP],
@@ -237,22 +240,28 @@ class ToolRepository(Repository):
             # The page is chosen on current_tools alone (so the top-N can prune with its running bound);
             # agent names are joined to the chosen rows only, except when they are the sort key.
             by_agent = sort == "agent"
+            source, source_params, after_join = "current_tools t", params, condition
+            if capped and total < SEARCH_COUNT_CAP:
+                # Fewer matches than the cap: fetch them first (as the count just did, by the filter's
+                # own index), then sort; walking the sort order would visit every row to find them.
+                source = f"(SELECT * FROM current_tools t{condition} LIMIT ?) t"
+                source_params, after_join = [*params, SEARCH_COUNT_CAP], ""
             inner = (
                 f"SELECT {', '.join('t.' + c for c in _LISTING.split(', '))}"
                 + (", a0.name AS agent_name" if by_agent else "")
-                + " FROM current_tools t"
+                + f" FROM {source}"
                 + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
-                + condition
+                + after_join
                 + f" ORDER BY {order} LIMIT ? OFFSET ?"
             )
             found = tx.rows(
                 "SELECT p.connector_name AS connector, a.name AS agent, p.name, p.title, p.description, "
                 "p.parameter_count, p.read_only, p.destructive, p.changed_at AS last_changed_at, p.drift "
                 f"FROM ({inner}) p LEFT JOIN agents a ON a.id = p.agent_id AND p.agent_id <> '' ORDER BY {order}",
-                [*params, limit, offset],
+                [*source_params, limit, offset],
             )
             return ToolPage(
-                rows=found, total=int(total), total_is_exact=not (text and total >= SEARCH_COUNT_CAP)
+                rows=found, total=int(total), total_is_exact=not (capped and total >= SEARCH_COUNT_CAP)
             )
 
     def definitions(self, connector_id: str, agent_id: str, name: str | None = None) -> list[dict[str, Any]]:
