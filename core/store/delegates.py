@@ -7,7 +7,6 @@ dashboard call the repositories, this module goes away whole.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,6 @@ from core.oauth.storage import CredentialKey
 from core.oauth.trace import TraceEvent
 from core.store.crypto import Secret
 from core.store.records import Connector, RotationReport, SnapshotResult, ToolDrift
-from core.store.tool_lists import prepare
 
 if TYPE_CHECKING:
     from core.store.repositories import (
@@ -148,35 +146,25 @@ class LegacyStoreAPI:
         *,
         synced_at: float | None = None,
     ) -> list[SnapshotResult | ConfigurationError]:
-        """Record several syncs' tool lists — (connector, tools, agent or None) each — in one
-        transaction. A list the store refuses (a tool without a name, an unknown connector or agent)
-        comes back as its error; the others are recorded."""
-        outcomes: list[Any] = []
-        for _, tools, _ in syncs:  # JSON and hashing before taking the lock
-            try:
-                outcomes.append(prepare(tools))
-            except ConfigurationError as exc:
-                outcomes.append(exc)
-        now = synced_at or time.time()
+        """Record several syncs' tool lists — (connector, tools, agent or None) each, by ref — in one
+        transaction (`ToolRepository.record_syncs`, which takes ids)."""
         with self.tx() as tx:  # type: ignore[attr-defined]
             connector_ids = self.connectors.ids_of(tx, [c for c, _, _ in syncs])
             agent_ids = self.agents.ids_of(tx, [a for _, _, a in syncs if a is not None])
-            batch, positions = [], []
-            for position, (connector, _, agent) in enumerate(syncs):
-                if isinstance(outcomes[position], ConfigurationError):
-                    continue
-                if connector not in connector_ids:
-                    outcomes[position] = NotFoundError(f"no connector {connector!r}")
-                elif agent is not None and agent not in agent_ids:
-                    outcomes[position] = NotFoundError(f"no agent {agent!r}")
-                else:
-                    owner = agent_ids[agent] if agent is not None else ""
-                    batch.append((connector_ids[connector], owner, outcomes[position]))
-                    positions.append(position)
-            if batch:
-                for position, result in zip(positions, self.tools.record(tx, batch, now), strict=True):
-                    outcomes[position] = result
-                self.connectors.mark_synced(tx, [c for c, _, _ in batch], now)
+        outcomes: list[Any] = [None] * len(syncs)
+        known, positions = [], []
+        for position, (connector, tools, agent) in enumerate(syncs):
+            if connector not in connector_ids:
+                outcomes[position] = NotFoundError(f"no connector {connector!r}")
+            elif agent is not None and agent not in agent_ids:
+                outcomes[position] = NotFoundError(f"no agent {agent!r}")
+            else:
+                known.append((connector_ids[connector], agent_ids[agent] if agent is not None else "", tools))
+                positions.append(position)
+        for position, outcome in zip(
+            positions, self.tools.record_syncs(known, synced_at=synced_at), strict=True
+        ):
+            outcomes[position] = outcome
         return outcomes
 
     def tool_page(

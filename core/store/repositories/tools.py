@@ -15,15 +15,16 @@ processes syncing one connector cannot both mark their list current.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, NotFoundError
 from core.models import ToolPage
 from core.store.engine import Tx
 from core.store.records import SnapshotResult, ToolChange, ToolDrift
 from core.store.repositories.base import Repository
-from core.store.tool_lists import DEFINITION_COLUMNS, PreparedTools
+from core.store.tool_lists import DEFINITION_COLUMNS, PreparedTools, prepare
 
 MAX_PAGE = 1000
 # A text search stops counting here: a common word in a 1M-tool inventory would otherwise scan every
@@ -56,10 +57,49 @@ class ToolRepository(Repository):
 
     # --- recording ------------------------------------------------------------------------------
 
+    def record_syncs(
+        self, syncs: Sequence[tuple[str, str, Sequence[Mapping[str, Any]]]], *, synced_at: float | None = None
+    ) -> list[SnapshotResult | ConfigurationError]:
+        """Record several syncs' tool lists — (connector id, agent id or '', wire tools) each — in one
+        transaction with a fixed number of statements, and mark the connectors synced. A list the
+        store refuses (a tool without a name, an unknown connector or agent) comes back as its
+        error; the others are recorded. Duplicate tool names: the first wins."""
+        outcomes: list[Any] = []
+        for _, _, tools in syncs:  # JSON and hashing before the transaction
+            try:
+                outcomes.append(prepare(tools))
+            except ConfigurationError as exc:
+                outcomes.append(exc)
+        now = synced_at or time.time()
+        with self._store.tx() as tx:
+            known = set(
+                tx.column(
+                    "SELECT id FROM connectors WHERE id IN (SELECT unnest(?::VARCHAR[])) UNION ALL "
+                    "SELECT id FROM agents WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                    [[c for c, _, _ in syncs], [a for _, a, _ in syncs if a]],
+                )
+            )
+            batch, positions = [], []
+            for position, (connector_id, agent_id, _) in enumerate(syncs):
+                if isinstance(outcomes[position], ConfigurationError):
+                    continue
+                if connector_id not in known:
+                    outcomes[position] = NotFoundError(f"no connector {connector_id!r}")
+                elif agent_id and agent_id not in known:
+                    outcomes[position] = NotFoundError(f"no agent {agent_id!r}")
+                else:
+                    batch.append((connector_id, agent_id, outcomes[position]))
+                    positions.append(position)
+            if batch:
+                for position, result in zip(positions, self.record(tx, batch, now), strict=True):
+                    outcomes[position] = result
+                self._store.connectors.mark_synced(tx, [c for c, _, _ in batch], now)
+        return outcomes
+
     def record(
         self, tx: Tx, lists: Sequence[tuple[str, str, PreparedTools]], now: float
     ) -> list[SnapshotResult]:
-        """Record the tool lists of several (connector id, agent id or '') owners."""
+        """Record prepared tool lists of several (connector id, agent id or '') owners that exist."""
         owners = [(connector_id, agent_id) for connector_id, agent_id, _ in lists]
         if len(set(owners)) != len(owners):
             raise ConfigurationError("one tool list per connector and agent in a batch")
