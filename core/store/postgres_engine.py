@@ -16,8 +16,10 @@ driver matches the store API the services call from worker threads; see `benchma
 for why an async pool did not pay.
 
 `Store.query` runs in a read-only transaction as the `switchboard_query` role (SELECT on the tables,
-nothing else; created by the migrations when the store's login may create roles) and is refused when
-the store logs in as a superuser, who could switch the role back.
+nothing else; created by the migrations when the store's login may create roles). A query can switch
+back to the login's own role (`set_config('role', …)`), which reads the same tables and is still
+read-only (the mode cannot change once the query has run); what keeps files and programs out of
+reach is that the login is no superuser, so a superuser login is refused.
 """
 
 from __future__ import annotations
