@@ -14,6 +14,7 @@ processes syncing one connector cannot both mark their list current.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -260,6 +261,10 @@ class ToolRepository(Repository):
                     where.append(f"t.{column} = ?")
                     params.append(value)
             condition = (" WHERE " + " AND ".join(where)) if where else ""
+            order = f"{SORT_KEYS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, connector_name, agent_id, name"
+            rows_of = functools.partial(
+                _page_rows, tx, order=order, by_agent=sort == "agent", limit=limit, offset=offset
+            )
             capped = False
             if len(where) == (0 if scope is None else 1):
                 # Only a scope: the snapshots know their sizes, no need to count rows.
@@ -268,38 +273,37 @@ class ToolRepository(Repository):
                     + (" AND id IN (SELECT unnest(?::BIGINT[]))" if scope is not None else ""),
                     [scope] if scope is not None else [],
                 )
-            elif text or not tx.engine.exact_counts:
-                capped = True
-                total = tx.scalar(
-                    f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?) capped",
-                    [*params, SEARCH_COUNT_CAP],
+                found = rows_of("current_tools t", condition, params)
+            elif tx.engine.exact_counts:
+                capped = bool(text)
+                total = (
+                    tx.scalar(
+                        f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?) capped",
+                        [*params, SEARCH_COUNT_CAP],
+                    )
+                    if capped
+                    else tx.scalar("SELECT count(*) FROM current_tools t" + condition, params)
                 )
+                found = rows_of("current_tools t", condition, params)
             else:
-                total = tx.scalar("SELECT count(*) FROM current_tools t" + condition, params)
-            order = f"{SORT_KEYS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, connector_name, agent_id, name"
-            # The page is chosen on current_tools alone (so the top-N can prune with its running bound);
-            # agent names are joined to the chosen rows only, except when they are the sort key.
-            by_agent = sort == "agent"
-            source, source_params, after_join = "current_tools t", params, condition
-            if capped and total < SEARCH_COUNT_CAP:
-                # Fewer matches than the cap: fetch them first (as the count just did, by the filter's
-                # own index), then sort; walking the sort order would visit every row to find them.
-                source = f"(SELECT * FROM current_tools t{condition} LIMIT ?) t"
-                source_params, after_join = [*params, SEARCH_COUNT_CAP], ""
-            inner = (
-                f"SELECT {', '.join('t.' + c for c in _LISTING.split(', '))}"
-                + (", a0.name AS agent_name" if by_agent else "")
-                + f" FROM {source}"
-                + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
-                + after_join
-                + f" ORDER BY {order} LIMIT ? OFFSET ?"
-            )
-            found = tx.rows(
-                "SELECT p.connector_name AS connector, a.name AS agent, p.name, p.title, p.description, "
-                "p.parameter_count, p.read_only, p.destructive, p.changed_at AS last_changed_at, p.drift "
-                f"FROM ({inner}) p LEFT JOIN agents a ON a.id = p.agent_id AND p.agent_id <> '' ORDER BY {order}",
-                [*source_params, limit, offset],
-            )
+                # A row store: take the matches first (by the filter's own index, at most the cap of
+                # them), counting them on the way, and sort those; when there are more than the cap,
+                # walk the sort order instead, which finds one page of common matches quickly.
+                capped = True
+                fenced = f"(SELECT * FROM current_tools t{condition} LIMIT ?) t"
+                found = rows_of(fenced, "", [*params, SEARCH_COUNT_CAP], count_matches=True)
+                total = (
+                    found[0]["matches"]
+                    if found
+                    else tx.scalar(
+                        f"SELECT count(*) FROM (SELECT 1 FROM current_tools t{condition} LIMIT ?) capped",
+                        [*params, SEARCH_COUNT_CAP],
+                    )
+                )
+                if total >= SEARCH_COUNT_CAP:
+                    found = rows_of("current_tools t", condition, params)
+                for row in found:
+                    row.pop("matches", None)
             return ToolPage(
                 rows=found, total=int(total), total_is_exact=not (capped and total >= SEARCH_COUNT_CAP)
             )
@@ -340,6 +344,40 @@ class ToolRepository(Repository):
             fields = tuple(f for f in _COMPARED_FIELDS if now[f] != before[f]) or ("other",)
             changes.append(ToolChange(name, "changed", fields))
         return ToolDrift(connector_id, agent_id, current_at, previous_at, tuple(changes))
+
+
+def _page_rows(
+    tx: Tx,
+    source: str,
+    condition: str,
+    params: list[Any],
+    *,
+    order: str,
+    by_agent: bool,
+    limit: int,
+    offset: int,
+    count_matches: bool = False,
+) -> list[dict[str, Any]]:
+    """One page of `source` (current_tools as `t`, or a subquery of it). The page is chosen on
+    current_tools alone (so the top-N can prune with its running bound); agent names are joined to
+    the chosen rows only, except when they are the sort key. `count_matches`: each row also carries
+    how many rows `source` has (`matches`)."""
+    inner = (
+        f"SELECT {', '.join('t.' + c for c in _LISTING.split(', '))}"
+        + (", count(*) OVER () AS matches" if count_matches else "")
+        + (", a0.name AS agent_name" if by_agent else "")
+        + f" FROM {source}"
+        + (" LEFT JOIN agents a0 ON a0.id = t.agent_id AND t.agent_id <> ''" if by_agent else "")
+        + condition
+        + f" ORDER BY {order} LIMIT ? OFFSET ?"
+    )
+    return tx.rows(
+        "SELECT p.connector_name AS connector, a.name AS agent, p.name, p.title, p.description, "
+        "p.parameter_count, p.read_only, p.destructive, p.changed_at AS last_changed_at, p.drift"
+        + (", p.matches" if count_matches else "")
+        + f" FROM ({inner}) p LEFT JOIN agents a ON a.id = p.agent_id AND p.agent_id <> '' ORDER BY {order}",
+        [*params, limit, offset],
+    )
 
 
 def _owner_params(owners: list[tuple[str, str]]) -> list[list[str]]:
