@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("connect_list", "throughput", "sync", "oauth_flow", "oauth_refresh", "store", "engines", "dashboard")
+NAMES = (
+    "connect_list",
+    "throughput",
+    "sync",
+    "oauth_flow",
+    "oauth_refresh",
+    "store",
+    "engines",
+    "dashboard",
+    "cli_startup",
+    "gateway",
+)
 
 
 @dataclass
@@ -48,6 +59,14 @@ class Config:
     dashboard_runs: int = 5
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
+    cli_runs: int = 15
+    cli_connectors: int = 10
+    cli_tools_per_connector: int = 20
+    gateway_sessions: int = 100
+    gateway_calls_each: int = 5
+    gateway_rounds: int = 3
+    gateway_list_connectors: int = 20
+    gateway_tools_per_connector: int = 50
     modes: tuple[str, ...] = ("sse", "json", "replay")
     only: tuple[str, ...] = NAMES
     profile: bool = False
@@ -77,11 +96,28 @@ QUICK: dict[str, Any] = {
     "dashboard_runs": 1,
     "dashboard_connectors": 2,
     "dashboard_tools_per_connector": 10,
+    "cli_runs": 2,
+    "cli_connectors": 2,
+    "cli_tools_per_connector": 5,
+    "gateway_sessions": 4,
+    "gateway_calls_each": 2,
+    "gateway_rounds": 1,
+    "gateway_list_connectors": 2,
+    "gateway_tools_per_connector": 5,
 }
 
 
 def _run_all(config: Config) -> dict[str, Any]:
-    from benchmarks import bench_dashboard, bench_engines, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import (
+        bench_cli,
+        bench_dashboard,
+        bench_engines,
+        bench_gateway,
+        bench_mcp,
+        bench_oauth,
+        bench_store,
+        bench_sync,
+    )
     from benchmarks.common import allow_loopback
 
     allow_loopback()
@@ -120,6 +156,17 @@ def _run_all(config: Config) -> dict[str, Any]:
         "dashboard": lambda: bench_dashboard.dashboard(
             config.dashboard_runs, config.dashboard_connectors, config.dashboard_tools_per_connector
         ),
+        "cli_startup": lambda: bench_cli.cli_startup(
+            config.cli_runs, config.cli_connectors, config.cli_tools_per_connector
+        ),
+        "gateway": lambda: bench_gateway.gateway(
+            config.gateway_sessions,
+            config.gateway_calls_each,
+            config.gateway_rounds,
+            list_connectors=config.gateway_list_connectors,
+            tools_per_connector=config.gateway_tools_per_connector,
+            list_runs=3 if config.gateway_sessions < 10 else 30,
+        ),
     }
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
@@ -139,7 +186,15 @@ def _run_all(config: Config) -> dict[str, Any]:
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from benchmarks import bench_engines, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import (
+        bench_cli,
+        bench_engines,
+        bench_gateway,
+        bench_mcp,
+        bench_oauth,
+        bench_store,
+        bench_sync,
+    )
 
     bench = results["benchmarks"]
 
@@ -153,6 +208,8 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
         *bench_store.targets(ok("store")),
         *bench_engines.targets(ok("engines")),
+        *bench_cli.targets(ok("cli_startup")),
+        *bench_gateway.targets(ok("gateway")),
     ]
 
 
@@ -188,6 +245,8 @@ def _profiles(results: dict[str, Any], directory: Path, quick: bool, config: Con
             *((4, 50) if quick else (config.store_connectors, config.store_tools_per_connector)),
             source=cached,
         )
+    if any(t.startswith("CLI start-up") for t in missed):
+        families["cli_startup"] = lambda: profiling.cli_imports(directory)
     out: dict[str, Any] = {}
     for name, run in families.items():
         print(f"-- profile {name} ...", file=sys.stderr, flush=True)

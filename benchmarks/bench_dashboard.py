@@ -1,6 +1,6 @@
 """Dashboard: time until the first page of the tool table is rendered, with 10,000 tools in the store.
 
-`switchboard serve` (python -m core.cli serve) runs in a subprocess on an ephemeral port over a
+`switchboard serve` (python -m cli serve) runs in a subprocess on an ephemeral port over a
 prepared store (10 connectors x 1000 tools, the store benchmark's generator). Headless Chromium
 (Debian's /usr/bin/chromium through Playwright) opens /tools in a fresh browser context per run; the
 time is from `page.goto` until the first table row shows a tool name and the count line says
@@ -104,7 +104,7 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
         log_path = work / "dashboard.log"
         with open(log_path, "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                [sys.executable, "-m", "cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -150,7 +150,7 @@ def _batched(service: Any) -> Any:
         connectors = await asyncio.to_thread(read)
 
         async def one(url: str) -> list[dict[str, Any]]:
-            client = McpClient(url, http=service._http(), auth=NoAuth(), timeout=service.timeout)
+            client = McpClient(url, http=service.context.http(), auth=NoAuth(), timeout=service.timeout)
             try:
                 return await client.list_tools()
             finally:

@@ -3,11 +3,12 @@
 Each family reruns a small version of its benchmark under the profiler:
 
 * connect_list / throughput: pyinstrument (async mode) around each client, JSON server, legacy era.
-* sync: store-call accounting (every `Switchboard._db` call, by function: count, total and mean
+* sync: store-call accounting (every `ServiceContext.db` call, by function: count, total and mean
   time) for `sync_many` over N servers of the latency farm, plus a pyinstrument profile of one
   `Store.record_snapshot` and one `Store.get_connector` (where a store session's time goes).
 * oauth_refresh: pyinstrument around the 50 concurrent calls after expiry, each client.
 * store_pages: pyinstrument around cold filtered pages (session open/close vs query).
+* cli_startup: `python -X importtime` of `switchboard connector list` and `tools` (what each loads).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
 
                 service = Switchboard.open(str(path), policy=loopback_policy())
                 calls: dict[str, list[float]] = defaultdict(list)
-                original = service._db
+                original = service.context.db
 
                 async def accounted(function: Any, *args: Any, **kwargs: Any) -> Any:
                     queued = time.perf_counter()
@@ -108,7 +109,7 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                             time.perf_counter() - queued
                         )
 
-                service._db = accounted  # type: ignore[method-assign]
+                service.context.db = accounted  # type: ignore[method-assign]
                 transport_profile = await _gather_profile(directory, farm.urls[1 : count + 1], farm.urls[0])
                 try:
                     await service.sync(WARM)
@@ -262,4 +263,33 @@ def store_pages(
                 os.environ.pop("SWITCHBOARD_KEY_FILE", None)
             else:
                 os.environ["SWITCHBOARD_KEY_FILE"] = saved
+    return out
+
+
+def cli_imports(
+    directory: Path, commands: tuple[tuple[str, ...], ...] = (("connector", "list"), ("tools",))
+) -> dict[str, Any]:
+    """`python -X importtime` of each CLI command over an empty store: every module it loads, the
+    slowest (cumulative) first."""
+    import subprocess
+    import sys
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="profile-cli-") as tmp:
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env.update(
+            SWITCHBOARD_STORE=f"{tmp}/store.duckdb",
+            SWITCHBOARD_KEY_FILE=f"{tmp}/store.key",
+            PYTHONPYCACHEPREFIX=f"{tmp}/pycache",
+        )
+        env.pop("SWITCHBOARD_KEY", None)
+        for command in commands:
+            argv = [sys.executable, "-X", "importtime", "-m", "cli", *command]
+            subprocess.run(argv, env=env, capture_output=True, check=True)  # compile the bytecode first
+            lines = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stderr
+            rows = [line for line in lines.splitlines() if line.startswith("import time:") and "|" in line]
+            rows = rows[1:] if "self [us]" in rows[0] else rows
+            rows.sort(key=lambda line: int(line.split("|")[1]), reverse=True)
+            header = "import time: self [us] | cumulative | imported package"
+            out[" ".join(command)] = _save(directory, "cli-" + "-".join(command), "\n".join([header, *rows]))
     return out

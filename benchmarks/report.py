@@ -170,9 +170,48 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    cli = bench.get("cli_startup") or {}
+    baseline = (cli.get("commands") or {}).get("python -c pass")
+    for name, row in (cli.get("commands") or {}).items():
+        if row is baseline:
+            continue
+        out.append(
+            (
+                (
+                    f"CLI start-up: {name}, whole process (ms; CPU {row['cpu_ms']['median']} ms; "
+                    f"RSS peak {row['rss_peak_mb']['median']} MB) vs python -c pass"
+                ),
+                _fmt(row["wall_ms"]),
+                _fmt(baseline["wall_ms"]),
+                _ratio(row["ratio_to_python"]),
+            )
+        )
     for name, row in bench.items():
         if isinstance(row, dict) and "error" in row:
             out.append((f"{name}: FAILED", row["error"][:120], "", ""))
+    gateway = bench.get("gateway") or {}
+    calls, listing = gateway.get("calls"), gateway.get("list")
+    if calls:
+        out.append(
+            (
+                (
+                    f"gateway vs direct tools/call, {calls['sessions']} sessions (ms; added "
+                    f"{calls['added_median_ms']:+.2f} ms median)"
+                ),
+                _fmt(calls["gateway"], 2),
+                _fmt(calls["direct"], 2),
+                _ratio(calls["ratio"]),
+            )
+        )
+    if listing:
+        out.append(
+            (
+                f"gateway tools/list {listing['tools']} tools / {listing['connectors']} connectors vs one upstream (ms)",
+                _fmt(listing["gateway"], 2),
+                _fmt(listing["direct"], 2),
+                _ratio(listing["ratio"]),
+            )
+        )
     return out
 
 

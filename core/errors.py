@@ -2,7 +2,36 @@
 
 Every error carries a message a person can act on; where there is a known fix, `hint` names it.
 Messages never contain secrets (tokens, keys, verifiers, session ids, client secrets): build them
-from URLs, status codes and field names only.
+from URLs, status codes and field names only. Every field an error carries is declared on its class
+here; nothing is attached to an exception after it was raised.
+
+    SwitchboardError (message, hint)
+    ├── ConfigurationError
+    │   ├── InvalidUrlError
+    │   ├── NotFoundError
+    │   └── InvalidArguments (problems)
+    ├── NetworkPolicyError
+    ├── TransportError
+    │   ├── ConnectError
+    │   ├── RequestTimeout
+    │   ├── ResponseTooLarge
+    │   ├── ProtocolError
+    │   ├── HttpStatusError (status)
+    │   ├── SessionExpired
+    │   └── UnsupportedProtocolVersion
+    ├── McpError (code, data)
+    ├── AuthError
+    │   ├── AuthRequired (challenges)
+    │   ├── InsufficientScope (scopes, challenges)
+    │   ├── DiscoveryError
+    │   ├── RegistrationError
+    │   ├── AuthorizationError
+    │   ├── TokenError (error)
+    │   └── NeedsReauthorization
+    └── StoreError
+        ├── StoreBusy
+        ├── ConflictError
+        └── CredentialUnavailable
 """
 
 from __future__ import annotations
@@ -10,6 +39,9 @@ from __future__ import annotations
 
 class SwitchboardError(Exception):
     """Base class of every error raised by `core`."""
+
+    message: str
+    hint: str | None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -33,6 +65,16 @@ class InvalidUrlError(ConfigurationError):
 
 class NotFoundError(ConfigurationError):
     """A named connector, agent, credential or tool does not exist."""
+
+
+class InvalidArguments(ConfigurationError):
+    """Tool arguments that do not satisfy the tool's inputSchema."""
+
+    problems: tuple[str, ...]  # one line per violation, "path: what is wrong"
+
+    def __init__(self, message: str, *, problems: tuple[str, ...]) -> None:
+        super().__init__(message, hint="fix the arguments and call again")
+        self.problems = problems
 
 
 class NetworkPolicyError(SwitchboardError):
@@ -65,6 +107,8 @@ class ProtocolError(TransportError):
 class HttpStatusError(TransportError):
     """An unexpected HTTP status from the MCP server."""
 
+    status: int
+
     def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
@@ -80,6 +124,9 @@ class UnsupportedProtocolVersion(TransportError):
 
 class McpError(SwitchboardError):
     """A JSON-RPC error object returned by the server."""
+
+    code: int  # the JSON-RPC error code
+    data: object  # the error object's `data`, as sent
 
     def __init__(self, message: str, *, code: int, data: object = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -97,6 +144,8 @@ class AuthError(SwitchboardError):
 class AuthRequired(AuthError):
     """The server wants credentials we do not have or that it rejected (401)."""
 
+    challenges: tuple  # the server's `WWW-Authenticate` challenges (`core.rfc9110.Challenge`)
+
     def __init__(self, message: str, *, challenges: tuple = (), hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.challenges = challenges
@@ -104,6 +153,9 @@ class AuthRequired(AuthError):
 
 class InsufficientScope(AuthError):
     """The server answered 403 insufficient_scope; re-authorize with the scopes it names."""
+
+    scopes: tuple[str, ...]  # granted plus challenged: what a re-authorization should ask for
+    challenges: tuple
 
     def __init__(
         self, message: str, *, scopes: tuple[str, ...] = (), challenges: tuple = (), hint: str | None = None
@@ -127,6 +179,8 @@ class AuthorizationError(AuthError):
 
 class TokenError(AuthError):
     """The token endpoint refused, or answered something that is not a valid token response."""
+
+    error: str | None  # the OAuth `error` code, when the endpoint sent one
 
     def __init__(self, message: str, *, error: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-AUTH_TYPES = ("none", "bearer", "api_key_header", "oauth", "client_credentials")
-STATIC_SECRET_AUTH_TYPES = ("bearer", "api_key_header")  # the operator enters the secret itself
 CREDENTIAL_MODES = ("shared", "per_agent")
 
 

@@ -19,12 +19,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["Challenge", "parse_www_authenticate"]
+__all__ = ["Challenge", "is_token", "parse_www_authenticate"]
 
 # RFC 9110 §5.6.2 tchar
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _TOKEN68_CHAR = frozenset("-._~+/0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _WS = frozenset(" \t")
+
+
+def is_token(text: str) -> bool:
+    """RFC 9110 §5.6.2 `token` (1*tchar): what an HTTP field name, such as an API key's header, must be."""
+    return bool(text) and all(c in _TCHAR for c in text)
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError, UnknownType
-from referencing.exceptions import Unresolvable
-
-from core.errors import ConfigurationError
-
-
-class InvalidArguments(ConfigurationError):
-    """Tool arguments that do not satisfy the tool's inputSchema."""
-
-    def __init__(self, message: str, *, problems: tuple[str, ...]) -> None:
-        super().__init__(message, hint="fix the arguments and call again")
-        self.problems = problems
+from core.errors import InvalidArguments
 
 
 def validate_arguments(tool: str, schema: Mapping[str, Any] | None, arguments: Mapping[str, Any]) -> None:
     if not schema or not isinstance(schema, Mapping):
         return
+    # jsonschema loads on the first call with a schema, not with `core.services` (~60 ms of imports).
+    import jsonschema
+    from jsonschema.exceptions import SchemaError, UnknownType
+    from referencing.exceptions import Unresolvable
+
     try:
         validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         validator_class.check_schema(schema)

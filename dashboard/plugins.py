@@ -13,7 +13,8 @@ import logging
 from tornado.web import RequestHandler
 
 from core.models import AuthorizationOutcome
-from core.services import CLIENT_METADATA_PATH, Switchboard, client_metadata
+from core.public_url import CALLBACK_PATH, CLIENT_METADATA_PATH, client_metadata
+from core.services import Switchboard
 from dashboard import flash, navigation, runtime
 
 log = logging.getLogger(__name__)
@@ -85,4 +86,4 @@ def _message(outcome: AuthorizationOutcome) -> str:
     return f"Connected {outcome.connector}{who}{tools}."
 
 
-ROUTES = [(runtime.CALLBACK_PATH, OAuthCallbackHandler), (CLIENT_METADATA_PATH, ClientMetadataHandler)]
+ROUTES = [(CALLBACK_PATH, OAuthCallbackHandler), (CLIENT_METADATA_PATH, ClientMetadataHandler)]

@@ -1,29 +1,24 @@
-"""Process-wide dashboard state: the one `Switchboard` services instance and the public origin.
+"""Process-wide dashboard state: the one `Switchboard` services instance.
 
 Every Panel session and the OAuth callback route run on the same Tornado event loop, so they share
 one services instance (and its HTTP pool). `switchboard serve` creates it before serving, so opening
-the store (migrations, key file) never happens inside a request on the event loop.
+the store (migrations, key file) never happens inside a request on the event loop. The public URL,
+the redirect URI and the OAuth route paths come from `core/public_url.py`, which the services read
+as well.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 
-from core.services import (
-    CALLBACK_PATH,
-    DEFAULT_PUBLIC_URL,
-    PUBLIC_URL_ENV,
-    Switchboard,
-    dashboard_redirect_uri,
-)
+from core.services import Switchboard
 
 DEFAULT_PORT = 5006
 
 _service: Switchboard | None = None
 _service_lock = threading.Lock()
 
-__all__ = ["CALLBACK_PATH", "DEFAULT_PORT", "PUBLIC_URL_ENV", "public_origin", "redirect_uri", "service"]
+__all__ = ["DEFAULT_PORT", "service"]
 
 
 def service() -> Switchboard:
@@ -33,13 +28,3 @@ def service() -> Switchboard:
         if _service is None:
             _service = Switchboard.open()
         return _service
-
-
-def public_origin() -> str:
-    """Where browsers reach the dashboard (SWITCHBOARD_PUBLIC_URL); never a request's Host header."""
-    return os.environ.get(PUBLIC_URL_ENV, DEFAULT_PUBLIC_URL).rstrip("/")
-
-
-def redirect_uri() -> str:
-    """The OAuth redirect_uri: `<public origin>/oauth/callback`, as the services compute it."""
-    return dashboard_redirect_uri()

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.public_url import PUBLIC_URL_ENV, public_url
 from dashboard import runtime
 
 PAGES_DIR = Path(__file__).with_name("pages")
@@ -23,7 +24,7 @@ def serve(
     if store:
         os.environ[STORE_ENV] = store
     # The OAuth redirect_uri is built from the public origin, never from a request's Host header.
-    os.environ.setdefault(runtime.PUBLIC_URL_ENV, f"http://localhost:{port}")
+    os.environ.setdefault(PUBLIC_URL_ENV, f"http://localhost:{port}")
     # Open the store (migrations, key file) now, not inside the first request on the event loop.
     runtime.service()
     parser = argparse.ArgumentParser(prog="panel serve")
@@ -54,6 +55,6 @@ def panel_arguments(port: int, address: str, show: bool) -> list[str]:
 
 
 def _websocket_origins(port: int, address: str) -> list[str]:
-    public = urlsplit(runtime.public_origin())
+    public = urlsplit(public_url())
     origins = {f"localhost:{port}", f"127.0.0.1:{port}", f"{address}:{port}", public.netloc}
     return sorted(o for o in origins if o)

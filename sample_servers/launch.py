@@ -45,6 +45,7 @@ OAUTH_OPTIONS = COMMON_OPTIONS | {
     "iss_param",
     "revoke_requires_secret_field",
     "secret_prefix",
+    "machine_clients",
 }
 KIND_OPTIONS: dict[str, set[str]] = {
     "plain": COMMON_OPTIONS,
@@ -191,7 +192,8 @@ class RunningServer:
         self.control("next_subject", subject=subject)
 
     def configure(self, **settings: Any) -> None:
-        """sdk_oauth kinds: change token_ttl, refresh_ttl, require_resource or iss_param at runtime."""
+        """sdk_oauth kinds: change token_ttl, refresh_ttl, require_resource, iss_param or
+        authorization_servers (what the PRM names; None: the real AS) at runtime."""
         self.control("configure", **settings)
 
     # --- lifecycle ----------------------------------------------------------------------------

@@ -7,14 +7,17 @@ Behaviour tests rely on:
   dead, and presenting it again is a *reuse event* that revokes its whole token family (every
   token descended from the same authorization code);
 - tokens are bound to the resource (RFC 8707); with `require_resource`, /authorize refuses a
-  request without `resource`, and any other resource is `invalid_target`.
+  request without `resource`, and any other resource is `invalid_target`;
+- `machine_clients` {client_id: secret} may use the client_credentials grant (`client_secret_basic`),
+  served by `ClientCredentialsGrant` in servers.py: the token's subject is the client id, no refresh
+  token.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.auth.provider import (
@@ -60,9 +63,14 @@ class AuthServerSettings:
     # Prepended to every code, access token, refresh token and DCR client secret the AS mints, so
     # leak tests can search for a known marker (S-12 canaries).
     secret_prefix: str = ""
+    # Pre-registered clients allowed the client_credentials grant: client_id -> client secret.
+    machine_clients: dict[str, str] = field(default_factory=dict)
+    # Overrides the `authorization_servers` the resource's PRM names (a server moving, or pointing
+    # at a hostile authorization server); None serves the real one.
+    authorization_servers: list[str] | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
-        for key in ("token_ttl", "refresh_ttl", "require_resource", "iss_param"):
+        for key in ("token_ttl", "refresh_ttl", "require_resource", "iss_param", "authorization_servers"):
             if key in changes:
                 setattr(self, key, changes[key])
 
@@ -192,6 +200,25 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
         self.used_refresh_tokens[refresh_token.token] = refresh_token.family
         self.counters.tokens_issued["refresh_token"] += 1
         return self._issue(refresh_token, scopes)
+
+    def issue_client_credentials(self, client_id: str, scopes: list[str], resource: str) -> OAuthToken:
+        """An access token for a machine client acting as itself (no refresh token, RFC 6749 §4.4.3)."""
+        now = int(time.time())
+        access = FamilyAccessToken(
+            token=self.settings.secret_prefix + secrets.token_urlsafe(32),
+            client_id=client_id,
+            scopes=scopes,
+            expires_at=now + self.settings.token_ttl,
+            resource=resource,
+            subject=client_id,
+            claims={"iss": self.settings.issuer},
+            family=secrets.token_hex(8),
+        )
+        self.access_tokens[access.token] = access
+        self.counters.tokens_issued["client_credentials"] += 1
+        return OAuthToken(
+            access_token=access.token, expires_in=self.settings.token_ttl, scope=" ".join(scopes)
+        )
 
     def _reuse_detected(self, family: str) -> None:
         self.counters.reuse_events += 1

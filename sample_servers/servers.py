@@ -8,11 +8,12 @@ annotations` here: the `whoami` tools' `Context` annotation must be a live type 
 import base64
 import binascii
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from mcp.server.auth.handlers.metadata import MetadataHandler
 from mcp.server.auth.json_response import PydanticJSONResponse
@@ -44,11 +45,17 @@ from sample_servers.control import (
     read_body,
     replay_body,
 )
-from sample_servers.oauth_provider import VALID_SCOPES, AuthServerSettings, SampleAuthServer
+from sample_servers.oauth_provider import (
+    DEFAULT_GRANTED_SCOPES,
+    VALID_SCOPES,
+    AuthServerSettings,
+    SampleAuthServer,
+)
 from sample_servers.toolset import ToolRegistry, ToolSpec, WhoAmI, common_tools, filler_tools
 
 MCP_PATH = "/mcp"
 AS_METADATA_PATH = "/.well-known/oauth-authorization-server"
+PRM_PATH = "/.well-known/oauth-protected-resource"
 
 
 @dataclass
@@ -255,6 +262,7 @@ def _auth_server_settings(options: dict[str, Any], issuer: str, resource: str) -
         require_resource=bool(options.get("require_resource", True)),
         iss_param=str(options.get("iss_param", "correct")),
         secret_prefix=str(options.get("secret_prefix", "")),
+        machine_clients=dict(options.get("machine_clients") or {}),
     )
 
 
@@ -314,6 +322,94 @@ class PublicClientRevocation:
         await self.app(scope, receive, send)
 
 
+class ClientCredentialsGrant:
+    """`POST /token` with `grant_type=client_credentials` for the AS's `machine_clients` (the SDK's
+    token handler knows only authorization_code and refresh_token): `client_secret_basic` (RFC 6749
+    §2.3.1, id and secret form-urlencoded), `resource` checked as for /authorize, scopes as asked
+    (within the valid ones) else the defaults. Everything else passes through to the SDK."""
+
+    def __init__(self, app: ASGIApp, provider: SampleAuthServer) -> None:
+        self.app = app
+        self.provider = provider
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (scope["type"] == "http" and scope["path"] == "/token" and scope["method"] == "POST"):
+            await self.app(scope, receive, send)
+            return
+        body, replay = await read_body(receive)
+        form = {k: v[0] for k, v in parse_qs(body.decode("latin-1")).items()}
+        if form.get("grant_type") != "client_credentials":
+            await self.app(scope, replay, send)
+            return
+        client_id = self._authenticated(Headers(scope=scope))
+        if client_id is None:
+            await _json_answer(
+                send, 401, {"error": "invalid_client"}, {"www-authenticate": 'Basic realm="sample"'}
+            )
+            return
+        error = self.provider._resource_error(form.get("resource"))
+        if error is not None:
+            await _json_answer(send, 400, {"error": error[0], "error_description": error[1]})
+            return
+        asked = [s for s in form.get("scope", "").split() if s in VALID_SCOPES]
+        token = self.provider.issue_client_credentials(
+            client_id,
+            asked or DEFAULT_GRANTED_SCOPES,
+            form.get("resource") or self.provider.settings.resource,
+        )
+        await _json_answer(send, 200, token.model_dump(exclude_none=True))
+
+    def _authenticated(self, headers: Headers) -> str | None:
+        scheme, _, encoded = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+        expected = self.provider.settings.machine_clients.get(client_id)
+        if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
+            return None
+        return client_id
+
+
+class ProtectedResourceOverride:
+    """Serves the PRM with the `authorization_servers` set by `configure(authorization_servers=[...])`
+    (the server moved to, or was made to name, another AS); the SDK's own document otherwise."""
+
+    def __init__(self, app: ASGIApp, settings: AuthServerSettings, resource: str) -> None:
+        self.app = app
+        self.settings = settings
+        self.resource = resource
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        named = self.settings.authorization_servers
+        if scope["type"] == "http" and scope["path"].startswith(PRM_PATH) and named is not None:
+            document = {
+                "resource": self.resource,
+                "authorization_servers": named,
+                "scopes_supported": VALID_SCOPES,
+                "bearer_methods_supported": ["header"],
+            }
+            await _json_answer(send, 200, document)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _json_answer(send: Send, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(data).encode()
+    extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def _revocation_compat(app: ASGIApp, options: dict[str, Any]) -> ASGIApp:
     return app if options.get("revoke_requires_secret_field") else PublicClientRevocation(app)
 
@@ -356,8 +452,9 @@ def build_sdk_oauth(kind: str, options: dict[str, Any], ports: list[int]) -> Bui
     app = _sdk_app(server, options)
     app.router.routes.insert(0, _as_metadata_route(auth, settings))  # shadows the SDK's metadata route
     info = _oauth_info(origin, resource)
+    served = ClientCredentialsGrant(_revocation_compat(app, options), provider)
     plane = ControlPlane(
-        _revocation_compat(app, options),
+        ProtectedResourceOverride(served, settings, resource),
         counters,
         mcp_path=MCP_PATH,
         authenticator=OAuthAuthenticator(provider.identify),
@@ -387,7 +484,7 @@ def build_sdk_oauth_split(kind: str, options: dict[str, Any], ports: list[int]) 
     registry = ToolRegistry(SdkToolHost(server), common_tools(whoami))
     info = _oauth_info(as_origin, resource)
     rs_plane = ControlPlane(
-        _sdk_app(server, options),
+        ProtectedResourceOverride(_sdk_app(server, options), settings, resource),
         counters,
         mcp_path=MCP_PATH,
         authenticator=OAuthAuthenticator(provider.identify),
@@ -400,7 +497,9 @@ def build_sdk_oauth_split(kind: str, options: dict[str, Any], ports: list[int]) 
         revocation_options=auth.revocation_options,
     )
     as_app = Starlette(routes=[_as_metadata_route(auth, settings), *as_routes])
-    as_plane = ControlPlane(_revocation_compat(as_app, options), counters, mcp_path=MCP_PATH)
+    as_plane = ControlPlane(
+        ClientCredentialsGrant(_revocation_compat(as_app, options), provider), counters, mcp_path=MCP_PATH
+    )
     for plane in (rs_plane, as_plane):
         _add_drift_control(plane, registry)
         _add_oauth_controls(plane, provider)

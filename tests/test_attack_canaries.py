@@ -135,7 +135,7 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
             [await service.get_connector(n) for n in ("oauth", "preregistered", "bearer", "keyed")],
         ]
         texts.append(_everything(dashboard_data))
-        texts.append(repr(service) + repr(service._clients) + repr(service._oauth_storage))
+        texts.append(repr(service) + repr(service._pool) + repr(service.context.oauth_storage))
         try:
             from dashboard.models import AuditLog, AuthTrace, ConnectorsIndex, CredentialHealth
 
@@ -190,7 +190,7 @@ def test_no_secret_leaks_from_the_cli(tmp_path) -> None:
         "-c",
         (
             "import logging, sys; logging.basicConfig(level=logging.DEBUG); "
-            "from core.cli import main; sys.exit(main(sys.argv[1:]))"
+            "from cli import main; sys.exit(main(sys.argv[1:]))"
         ),
     ]
     outputs: list[str] = []

@@ -323,8 +323,8 @@ async def test_registration_endpoint_html_fails_closed(service, sdk_oauth_server
     with pytest.raises(RegistrationError) as info:
         await service.connect("oauth")
     assert "<" not in str(info.value)
-    conn = await service._connector("oauth")
-    assert service._oauth_storage.get_client(sdk_oauth_server.issuer, service.redirect_uri) is None
+    conn = await service.context.connector("oauth")
+    assert service.context.oauth_storage.get_client(sdk_oauth_server.issuer, service.redirect_uri) is None
     assert conn.status == "error"
     # the next attempt registers normally
     assert (await service.connect("oauth")).status == "needs_auth"
@@ -335,8 +335,8 @@ async def test_registration_endpoint_html_fails_closed(service, sdk_oauth_server
 async def test_refresh_answered_with_html_changes_nothing_stored(service, sdk_oauth_server) -> None:
     await service.add_connector("oauth", sdk_oauth_server.url, "oauth")
     assert (await service.complete_authorization(await _authorization_params(service, "oauth"))).ok
-    key = CredentialKey((await service._connector("oauth")).id, "")
-    stored = service._oauth_storage.load_tokens(key)
+    key = CredentialKey((await service.context.connector("oauth")).id, "")
+    stored = service.context.oauth_storage.load_tokens(key)
     sdk_oauth_server.expire_tokens()
     sdk_oauth_server.fail_next(
         "/token", status=200, body="<html>" + SCRIPT + "</html>", headers={"content-type": "text/html"}
@@ -344,13 +344,13 @@ async def test_refresh_answered_with_html_changes_nothing_stored(service, sdk_oa
     with pytest.raises(AuthError) as info:
         await service.call_tool("oauth", "whoami", {})
     assert isinstance(info.value, TokenError) and "<" not in str(info.value)
-    after = service._oauth_storage.load_tokens(key)
+    after = service.context.oauth_storage.load_tokens(key)
     assert (after.version, after.refresh_token, after.access_token) == (
         stored.version,
         stored.refresh_token,
         stored.access_token,
     )
-    assert service._oauth_storage.needs_reauth(key) is None
+    assert service.context.oauth_storage.needs_reauth(key) is None
     # The refresh token was never presented, so it still works.
     assert not (await service.call_tool("oauth", "whoami", {})).is_error
     counters = sdk_oauth_server.counters()

@@ -149,6 +149,44 @@ def test_dashboard(tmp_path: Path) -> None:
     assert result["rows_on_first_page"] > 0
 
 
+def test_cli_startup(tmp_path: Path) -> None:
+    written = run_one("cli_startup", tmp_path)
+    result = written["benchmarks"]["cli_startup"]
+    assert result["tools"] == QUICK["cli_connectors"] * QUICK["cli_tools_per_connector"]
+    assert set(result["commands"]) == {
+        "python -c pass",
+        "switchboard help",
+        "switchboard connector list",
+        "switchboard tools",
+    }
+    for row in result["commands"].values():
+        summary_ok(row["wall_ms"], QUICK["cli_runs"])
+        summary_ok(row["cpu_ms"], QUICK["cli_runs"])
+        assert row["rss_peak_mb"]["min"] > 0 and row["ratio_to_python"] > 0
+    assert {t["target"] for t in written["targets"]} == {
+        f"CLI start-up: switchboard {name} (whole process, median wall)"
+        for name in ("connector list", "tools")
+    }
+
+
+def test_gateway(tmp_path: Path) -> None:
+    written = run_one("gateway", tmp_path)
+    result = written["benchmarks"]["gateway"]
+    calls = result["calls"]
+    expected = QUICK["gateway_sessions"] * QUICK["gateway_calls_each"] * QUICK["gateway_rounds"]
+    assert calls["calls"] == {"direct": expected, "gateway": expected}
+    summary_ok(calls["direct"], expected)
+    summary_ok(calls["gateway"], expected)
+    assert calls["server_saw_calls"] == 2 * (expected + 2 * QUICK["gateway_sessions"])  # plus warm-up calls
+    listing = result["list"]
+    assert listing["tools"] == QUICK["gateway_list_connectors"] * QUICK["gateway_tools_per_connector"]
+    summary_ok(listing["gateway"], 3)
+    assert {t["target"].split(",")[0] for t in written["targets"]} >= {
+        "gateway tools/call added median",
+        "gateway tools/list",
+    }
+
+
 def test_every_benchmark_has_a_smoke_test() -> None:
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     assert set(NAMES) <= tested

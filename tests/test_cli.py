@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-SWITCHBOARD = [sys.executable, "-m", "core.cli"]
+SWITCHBOARD = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture
@@ -142,3 +142,78 @@ def test_connect_times_out_with_a_clear_reason(cli, sdk_oauth_server):
     cli("connector", "add", "linear", sdk_oauth_server.url, "--auth", "oauth")
     done = cli("connect", "linear", "--no-browser", "--timeout", "1", check=False)
     assert done.returncode == 3 and "no authorization callback arrived" in done.stderr
+
+
+# What a command that only reads the store must not load (issue 12: a CLI that starts like a CLI):
+# the dashboard stack, the store's bulk-write columnar path, JSON Schema validation, JOSE, the OAuth
+# flows, the HTTP client and (no secret is read) the cipher. Checked by module, never by timing.
+_NOT_FOR_READ_COMMANDS = (
+    "panel",
+    "bokeh",
+    "pyarrow",
+    "numpy",
+    "jsonschema",
+    "authlib.jose",
+    "joserfc",
+    "authlib",
+    "core.oauth.flow",
+    "core.oauth.provider",
+    "core.mcp.client",
+    "httpx2",
+    "cryptography",
+)
+
+
+@pytest.mark.parametrize("command", [["connector", "list"], ["tools"], ["agent", "list"]])
+def test_read_commands_import_only_what_they_use(cli, command):
+    cli("connector", "add", "render", "https://mcp.example.com/mcp", "--auth", "bearer")
+    probe = (
+        "import json, sys\n"
+        "from cli import main\n"
+        f"code = main({command!r})\n"
+        f"print(json.dumps([code, 'duckdb' in sys.modules, [m for m in {_NOT_FOR_READ_COMMANDS!r} "
+        "if m in sys.modules]]), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    code, read_the_store, loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    assert code == 0 and read_the_store, done.stderr
+    assert loaded == []
+
+
+def test_parsing_alone_loads_no_services(cli):
+    """`--help` and argument errors answer before the services, asyncio or the store load."""
+    probe = (
+        "import sys\n"
+        "from cli.app import build_parser\n"
+        "build_parser().parse_args(['connector', 'list'])\n"
+        "print([m for m in ('asyncio', 'core.services', 'duckdb') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=cli.env, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_group_module_can_add_to_a_group_another_module_opened():
+    """How `agent token create` can live in its own module beside cli/agent.py."""
+    import argparse
+
+    from cli._plumbing import Commands
+
+    parser = argparse.ArgumentParser(prog="switchboard")
+    commands = Commands(parser.add_subparsers(), argparse.ArgumentParser(add_help=False))
+    commands.group("agent", "manage agents").add("list", lambda args: 0, "list agents")
+    commands.group("agent", "manage agents").group("token", "agent tokens").add(
+        "create", lambda args: 7, "create a token"
+    )
+    created = parser.parse_args(["agent", "token", "create"])
+    listed = parser.parse_args(["agent", "list"])
+    assert (created.handler(created), listed.handler(listed)) == (7, 0)

@@ -88,7 +88,7 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
         for key, value in env.items():
             patch.setenv(key, value)  # the tests' own services (seed) share the store and key
         process = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
             cwd=REPO,
             env=os.environ.copy(),
             stdout=log_file,

@@ -14,8 +14,9 @@ import httpx2
 import pytest
 
 from core.errors import ConfigurationError, SwitchboardError
+from core.public_url import PUBLIC_URL_ENV, dashboard_redirect_uri
 from core.services import Switchboard
-from dashboard import demo, flash, plugins, runtime
+from dashboard import demo, flash, plugins
 from dashboard.models import (
     AgentCredentials,
     AgentDirectory,
@@ -38,7 +39,7 @@ async def services(tmp_path, monkeypatch):
     monkeypatch.setenv("SWITCHBOARD_STORE", str(tmp_path / "store.duckdb"))
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
     monkeypatch.setenv("SWITCHBOARD_ALLOW_HOSTS", "127.0.0.1,localhost")
-    monkeypatch.setenv(runtime.PUBLIC_URL_ENV, PUBLIC_URL)
+    monkeypatch.setenv(PUBLIC_URL_ENV, PUBLIC_URL)
     service = Switchboard.open(str(tmp_path / "store.duckdb"))
     yield service
     await service.aclose()
@@ -50,7 +51,7 @@ async def approve_like_a_browser(authorization_url: str) -> dict[str, list[bytes
         response = await client.get(authorization_url)
     assert response.status_code in (302, 303), response.text
     location = response.headers["location"]
-    assert location.startswith(runtime.redirect_uri())
+    assert location.startswith(dashboard_redirect_uri())
     return {key: [value.encode()] for key, value in parse_qsl(urlsplit(location).query)}
 
 

@@ -170,8 +170,8 @@ async def _authorized(sample_server_factory, store_path: str):
     async with httpx2.AsyncClient() as browser:
         location = (await browser.get(url)).headers["location"]
     assert (await service.complete_authorization(dict(parse_qsl(urlsplit(location).query)))).ok
-    key = CredentialKey((await service._connector("oauth")).id, "")
-    storage = service._oauth_storage
+    key = CredentialKey((await service.context.connector("oauth")).id, "")
+    storage = service.context.oauth_storage
     tokens = storage.load_tokens(key)
     # The client knows the access token expired: the next call refreshes first.
     tokens = storage.save_tokens(
@@ -191,7 +191,7 @@ async def test_refresh_killed_before_its_commit_keeps_the_old_token_and_fails_cl
     _kill_at("refresh_rotated", store_path)
     assert server.counters()["refresh_requests"] == 1  # the AS rotated...
     service = _open(store_path)
-    storage = service._oauth_storage
+    storage = service.context.oauth_storage
     stored = storage.load_tokens(key)
     assert (stored.version, stored.refresh_token) == (
         before.version,
@@ -212,7 +212,7 @@ async def test_refresh_killed_after_its_commit_keeps_the_rotated_token(
     server, key, before = await _authorized(sample_server_factory, store_path)
     _kill_at("refresh_committed", store_path)
     service = _open(store_path)
-    storage = service._oauth_storage
+    storage = service.context.oauth_storage
     stored = storage.load_tokens(key)
     assert stored.version == before.version + 1 and stored.refresh_token != before.refresh_token
     assert not (await service.call_tool("oauth", "whoami", {})).is_error

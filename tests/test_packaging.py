@@ -37,4 +37,4 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
 
 def test_console_script_is_the_cli():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["switchboard"] == "core.cli:main"
+    assert project["scripts"]["switchboard"] == "cli:main"

@@ -42,13 +42,15 @@ async def _authorize(service: Switchboard, connector: str, agent: str | None = N
 
 
 async def _key(service: Switchboard, connector: str, agent: str | None = None) -> CredentialKey:
-    conn = await service._connector(connector)
-    return CredentialKey(conn.id, (await service._db(service.store.get_agent, agent)).id if agent else "")
+    conn = await service.context.connector(connector)
+    return CredentialKey(
+        conn.id, (await service.context.db(service.store.get_agent, agent)).id if agent else ""
+    )
 
 
 def _expire_stored(service: Switchboard, key: CredentialKey) -> None:
     """Make the stored access token look expired to the client (the proactive-refresh path)."""
-    storage = service._oauth_storage
+    storage = service.context.oauth_storage
     tokens = storage.load_tokens(key)
     storage.save_tokens(
         key,
@@ -82,12 +84,12 @@ async def test_c01_fifty_concurrent_calls_refresh_once(sample_server_factory, st
     service = _open(store_path)
     key = await _key(service, "oauth")
     server.expire_tokens()
-    before = service._oauth_storage.load_tokens(key)
+    before = service.context.oauth_storage.load_tokens(key)
     results = await asyncio.gather(*(service.call_tool("oauth", "whoami", {}) for _ in range(50)))
     assert all(not r.is_error for r in results)
     counters = server.counters()
     assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0
-    after = service._oauth_storage.load_tokens(key)
+    after = service.context.oauth_storage.load_tokens(key)
     assert after.refresh_token != before.refresh_token and after.version == before.version + 1
     assert sum(counters["tool_calls"]["user-1"].values()) == 50
     await service.aclose()
@@ -100,7 +102,7 @@ async def test_c02_two_agents_refresh_their_own_tokens(sample_server_factory, st
     server = await _connected(sample_server_factory, store_path, per_agent=("ada", "bob"))
     service = _open(store_path)
     keys = {a: await _key(service, "oauth", a) for a in ("ada", "bob")}
-    before = {a: service._oauth_storage.load_tokens(k) for a, k in keys.items()}
+    before = {a: service.context.oauth_storage.load_tokens(k) for a, k in keys.items()}
     server.expire_tokens()
     results = await asyncio.gather(
         *(service.call_tool("oauth", "whoami", {}, agent=a) for a in ("ada", "bob") for _ in range(5))
@@ -109,7 +111,7 @@ async def test_c02_two_agents_refresh_their_own_tokens(sample_server_factory, st
     assert all(r.result["structuredContent"]["subject"] == r.agent for r in results)  # tokens never cross
     counters = server.counters()
     assert counters["refresh_requests"] == 2 and counters["reuse_events"] == 0
-    after = {a: service._oauth_storage.load_tokens(k) for a, k in keys.items()}
+    after = {a: service.context.oauth_storage.load_tokens(k) for a, k in keys.items()}
     assert after["ada"].refresh_token != after["bob"].refresh_token
     assert all(after[a].refresh_token != before[a].refresh_token for a in keys)
     await service.aclose()
@@ -134,7 +136,7 @@ async def test_c04_a_stale_services_instance_uses_the_rotated_token(
     counters = server.counters()
     assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0
     key = await _key(second, "oauth")
-    assert second._oauth_storage.needs_reauth(key) is None
+    assert second.context.oauth_storage.needs_reauth(key) is None
     for service in (first, second):
         await service.aclose()
 
@@ -169,7 +171,7 @@ def test_c03_two_processes_refresh_one_credential_once(sample_server_factory, st
     server.expire_tokens()
     if path == "expiry known to the client":
         _expire_stored(service, key)
-    before = service._oauth_storage.load_tokens(key)
+    before = service.context.oauth_storage.load_tokens(key)
     barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
     processes = [
         SPAWN.Process(
@@ -185,7 +187,7 @@ def test_c03_two_processes_refresh_one_credential_once(sample_server_factory, st
     assert outcomes == [("ok", "user-1"), ("ok", "user-1")], outcomes
     counters = server.counters()
     assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0
-    after = service._oauth_storage.load_tokens(key)
+    after = service.context.oauth_storage.load_tokens(key)
     assert after.version == before.version + 1 and after.refresh_token != before.refresh_token
 
 
@@ -207,7 +209,7 @@ async def test_c10_concurrent_calls_on_a_fresh_services_share_one_initialize(
     assert all(not r.is_error for r in results)
     methods = bearer_server.counters()["rpc_methods"]
     assert methods.get("initialize", 0) + methods.get("server/discover", 0) == 1, methods
-    assert len(service._clients) == 1
+    assert len(service._pool.slots()) == 1
     await service.aclose()
 
 

@@ -161,7 +161,7 @@ class TokenProxy:
 def _refresh_via(service: Switchboard, key: CredentialKey, token_endpoint: str, *, expire: bool) -> None:
     """Point the stored credential's refreshes at `token_endpoint`; `expire`: make the access token
     look expired to the client too (the proactive-refresh path)."""
-    storage = service._oauth_storage
+    storage = service.context.oauth_storage
     tokens = storage.load_tokens(key)
     changes = {"token_endpoint": token_endpoint}
     if expire:
@@ -206,7 +206,7 @@ async def test_c05_rotation_then_drop_ends_in_needs_reauth_after_at_most_two_pos
     # The AS rotated on the first POST; the client never saw the new token, so it has nothing that
     # works any more (strict rotation, no grace window): the credential ends in needs_reauth.
     assert all(isinstance(o, (AuthRequired, NeedsReauthorization)) for o in outcomes[5:]), outcomes
-    assert setup._oauth_storage.needs_reauth(key)
+    assert setup.context.oauth_storage.needs_reauth(key)
     await setup.aclose()
 
 
@@ -216,7 +216,7 @@ async def test_c05_rotation_then_drop_succeeds_when_the_as_has_a_grace_window(
     server = await _connected(sample_server_factory, store_path)
     setup = _open(store_path)
     key = await _key(setup, "oauth")
-    before = setup._oauth_storage.load_tokens(key)
+    before = setup.context.oauth_storage.load_tokens(key)
     async with TokenProxy(server.origin, grace=True) as proxy:
         proxy.plan = ["drop"]
         _refresh_via(setup, key, proxy.url, expire=False)
@@ -230,9 +230,9 @@ async def test_c05_rotation_then_drop_succeeds_when_the_as_has_a_grace_window(
         assert outcomes[-5:] == ["user-1"] * 5, outcomes
         counters = server.counters()
         assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0
-        after = setup._oauth_storage.load_tokens(key)
+        after = setup.context.oauth_storage.load_tokens(key)
         assert after.refresh_token == proxy.answers[0][1]["refresh_token"] != before.refresh_token
-        assert setup._oauth_storage.needs_reauth(key) is None
+        assert setup.context.oauth_storage.needs_reauth(key) is None
         # The stored refresh token is the live one: the next refresh works and is no reuse.
         server.expire_tokens()
         service = _open(store_path)
@@ -261,7 +261,7 @@ async def _authorize_during_a_refresh(
         dashboard = service if same_services else _open(store_path)
         server.next_subject("operator-again")
         await _authorize(dashboard, "oauth")
-        authorized = setup._oauth_storage.load_tokens(key)
+        authorized = setup.context.oauth_storage.load_tokens(key)
         proxy.release.set()
         outcomes = await call
         if dashboard is not service:
@@ -279,13 +279,13 @@ async def test_c06_authorization_during_a_refresh_wins(sample_server_factory, st
     outcomes, authorized, refreshed = await _authorize_during_a_refresh(
         server, store_path, key, setup, same_services=where == "same services"
     )
-    final = setup._oauth_storage.load_tokens(key)
+    final = setup.context.oauth_storage.load_tokens(key)
     assert final.access_token == authorized.access_token and final.refresh_token == authorized.refresh_token
     assert final.version == authorized.version  # the refresh's compare-and-swap lost; nothing was written
     assert (
         final.access_token != refreshed["access_token"] and final.refresh_token != refreshed["refresh_token"]
     )
-    assert setup._oauth_storage.needs_reauth(key) is None
+    assert setup.context.oauth_storage.needs_reauth(key) is None
     # No call used the discarded refresh result (that would be subject user-1).
     assert all(o == "operator-again" for o in outcomes if isinstance(o, str)), outcomes
     if where == "another services":
@@ -347,7 +347,7 @@ async def test_c08_hanging_token_endpoint_calls_time_out_and_the_next_call_refre
         await service.aclose()
     counters = server.counters()
     assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0
-    assert setup._oauth_storage.needs_reauth(key) is None
+    assert setup.context.oauth_storage.needs_reauth(key) is None
     await setup.aclose()
 
 
@@ -440,7 +440,7 @@ async def test_c11_key_rotation_while_a_refresh_is_in_flight_loses_nothing(
         proxy.release.set()
         assert await call == ["ada"] * 3
         assert report["retired"] == [old_key] and report["unreadable"] == 0
-        stored = setup._oauth_storage.load_tokens(keys["ada"])
+        stored = setup.context.oauth_storage.load_tokens(keys["ada"])
         assert stored.refresh_token == proxy.answers[0][1]["refresh_token"]
         server.expire_tokens()
         results = await asyncio.gather(*(_calls(service, 2, a) for a in keys))
@@ -498,16 +498,16 @@ def _start_in_a_process(store_path: str, key_file: str, agent: str, start, regis
     os.environ["SWITCHBOARD_KEY_FILE"] = key_file
     os.environ.pop("SWITCHBOARD_KEY", None)
     try:
-        from core.oauth import flow
+        from core.oauth import registration
 
-        register = flow.register_client
+        register = registration.register_client
 
         async def register_after_the_other_arrives(*args, **kwargs):
             with contextlib.suppress(threading.BrokenBarrierError):
                 await asyncio.to_thread(registering.wait, 5)
             return await register(*args, **kwargs)
 
-        flow.register_client = register_after_the_other_arrives
+        registration.register_client = register_after_the_other_arrives
         service = _open(store_path)
 
         async def go() -> str:

@@ -8,11 +8,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx2
 import pytest
 
-from core.errors import AuthRequired, ConfigurationError, NetworkPolicyError
+from core.errors import AuthRequired, ConfigurationError, InvalidArguments, NetworkPolicyError
 from core.mcp.client import McpClient
 from core.net import NetworkPolicy
 from core.services import Switchboard
-from core.validation import InvalidArguments
 
 LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 
@@ -201,7 +200,7 @@ async def test_sync_many_covers_every_agent_credential(service, bearer_server, a
 
 
 def test_client_metadata_document_only_over_https(monkeypatch):
-    from core.services import client_metadata
+    from core.public_url import client_metadata
 
     monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "http://localhost:5006")
     assert client_metadata() is None
@@ -215,10 +214,10 @@ async def test_cimd_url_is_offered_only_for_the_dashboard_redirect(service, monk
     monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "https://switchboard.example.com")
     board = Switchboard(service.store, policy=LOOPBACK)
     await board.add_connector("x", plain_server.url, "oauth")
-    connector = await board._connector("x")
-    dashboard = await board._oauth_settings(connector)
+    connector = await board.context.connector("x")
+    dashboard = await board._credentials.read_settings(connector)
     assert dashboard.client_metadata_url == "https://switchboard.example.com/oauth/client-metadata.json"
-    loopback = await board._oauth_settings(connector, "http://127.0.0.1:4321/callback")
+    loopback = await board._credentials.read_settings(connector, "http://127.0.0.1:4321/callback")
     assert loopback.client_metadata_url is None
 
 

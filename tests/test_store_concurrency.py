@@ -128,7 +128,7 @@ def test_ten_cli_like_processes_on_a_fresh_store(files):
     durations = _run(_cli_like, *[(path, key_file, i) for i in range(10)])
     wall = time.perf_counter() - started
     store = _open(path, key_file)
-    assert store.schema_version() == LATEST_VERSION
+    assert store.schema_version() == LATEST_VERSION  # every migration ran exactly once
     assert sorted(c.name for c in store.list_connectors()) == sorted(f"conn-{i}" for i in range(10))
     assert store.tool_page(limit=1).total == 500
     print(

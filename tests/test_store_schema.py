@@ -19,6 +19,8 @@ NOT_SECRETS = {
     ("pending_authorizations", "state_hash"),
     ("flash_messages", "key_hash"),  # SHA-256 of the random key, like state_hash
     ("audit_log", "credential_fingerprint"),
+    ("agent_tokens", "token_hash"),  # SHA-256 of a 256-bit random token: nothing to recover
+    ("audit_log", "token_id"),  # which agent token made a gateway call (an id, not the token)
 }
 SECRET_LOOKING = re.compile(r"secret|token|verifier|password|key|state|cookie|session|code", re.IGNORECASE)
 

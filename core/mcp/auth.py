@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from core.errors import AuthRequired, ConfigurationError
-from core.rfc9110 import Challenge
+from core.rfc9110 import Challenge, is_token
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,12 @@ class StaticHeader:
 
     @classmethod
     def api_key(cls, header: str, key: str) -> StaticHeader:
-        if not header or any(c in header for c in " :\r\n\t") or not header.isascii():
-            raise ConfigurationError(f"invalid header name for an API key: {header!r}")
+        # The one header-name rule (RFC 9110 token) that the connector form and the CLI also apply.
+        if not is_token(header):
+            raise ConfigurationError(
+                f"invalid header name for an API key: {header!r}",
+                hint="use letters, digits and - (RFC 9110 token characters), e.g. X-API-Key",
+            )
         return cls(header, key)
 
     def __post_init__(self) -> None:

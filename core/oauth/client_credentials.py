@@ -12,10 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authlib.oauth2.auth import ClientAuth
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from core.errors import ConfigurationError, TokenError
 from core.oauth._http import OAuthHttp
@@ -42,6 +40,10 @@ class ClientCredentials:
 
 
 def _private_key_jwt(credentials: ClientCredentials, audience: str) -> ClientAuth:
+    # JOSE (authlib's RFC 7523, joserfc) loads only when an agent signs with a key: ~50 ms of imports.
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+    from joserfc.jwk import ECKey, OKPKey, RSAKey
+
     try:
         private_key = load_pem_private_key((credentials.private_key_pem or "").encode(), password=None)
     except (ValueError, TypeError):

@@ -1,22 +1,20 @@
 """The authorization-code flow for MCP: discover → ensure a client → start → callback → tokens.
 
-The dashboard calls `start_authorization` (it opens the returned URL for the operator) and, from its
-callback route, `complete_authorization` with the callback's query parameters. Tests, the CLI's
-headless mode and the conformance entry point use `authorize_headless`, which fetches the
-authorization URL without following redirects and hands the redirect's parameters to the very same
-`complete_authorization`.
+Callers make one trip each way. The services hand `begin_authorization` the connector's settings,
+the server's 401 challenge, the scopes to ask for and where the operator should come back to, and get
+an `Authorization`: the URL to open plus what discovery and registration found (to show and keep).
+The callback route hands `finish_authorization` the query parameters and gets a `CallbackOutcome`
+naming the credential and the return path, whether or not the authorization succeeded.
+`enroll` is the first half alone (discover and register, as Connect does before authorizing).
+
+`start_authorization` / `complete_authorization` are the same steps with exceptions for failures, for
+`authorize_headless` (tests, conformance, the provider's headless mode), which fetches the
+authorization URL without following redirects and hands the redirect's parameters back.
 
 `state` is an opaque random handle (256 bits) naming a `PendingAuthorization` kept in storage, so the
 callback may reach another process. It is single use (`take_pending` consumes it before anything else
 happens) and expires after `PENDING_TTL_SECONDS`. The PKCE verifier is stored with it and only ever
-sent in the body of the token request.
-
-Registration ladder, per issuer (A-13): the operator's pre-registered client → a Client ID Metadata
-Document when the AS supports it and a CIMD URL is configured → RFC 7591 DCR (one registration in
-flight per issuer and redirect URI: an asyncio lock in the event loop, and the storage's per-key lock
-(`refresh_lock` under a key no credential has) for threads and processes sharing the storage) → a
-`RegistrationError` asking the operator for a pre-registered client. A registration is stored under
-its issuer and never presented to another one.
+sent in the body of the token request. Registration: `core/oauth/registration.py`.
 
 Scopes (A-22, A-23): the `scope` of the server's challenge, else the PRM's `scopes_supported`, else no
 `scope` parameter at all; `offline_access` is added when the AS lists it and some scope is requested
@@ -28,15 +26,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from core.errors import AuthorizationError, ConfigurationError, RegistrationError, SwitchboardError
+from core.errors import AuthorizationError, ConfigurationError, SwitchboardError
 from core.oauth._http import OAuthHttp, require_secure_url, safe_description, short_error_code
-from core.oauth.cimd import cimd_registration
-from core.oauth.rfc7591 import choose_auth_method, client_metadata, register_client
+from core.oauth.registration import ensure_client
 from core.oauth.rfc7636 import choose_method, code_challenge, new_code_verifier
 from core.oauth.rfc8414 import (
     AuthorizationServerMetadata,
@@ -47,7 +43,7 @@ from core.oauth.rfc8707 import canonical_resource
 from core.oauth.rfc9207 import check_iss
 from core.oauth.rfc9728 import ProtectedResourceMetadata, fetch_protected_resource_metadata
 from core.oauth.storage import ClientRegistration, CredentialKey, OAuthStorage, PendingAuthorization, TokenSet
-from core.oauth.tokens import client_auth, request_token, storage_lock
+from core.oauth.tokens import client_auth, request_token
 from core.rfc9110 import Challenge
 
 PENDING_TTL_SECONDS = 600.0
@@ -125,124 +121,109 @@ async def discover(
     return Discovery(server, resource, metadata, prm, tuple(scope.split()) if scope is not None else None)
 
 
-# --- registration --------------------------------------------------------------------------------------
-
-_registration_locks: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[int, str, str], asyncio.Lock]
-] = weakref.WeakKeyDictionary()
+# --- one trip each way: enroll, begin, finish ----------------------------------------------------------
 
 
-async def ensure_client(
-    discovery: Discovery, settings: ConnectorSettings, storage: OAuthStorage, *, http: OAuthHttp | None = None
-) -> ClientRegistration:
-    """The client registration to use with this discovery's issuer (the ladder in the module docstring)."""
+@dataclass(frozen=True)
+class Enrollment:
+    """Where and as which client Switchboard authorizes for one MCP server."""
+
+    discovery: Discovery
+    registration: ClientRegistration
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The scopes an authorization would ask for by default (discovery's selection)."""
+        return requested_scopes(self.discovery)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """An authorization ready to start: send the browser to `url` (full-page navigation)."""
+
+    url: str
+    state: str
+    enrollment: Enrollment
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """What a redirect back from the AS came to. `key` and `return_to` are known as soon as `state`
+    named an authorization in progress, also when that authorization then failed (`error`)."""
+
+    key: CredentialKey | None
+    return_to: str = ""
+    tokens: TokenSet | None = None
+    error: SwitchboardError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+async def enroll(
+    settings: ConnectorSettings,
+    storage: OAuthStorage,
+    *,
+    challenge: Challenge | None = None,
+    http: OAuthHttp | None = None,
+) -> Enrollment:
+    """Discover the server's authorization server (with its 401 `challenge`, if any) and obtain the
+    client registration to use there (`core/oauth/registration.py`)."""
     http = http or OAuthHttp()
-    metadata = discovery.metadata
-    issuer = metadata.issuer
-    if settings.client_id:
-        registration = _pre_registered(settings, metadata)
-        if registration is not None:
-            await asyncio.to_thread(storage.save_client, registration)
-            http.note("register", issuer, "using the pre-registered client")
-            return registration
-    stored = await _stored_client(storage, issuer, settings.redirect_uri)
-    if stored is not None:
-        return stored
-    if metadata.client_id_metadata_document_supported and settings.client_metadata_url:
-        registration = cimd_registration(issuer, settings.client_metadata_url, settings.redirect_uri)
-        await asyncio.to_thread(storage.save_client, registration)
-        http.note("register", issuer, "using our client ID metadata document")
-        return registration
-    if metadata.registration_endpoint:
-        locks = _registration_locks.setdefault(asyncio.get_running_loop(), {})
-        async with locks.setdefault((id(storage), issuer, settings.redirect_uri), asyncio.Lock()):
-            stored = await _stored_client(
-                storage, issuer, settings.redirect_uri
-            )  # registered while we waited
-            if stored is not None:
-                return stored
-            # Other processes sharing the storage: the storage's lock, taken off the event loop.
-            async with storage_lock(storage, _registration_key(issuer, settings.redirect_uri)):
-                stored = await _stored_client(storage, issuer, settings.redirect_uri)  # another process did
-                if stored is not None:
-                    return stored
-                request = client_metadata(
-                    client_name=settings.client_name,
-                    redirect_uris=[settings.redirect_uri],
-                    token_endpoint_auth_method=choose_auth_method(
-                        metadata.token_endpoint_auth_methods_supported
-                    ),
-                )
-                registration = await register_client(
-                    http,
-                    issuer=issuer,
-                    registration_endpoint=metadata.registration_endpoint,
-                    metadata=request,
-                )
-                await asyncio.to_thread(storage.save_client, registration)
-                return registration
-    raise RegistrationError(
-        f"the authorization server {issuer} offers no way to register Switchboard automatically "
-        "(no dynamic client registration"
-        + (
-            ", and no client ID metadata document is configured)"
-            if metadata.client_id_metadata_document_supported
-            else ")"
-        ),
-        hint=f"register a client at {issuer} with redirect URI {settings.redirect_uri} and enter its "
-        "client_id (and secret) in the connector's settings",
+    discovery = await _discover_for(settings, challenge, http)
+    return Enrollment(discovery, await ensure_client(discovery, settings, storage, http=http))
+
+
+async def begin_authorization(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    settings: ConnectorSettings,
+    *,
+    challenge: Challenge | None = None,
+    scopes: tuple[str, ...] | None = None,
+    return_to: str = "",
+    http: OAuthHttp | None = None,
+) -> Authorization:
+    """Discover, register if needed and record a pending authorization for `key`. `scopes`: the
+    operator's configured scopes (None: discovery's selection); offline_access is added if offered."""
+    http = http or OAuthHttp()
+    return_to = _local_return_path(return_to)
+    discovery = await _discover_for(settings, challenge, http)
+    return await _begin(
+        storage, key, settings, discovery, requested_scopes(discovery, scopes), return_to, http
     )
 
 
-def _registration_key(issuer: str, redirect_uri: str) -> CredentialKey:
-    """The key of the storage lock under which (issuer, redirect URI) is registered: no credential
-    has it (connector ids are hex)."""
-    return CredentialKey(f"dcr:{issuer}", redirect_uri)
-
-
-def _pre_registered(
-    settings: ConnectorSettings, metadata: AuthorizationServerMetadata
-) -> ClientRegistration | None:
-    if settings.client_issuer and settings.client_issuer != metadata.issuer:
-        raise RegistrationError(
-            f"the pre-registered client is for {settings.client_issuer}, but the server now names the "
-            f"authorization server {metadata.issuer}",
-            hint="its credentials are not sent to another authorization server; register a client there and "
-            "update the connector",
-        )
-    method = settings.client_auth_method
-    if method is None:
-        supported = metadata.token_endpoint_auth_methods_supported
-        if not settings.client_secret:
-            method = "none"
-        elif (
-            supported is not None
-            and "client_secret_basic" not in supported
-            and "client_secret_post" in supported
-        ):
-            method = "client_secret_post"
-        else:
-            method = "client_secret_basic"
-    return ClientRegistration(
-        issuer=metadata.issuer,
-        client_id=settings.client_id or "",
-        client_secret=settings.client_secret,
-        token_endpoint_auth_method=method,
-        redirect_uris=(settings.redirect_uri,),
-        method="pre_registered",
+async def _discover_for(
+    settings: ConnectorSettings, challenge: Challenge | None, http: OAuthHttp
+) -> Discovery:
+    # A pre-registered client prefers its own issuer when the PRM names several.
+    return await discover(
+        settings.server_url,
+        challenge=challenge,
+        http=http,
+        preferred_issuer=settings.client_issuer if settings.client_id else None,
     )
 
 
-async def _stored_client(storage: OAuthStorage, issuer: str, redirect_uri: str) -> ClientRegistration | None:
-    stored = await asyncio.to_thread(storage.get_client, issuer, redirect_uri)
-    if stored is None or stored.issuer != issuer or stored.method == "pre_registered":
-        return None  # pre-registered clients come from the settings, which may have changed
-    if stored.client_secret_expires_at and stored.client_secret_expires_at <= time.time():
-        return None
-    return stored
+async def finish_authorization(
+    storage: OAuthStorage, params: Mapping[str, str], *, http: OAuthHttp | None = None
+) -> CallbackOutcome:
+    """Handle the redirect back from the AS; never raises for a bad callback (see `CallbackOutcome`)."""
+    http = http or OAuthHttp()
+    try:
+        pending = await _take_pending(storage, params, expected_key=None)
+    except SwitchboardError as exc:
+        return CallbackOutcome(None, error=exc)
+    try:
+        tokens = await _finish(storage, pending, params, http)
+    except SwitchboardError as exc:  # a token endpoint that times out counts as much as one that refuses
+        return CallbackOutcome(pending.key, pending.return_to, error=exc)
+    return CallbackOutcome(pending.key, pending.return_to, tokens=tokens)
 
 
-# --- authorization -------------------------------------------------------------------------------------
+# --- the same steps, raising ----------------------------------------------------------------------------
 
 
 def requested_scopes(discovery: Discovery, scopes: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -276,11 +257,26 @@ async def start_authorization(
     return_to: str = "",
     http: OAuthHttp | None = None,
 ) -> tuple[str, str]:
-    """Prepare an authorization: returns (authorization URL to open, state handle)."""
+    """Prepare an authorization: returns (authorization URL to open, state handle). `scopes` are
+    sent as given (None: discovery's selection plus offline_access)."""
     http = http or OAuthHttp()
     discovery = discovery or await discover(
         settings.server_url, http=http, preferred_issuer=settings.client_issuer
     )
+    scopes = requested_scopes(discovery) if scopes is None else scopes
+    started = await _begin(storage, key, settings, discovery, scopes, _local_return_path(return_to), http)
+    return started.url, started.state
+
+
+async def _begin(
+    storage: OAuthStorage,
+    key: CredentialKey,
+    settings: ConnectorSettings,
+    discovery: Discovery,
+    scopes: tuple[str, ...],
+    return_to: str,
+    http: OAuthHttp,
+) -> Authorization:
     metadata = discovery.metadata
     method = choose_method(
         metadata.code_challenge_methods_supported,
@@ -292,7 +288,6 @@ async def start_authorization(
         metadata.authorization_endpoint, "authorization_endpoint", error=AuthorizationError
     )
     registration = await ensure_client(discovery, settings, storage, http=http)
-    scopes = requested_scopes(discovery) if scopes is None else scopes
     pending = PendingAuthorization(
         state=secrets.token_urlsafe(32),
         key=key,
@@ -302,7 +297,7 @@ async def start_authorization(
         redirect_uri=settings.redirect_uri,
         resource=discovery.resource,
         scopes=scopes,
-        return_to=_local_return_path(return_to),
+        return_to=return_to,
         token_endpoint=metadata.token_endpoint,
         iss_parameter_supported=metadata.authorization_response_iss_parameter_supported,
     )
@@ -323,7 +318,8 @@ async def start_authorization(
         f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
     )  # keep the endpoint's own query
     http.note("authorize", endpoint, f"authorization started (scopes: {' '.join(scopes) or 'none'})")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")), pending.state
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    return Authorization(url, pending.state, Enrollment(discovery, registration))
 
 
 async def complete_authorization(
@@ -338,7 +334,14 @@ async def complete_authorization(
     `expected_key`, when the caller knows whose authorization this should be (an agent's own callback),
     refuses a state that belongs to another credential.
     """
-    http = http or OAuthHttp()
+    pending = await _take_pending(storage, params, expected_key=expected_key)
+    tokens = await _finish(storage, pending, params, http or OAuthHttp())
+    return pending.key, tokens, pending.return_to
+
+
+async def _take_pending(
+    storage: OAuthStorage, params: Mapping[str, str], *, expected_key: CredentialKey | None
+) -> PendingAuthorization:
     state = params.get("state")
     if not state:
         raise AuthorizationError(
@@ -356,17 +359,12 @@ async def complete_authorization(
             "the authorization response belongs to another credential's authorization",
             hint="start the authorization again",
         )
-    try:
-        return await _finish(storage, pending, params, http)
-    except SwitchboardError as exc:  # a token endpoint that times out counts as much as one that refuses
-        # Whoever shows the error needs to know whose authorization failed and where it began.
-        exc.key, exc.return_to = pending.key, pending.return_to
-        raise
+    return pending
 
 
 async def _finish(
     storage: OAuthStorage, pending: PendingAuthorization, params: Mapping[str, str], http: OAuthHttp
-) -> tuple[CredentialKey, TokenSet, str]:
+) -> TokenSet:
     if time.time() - pending.created_at > PENDING_TTL_SECONDS:
         raise AuthorizationError(
             "the authorization took longer than 10 minutes and expired", hint="start the authorization again"
@@ -414,8 +412,7 @@ async def _finish(
         resource=pending.resource,
         requested_scopes=pending.scopes,
     )
-    stored = await asyncio.to_thread(storage.save_tokens, pending.key, tokens, expected_version=None)
-    return pending.key, stored, pending.return_to
+    return await asyncio.to_thread(storage.save_tokens, pending.key, tokens, expected_version=None)
 
 
 async def authorize_headless(

@@ -16,12 +16,21 @@ client_credentials grant, one at a time per credential.
 
 Which token the failing request carried is remembered per task (a context variable set by
 `auth_headers`), so concurrent requests that fail with an already replaced token just retry.
+
+An operator's client secret (client_credentials, or a pre-registered client in headless mode) is sent
+only to the authorization server it was pinned to (`settings.client_issuer`). Without a pin, the
+first issuer discovery finds becomes the pin before the secret is sent — through `pin_issuer`, which
+persists it (the services write it to the connector, so every later process sees it) and returns the
+issuer actually pinned (another process may have pinned first) — and a later discovery naming
+another authorization server is refused (A-16, #16.2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization, RegistrationError
 from core.mcp.auth import AuthChallenge
@@ -51,8 +60,10 @@ class OAuthProvider:
         headless: bool = False,
         client_credentials: ClientCredentials | None = None,
         tokens: TokenSet | None = None,
+        pin_issuer: Callable[[str], Awaitable[str]] | None = None,
     ) -> None:
-        """`tokens`: the credential's tokens when the caller already read them (saves a store read)."""
+        """`tokens`: the credential's tokens when the caller already read them (saves a store read).
+        `pin_issuer`: persists the first issuer a client secret goes to (see the module docstring)."""
         self.storage = storage
         self.key = key
         self.settings = settings
@@ -67,6 +78,8 @@ class OAuthProvider:
         # worked for other requests and has expired since, so refreshing again is right.
         self._after_401: tuple[str, int] | None = None
         self._step_ups: dict[tuple[str, str], int] = {}
+        self._issuer = settings.client_issuer  # where the operator's client secret may go
+        self._pin_issuer = pin_issuer
 
     def __repr__(self) -> str:
         return f"OAuthProvider(key={self.key!r}, server={self._server!r}, headless={self.headless})"
@@ -179,17 +192,8 @@ class OAuthProvider:
             and not needs_refresh(current)
         ):
             return current  # another request got a new token while we waited
-        discovery = await discover(
-            self.settings.server_url, http=self.http, preferred_issuer=self.settings.client_issuer
-        )
-        if self.settings.client_issuer and discovery.issuer != self.settings.client_issuer:
-            # The client secret authenticates us at the token endpoint: never to an AS the server
-            # now names instead of the one the client was registered with (A-16).
-            raise RegistrationError(
-                f"the server now names the authorization server {discovery.issuer}, but this client is "
-                f"registered at {self.settings.client_issuer}; its secret is not sent there",
-                hint="check the server's configuration, then update the connector",
-            )
+        discovery = await discover(self.settings.server_url, http=self.http, preferred_issuer=self._issuer)
+        await self._pinned(discovery.issuer)
         tokens = await client_credentials_token(discovery, self.client_credentials, http=self.http)
         self._tokens = await asyncio.to_thread(
             self.storage.save_tokens, self.key, tokens, expected_version=None
@@ -226,17 +230,35 @@ class OAuthProvider:
                 self.settings.server_url,
                 challenge=challenge.bearer(),
                 http=self.http,
-                preferred_issuer=self.settings.client_issuer,
+                preferred_issuer=self._issuer,
             )
+            settings = self.settings
+            if settings.client_id and settings.client_secret:  # a pre-registered client's secret
+                settings = replace(settings, client_issuer=await self._pinned(discovery.issuer))
             self._tokens = await authorize_headless(
                 self.storage,
                 self.key,
-                self.settings,
+                settings,
                 discovery=discovery,
                 scopes=requested_scopes(discovery, scopes),
                 http=self.http,
             )
             return True
+
+    async def _pinned(self, issuer: str) -> str:
+        """The issuer the client secret may go to, pinning `issuer` when there is none yet; raises
+        `RegistrationError` when the server now names another authorization server."""
+        if self._issuer is None:
+            self._issuer = await self._pin_issuer(issuer) if self._pin_issuer else issuer
+        if issuer != self._issuer:
+            # The client secret authenticates us at the token endpoint: never to an AS the server
+            # now names instead of the one the client was first used with (A-16).
+            raise RegistrationError(
+                f"the server now names the authorization server {issuer}, but this client is "
+                f"registered at {self._issuer}; its secret is not sent there",
+                hint="check the server's configuration, then update the connector",
+            )
+        return self._issuer
 
     async def _step_up(self, challenge: AuthChallenge, bearer: Challenge) -> bool:
         operation = (self._server, challenge.method)

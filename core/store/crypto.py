@@ -38,13 +38,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from core.config import PRIVATE_FILE_MODE, Settings, ensure_private_dir
 from core.errors import ConfigurationError, CredentialUnavailable
 from core.redaction import fingerprint
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 FORMAT_VERSION = 1
 KEYRING_FORMAT = "switchboard-keyring-1"
@@ -119,7 +120,7 @@ class Keyring:
     def generate(cls) -> Keyring:
         """A fresh in-memory keyring (tests, throwaway stores)."""
         key_id = _new_key_id()
-        return cls({key_id: AESGCM.generate_key(bit_length=256)}, key_id)
+        return cls({key_id: _aesgcm().generate_key(bit_length=256)}, key_id)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
@@ -170,7 +171,7 @@ class Keyring:
         if key is None:
             raise ConfigurationError(f"no key {key_id!r} in the keyring")
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _associated_data(context, key_id))
+        sealed = _aesgcm()(key).encrypt(nonce, plaintext.encode(), _associated_data(context, key_id))
         kid = key_id.encode("ascii")
         return bytes((FORMAT_VERSION, len(kid))) + kid + nonce + sealed
 
@@ -192,8 +193,10 @@ class Keyring:
                 "which is not in the keyring",
                 hint="restore that key, or authorize or enter the secret again",
             )
+        from cryptography.exceptions import InvalidTag
+
         try:
-            plaintext = AESGCM(key).decrypt(nonce, sealed, _associated_data(context, key_id))
+            plaintext = _aesgcm()(key).decrypt(nonce, sealed, _associated_data(context, key_id))
         except InvalidTag:
             raise CredentialUnavailable(
                 f"the stored {context.column} in {context.table} failed authentication "
@@ -219,7 +222,7 @@ class Keyring:
     def rotate(self) -> str:
         """Add a new key and make it active; old keys stay for decryption. Returns the new id."""
         key_id = _new_key_id()
-        new_key = AESGCM.generate_key(bit_length=256)
+        new_key = _aesgcm().generate_key(bit_length=256)
         with self._editing() as (keys, _active):
             keys[key_id] = new_key
             self._write(keys, key_id)
@@ -374,10 +377,18 @@ def _read_key_file(path: Path) -> tuple[dict[str, bytes], str]:
     return _parse_document(text, source=f"key file {path}")
 
 
+def _aesgcm() -> type[AESGCM]:
+    # cryptography's Rust bindings load on the first secret encrypted or decrypted, not with the store:
+    # a command that reads no secret (`switchboard connector list`) does without them.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM
+
+
 def _create_key_file(path: Path) -> None:
     ensure_private_dir(path.parent)
     key_id = _new_key_id()
-    document = _document({key_id: AESGCM.generate_key(bit_length=256)}, key_id)
+    document = _document({key_id: _aesgcm().generate_key(bit_length=256)}, key_id)
     temporary = _write_private_temp(path, document)
     try:
         os.link(temporary, path)  # atomic and never overwrites: a concurrent first run keeps its key

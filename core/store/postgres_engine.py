@@ -72,7 +72,7 @@ _INDEXES = {
     # A rare word over a million tools: a trigram index answers LIKE '%word%' without a scan. Each
     # sort key has an index ending in the page order's tie-breakers, so a filtered page is an
     # ordered index scan that stops after one page.
-    2: (
+    3: (
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
         (
             "CREATE INDEX current_tools_search ON current_tools "

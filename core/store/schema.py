@@ -40,10 +40,31 @@ Tables (version 1):
 - `auth_trace`: the steps of authorization attempts (`recorded_at`; URLs without query or userinfo).
 - `key_usage`: encryptions performed per key, to rotate before the AES-GCM random-nonce limit.
 
-Version 2:
+Version 2 (the agent gateway; `core/store/repositories/gateway.py`):
+
+- `agent_tokens`: bearer tokens agents present to the gateway, as SHA-256 hex of the token only
+  (`token_hash`; the token itself is shown once and never stored); `label`, `expires_at`,
+  `revoked_at`, `last_used_at`.
+- `agent_policies`: per agent, ordered allow/deny `rules` (JSON) and the limits
+  `requests_per_minute` / `max_concurrent_calls` (NULL: the gateway's defaults).
+- `tool_pinning`: per connector, how tool definitions are approved: `auto` (on first sync) or
+  `manual` (an operator approves each one).
+- `tool_approvals`: per (connector, agent, tool) the approved definition hash (`tools.def_hash`).
+  A current tool whose hash differs is quarantined; one without a row awaits approval.
+- `gateway_changes`: one row; `generation` moves on every gateway-relevant write, so gateway
+  processes notice another process's change with one cheap read.
+- `gateway_instances`: gateway processes and their last heartbeat (limits are shared among them).
+- `audit_log` gains `token_id` and `outcome` (why a gateway call was refused, or how it ended).
+
+Version 3 (the PostgreSQL store):
 
 - `flash_messages`: one-time messages from the OAuth callback to the page it redirects to, keyed by
   the SHA-256 of their random key, so any dashboard replica can show what another one put.
+- On PostgreSQL only, the inventory's search and sort indexes (`postgres_engine.py`).
+
+Version 1 is the last released schema. Versions 2 and 3 were written on two branches at once (the
+gateway and the PostgreSQL store) and numbered when they met, the gateway's first: main's
+development stores already carry its version 2.
 
 Types are written as `${double}`, `${blob}`, `${json}` (DuckDB DOUBLE, BLOB, JSON; PostgreSQL DOUBLE
 PRECISION, BYTEA, JSON), so one numbering serves both engines.
@@ -269,7 +290,51 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         2,
-        "flash messages in the store; search indexes",
+        "agent gateway: tokens, policies, tool pinning",
+        (
+            """CREATE TABLE agent_tokens (
+            id VARCHAR PRIMARY KEY,
+            agent_id VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL UNIQUE,
+            label VARCHAR NOT NULL DEFAULT '',
+            created_at ${double} NOT NULL,
+            expires_at ${double},
+            revoked_at ${double},
+            last_used_at ${double})""",
+            """CREATE TABLE agent_policies (
+            agent_id VARCHAR PRIMARY KEY,
+            rules ${json} NOT NULL,
+            requests_per_minute INTEGER,
+            max_concurrent_calls INTEGER,
+            updated_at ${double} NOT NULL)""",
+            """CREATE TABLE tool_pinning (
+            connector_id VARCHAR PRIMARY KEY,
+            approval VARCHAR NOT NULL CHECK (approval IN ('auto', 'manual')),
+            updated_at ${double} NOT NULL)""",
+            """CREATE TABLE tool_approvals (
+            connector_id VARCHAR NOT NULL,
+            agent_id VARCHAR NOT NULL DEFAULT '',
+            tool VARCHAR NOT NULL,
+            approved_hash VARCHAR NOT NULL,
+            approved_at ${double} NOT NULL,
+            approved_by VARCHAR NOT NULL,
+            PRIMARY KEY (connector_id, agent_id, tool))""",
+            # What was synced before pinning existed counts as approved on its first sync.
+            """INSERT INTO tool_approvals
+            SELECT connector_id, agent_id, name, def_hash, changed_at, 'auto' FROM current_tools""",
+            "CREATE TABLE gateway_changes (id INTEGER PRIMARY KEY, generation BIGINT NOT NULL)",
+            "INSERT INTO gateway_changes VALUES (1, 0)",
+            """CREATE TABLE gateway_instances (
+            id VARCHAR PRIMARY KEY,
+            started_at ${double} NOT NULL,
+            seen_at ${double} NOT NULL)""",
+            "ALTER TABLE audit_log ADD COLUMN token_id VARCHAR",
+            "ALTER TABLE audit_log ADD COLUMN outcome VARCHAR",
+        ),
+    ),
+    Migration(
+        3,
+        "flash messages in the store; PostgreSQL search indexes",
         (
             """CREATE TABLE flash_messages (
             key_hash VARCHAR PRIMARY KEY,

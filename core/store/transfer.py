@@ -36,7 +36,13 @@ TABLES = (
     "auth_trace",
     "key_usage",
     "flash_messages",
+    "agent_tokens",
+    "agent_policies",
+    "tool_pinning",
+    "tool_approvals",
 )
+# Not copied: `gateway_changes` (one counter row every store has; bumped on the target instead, so
+# gateways serving it reload) and `gateway_instances` (heartbeats of the source's gateway processes).
 # sequence -> (table, id column) it numbers
 SEQUENCES = {
     "tool_snapshot_ids": ("tool_snapshots", "id"),
@@ -98,6 +104,7 @@ def copy(
                         f"copying {table} wrote {copied} rows of {counts[table]}; nothing was committed",
                         hint="check the target database and run the copy again",
                     )
+            write.execute("UPDATE gateway_changes SET generation = generation + 1")
             for sequence, (table, column) in SEQUENCES.items():
                 highest = write.scalar(f"SELECT max({column}) FROM {table}")
                 if highest is not None:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 import param
 
+from core.auth_schemes import AuthScheme, auth_scheme, scheme_of_kind
 from core.errors import ConfigurationError
-from core.models import STATIC_SECRET_AUTH_TYPES, AgentInfo, ConnectorInfo, CredentialInfo, SyncResult
+from core.models import AgentInfo, ConnectorInfo, CredentialInfo, SyncResult
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import agent_path
@@ -22,11 +23,9 @@ class AgentDirectory(ServiceModel):
     agents = param.List(default=[], item_type=AgentInfo)
 
     async def refresh(self) -> list[AgentInfo]:
-        latest = self._read("agents")
-        agents = await self.services.list_agents()
-        if latest():
-            self.agents = agents
-        return agents
+        return await self._load(
+            "agents", self.services.list_agents(), lambda agents: self.param.update(agents=agents)
+        )
 
     async def create(self, name: str, description: str = "") -> AgentInfo:
         if not name.strip():
@@ -58,9 +57,13 @@ class CredentialRow:
     credential: CredentialInfo
 
     @property
+    def scheme(self) -> AuthScheme:
+        return auth_scheme(self.auth_type)
+
+    @property
     def takes_key(self) -> bool:
         """A bearer token or API key the operator types in, rather than a browser authorization."""
-        return self.auth_type in STATIC_SECRET_AUTH_TYPES
+        return self.scheme.static_secret
 
     def facts(self) -> dict[str, str]:
         c = self.credential
@@ -90,16 +93,20 @@ class AgentCredentials(ServiceModel):
 
     async def refresh(self) -> list[CredentialRow]:
         """Every connector the agent can use, its own accounts first."""
-        latest = self._read("credentials")
-        connectors = {c.name: c for c in await self.services.list_connectors()}
-        credentials = await self.services.credentials_for_agent(self.agent)
-        rows = [_row(c, connectors.get(c.connector)) for c in credentials]
-        if latest():
-            self.param.update(
-                per_agent=[r for r in rows if r.credential.agent is not None],
-                shared=[r for r in rows if r.credential.agent is None],
-            )
-        return rows
+
+        async def rows() -> list[CredentialRow]:
+            connectors = {c.name: c for c in await self.services.list_connectors()}
+            credentials = await self.services.credentials_for_agent(self.agent)
+            return [_row(c, connectors.get(c.connector)) for c in credentials]
+
+        return await self._load(
+            "credentials",
+            rows(),
+            lambda found: self.param.update(
+                per_agent=[r for r in found if r.credential.agent is not None],
+                shared=[r for r in found if r.credential.agent is None],
+            ),
+        )
 
     def row(self, connector: str) -> CredentialRow:
         for row in self.per_agent:
@@ -137,7 +144,7 @@ class AgentCredentials(ServiceModel):
 
 def _row(credential: CredentialInfo, connector: ConnectorInfo | None) -> CredentialRow:
     state = {"connected": CONNECTED, "missing": NOT_CONNECTED}.get(credential.status, NEEDS_REAUTH)
-    auth_type = connector.auth_type if connector is not None else credential.kind
+    auth_type = connector.auth_type if connector is not None else scheme_of_kind(credential.kind).name
     return CredentialRow(
         connector=credential.connector, auth_type=auth_type, state=state, credential=credential
     )

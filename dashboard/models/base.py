@@ -1,17 +1,21 @@
-"""What every dashboard model shares: access to the services and the result of a Connect."""
+"""What every dashboard model shares: access to the services, loads that a newer load supersedes,
+and the result of a Connect."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import param
 
+from core.auth_schemes import auth_scheme
 from core.models import ConnectOutcome
+from core.public_url import dashboard_redirect_uri
 from core.services import Switchboard
 from dashboard import runtime
 
-# Auth types whose credential is a static secret (token, API key) the operator types in.
+T = TypeVar("T")
 
 
 class ServiceModel(param.Parameterized):
@@ -42,6 +46,15 @@ class ServiceModel(param.Parameterized):
         ticket = self._reads[what] = self._reads.get(what, 0) + 1
         return lambda: self._reads[what] == ticket
 
+    async def _load(self, what: str, fetch: Awaitable[T], apply: Callable[[T], Any]) -> T:
+        """Await `fetch` and hand its result to `apply`, unless a newer load of `what` started
+        meanwhile (see `_read`); returns the result either way."""
+        latest = self._read(what)
+        value = await fetch
+        if latest():
+            apply(value)
+        return value
+
 
 class WithChoices(ServiceModel):
     """A model whose view offers connectors and agents to choose from."""
@@ -50,13 +63,16 @@ class WithChoices(ServiceModel):
     agent_names = param.List(default=[], doc="Choices for an agent.")
 
     async def load_choices(self) -> None:
-        latest = self._read("choices")
-        connectors = await self.services.list_connectors()
-        agents = await self.services.list_agents()
-        if latest():
-            self.param.update(
-                connector_names=[c.name for c in connectors], agent_names=[a.name for a in agents]
-            )
+        async def names() -> tuple[list[str], list[str]]:
+            connectors = await self.services.list_connectors()
+            agents = await self.services.list_agents()
+            return [c.name for c in connectors], [a.name for a in agents]
+
+        await self._load(
+            "choices",
+            names(),
+            lambda found: self.param.update(connector_names=found[0], agent_names=found[1]),
+        )
 
 
 @dataclass(frozen=True)
@@ -71,9 +87,9 @@ async def connect_or_authorize(
     services: Switchboard, connector: str, auth_type: str, agent: str | None, return_to: str
 ) -> ConnectAction:
     """OAuth connectors need the browser at the authorization server; the others connect right away."""
-    if auth_type == "oauth":
+    if auth_scheme(auth_type).browser:
         url = await services.start_authorization(
-            connector, agent, redirect_uri=runtime.redirect_uri(), return_to=return_to
+            connector, agent, redirect_uri=dashboard_redirect_uri(), return_to=return_to
         )
         return ConnectAction(authorization_url=url)
     return ConnectAction(outcome=await services.connect(connector, agent))

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 import param
 
+from core.auth_schemes import AUTH_TYPES, AuthScheme, auth_scheme, header_name_problem
 from core.errors import ConfigurationError
-from core.models import (
-    AUTH_TYPES,
-    CREDENTIAL_MODES,
-    STATIC_SECRET_AUTH_TYPES,
-    ConnectorInfo,
-    CredentialInfo,
-    SyncResult,
-)
+from core.models import CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, SyncResult
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import CONNECTORS_PATH
@@ -28,7 +21,6 @@ STATUS_LABELS = {
     "error": "error",
     "never_synced": "never synced",
 }
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 §5.6.2 token
 
 
 class ConnectorsIndex(ServiceModel):
@@ -42,11 +34,15 @@ class ConnectorsIndex(ServiceModel):
     sync_results = param.List(default=[], item_type=SyncResult, doc="Its outcomes, in finishing order.")
 
     async def refresh(self) -> list[ConnectorInfo]:
-        latest = self._read("connectors")
-        connectors = await self.services.list_connectors()
-        credentials = {c.connector: c for c in await self.services.health() if c.agent is None}
-        if latest():
-            self.param.update(shared_credentials=credentials, connectors=connectors)
+        async def fetch() -> tuple[list[ConnectorInfo], dict[str, CredentialInfo]]:
+            connectors = await self.services.list_connectors()
+            return connectors, {c.connector: c for c in await self.services.health() if c.agent is None}
+
+        connectors, _ = await self._load(
+            "connectors",
+            fetch(),
+            lambda found: self.param.update(shared_credentials=found[1], connectors=found[0]),
+        )
         return connectors
 
     def get(self, name: str) -> ConnectorInfo:
@@ -184,8 +180,12 @@ class ConnectorForm(ServiceModel):
         return f"ConnectorForm(editing={self.editing!r}, connector_name={self.connector_name!r})"
 
     @property
+    def scheme(self) -> AuthScheme:
+        return auth_scheme(self.auth_type)
+
+    @property
     def takes_shared_secret(self) -> bool:
-        return self.auth_type in STATIC_SECRET_AUTH_TYPES and self.credential_mode == "shared"
+        return self.scheme.static_secret and self.credential_mode == "shared"
 
     def load(self, connector: ConnectorInfo) -> None:
         """Fill the form to edit `connector` (secrets stay empty: they are never shown back)."""
@@ -223,11 +223,11 @@ class ConnectorForm(ServiceModel):
         url_problem = _url_problem(self.url.strip())
         if url_problem:
             problems["url"] = url_problem
-        if self.auth_type == "api_key_header" and not _HEADER_NAME.match(self.header_name.strip()):
+        if self.scheme.header_name and header_name_problem(self.header_name):
             problems["header_name"] = "Name the header the API key goes in, e.g. X-API-Key."
         if self.client_secret and not self.client_id.strip():
             problems["client_id"] = "A client secret needs the client ID it belongs to."
-        if self.auth_type == "client_credentials":
+        if self.scheme.requires_client:
             if not self.client_id.strip():
                 problems["client_id"] = "Client credentials need a client ID."
             if not self.client_secret and not self._has_stored_client_secret():
@@ -259,7 +259,7 @@ class ConnectorForm(ServiceModel):
             "url": self.url.strip(),
             "auth_type": self.auth_type,
             "credential_mode": self.credential_mode,
-            "header_name": self.header_name.strip() if self.auth_type == "api_key_header" else None,
+            "header_name": self.header_name.strip() if self.scheme.header_name else None,
             "client_id": self.client_id.strip() or None,
             "client_secret": self.client_secret or None,
             "scopes": self.scopes.strip() or None,

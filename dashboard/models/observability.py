@@ -45,11 +45,8 @@ class AuditLog(WithChoices):
     entries = param.List(default=[], doc="Rows as the services return them.")
 
     async def refresh(self) -> list[dict[str, Any]]:
-        latest = self._read("entries")
-        entries = await self.services.audit(limit=self.limit, connector=self.connector, agent=self.agent)
-        if latest():
-            self.entries = entries
-        return entries
+        entries = self.services.audit(limit=self.limit, connector=self.connector, agent=self.agent)
+        return await self._load("entries", entries, lambda found: self.param.update(entries=found))
 
     @param.depends("entries")
     def frame(self) -> pd.DataFrame:
@@ -62,11 +59,9 @@ class CredentialHealth(ServiceModel):
     credentials = param.List(default=[], item_type=CredentialInfo)
 
     async def refresh(self) -> list[CredentialInfo]:
-        latest = self._read("credentials")
-        credentials = await self.services.health()
-        if latest():
-            self.credentials = credentials
-        return credentials
+        return await self._load(
+            "credentials", self.services.health(), lambda found: self.param.update(credentials=found)
+        )
 
     @param.depends("credentials")
     def frame(self) -> pd.DataFrame:
@@ -112,11 +107,10 @@ class AuthTrace(WithChoices):
     steps = param.List(default=[])
 
     async def load(self) -> list[dict[str, Any]]:
-        latest = self._read("steps")
-        steps = await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
-        if latest():
-            self.steps = steps
-        return steps
+        async def steps() -> list[dict[str, Any]]:
+            return await self.services.auth_trace(self.connector, agent=self.agent) if self.connector else []
+
+        return await self._load("steps", steps(), lambda found: self.param.update(steps=found))
 
     @param.depends("steps")
     def frame(self) -> pd.DataFrame:

@@ -55,28 +55,36 @@ class Playground(WithChoices):
             outcome=None,
             tool_names=[],
         )
-        latest = self._read("where")
         self._read("tool")  # a definition still loading belongs to the previous choice
-        if connector:
-            tools = await self.services.tool_list(connector=connector, agent=agent)
-            if latest():
-                self.tool_names = sorted({t["name"] for t in tools})
+
+        async def tools() -> list[dict[str, Any]]:
+            return await self.services.tool_list(connector=connector, agent=agent) if connector else []
+
+        await self._load(
+            "where", tools(), lambda found: self.param.update(tool_names=sorted({t["name"] for t in found}))
+        )
         return self.tool_names
 
     async def choose_tool(self, tool: str | None) -> dict[str, Any] | None:
         """Pick a tool; loads its definition and the form fields of its inputSchema."""
         self.param.update(tool=tool, definition=None, fields=[], outcome=None, arguments={})
-        latest = self._read("tool")
-        if tool and self.connector:
-            definition = await self.services.tool_definition(self.connector, tool, agent=self.agent)
-            if not latest():
-                return None
+
+        async def definition() -> dict[str, Any] | None:
+            if tool and self.connector:
+                return await self.services.tool_definition(self.connector, tool, agent=self.agent)
+            return None
+
+        loaded = await self._load("tool", definition(), self._show_definition)
+        # None when a newer choice superseded this one (its definition is not the one shown).
+        return loaded if loaded is self.definition else None
+
+    def _show_definition(self, definition: dict[str, Any] | None) -> None:
+        if definition is not None:
             self.param.update(
                 definition=definition,
                 fields=list(fields_from_schema(definition.get("inputSchema"))),
                 raw_json=json.dumps(_defaults(definition.get("inputSchema")), indent=2),
             )
-        return self.definition
 
     def arguments_to_send(self) -> dict[str, Any]:
         if not self.raw_mode:

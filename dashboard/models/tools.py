@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 import param
 
+from core.models import ToolPage
 from dashboard.models.base import WithChoices
 from dashboard.models.formatting import format_time
 
@@ -57,25 +58,30 @@ class ToolInventory(WithChoices):
         self.param.update(**changes)
 
     async def load(self) -> pd.DataFrame:
-        latest = self._read("page")
-        page = await self.services.tool_page(
-            connector=self.connector,
-            agent=self.agent,
-            search=self.search or None,
-            filters={k: bool(v) for k, v in self.filters.items() if k in FLAGS and v is not None} or None,
-            sort=self.sort,
-            descending=self.descending,
-            offset=self.offset,
-            limit=self.page_size,
-        )
-        frame = pd.DataFrame([_display(row) for row in page.rows], columns=COLUMNS)
-        frame.index = pd.RangeIndex(self.offset, self.offset + len(frame))
-        if latest():
-            # total first: whoever watches `rows` reads the page count from it.
-            self.total_is_exact = page.total_is_exact
-            self.total = page.total
-            self.rows = frame
+        async def page() -> tuple[ToolPage, pd.DataFrame]:
+            found = await self.services.tool_page(
+                connector=self.connector,
+                agent=self.agent,
+                search=self.search or None,
+                filters={k: bool(v) for k, v in self.filters.items() if k in FLAGS and v is not None} or None,
+                sort=self.sort,
+                descending=self.descending,
+                offset=self.offset,
+                limit=self.page_size,
+            )
+            frame = pd.DataFrame([_display(row) for row in found.rows], columns=COLUMNS)
+            frame.index = pd.RangeIndex(self.offset, self.offset + len(frame))
+            return found, frame
+
+        _, frame = await self._load("page", page(), self._show_page)
         return frame
+
+    def _show_page(self, loaded: tuple[ToolPage, pd.DataFrame]) -> None:
+        found, frame = loaded
+        # total first: whoever watches `rows` reads the page count from it.
+        self.total_is_exact = found.total_is_exact
+        self.total = found.total
+        self.rows = frame
 
     async def open(self, connector: str, tool: str, agent: str | None = None) -> dict[str, Any]:
         """Load the full wire definition of one tool into `definition`."""

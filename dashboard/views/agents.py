@@ -119,7 +119,7 @@ class AgentPage(pn.viewable.Viewer):
         return pn.Column(*body, styles=CARD, sizing_mode="stretch_width")
 
     def _key_entry(self, row: CredentialRow) -> pn.Row:
-        label = "API key" if row.auth_type == "api_key_header" else "Bearer token"
+        label = row.scheme.secret_label
         secret = pn.widgets.PasswordInput(
             label=f"{label} for {self.credentials.agent}",
             width=320,

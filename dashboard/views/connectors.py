@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import panel as pn
 import param
 
-from core.models import AUTH_TYPES, SyncResult
+from core.auth_schemes import AUTH_SCHEMES, auth_scheme
+from core.models import SyncResult
 from dashboard.flash import Flash
 from dashboard.models.base import ConnectAction
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
@@ -18,13 +19,6 @@ from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
 
 ACTIONS = {"connect": "Connect", "sync": "Sync", "edit": "Edit", "delete": "Delete"}
-AUTH_TYPE_LABELS = {
-    "none": "None (public server)",
-    "bearer": "Bearer token",
-    "api_key_header": "API key header",
-    "oauth": "OAuth 2.1 (browser sign-in)",
-    "client_credentials": "OAuth client credentials",
-}
 CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
 
 
@@ -185,14 +179,15 @@ class ConnectorFormView(pn.viewable.Viewer):
         super().__init__(**params)
         self._on_saved = on_saved
         f = self.form
-        auth = f.param.auth_type.rx()
+        scheme = f.param.auth_type.rx().rx.pipe(auth_scheme)
+        header, oauth_fields = scheme.header_name, scheme.authorization_server
         self._widgets = {
             "connector_name": pn.widgets.TextInput.from_param(
                 f.param.connector_name, placeholder="linear", disabled=f.param.editing.rx().rx.is_not(None)
             ),
             "url": pn.widgets.TextInput.from_param(f.param.url, placeholder="https://mcp.example.com/mcp"),
             "auth_type": pn.widgets.Select.from_param(
-                f.param.auth_type, options={AUTH_TYPE_LABELS[k]: k for k in AUTH_TYPES}
+                f.param.auth_type, options={s.label: name for name, s in AUTH_SCHEMES.items()}
             ),
             "credential_mode": pn.Column(
                 html_pane("Credentials", margin=(5, 10, 0, 10)),
@@ -202,19 +197,15 @@ class ConnectorFormView(pn.viewable.Viewer):
                 margin=0,
             ),
             "header_name": pn.widgets.TextInput.from_param(
-                f.param.header_name, placeholder="X-API-Key", visible=auth == "api_key_header"
+                f.param.header_name, placeholder="X-API-Key", visible=header
             ),
-            "client_id": pn.widgets.TextInput.from_param(
-                f.param.client_id, visible=auth.rx.in_(("oauth", "client_credentials"))
-            ),
+            "client_id": pn.widgets.TextInput.from_param(f.param.client_id, visible=oauth_fields),
             "client_secret": pn.widgets.PasswordInput.from_param(
                 f.param.client_secret,
-                visible=auth.rx.in_(("oauth", "client_credentials")),
+                visible=oauth_fields,
                 placeholder="write-only; empty keeps the stored one",
             ),
-            "scopes": pn.widgets.TextInput.from_param(
-                f.param.scopes, visible=auth.rx.in_(("oauth", "client_credentials"))
-            ),
+            "scopes": pn.widgets.TextInput.from_param(f.param.scopes, visible=oauth_fields),
             "shared_secret": pn.widgets.PasswordInput.from_param(
                 f.param.shared_secret,
                 placeholder="write-only; validated against the server",
@@ -255,7 +246,7 @@ class ConnectorFormView(pn.viewable.Viewer):
     @param.depends("form.stored")
     def _discovery(self):
         stored = self.form.stored
-        if stored is None or stored.auth_type not in ("oauth", "client_credentials") or not stored.issuer:
+        if stored is None or not auth_scheme(stored.auth_type).authorization_server or not stored.issuer:
             return pn.Spacer(height=0)
         return facts_table(
             {

@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from core.auth_schemes import AUTH_TYPES
 from core.errors import ConfigurationError, NotFoundError
-from core.models import AUTH_TYPES, CREDENTIAL_MODES
+from core.models import CREDENTIAL_MODES
 from core.store.crypto import Secret
 from core.store.engine import Tx
 from core.store.records import Connector

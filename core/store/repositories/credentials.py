@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from core.auth_schemes import AUTH_SCHEMES
 from core.errors import ConfigurationError, ConflictError, CredentialUnavailable, NotFoundError
 from core.models import CredentialInfo
 from core.oauth.storage import CredentialKey, TokenSet
@@ -25,7 +26,8 @@ from core.store.schema import CREDENTIAL_SECRETS
 log = logging.getLogger(__name__)
 
 CREDENTIAL_STATUSES = ("connected", "needs_reauth", "error")
-_STATIC_KIND = {"bearer": "bearer", "api_key_header": "api_key"}
+# The credential kind of each auth type whose secret the operator types in (`core.auth_schemes`).
+_STATIC_KIND = {s.name: s.credential_kind for s in AUTH_SCHEMES.values() if s.static_secret}
 _TOKEN_COLUMNS = (
     "kind",
     "access_token",

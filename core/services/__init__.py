@@ -1,0 +1,43 @@
+"""The services: the one API the dashboard, the notebooks and the CLI call — `Switchboard`.
+
+    facade.py      Switchboard: a thin facade; each method hands its work to one part below
+    catalog.py     connectors and agents (canonical URL, network policy, auth scheme, header rule)
+    authorizer.py  static keys, OAuth in one trip each way (enroll, begin, finish), disconnect
+    credentials.py which credential a (connector, agent) uses; its provider via core/auth_schemes.py;
+                   the issuer pin before a client secret is sent
+    pool.py        per-event-loop MCP client pool with busy/retire reference counting
+    sync.py        the sync engine: prepared in one store session, fetched concurrently, group commit
+    calls.py       the call path: argument validation, the call, the audit row
+    inventory.py   read-only views: tool pages, drift, credential health, audit, auth trace
+    context.py     what they share: store access off the event loop, HTTP, background writes
+
+The result types are those of `core.models`, re-exported here.
+"""
+
+from core.models import (
+    AgentInfo,
+    AuthorizationOutcome,
+    CallOutcome,
+    ConnectorInfo,
+    ConnectOutcome,
+    CredentialInfo,
+    DiscoveryInfo,
+    SyncResult,
+    ToolPage,
+)
+from core.services.calls import CallTarget
+from core.services.facade import Switchboard
+
+__all__ = [
+    "AgentInfo",
+    "AuthorizationOutcome",
+    "CallOutcome",
+    "CallTarget",
+    "ConnectOutcome",
+    "ConnectorInfo",
+    "CredentialInfo",
+    "DiscoveryInfo",
+    "Switchboard",
+    "SyncResult",
+    "ToolPage",
+]

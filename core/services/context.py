@@ -1,0 +1,121 @@
+"""What every part of the services shares: the store (reached from worker threads), the network
+policy's HTTP pool, the OAuth storage, the request timeout and the redirect URI.
+
+Store calls are short and synchronous; `db` runs them in a worker thread so the event loop never
+waits on another process holding the store. `db_later` is for writes a request must not wait for
+(health bookkeeping, the auth trace of a refresh): a background task per event loop, whose failure is
+logged, never raised; `settle` waits for this loop's before it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from core import oauth
+from core.errors import (
+    AuthError,
+    ConfigurationError,
+    DiscoveryError,
+    InsufficientScope,
+    RegistrationError,
+    SwitchboardError,
+)
+from core.net import NetworkPolicy
+from core.oauth import CredentialKey
+from core.store.db import Store
+from core.store.records import Connector
+
+if TYPE_CHECKING:
+    import httpx2
+
+log = logging.getLogger(__name__)
+
+
+class ServiceContext:
+    def __init__(self, store: Store, policy: NetworkPolicy, *, timeout: float, redirect_uri: str) -> None:
+        self.store = store
+        self.policy = policy
+        self.timeout = timeout
+        self.redirect_uri = redirect_uri
+        self.oauth_storage = store.oauth_storage()
+        self._background: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[None]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    def db_later(self, function: Callable[..., Any], *args: Any) -> None:
+        """A store write that the request in progress must not wait for."""
+
+        async def write() -> None:
+            try:
+                await self.db(function, *args)
+            except SwitchboardError as exc:
+                log.warning("background store write failed: %s", exc)
+
+        loop = asyncio.get_running_loop()
+        running = self._background.setdefault(loop, set())
+        task = loop.create_task(write())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    async def settle(self) -> None:
+        """Let this event loop's background writes land (before the loop ends)."""
+        await asyncio.gather(*self._background.pop(asyncio.get_running_loop(), ()))
+
+    async def connector(self, name: str) -> Connector:
+        return await self.db(self.store.get_connector, name)
+
+    async def record_failure(self, connector: Connector, exc: SwitchboardError) -> None:
+        status = failure_status(connector, exc)
+        if status is not None:
+            await self.db(self.store.update_connector, connector.id, status=status, last_error=str(exc))
+
+    def http(self) -> httpx2.AsyncClient:
+        from core.net import shared_http_client  # late: httpx2 loads only for commands that go online
+
+        return shared_http_client(self.policy)
+
+    def oauth_http(self, trace: oauth.AuthTrace | None = None) -> oauth.OAuthHttp:
+        return oauth.OAuthHttp(self.http(), trace)
+
+    async def save_trace(self, key: CredentialKey, trace: oauth.MemoryTrace, attempt: str) -> None:
+        """The steps of one connection attempt, written in one store session."""
+
+        def write() -> None:
+            with self.store.session():  # one lock hold for all the steps
+                for event in trace.events:
+                    self.store.record_auth_step(key, attempt, event)
+
+        if trace.events:
+            await self.db(write)
+
+
+def failure_status(connector: Connector, exc: SwitchboardError) -> str | None:
+    """The connector status a failure leaves behind, or None when it is not the connector's state."""
+    if isinstance(exc, ConfigurationError):
+        return None  # an operator's or a caller's mistake (a bad return path, a typo), not the server's
+    if isinstance(exc, AuthError) and connector.credential_mode == "per_agent":
+        return None  # one agent's credential problem is that credential's state, not the connector's
+    if isinstance(exc, InsufficientScope):
+        return None  # the credential works; one operation wants more scope
+    if isinstance(exc, DiscoveryError | RegistrationError):
+        return "error"  # the server's OAuth setup is at fault, not a missing or expired credential
+    return "needs_auth" if isinstance(exc, AuthError) else "error"
+
+
+def attempt_of(state: str) -> str:
+    """The trace of one authorization spans two requests (start, callback), maybe two processes: name
+    the attempt by a hash of its state so both halves land together without storing the state."""
+    return hashlib.sha256(state.encode()).hexdigest()[:16] if state else new_attempt()
+
+
+def new_attempt() -> str:
+    return os.urandom(8).hex()
