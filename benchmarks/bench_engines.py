@@ -98,9 +98,9 @@ def calls_in_processes(
     from core.store.db import Store
 
     store = Store.open(location)
-    connector = store.create_connector("render", bearer.url, "bearer")
-    store.save_secret(CredentialKey(connector.id), bearer.keys["alice"])
-    store.record_snapshot("render", [{"name": "echo", "inputSchema": {"type": "object"}}])
+    connector = store.connectors.create("render", bearer.url, "bearer")
+    store.credentials.save_secret(CredentialKey(connector.id), bearer.keys["alice"])
+    store.tools.record_syncs([(connector.id, "", [{"name": "echo", "inputSchema": {"type": "object"}}])])
     store.close()
     repo = Path(__file__).resolve().parents[1]
     env = {
@@ -209,15 +209,15 @@ def stamp_vs_notify(location: str, samples: int) -> dict[str, Any]:
     from core.store.db import Store
 
     store = Store.open(location)
-    connector = store.create_connector("render", "https://r.example/mcp", "bearer")
+    connector = store.connectors.create("render", "https://r.example/mcp", "bearer")
     key = CredentialKey(connector.id)
-    store.save_secret(key, "secret")
+    store.credentials.save_secret(key, "secret")
     stamp_ms = []
     with store.session():
-        store.credential_stamp(key)
+        store.credentials.stamp(key)
         for _ in range(samples):
             began = time.perf_counter()
-            store.credential_stamp(key)
+            store.credentials.stamp(key)
             stamp_ms.append((time.perf_counter() - began) * 1000)
     store.close()
     notify_ms = []

@@ -145,7 +145,7 @@ def _batched(service: Any) -> Any:
     async def run(targets: list[str]) -> list[int]:
         def read() -> list[Any]:
             with service.store.session():
-                return [service.store.get_connector(name) for name in targets]
+                return [service.store.connectors.named(name) for name in targets]
 
         connectors = await asyncio.to_thread(read)
 
@@ -161,8 +161,10 @@ def _batched(service: Any) -> Any:
         def write() -> list[int]:
             with service.store.session():
                 return [
-                    service.store.record_snapshot(c.id, tools).tool_count
-                    for c, tools in zip(connectors, listed, strict=True)
+                    result.tool_count
+                    for result in service.store.tools.record_syncs(
+                        [(c.id, "", tools) for c, tools in zip(connectors, listed, strict=True)]
+                    )
                 ]
 
         return await asyncio.to_thread(write)
@@ -209,11 +211,11 @@ def _prepare_store(
         target = location
     store = Store.open(target)
     with store.session():
-        store.create_connector(WARM, urls[0], "none")
+        store.connectors.create(WARM, urls[0], "none")
         for i in range(count):
-            store.create_connector(_name(i), urls[i + 1], "none")
+            connector = store.connectors.create(_name(i), urls[i + 1], "none")
             if tools is not None:
-                store.record_snapshot(_name(i), tools)
+                store.tools.record_syncs([(connector.id, "", tools)])
     store.close()
     return target
 

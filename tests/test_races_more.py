@@ -448,7 +448,7 @@ async def test_c11_key_rotation_while_a_refresh_is_in_flight_loses_nothing(
         await service.aclose()
     counters = server.counters()
     assert counters["refresh_requests"] == 4 and counters["reuse_events"] == 0
-    assert set(setup.store.key_usage()) == {setup.store.keyring.active_id}
+    assert set(setup.store.keys.usage()) == {setup.store.keyring.active_id}
     await setup.aclose()
 
 
@@ -463,7 +463,7 @@ async def test_c11_repeated_key_rotations_during_a_stream_of_refreshes(
 
     def rotate_until(stop) -> None:
         while not stop.is_set() or len(rotations) < 3:
-            rotations.append(service.store.rotate_key(batch_size=1))
+            rotations.append(service.store.keys.rotate(batch_size=1))
 
     stop = threading.Event()
     rotator = asyncio.create_task(asyncio.to_thread(rotate_until, stop))

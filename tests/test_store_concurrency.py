@@ -47,13 +47,15 @@ def _report(results, target, args):
 
 def _writer_reader(path, key_file, name, rounds):
     store = _open(path, key_file)
-    conn = store.get_connector("shared")
+    conn = store.connectors.named("shared")
     for i in range(rounds):
-        agent = store.create_agent(f"{name}-{i}")
-        store.save_secret(CredentialKey(conn.id, agent.id), f"secret-{name}-{i}")
-        assert store.load_secret(CredentialKey(conn.id, agent.id)).reveal() == f"secret-{name}-{i}"
-        store.record_call(connector_id=conn.id, agent_id=agent.id, tool="t", status="ok")
-        store.list_agents()
+        agent = store.agents.create(f"{name}-{i}")
+        store.credentials.save_secret(CredentialKey(conn.id, agent.id), f"secret-{name}-{i}")
+        assert (
+            store.credentials.load_secret(CredentialKey(conn.id, agent.id)).reveal() == f"secret-{name}-{i}"
+        )
+        store.audit.record(connector_id=conn.id, agent_id=agent.id, tool="t", status="ok")
+        store.agents.list()
     return name
 
 
@@ -61,12 +63,14 @@ def _cli_like(path, key_file, index):
     """What one `switchboard` CLI invocation does: open (migrating if first), a few operations, exit."""
     started = time.perf_counter()
     store = _open(path, key_file)
-    conn = store.create_connector(f"conn-{index}", f"https://s{index}.example/mcp", "bearer")
-    store.save_secret(CredentialKey(conn.id), f"token-{index}")
-    store.record_snapshot(conn.id, [{"name": f"tool-{index}-{j}", "description": "d"} for j in range(50)])
-    page = store.tool_page(connector=conn.id, limit=10)
+    conn = store.connectors.create(f"conn-{index}", f"https://s{index}.example/mcp", "bearer")
+    store.credentials.save_secret(CredentialKey(conn.id), f"token-{index}")
+    store.tools.record_sync(
+        conn.id, "", [{"name": f"tool-{index}-{j}", "description": "d"} for j in range(50)]
+    )
+    page = store.tools.page(connector_id=conn.id, limit=10)
     assert page.total == 50
-    assert store.load_secret(CredentialKey(conn.id)).reveal() == f"token-{index}"
+    assert store.credentials.load_secret(CredentialKey(conn.id)).reveal() == f"token-{index}"
     return time.perf_counter() - started
 
 
@@ -99,7 +103,7 @@ def _refresh_if_needed(path, key_file, barrier):
 
 
 def _rotate(path, key_file):
-    return _open(path, key_file).rotate_key(batch_size=1).reencrypted
+    return _open(path, key_file).keys.rotate(batch_size=1).reencrypted
 
 
 # --- tests --------------------------------------------------------------------------------------------
@@ -114,11 +118,11 @@ def files(store_location, tmp_path):
 def test_two_processes_writing_and_reading_at_once(files):
     path, key_file = files
     store = _open(path, key_file)
-    store.create_connector("shared", "https://s/mcp", "bearer", credential_mode="per_agent")
+    store.connectors.create("shared", "https://s/mcp", "bearer", credential_mode="per_agent")
     _run(_writer_reader, (path, key_file, "p1", 25), (path, key_file, "p2", 25))
-    assert len(store.list_agents()) == 50
-    assert len(store.audit(limit=1000)) == 50
-    assert len(store.credential_health()) == 50
+    assert len(store.agents.list()) == 50
+    assert len(store.audit.list(limit=1000)) == 50
+    assert len(store.credentials.health()) == 50
 
 
 def test_ten_cli_like_processes_on_a_fresh_store(files):
@@ -129,8 +133,8 @@ def test_ten_cli_like_processes_on_a_fresh_store(files):
     wall = time.perf_counter() - started
     store = _open(path, key_file)
     assert store.schema_version() == LATEST_VERSION  # every migration ran exactly once
-    assert sorted(c.name for c in store.list_connectors()) == sorted(f"conn-{i}" for i in range(10))
-    assert store.tool_page(limit=1).total == 500
+    assert sorted(c.name for c in store.connectors.list()) == sorted(f"conn-{i}" for i in range(10))
+    assert store.tools.page(limit=1).total == 500
     print(
         f"\n10 CLI-like processes (open + 6 operations each): wall {wall:.2f} s, "
         f"per process {min(durations):.2f}-{max(durations):.2f} s"
@@ -189,7 +193,7 @@ def test_key_rotation_while_another_thread_refreshes_c11(files):
     try:
         while len(log) < 5:
             time.sleep(0.01)
-        report = store.rotate_key(batch_size=1)
+        report = store.keys.rotate(batch_size=1)
         before_stop = len(log)
         while len(log) < before_stop + 5:
             time.sleep(0.01)
@@ -201,7 +205,7 @@ def test_key_rotation_while_another_thread_refreshes_c11(files):
     assert final.access_token == f"at-{log[-1]}" and final.refresh_token == f"rt-{log[-1]}"
     assert report.retired == (old_key,) and report.unreadable == 0
     assert old_key not in store.keyring.key_ids
-    assert set(store.key_usage()) == {store.keyring.active_id}
+    assert set(store.keys.usage()) == {store.keyring.active_id}
     assert all(
         storage.load_tokens(CredentialKey("c", f"agent-{i}")).access_token == f"x-{i}" for i in range(20)
     )
@@ -243,8 +247,8 @@ def test_interrupted_rotation_can_be_rerun(files):
         storage.save_tokens(CredentialKey("c", f"a{i}"), TokenSet(f"t{i}"), expected_version=None)
     old = store.keyring.active_id
     store.keyring.rotate()  # the job "died" after adding the key, before re-encrypting anything
-    assert store.retire_unused_keys() == ((), (old,))  # old key still in use: kept
-    report = store.reencrypt()
+    assert store.keys.retire_unused() == ((), (old,))  # old key still in use: kept
+    report = store.keys.reencrypt()
     assert report.reencrypted == 5 and report.retired == (old,)
     assert [storage.load_tokens(CredentialKey("c", f"a{i}")).access_token for i in range(5)] == [
         f"t{i}" for i in range(5)

@@ -83,7 +83,7 @@ def test_the_cli_reports_an_unreachable_store_in_one_line(tmp_path):
         "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "connector", "list"],
+        [sys.executable, "-m", "cli", "connector", "list"],
         check=False,
         env=env,
         capture_output=True,
@@ -125,10 +125,10 @@ def test_duckdb_query_cannot_reach_the_network_or_load_extensions(tmp_path):
 
 def test_a_select_that_would_write_is_refused(store_factory, store_location):
     store = store_factory()
-    store.create_connector("c", "https://c/mcp", "none")
+    store.connectors.create("c", "https://c/mcp", "none")
     with pytest.raises(StoreError, match="query failed"):
         store.query("SELECT nextval('audit_ids') AS n")
-    assert store.record_call(connector_id="x", tool="t", status="ok") == 1  # the sequence never moved
+    assert store.audit.record(connector_id="x", tool="t", status="ok") == 1  # the sequence never moved
     assert store.query("SELECT count(*) AS n FROM connectors")["n"][0] == 1
 
 
@@ -157,9 +157,9 @@ def test_query_as_a_postgresql_superuser_is_refused(postgres_server, postgres_ur
 
 def _history(store, calls: int, steps: int) -> None:
     for i in range(calls):
-        store.record_call(connector_id="c", tool=f"t{i}", status="ok")
+        store.audit.record(connector_id="c", tool=f"t{i}", status="ok")
     for i in range(steps):
-        store.record_auth_step(
+        store.auth_trace.record(
             CredentialKey("c"), "attempt", TraceEvent(f"s{i}", "GET", "https://as/x", 200, 1.0)
         )
 
@@ -172,8 +172,8 @@ def test_retention_by_age(store_factory, store_location):
     raw_execute(store_location, "UPDATE audit_log SET called_at = ? WHERE tool IN ('t0', 't1')", [old])
     raw_execute(store_location, "UPDATE auth_trace SET recorded_at = ? WHERE step = 's0'", [old])
     assert store.retention.apply() == {"audit_log": 2, "auth_trace": 1}
-    assert [r["tool"] for r in store.audit()] == ["t3", "t2"]
-    assert [s["step"] for s in store.auth_trace(CredentialKey("c"))] == ["s1", "s2", "s3"]
+    assert [r["tool"] for r in store.audit.list()] == ["t3", "t2"]
+    assert [s["step"] for s in store.auth_trace.attempt(CredentialKey("c"))] == ["s1", "s2", "s3"]
 
 
 def test_retention_by_row_count(store_factory):
@@ -181,19 +181,19 @@ def test_retention_by_row_count(store_factory):
     _history(store, 5, 5)
     store.retention.wait(10)
     store.retention.apply()
-    assert [r["tool"] for r in store.audit()] == ["t4", "t3", "t2"]
-    assert [s["step"] for s in store.auth_trace(CredentialKey("c"))] == ["s3", "s4"]
+    assert [r["tool"] for r in store.audit.list()] == ["t4", "t3", "t2"]
+    assert [s["step"] for s in store.auth_trace.attempt(CredentialKey("c"))] == ["s3", "s4"]
 
 
 def test_retention_runs_in_the_background_after_writes(store_factory):
     store = store_factory(retention=RetentionPolicy(audit_rows=2, trace_rows=2, interval=0))
     _history(store, 6, 0)
     deadline = time.monotonic() + 30
-    while len(store.audit()) > 2 and time.monotonic() < deadline:
+    while len(store.audit.list()) > 2 and time.monotonic() < deadline:
         store.retention.wait(10)
-        store.record_call(connector_id="c", tool="later", status="ok")
+        store.audit.record(connector_id="c", tool="later", status="ok")
     store.retention.wait(10)
-    assert len(store.audit()) <= 3  # pruned to 2, plus at most the write that started the last prune
+    assert len(store.audit.list()) <= 3  # pruned to 2, plus at most the write that started the last prune
 
 
 def test_retention_settings_from_the_environment():

@@ -34,7 +34,7 @@ def storage(request, tmp_path) -> OAuthStorage:
     )
     store = Store(location, keyring=Keyring.from_file(tmp_path / "store.key"))
     request.addfinalizer(store.close)
-    store.create_connector("c", "https://rs/mcp", "oauth")
+    store.connectors.create("c", "https://rs/mcp", "oauth")
     return store.oauth_storage()
 
 

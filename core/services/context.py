@@ -71,12 +71,16 @@ class ServiceContext:
         await asyncio.gather(*self._background.pop(asyncio.get_running_loop(), ()))
 
     async def connector(self, name: str) -> Connector:
-        return await self.db(self.store.get_connector, name)
+        """The connector named `name` (the faces name connectors; the store takes ids)."""
+        return await self.db(self.store.connectors.named, name)
+
+    async def connector_by_id(self, connector_id: str) -> Connector:
+        return await self.db(self.store.connectors.get, connector_id)
 
     async def record_failure(self, connector: Connector, exc: SwitchboardError) -> None:
         status = failure_status(connector, exc)
         if status is not None:
-            await self.db(self.store.update_connector, connector.id, status=status, last_error=str(exc))
+            await self.db(self.store.connectors.update, connector.id, status=status, last_error=str(exc))
 
     def http(self) -> httpx2.AsyncClient:
         from core.net import shared_http_client  # late: httpx2 loads only for commands that go online
@@ -92,7 +96,7 @@ class ServiceContext:
         def write() -> None:
             with self.store.session():  # one lock hold for all the steps
                 for event in trace.events:
-                    self.store.record_auth_step(key, attempt, event)
+                    self.store.auth_trace.record(key, attempt, event)
 
         if trace.events:
             await self.db(write)

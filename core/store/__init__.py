@@ -5,10 +5,25 @@ copying between stores (transfer.py)."""
 from core.store.crypto import Keyring, Secret, fingerprint
 from core.store.db import Store
 from core.store.oauth import StoreOAuthStorage
-from core.store.records import Connector, RotationReport, SnapshotResult, ToolChange, ToolDrift
+from core.store.records import (
+    ActiveToken,
+    AgentPolicy,
+    AgentToken,
+    Connector,
+    RotationReport,
+    SnapshotResult,
+    ToolChange,
+    ToolDrift,
+)
+from core.store.repositories.pinning import APPROVAL_MODES, TOOL_STATES, tool_state
 from core.store.retention import RetentionPolicy
 
 __all__ = [
+    "APPROVAL_MODES",
+    "TOOL_STATES",
+    "ActiveToken",
+    "AgentPolicy",
+    "AgentToken",
     "Connector",
     "Keyring",
     "RetentionPolicy",
@@ -20,4 +35,5 @@ __all__ = [
     "ToolChange",
     "ToolDrift",
     "fingerprint",
+    "tool_state",
 ]

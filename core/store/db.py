@@ -8,8 +8,10 @@ The store is a small kernel and one repository per aggregate:
 - repositories, each an attribute: `connectors`, `agents`, `credentials` (static secrets, OAuth
   tokens, health), `registrations` (OAuth clients), `pending` (authorizations in flight), `tools`
   (snapshots, inventory pages, drift), `audit`, `auth_trace`, `messages` (flash messages), `keys`
-  (usage and rotation). Repositories take ids (`CredentialKey` for credentials); names are looked up
-  with `connectors.named(name)` / `agents.named(name)`.
+  (usage and rotation), and the agent gateway's `agent_tokens`, `policies`, `pinning` (tool
+  approvals) and `gateway` (change counter, heartbeats, an agent's catalog). Repositories take ids
+  (`CredentialKey` for credentials); a name is resolved once, at the edge (the services, the access
+  service), with `connectors.named(name)` / `agents.named(name)`.
 
 Sessions. `with store.session():` holds one connection for several operations (each still its own
 transaction); `with store.transaction():` makes them one transaction. Both are per thread and
@@ -18,9 +20,6 @@ while waiting on the network; on PostgreSQL sessions run side by side and rows l
 Compare-and-swap guards what locks cannot: an OAuth refresh reads a credential, spends seconds at
 the token endpoint, then writes with `WHERE version = ?`; the loser gets `ConflictError`.
 Read-refresh-write runs under `refresh_lock(key)`, taken *before* and never inside a session.
-
-The methods of `LegacyStoreAPI` (`delegates.py`) are the pre-repository API that code outside the
-store still calls; they delegate to the repositories and go away once their callers have moved.
 """
 
 from __future__ import annotations
@@ -38,17 +37,20 @@ from core.config import Settings, load_settings
 from core.errors import ConfigurationError, StoreBusy, StoreError
 from core.oauth.storage import CredentialKey
 from core.store.crypto import Keyring, Secret, SecretContext
-from core.store.delegates import LegacyStoreAPI
 from core.store.engine import Engine, Tx, open_engine
 from core.store.repositories import (
     AgentRepository,
+    AgentTokenRepository,
     AuditRepository,
     AuthTraceRepository,
     ConnectorRepository,
     CredentialRepository,
+    GatewayRepository,
     KeyRepository,
     MessageRepository,
     PendingRepository,
+    PinningRepository,
+    PolicyRepository,
     RegistrationRepository,
     ToolRepository,
 )
@@ -66,7 +68,7 @@ DEFAULT_MAX_ENCRYPTIONS_PER_KEY = 2**31
 DEFAULT_SNAPSHOTS_KEPT = 10
 
 
-class Store(LegacyStoreAPI):
+class Store:
     """The encrypted store. Thread-safe; many processes (and, on PostgreSQL, hosts) may share it."""
 
     def __init__(
@@ -94,10 +96,14 @@ class Store(LegacyStoreAPI):
         self.registrations = RegistrationRepository(self)
         self.pending = PendingRepository(self)
         self.tools = ToolRepository(self, snapshots_kept=snapshots_kept)
-        self.audit_log = AuditRepository(self)
-        self.auth_trace_log = AuthTraceRepository(self)
+        self.audit = AuditRepository(self)
+        self.auth_trace = AuthTraceRepository(self)
         self.messages = MessageRepository(self)
         self.keys = KeyRepository(self)
+        self.agent_tokens = AgentTokenRepository(self)
+        self.policies = PolicyRepository(self)
+        self.pinning = PinningRepository(self)
+        self.gateway = GatewayRepository(self)
         self.retention = Retention(self, retention or RetentionPolicy.from_env())
         try:
             self._migrate()

@@ -70,10 +70,10 @@ class Retention:
         policy = self.policy
         with self._store.tx() as tx:
             return {
-                "audit_log": self._store.audit_log.prune(
+                "audit_log": self._store.audit.prune(
                     tx, older_than=_before(now, policy.audit_days), keep_rows=policy.audit_rows
                 ),
-                "auth_trace": self._store.auth_trace_log.prune(
+                "auth_trace": self._store.auth_trace.prune(
                     tx, older_than=_before(now, policy.trace_days), keep_rows=policy.trace_rows
                 ),
             }

@@ -53,6 +53,12 @@ _BATCH = 10_000
 
 
 @dataclass(frozen=True)
+class MigrationReport:
+    location: str  # a path, or the URL without its password
+    schema_version: int
+
+
+@dataclass(frozen=True)
 class CopyReport:
     source: str
     target: str
@@ -63,12 +69,12 @@ class CopyReport:
         return sum(self.rows.values())
 
 
-def migrate(location: str | Path | None = None, *, keyring: Keyring | None = None) -> int:
-    """Apply the migrations the store at `location` (default: `SWITCHBOARD_STORE`) lacks; returns
+def migrate(location: str | Path | None = None, *, keyring: Keyring | None = None) -> MigrationReport:
+    """Apply the migrations the store at `location` (default: `SWITCHBOARD_STORE`) lacks; reports
     its schema version. Refuses a store written by a newer Switchboard."""
     store = _open(location, keyring)
     try:
-        return store.schema_version()
+        return MigrationReport(store.location, store.schema_version())
     finally:
         store.close()
 
@@ -92,7 +98,7 @@ def copy(
             if occupied and not force:
                 raise ConfigurationError(
                     f"the target store {destination.location} is not empty ({', '.join(occupied)})",
-                    hint="copy into an empty store, or pass force to replace its rows",
+                    hint="copy into an empty store, or replace its rows with --force (force=True)",
                 )
             for table in reversed(TABLES):
                 write.execute(f"DELETE FROM {table}")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from core.errors import ConfigurationError, NotFoundError
 from core.models import AgentInfo
 from core.store.engine import Tx
 from core.store.repositories.base import Repository, delete_owned, new_id
-from core.store.repositories.connectors import _ids_of
 
 
 class AgentRepository(Repository):
@@ -32,19 +30,6 @@ class AgentRepository(Repository):
         with self._store.tx() as tx:
             return self._where(tx, "name", name)
 
-    def find(self, tx: Tx, ref: str) -> AgentInfo:
-        """By id or, failing that, by name (for callers that hold either)."""
-        row = tx.one(
-            "SELECT * FROM agents WHERE id = ? UNION ALL SELECT * FROM agents WHERE name = ? LIMIT 1",
-            [ref, ref],
-        )
-        if row is None:
-            raise _missing(ref)
-        return AgentInfo(**row)
-
-    def ids_of(self, tx: Tx, refs: Sequence[str]) -> dict[str, str]:
-        return _ids_of(tx, "agents", refs)
-
     def list(self) -> list[AgentInfo]:
         with self._store.tx() as tx:
             return [AgentInfo(**r) for r in tx.rows("SELECT * FROM agents ORDER BY name")]
@@ -59,9 +44,9 @@ class AgentRepository(Repository):
     def _where(tx: Tx, column: str, value: str) -> AgentInfo:
         row = tx.one(f"SELECT * FROM agents WHERE {column} = ?", [value])
         if row is None:
-            raise _missing(value)
+            raise agent_missing(value)
         return AgentInfo(**row)
 
 
-def _missing(ref: str) -> NotFoundError:
+def agent_missing(ref: str) -> NotFoundError:
     return NotFoundError(f"no agent {ref!r}", hint="list agents to see their names")

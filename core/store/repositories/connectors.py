@@ -114,20 +114,6 @@ class ConnectorRepository(Repository):
                 raise _missing(name)
             return self._get(tx, found)
 
-    def id_of(self, tx: Tx, ref: str) -> str:
-        """An id, or failing that a name, to the connector's id (for callers that hold either)."""
-        found = tx.scalar(
-            "SELECT id FROM connectors WHERE id = ? UNION ALL SELECT id FROM connectors WHERE name = ? LIMIT 1",
-            [ref, ref],
-        )
-        if found is None:
-            raise _missing(ref)
-        return found
-
-    def ids_of(self, tx: Tx, refs: Sequence[str]) -> dict[str, str]:
-        """ref (id or name) -> id, for the refs that exist; an id wins over another row's equal name."""
-        return _ids_of(tx, "connectors", refs)
-
     def list(self) -> list[Connector]:
         with self._store.tx() as tx:
             return [_from_row(r) for r in tx.rows(_SELECT + " ORDER BY c.name")]
@@ -209,20 +195,6 @@ class ConnectorRepository(Repository):
         if row is None:
             raise _missing(connector_id)
         return _from_row(row)
-
-
-def _ids_of(tx: Tx, table: str, refs: Sequence[str]) -> dict[str, str]:
-    if not refs:
-        return {}
-    found: dict[str, str] = {}
-    for row_id, name in tx.execute(
-        f"SELECT id, name FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[])) "
-        "OR name IN (SELECT unnest(?::VARCHAR[]))",
-        [list(refs), list(refs)],
-    ).fetchall():
-        found.setdefault(name, row_id)
-        found[row_id] = row_id
-    return found
 
 
 def _missing(ref: str) -> NotFoundError:

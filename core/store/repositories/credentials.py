@@ -49,6 +49,8 @@ _INFO_SELECT = (
     "LEFT JOIN agents a ON a.id = cr.agent_id AND cr.agent_id <> ''"
 )
 _KEY = "connector_id = ? AND agent_id = ?"
+# A credential's stamp (see `stamp`): what changes when it is replaced or removed, not on a refresh.
+STAMP_COLUMNS = "kind, created_at, CASE WHEN kind IN ('bearer', 'api_key') THEN fingerprint END"
 
 
 class CredentialRepository(Repository):
@@ -214,8 +216,7 @@ class CredentialRepository(Repository):
         disconnect) but not on a token refresh: lets a process notice another process's change."""
         with self._store.tx() as tx:
             row = tx.execute(
-                "SELECT kind, created_at, CASE WHEN kind IN ('bearer', 'api_key') THEN fingerprint END "
-                f"FROM credentials WHERE {_KEY}",
+                f"SELECT {STAMP_COLUMNS} FROM credentials WHERE {_KEY}",
                 [key.connector_id, key.agent_id],
             ).fetchone()
         return tuple(row) if row else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import ConfigurationError
@@ -15,6 +15,20 @@ from core.oauth.trace import TraceEvent, trace_url
 from core.redaction import redact_arguments
 from core.store.engine import Tx
 from core.store.repositories.base import Repository, owner_filter, require
+
+_INSERT_CHUNK = 200  # rows per INSERT statement (parameters per statement stay in the low thousands)
+_GATEWAY_COLUMNS = (
+    "called_at",
+    "agent_id",
+    "connector_id",
+    "tool",
+    "arguments",
+    "status",
+    "latency_ms",
+    "error",
+    "token_id",
+    "outcome",
+)
 
 
 class AuditRepository(Repository):
@@ -57,6 +71,29 @@ class AuditRepository(Repository):
             )
         self._store.retention.due()
         return row_id
+
+    def record_gateway_calls(self, calls: Sequence[Mapping[str, Any]]) -> None:
+        """Append calls made through the agent gateway (operator `gateway`) in one transaction, and
+        note when each token was last used. Rows carry `called_at`, `agent_id`, `connector_id`,
+        `tool`, `status`, `outcome` (why a call was refused, or how it ended), `token_id`,
+        `latency_ms`, `arguments` (already redacted JSON) and `error`."""
+        if not calls:
+            return
+        with self._store.tx() as tx:
+            # Multi-row VALUES, not one INSERT per row: DuckDB takes ~1 ms of CPU per single-row insert.
+            for start in range(0, len(calls), _INSERT_CHUNK):
+                chunk = calls[start : start + _INSERT_CHUNK]
+                row = "(?, 'gateway', " + ", ".join("?" for _ in _GATEWAY_COLUMNS[1:]) + ")"
+                tx.execute(
+                    f"INSERT INTO audit_log (called_at, operator, {', '.join(_GATEWAY_COLUMNS[1:])}) VALUES "
+                    + ", ".join(row for _ in chunk),
+                    [call.get(column) for call in chunk for column in _GATEWAY_COLUMNS],
+                )
+            last_used: dict[str, float] = {}
+            for call in calls:
+                last_used[call["token_id"]] = max(last_used.get(call["token_id"], 0.0), call["called_at"])
+            self._store.agent_tokens.mark_used(tx, last_used)
+        self._store.retention.due()
 
     def list(
         self,

@@ -97,6 +97,20 @@ class ToolRepository(Repository):
                 self._store.connectors.mark_synced(tx, [c for c, _, _ in batch], now)
         return outcomes
 
+    def record_sync(
+        self,
+        connector_id: str,
+        agent_id: str,
+        tools: Sequence[Mapping[str, Any]],
+        *,
+        synced_at: float | None = None,
+    ) -> SnapshotResult:
+        """One sync's tool list (see `record_syncs`); a list the store refuses raises its error."""
+        (outcome,) = self.record_syncs([(connector_id, agent_id, tools)], synced_at=synced_at)
+        if isinstance(outcome, ConfigurationError):
+            raise outcome
+        return outcome
+
     def record(
         self, tx: Tx, lists: Sequence[tuple[str, str, PreparedTools]], now: float
     ) -> list[SnapshotResult]:
@@ -213,15 +227,6 @@ class ToolRepository(Repository):
 
     # --- reading --------------------------------------------------------------------------------
 
-    def list_owner(self, tx: Tx, connector_id: str, agent_id: str) -> str:
-        """Whose list `agent_id` sees on a connector: its own if one was recorded, else the shared one."""
-        if agent_id and tx.scalar(
-            "SELECT 1 FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
-            [connector_id, agent_id],
-        ):
-            return agent_id
-        return ""
-
     def page(
         self,
         *,
@@ -245,7 +250,7 @@ class ToolRepository(Repository):
             raise ConfigurationError(f"page limit must be 1..{MAX_PAGE} and offset >= 0")
         with self._store.tx() as tx:
             where, params = [], []
-            scope = _scope(tx, connector_id, agent_id)
+            scope = current_lists(tx, connector_id, agent_id)
             if scope is not None:
                 if not scope:
                     return ToolPage(rows=[], total=0)
@@ -308,12 +313,24 @@ class ToolRepository(Repository):
                 rows=found, total=int(total), total_is_exact=not (capped and total >= SEARCH_COUNT_CAP)
             )
 
-    def definitions(self, connector_id: str, agent_id: str, name: str | None = None) -> list[dict[str, Any]]:
-        """The wire definitions in the current list of (connector, owner agent or ''), by name."""
+    def definitions(self, connector_id: str, agent_id: str = "") -> list[dict[str, Any]]:
+        """The wire definitions, by name, in the current list `agent_id` sees on the connector: the
+        agent's own where one was recorded, else the shared one ('' for the shared list)."""
+        return self._definitions(connector_id, agent_id, None)
+
+    def definition(self, connector_id: str, agent_id: str, name: str) -> dict[str, Any]:
+        """One tool's wire definition in the list `agent_id` sees (see `definitions`)."""
+        found = self._definitions(connector_id, agent_id, name)
+        if not found:
+            connector = self._store.connectors.get(connector_id).name
+            raise NotFoundError(f"no tool {name!r} on connector {connector!r}", hint="sync the connector")
+        return found[0]
+
+    def _definitions(self, connector_id: str, agent_id: str, name: str | None) -> list[dict[str, Any]]:
         with self._store.tx() as tx:
             current = tx.scalar(
                 "SELECT id FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
-                [connector_id, agent_id],
+                [connector_id, _list_owner(tx, connector_id, agent_id)],
             )
             if current is None:
                 return []
@@ -323,9 +340,11 @@ class ToolRepository(Repository):
                 params.append(name)
             return [json.loads(raw) for raw in tx.column(sql + " ORDER BY name", params)]
 
-    def drift(self, connector_id: str, agent_id: str) -> ToolDrift:
-        """Tools added, removed or changed (and which fields) between the last two distinct lists."""
+    def drift(self, connector_id: str, agent_id: str = "") -> ToolDrift:
+        """Tools added, removed or changed (and which fields) between the last two distinct lists of
+        the list `agent_id` sees (see `definitions`)."""
         with self._store.tx() as tx:
+            agent_id = _list_owner(tx, connector_id, agent_id)
             snapshots = tx.execute(
                 "SELECT id, synced_at FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? "
                 "ORDER BY id DESC LIMIT 2",
@@ -380,6 +399,16 @@ def _page_rows(
     )
 
 
+def _list_owner(tx: Tx, connector_id: str, agent_id: str) -> str:
+    """Whose list `agent_id` sees on a connector: its own if one was recorded, else the shared one."""
+    if agent_id and tx.scalar(
+        "SELECT 1 FROM tool_snapshots WHERE connector_id = ? AND agent_id = ? AND is_current",
+        [connector_id, agent_id],
+    ):
+        return agent_id
+    return ""
+
+
 def _owner_params(owners: list[tuple[str, str]]) -> list[list[str]]:
     return [[c for c, _ in owners], [a for _, a in owners]]
 
@@ -402,9 +431,9 @@ def _compare(
     return (added, removed, changed), {"first_seen_at": first_seen, "changed_at": changed_at, "drift": drift}
 
 
-def _scope(tx: Tx, connector_id: str | None, agent_id: str | None) -> list[int] | None:
-    """The current snapshots a page may show (None: all of them). For an agent, per connector: the
-    agent's own list if it has one, else the connector's shared list."""
+def current_lists(tx: Tx, connector_id: str | None, agent_id: str | None) -> list[int] | None:
+    """The current snapshots of a connector and/or as an agent sees them (None: all of them). For an
+    agent, per connector: the agent's own list if it has one, else the connector's shared list."""
     if connector_id is None and agent_id is None:
         return None
     sql, params = "SELECT id, connector_id, agent_id FROM tool_snapshots WHERE is_current", []
