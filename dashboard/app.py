@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import panel as pn
 
-from dashboard import flash
+from dashboard import flash, runtime
 from dashboard.models.agents import AgentCredentials
 from dashboard.views.agents import AgentPage, AgentsPage
 from dashboard.views.components import alert
@@ -28,7 +28,7 @@ NAVIGATION = {
     "audit": "Audit log",
     "health": "Credential health",
 }
-PageFactory = Callable[[dict[str, str], flash.Flash | None], pn.viewable.Viewer]
+PageFactory = Callable[[dict[str, str], flash.Arrival], pn.viewable.Viewer]
 
 NAVIGATION_CSS = (
     ".sb-nav { list-style: none; padding: 0; } .sb-nav li { margin: 6px 0; } .sb-active { font-weight: 700; }"
@@ -56,20 +56,30 @@ PAGES: dict[str, PageFactory] = {
 
 
 def page(slug: str) -> pn.template.BaseTemplate:
-    """The template for one route, with the flash message of an OAuth redirect when there is one."""
+    """The template for one route, with the flash message of an OAuth redirect when there is one
+    (read from the store once the page has loaded: possibly put there by another replica)."""
     pn.extension("tabulator", notifications=True)
     pn.config.exception_handler = handle_unexpected
     args = _args()
-    arrival = flash.take(args.get(flash.FLASH_PARAM))
-    main: list = []
-    if arrival is not None:
-        main.append(alert(arrival.message, arrival.ok))
-        pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
-    main.append(PAGES[slug](args, arrival))
+    arrival = flash.Arrival()
+    main = [pn.panel(pn.bind(_banner, arrival.param.flash)), PAGES[slug](args, arrival)]
+    key = args.get(flash.FLASH_PARAM)
+    if key:
+
+        async def arrive() -> None:
+            await arrival.load(runtime.service().store, key)
+            if arrival.flash is not None:
+                (notify_success if arrival.flash.ok else notify_error)(arrival.flash.message)
+
+        pn.state.onload(arrive)
     active = "agents" if slug == "agent" else slug
     return pn.template.BootstrapTemplate(
         title=TITLE, sidebar=[_navigation(active)], main=main, sidebar_width=220
     )
+
+
+def _banner(arrival: flash.Flash | None) -> pn.viewable.Viewable:
+    return alert(arrival.message, arrival.ok) if arrival is not None else pn.Column()
 
 
 def _navigation(active: str) -> pn.pane.HTML:
