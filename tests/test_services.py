@@ -355,3 +355,28 @@ async def test_moving_a_connector_to_another_origin_forgets_its_static_keys(
         await service.call_tool("render", "whoami", {})
     assert plain_server.counters()["requests_with_authorization"] == 0
     await service.aclose()
+
+
+async def test_a_background_write_still_waiting_is_not_queued_twice(service):
+    """Ten calls answered with one 401 record the rejection once (not ten store turns ahead of the
+    refresh they wait for); a write that already ran is written again."""
+    store = service.store
+    connector = await service.add_connector("render", "https://render.example/mcp", "bearer")
+    key = CredentialKey(connector.id)
+    store.credentials.save_secret(key, "a-key")
+    written = []
+
+    def record(key, status):
+        written.append(status)
+        store.credentials.record_rejection(key, status)
+
+    for _ in range(10):
+        service.context.db_later(record, key, 401)
+    service.context.db_later(record, key, 403)  # another write: queued
+    await service.context.settle()
+    assert sorted(written) == [401, 403]
+    service.context.db_later(record, key, 401)
+    await service.context.settle()
+    assert sorted(written) == [401, 401, 403]
+    info = store.credentials.info(key)
+    assert info.last_401_at and info.last_403_at

@@ -4,7 +4,9 @@ policy's HTTP pool, the OAuth storage, the request timeout and the redirect URI.
 Store calls are short and synchronous; `db` runs them in a worker thread so the event loop never
 waits on another process holding the store. `db_later` is for writes a request must not wait for
 (health bookkeeping, the auth trace of a refresh): a background task per event loop, whose failure is
-logged, never raised; `settle` waits for this loop's before it ends.
+logged, never raised; `settle` waits for this loop's before it ends. A write that is still waiting
+to start is not queued a second time: ten concurrent calls rejected with one 401 record the
+rejection once, instead of taking ten turns at the store ahead of the refresh that fixes it.
 """
 
 from __future__ import annotations
@@ -47,18 +49,33 @@ class ServiceContext:
         self._background: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[None]]] = (
             weakref.WeakKeyDictionary()
         )
+        self._waiting_writes: set[tuple[Any, ...]] = set()  # background writes not started yet
 
     async def db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
 
     def db_later(self, function: Callable[..., Any], *args: Any) -> None:
-        """A store write that the request in progress must not wait for."""
+        """A store write that the request in progress must not wait for (dropped when the same write,
+        same function and arguments, is queued and has not started yet: it would change nothing)."""
+        write_id: tuple[Any, ...] = (function, *args)
+        try:
+            if write_id in self._waiting_writes:
+                return
+        except TypeError:  # an argument that cannot be compared this way: always write
+            write_id = (object(),)
+        self._waiting_writes.add(write_id)
+
+        def run() -> None:
+            self._waiting_writes.discard(write_id)  # started: a later equal write is a new one
+            function(*args)
 
         async def write() -> None:
             try:
-                await self.db(function, *args)
+                await self.db(run)
             except SwitchboardError as exc:
                 log.warning("background store write failed: %s", exc)
+            finally:
+                self._waiting_writes.discard(write_id)  # also when it never started (cancelled)
 
         loop = asyncio.get_running_loop()
         running = self._background.setdefault(loop, set())

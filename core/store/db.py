@@ -154,12 +154,14 @@ class Store:
                 return
             con = self.engine.connect(deadline)
             self._local.con, self._local.in_transaction = con, False
+            failed = True
             try:
                 self._keyring.refresh()  # see a key rotation done by another process before encrypting
                 yield self
+                failed = False
             finally:
                 self._local.con = None
-                self.engine.disconnect(con)
+                self.engine.disconnect(con, failed=failed)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:

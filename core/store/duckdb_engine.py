@@ -2,11 +2,14 @@
 
 DuckDB lets one process at a time open a file (a second one, even read-only, gets "Could not set
 lock on file"), has no row locks, and a connection must not be used by two threads at once. So every
-session takes the store lock — a re-entrant thread lock, then `flock` on `<store>.lock`
-(`locks.py`) — opens a connection (retrying while someone outside Switchboard, a DuckDB shell,
-holds the file) and closes it at the end. Since sessions exclude each other, a transaction-scoped
-named lock has nothing left to exclude. Opening an instance costs ~11 ms (DuckDB builds its function
-catalog per instance), which is why callers batch operations into one session.
+session takes the store lock — threads first come, first served, then `flock` on `<store>.lock`
+with a turnstile so processes take turns (`locks.py`) — opens a connection (retrying while someone
+outside Switchboard, a DuckDB shell, holds the file) and closes it when the lock goes. Since
+sessions exclude each other, a transaction-scoped named lock has nothing left to exclude. Opening an
+instance costs ~11 ms (DuckDB builds its function catalog per instance), which is why callers batch
+operations into one session, and why a session that ends while other threads of this process wait
+(and no other process does) leaves its connection open for the next one (`ExclusiveLock.park`):
+a burst of concurrent calls pays one open, not one per session.
 
 A token refresh holds `flock` on a per-credential file in `<store>.locks/` across read-refresh-write;
 a process that dies releases it with its descriptors. ":memory:" stores (tests) keep one instance
@@ -79,6 +82,9 @@ class DuckDBEngine:
             if self._memory is None:
                 raise StoreError("the in-memory store was closed")
             return self._memory.cursor()
+        handed_over = self.session_lock.unpark()
+        if handed_over is not None:
+            return handed_over
         con = self._open(deadline, {})
         # A setting, not connect(config=...): a connection with a different config to an instance
         # already open in this process (say, a notebook's own) would be refused. In Jupyter without
@@ -110,12 +116,12 @@ class DuckDBEngine:
         restrict_file(self.path)
         return con
 
-    def disconnect(self, con: duckdb.DuckDBPyConnection) -> None:
-        try:
-            con.close()  # the last connection of the instance: checkpoints and releases the file
-        except duckdb.Error as exc:
-            log.warning("closing the store failed: %s", exc)
+    def disconnect(self, con: duckdb.DuckDBPyConnection, *, failed: bool = False) -> None:
         self.after_transaction()
+        if self.path is None or failed:
+            _close(con)  # after a failure, never hand a connection on
+        else:
+            self.session_lock.park(con, _close)  # closed when the lock goes, unless handed over
 
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
         con.begin()
@@ -219,6 +225,7 @@ class DuckDBEngine:
             raise ConfigurationError(
                 "Store.query needs a store file: an in-memory store cannot be opened in the sandbox"
             )
+        self.session_lock.discard_parked()  # the sandbox is an instance of its own
         try:
             con = self._open(time.monotonic() + 30, dict(_SANDBOX), read_only=True)
         except StoreError as exc:
@@ -238,6 +245,13 @@ class DuckDBEngine:
     def _sibling(self, suffix: str) -> Path:
         assert self.path is not None
         return self.path.with_name(self.path.name + suffix)
+
+
+def _close(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.close()  # the last connection of the instance: checkpoints and releases the file
+    except duckdb.Error as exc:
+        log.warning("closing the store failed: %s", exc)
 
 
 def _refresh_busy() -> StoreBusy:

@@ -130,8 +130,8 @@ class PostgresEngine:
                 hint="check that the PostgreSQL server is up, or raise its max_connections",
             ) from exc
 
-    def disconnect(self, con: psycopg.Connection) -> None:
-        self._pool.putconn(con)
+    def disconnect(self, con: psycopg.Connection, *, failed: bool = False) -> None:
+        self._pool.putconn(con)  # the pool checks a connection before handing it out again
 
     def begin(self, con: psycopg.Connection) -> None:
         con.execute("BEGIN")
