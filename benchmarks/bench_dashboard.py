@@ -113,7 +113,7 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
             )
         try:
             _wait_http(f"{url}/tools", server, log_path)
-            count_text = re.compile(rf"\b{total} tools\.")
+            count_text = re.compile(rf"\b{total:,} tools\.")
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:

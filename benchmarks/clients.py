@@ -8,7 +8,7 @@
 
 Both are asked for the same protocol era: "legacy" is the initialize handshake (Mcp-Session-Id),
 "auto" is each client's default negotiation (both probe `server/discover` first; Switchboard's
-per-origin era cache is cleared before every connection so it probes too).
+clients get no shared `EraCache` here, so every connection probes too).
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ class SwitchboardSide:
 
     @contextlib.asynccontextmanager
     async def session(self, url: str, era: Era = "legacy", auth: Any = None) -> AsyncIterator[Any]:
-        from core.mcp.client import McpClient, clear_era_cache
+        from core.mcp.client import McpClient
 
-        if era == "auto":
-            clear_era_cache()
         client = McpClient(url, http=self.http, era=era, auth=auth)
         try:
             await client.connect()

@@ -9,6 +9,13 @@
 - `SWITCHBOARD_KEY`: the key material itself, for containers where a file is awkward; it takes
   precedence over the key file (see `core.store.crypto.Keyring` for its format).
 
+What one listing of a server (`tools/list` with all its pages: one sync) may cost, so a hostile or
+broken server cannot make a sync hold gigabytes or run forever (`ListingLimits`):
+
+- `SWITCHBOARD_LISTING_MAX_BYTES`: the response bytes of all its pages together. Default 32 MiB.
+- `SWITCHBOARD_LISTING_MAX_ITEMS`: the tools (or resources, prompts) it returns. Default 5000.
+- `SWITCHBOARD_LISTING_DEADLINE`: seconds for the whole listing, all pages. Default 120.
+
 The outbound network allow-list (`SWITCHBOARD_ALLOW_HOSTS`) is read by `core.net.policy`.
 
 Files holding secrets or ciphertexts are private to the operator: directories Switchboard creates are
@@ -22,9 +29,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigurationError
+
 STORE_ENV = "SWITCHBOARD_STORE"
 KEY_FILE_ENV = "SWITCHBOARD_KEY_FILE"
 KEY_ENV = "SWITCHBOARD_KEY"
+LISTING_MAX_BYTES_ENV = "SWITCHBOARD_LISTING_MAX_BYTES"
+LISTING_MAX_ITEMS_ENV = "SWITCHBOARD_LISTING_MAX_ITEMS"
+LISTING_DEADLINE_ENV = "SWITCHBOARD_LISTING_DEADLINE"
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -61,6 +73,42 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         key_file=Path(key_file).expanduser() if key_file else config_home / "switchboard" / "store.key",
         key=env.get(KEY_ENV, "").strip() or None,
     )
+
+
+@dataclass(frozen=True)
+class ListingLimits:
+    """Caps on one listing of one server (see the module docstring)."""
+
+    max_bytes: int = 32 << 20
+    max_items: int = 5000
+    deadline: float = 120.0
+
+
+def load_listing_limits(environ: Mapping[str, str] | None = None) -> ListingLimits:
+    """The listing caps from `environ` (default `os.environ`); empty variables count as unset."""
+    env = os.environ if environ is None else environ
+    default = ListingLimits()
+    return ListingLimits(
+        max_bytes=int(_positive(env, LISTING_MAX_BYTES_ENV, default.max_bytes, whole=True)),
+        max_items=int(_positive(env, LISTING_MAX_ITEMS_ENV, default.max_items, whole=True)),
+        deadline=_positive(env, LISTING_DEADLINE_ENV, default.deadline, whole=False),
+    )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, *, whole: bool) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = 0
+    if not value > 0 or value == float("inf"):
+        kind = "a whole number" if whole else "a number"
+        raise ConfigurationError(
+            f"{name}={text!r} is not a positive {kind}", hint=f"unset it for {default:g}"
+        )
+    return value
 
 
 def _xdg_dir(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -7,15 +7,18 @@ here; nothing is attached to an exception after it was raised.
 
     SwitchboardError (message, hint)
     ├── ConfigurationError
-    │   ├── InvalidUrlError
+    │   ├── InvalidUrlError (problem)
     │   ├── NotFoundError
     │   └── InvalidArguments (problems)
     ├── NetworkPolicyError
     ├── TransportError
     │   ├── ConnectError
+    │   ├── ConnectionLost
     │   ├── RequestTimeout
     │   ├── ResponseTooLarge
     │   ├── ProtocolError
+    │   │   └── PaginationError (method, pages)
+    │   ├── ListingLimitExceeded (setting, limit)
     │   ├── HttpStatusError (status)
     │   ├── SessionExpired
     │   └── UnsupportedProtocolVersion
@@ -60,7 +63,13 @@ class ConfigurationError(SwitchboardError):
 
 
 class InvalidUrlError(ConfigurationError):
-    """A URL that cannot be used as an MCP server or OAuth endpoint."""
+    """A URL that cannot be used as an MCP server or OAuth endpoint. `problem` says what is wrong
+    when `core.net.urls.parse_http_url` refused it: "empty", "malformed", "not_http", "credentials"
+    or "fragment" (None for other refusals)."""
+
+    def __init__(self, message: str, *, problem: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problem = problem
 
 
 class NotFoundError(ConfigurationError):
@@ -92,6 +101,10 @@ class ConnectError(TransportError):
     """TCP/TLS connection failed."""
 
 
+class ConnectionLost(TransportError):
+    """The connection broke after it was made: reset, or closed in the middle of a response."""
+
+
 class RequestTimeout(TransportError):
     """No (complete) answer within the configured time."""
 
@@ -102,6 +115,25 @@ class ResponseTooLarge(TransportError):
 
 class ProtocolError(TransportError):
     """Malformed or unexpected data: bad JSON, bad SSE, wrong content type, invalid UTF-8."""
+
+
+class PaginationError(ProtocolError):
+    """A list method's pagination did not terminate: a repeated cursor, or more pages than allowed."""
+
+    def __init__(self, message: str, *, method: str, pages: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.method = method  # e.g. "tools/list"
+        self.pages = pages  # pages received before giving up
+
+
+class ListingLimitExceeded(TransportError):
+    """A listing (a list method with all its pages) went past a cap: total bytes, items or time.
+    `setting` is the environment variable that raises the cap, `limit` its value in effect."""
+
+    def __init__(self, message: str, *, setting: str, limit: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or f"if the server really lists that much, raise {setting}")
+        self.setting = setting
+        self.limit = limit
 
 
 class HttpStatusError(TransportError):

@@ -166,3 +166,126 @@ class CallOutcome:
 
             parts = [json.dumps(self.result["structuredContent"], indent=2)]
         return "\n".join(parts) if parts else f"({len(content)} content item(s))"
+
+
+# --- the overview (core/services/overview.py) ---------------------------------------------------
+
+ATTENTION_KINDS = (
+    "needs_authorization",  # the connector or credential was refused: authorize again
+    "not_connected",  # a shared connector that needs a credential has none yet
+    "sync_failed",
+    "never_synced",
+    "expiring",  # the access token expires within a day and cannot renew itself
+    "quarantined",  # tools changed since approval
+    "pending",  # tools never approved
+    "failed_calls",  # calls failed in the last 24 h
+)
+ATTENTION_FIXES = ("connect", "enter_key", "sync", "review", "audit")
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    """Something an operator should act on: what (`kind`, one of ATTENTION_KINDS, and `problem` in
+    words) and the fix that applies (one of ATTENTION_FIXES): `connect` (authorize: the browser for
+    OAuth, else a new connection attempt), `enter_key` (a new bearer token or API key), `sync`,
+    `review` (tool definitions awaiting approval), `audit` (failing calls)."""
+
+    severity: str  # error | warning
+    kind: str
+    connector: str
+    agent: str | None
+    problem: str  # one line: what is wrong
+    fix: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HourlyCalls:
+    """Tool calls of one connector in one hour (`hour`: epoch seconds at its start)."""
+
+    hour: float
+    connector: str
+    calls: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class CredentialExpiry:
+    """When a credential's access token expires, and whether it renews by itself (a refresh token
+    or the client credentials grant) or needs an operator by then."""
+
+    connector: str
+    agent: str | None
+    kind: str
+    expires_at: float
+    renews: bool
+
+
+@dataclass(frozen=True)
+class ToolList:
+    """One current tool list: a connector's shared list or an agent's own, with its pinning state."""
+
+    connector: str
+    agent: str | None
+    tools: int
+    drifted: int  # changed in the list's latest sync
+    quarantined: int  # changed since an operator (or the first sync) approved them
+    pending: int  # never approved (connectors whose approval is manual)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the overview page shows, read in one store session (`Switchboard.overview`)."""
+
+    generated_at: float
+    connectors: dict[str, int]  # status (connected | needs_auth | error | never_synced) -> count
+    credentials_needing_reauth: int
+    credentials_expiring: int  # within 24 h and unable to renew by themselves
+    calls_24h: int
+    failed_calls_24h: int
+    attention: tuple[AttentionItem, ...]
+    activity: tuple[HourlyCalls, ...]  # the last 24 hours
+    expiries: tuple[CredentialExpiry, ...]  # every credential with an expiry, soonest first
+    tool_lists: tuple[ToolList, ...]
+
+    @property
+    def tools(self) -> int:
+        return sum(t.tools for t in self.tool_lists)
+
+    @property
+    def tools_drifted(self) -> int:
+        return sum(t.drifted for t in self.tool_lists)
+
+    @property
+    def tools_quarantined(self) -> int:
+        return sum(t.quarantined for t in self.tool_lists)
+
+    @property
+    def tools_pending(self) -> int:
+        return sum(t.pending for t in self.tool_lists)
+
+    def counts(self) -> dict[str, int]:
+        """The headline numbers by name (the CLI's and notebooks' flat view)."""
+        return {
+            **{f"connectors_{status}": n for status, n in self.connectors.items()},
+            "credentials_needing_reauth": self.credentials_needing_reauth,
+            "credentials_expiring": self.credentials_expiring,
+            "tools": self.tools,
+            "tools_drifted": self.tools_drifted,
+            "tools_quarantined": self.tools_quarantined,
+            "tools_pending": self.tools_pending,
+            "calls_24h": self.calls_24h,
+            "failed_calls_24h": self.failed_calls_24h,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at,
+            "counts": self.counts(),
+            "attention": [a.as_dict() for a in self.attention],
+            "activity": [asdict(a) for a in self.activity],
+            "expiries": [asdict(e) for e in self.expiries],
+            "tool_lists": [asdict(t) for t in self.tool_lists],
+        }

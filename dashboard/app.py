@@ -5,34 +5,38 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import panel as pn
 
 from dashboard import flash, runtime
 from dashboard.models.agents import AgentCredentials
+from dashboard.models.observability import AuditLog
+from dashboard.models.overview import MIN_REFRESH_SECONDS, OverviewModel
 from dashboard.views.agents import AgentPage, AgentsPage
 from dashboard.views.components import alert
 from dashboard.views.connectors import ConnectorsPage
-from dashboard.views.feedback import handle_unexpected, notify_error, notify_success
+from dashboard.views.feedback import handle_unexpected, notify_error, notify_success, readable_notifications
 from dashboard.views.observability import AuditPage, HealthPage
+from dashboard.views.overview import OverviewPage
 from dashboard.views.playground import PlaygroundPage
+from dashboard.views.review import ReviewPage
+from dashboard.views.template import DashboardTemplate, navigation
 from dashboard.views.tools import ToolsPage
 
 TITLE = "Switchboard"
 NAVIGATION = {
+    "./": "Overview",
     "connectors": "Connectors",
     "agents": "Agents",
     "tools": "Tools",
+    "review": "Tool review",
     "playground": "Playground",
     "audit": "Audit log",
     "health": "Credential health",
 }
 PageFactory = Callable[[dict[str, str], flash.Arrival], pn.viewable.Viewer]
-
-NAVIGATION_CSS = (
-    ".sb-nav { list-style: none; padding: 0; } .sb-nav li { margin: 6px 0; } .sb-active { font-weight: 700; }"
-)
 
 
 def _args() -> dict[str, str]:
@@ -45,14 +49,27 @@ def _args() -> dict[str, str]:
 
 
 PAGES: dict[str, PageFactory] = {
-    "connectors": lambda args, arrival: ConnectorsPage(arrival=arrival),
+    "overview": lambda args, arrival: OverviewPage(model=OverviewModel(**_refresh(args))),
+    "connectors": lambda args, arrival: ConnectorsPage(arrival=arrival, edit=args.get("edit")),
     "agents": lambda args, arrival: AgentsPage(),
     "agent": lambda args, arrival: AgentPage(credentials=AgentCredentials(agent=args.get("name", ""))),
     "tools": lambda args, arrival: ToolsPage(),
+    "review": lambda args, arrival: ReviewPage(connector=args.get("connector"), agent=args.get("agent")),
     "playground": lambda args, arrival: PlaygroundPage(initial=args),
-    "audit": lambda args, arrival: AuditPage(),
+    "audit": lambda args, arrival: AuditPage(log=AuditLog(connector=args.get("connector") or None)),
     "health": lambda args, arrival: HealthPage(),
 }
+
+
+def _refresh(args: dict[str, str]) -> dict[str, float]:
+    """`?refresh=SECONDS`: how often the overview re-reads (bounded; ignored when not a number)."""
+    try:
+        seconds = float(args["refresh"])
+    except (KeyError, ValueError):
+        return {}
+    if not math.isfinite(seconds):
+        return {}
+    return {"refresh_seconds": min(max(seconds, MIN_REFRESH_SECONDS), 3600)}
 
 
 def page(slug: str) -> pn.template.BaseTemplate:
@@ -60,6 +77,7 @@ def page(slug: str) -> pn.template.BaseTemplate:
     (read from the store once the page has loaded: possibly put there by another replica)."""
     pn.extension("tabulator", notifications=True)
     pn.config.exception_handler = handle_unexpected
+    readable_notifications()
     args = _args()
     arrival = flash.Arrival()
     main = [pn.panel(pn.bind(_banner, arrival.param.flash)), PAGES[slug](args, arrival)]
@@ -72,19 +90,9 @@ def page(slug: str) -> pn.template.BaseTemplate:
                 (notify_success if arrival.flash.ok else notify_error)(arrival.flash.message)
 
         pn.state.onload(arrive)
-    active = "agents" if slug == "agent" else slug
-    return pn.template.BootstrapTemplate(
-        title=TITLE, sidebar=[_navigation(active)], main=main, sidebar_width=220
-    )
+    active = {"agent": "agents", "overview": "./"}.get(slug, slug)
+    return DashboardTemplate(title=TITLE, header=[navigation(NAVIGATION, active)], main=main)
 
 
 def _banner(arrival: flash.Flash | None) -> pn.viewable.Viewable:
     return alert(arrival.message, arrival.ok) if arrival is not None else pn.Column()
-
-
-def _navigation(active: str) -> pn.pane.HTML:
-    links = "".join(
-        f"<li><a href='{slug}' class='{'sb-active' if slug == active else ''}'>{label}</a></li>"
-        for slug, label in NAVIGATION.items()
-    )
-    return pn.pane.HTML(f"<nav><ul class='sb-nav'>{links}</ul></nav>", stylesheets=[NAVIGATION_CSS])

@@ -35,7 +35,7 @@ def run_demo(port: int = runtime.DEFAULT_PORT, address: str = "localhost", store
     bearer = start("bearer")  # two keys, for the identities alice and bob
     asyncio.run(register(store, oauth_url=oauth.url, bearer_url=bearer.url, bearer_keys=bearer.keys))
     print(f"Switchboard demo: sample servers at {oauth.url} (OAuth) and {bearer.url} (bearer).", flush=True)
-    print(f"Open http://localhost:{port}/connectors — Ctrl-C stops everything.", flush=True)
+    print(f"Open http://localhost:{port}/ — Ctrl-C stops everything.", flush=True)
     return serve(port=port, address=address, show=False, store=store)
 
 
@@ -60,6 +60,14 @@ async def register(store: str, *, oauth_url: str, bearer_url: str, bearer_keys: 
                 await service.add_connector(name, url, auth_type, mode)
         for agent in AGENTS:
             await service.set_secret("demo-bearer", bearer_keys[agent], agent=agent)
+        # A few calls, so the overview's activity chart and audit log have something to show.
+        for agent, tool in (
+            ("alice", "whoami"),
+            ("bob", "whoami"),
+            ("alice", "list_items"),
+            ("bob", "always_fails"),
+        ):
+            await service.call_tool("demo-bearer", tool, {}, agent=agent)
     finally:
         await service.aclose()
 

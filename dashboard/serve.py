@@ -11,7 +11,7 @@ from core.public_url import PUBLIC_URL_ENV, public_url
 from dashboard import runtime
 
 PAGES_DIR = Path(__file__).with_name("pages")
-INDEX_PAGE = "connectors"
+INDEX_PAGE = "overview"
 STORE_ENV = "SWITCHBOARD_STORE"
 
 

@@ -158,12 +158,17 @@ class RunningServer:
         return self.control("counters")
 
     def reset(self) -> None:
-        """Zero the counters, drop pending faults, restore drifted tool descriptions."""
+        """Zero the counters, drop pending faults, restore drifted tool descriptions and definitions."""
         self.control("reset")
 
     def set_tool_description(self, tool: str, description: str | None) -> None:
         """Change a tool's description at runtime (None restores it), for drift detection."""
         self.control("tool_description", tool=tool, description=description)
+
+    def change_tool(self, tool: str, changed: bool = True) -> None:
+        """Serve a changed definition of `tool` (another input schema and annotations; False
+        restores it), for drift review and pinning."""
+        self.control("tool_definition", tool=tool, changed=changed)
 
     def fail_next(
         self,

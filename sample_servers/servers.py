@@ -170,7 +170,12 @@ def _add_drift_control(plane: ControlPlane, registry: ToolRegistry) -> None:
         registry.set_description(str(payload["tool"]), payload.get("description"))
         return {"ok": True}
 
+    def set_changed(payload: dict[str, Any]) -> dict[str, Any]:
+        registry.set_changed(str(payload["tool"]), bool(payload.get("changed", True)))
+        return {"ok": True}
+
     plane.add_control("tool_description", set_description)
+    plane.add_control("tool_definition", set_changed)
     plane.on_reset.append(registry.restore)
 
 

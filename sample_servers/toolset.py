@@ -1,4 +1,5 @@
-"""The common tool set every Python sample server exposes, and runtime description drift.
+"""The common tool set every Python sample server exposes, and runtime drift (a changed description,
+or a changed definition: another input schema and annotations).
 
 Tools are plain functions so the official SDK's `MCPServer` and FastMCP can both register them.
 Only `whoami` depends on the framework (how it reaches the HTTP request), so each server builder
@@ -140,6 +141,20 @@ def common_tools(whoami: Callable[..., Any]) -> list[ToolSpec]:
     return specs
 
 
+def changed_tools() -> dict[str, ToolSpec]:
+    """Changed definitions a server can switch a tool to at runtime (`ToolRegistry.set_changed`):
+    what a server that silently alters a tool ("rug pull") looks like to its clients."""
+
+    def echo(message: str, repeat: Annotated[int, Field(ge=1, le=5)] = 1) -> str:
+        """Echo the message back, repeated."""
+        return " ".join([message] * repeat)
+
+    # Same function name as the original, so the frameworks' schema titles stay the same and only
+    # what really changed shows in a diff.
+    destructive = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
+    return {"echo": ToolSpec("echo", echo, _doc(echo), destructive)}
+
+
 def filler_tools(count: int) -> list[ToolSpec]:
     """Numbered trivial tools, to make a server's listing long enough to paginate."""
     return [_filler(index) for index in range(1, count + 1)]
@@ -165,16 +180,17 @@ class ToolHost(Protocol):
 
 
 class ToolRegistry:
-    """Owns a server's tools so their descriptions can drift at runtime without reordering them.
+    """Owns a server's tools so their definitions can drift at runtime without reordering them.
 
-    Changing one description re-registers every tool in the original order through the
-    frameworks' public add/remove API (neither offers an in-place update).
+    Changing one description or definition re-registers every tool in the original order through
+    the frameworks' public add/remove API (neither offers an in-place update).
     """
 
     def __init__(self, host: ToolHost, specs: list[ToolSpec]) -> None:
         self._host = host
         self._specs = specs
         self._overrides: dict[str, str] = {}
+        self._changed: dict[str, ToolSpec] = {}
         for spec in specs:
             host.add(spec, spec.description)
 
@@ -192,13 +208,26 @@ class ToolRegistry:
             self._overrides[name] = description
         self._reregister_all()
 
+    def set_changed(self, name: str, changed: bool) -> None:
+        """Serve the changed definition of a tool (see `changed_tools`), or the original again."""
+        variants = changed_tools()
+        if name not in variants:
+            raise KeyError(f"no changed definition of {name!r}; known: {', '.join(variants)}")
+        if changed:
+            self._changed[name] = variants[name]
+        else:
+            self._changed.pop(name, None)
+        self._reregister_all()
+
     def restore(self) -> None:
-        if self._overrides:
+        if self._overrides or self._changed:
             self._overrides.clear()
+            self._changed.clear()
             self._reregister_all()
 
     def _reregister_all(self) -> None:
         for spec in self._specs:
             self._host.remove(spec.name)
-        for spec in self._specs:
+        for original in self._specs:
+            spec = self._changed.get(original.name, original)
             self._host.add(spec, self._overrides.get(spec.name, spec.description))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qsl, urlsplit
@@ -241,6 +242,62 @@ async def test_invalid_tool_lists_are_a_recorded_sync_failure(service, scripted,
     assert not result.ok and "name" in result.error
     assert (await service.get_connector("bad")).status == "error"
     assert await service.tool_list("bad") == before
+    await service.aclose()
+
+
+# --- a listing bounded as a whole (issue 16, point 3) ----------------------------------------------------
+
+
+def endless_pages(tools_per_page: int, description_bytes: int = 0, pause: float = 0.0):
+    """`tools/list` pages that never end: fresh tools and a fresh cursor on every page."""
+    pages = {"n": 0}
+
+    async def page(request: Request, message: dict) -> Reply:
+        pages["n"] += 1
+        if pause:
+            await asyncio.sleep(pause)
+        first = pages["n"] * tools_per_page
+        tools = [
+            {
+                "name": f"t{first + i}",
+                "description": "d" * description_bytes,
+                "inputSchema": {"type": "object"},
+            }
+            for i in range(tools_per_page)
+        ]
+        result = {"tools": tools, "nextCursor": f"c{pages['n']}"}
+        return Reply.json({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+    return page, pages
+
+
+LISTING_CAPS = {
+    # cap name: (setting, value, page hook arguments, most pages a bounded listing may fetch)
+    "total bytes": ("SWITCHBOARD_LISTING_MAX_BYTES", "1048576", (4, 64 * 1024, 0.0), 6),
+    "tool count": ("SWITCHBOARD_LISTING_MAX_ITEMS", "250", (100, 0, 0.0), 3),
+    "deadline": ("SWITCHBOARD_LISTING_DEADLINE", "1", (1, 0, 0.2), 12),
+}
+
+
+@pytest.mark.parametrize("cap", list(LISTING_CAPS))
+async def test_a_sync_is_bounded_as_a_whole(service, scripted, monkeypatch, cap: str) -> None:
+    """Before the caps a server with endless pages (fresh cursors, under the per-response cap) was
+    listed until the 1,000-page limit, keeping every page: ~16 GiB at 16 MiB a page. Now the sync
+    stops at the first cap and says which setting raises it; nothing stored changes."""
+    setting, value, hook_args, most_pages = LISTING_CAPS[cap]
+    await service.add_connector("hostile", scripted.url, "none")
+    assert (await service.sync("hostile")).ok
+    before = await service.tool_list("hostile")
+    monkeypatch.setenv(setting, value)
+    hook, pages = endless_pages(*hook_args)
+    scripted.hostile["tools/list"] = hook
+    await service.aclose()  # the next sync builds a new client, which reads the caps
+    started = time.monotonic()
+    result = await service.sync("hostile")
+    assert not result.ok and setting in result.error, result.error
+    assert pages["n"] <= most_pages, pages["n"]
+    assert time.monotonic() - started < 10
+    assert await service.tool_list("hostile") == before
     await service.aclose()
 
 

@@ -2,6 +2,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from core.config import Settings, ensure_private_dir, load_settings, restrict_file
 
 
@@ -74,3 +76,36 @@ def test_restrict_file(tmp_path):
     restrict_file(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     restrict_file(tmp_path / "missing")  # no error
+
+
+def test_listing_limits_from_the_environment() -> None:
+    from core.config import ListingLimits, load_listing_limits
+
+    assert load_listing_limits({}) == ListingLimits()
+    limits = load_listing_limits(
+        {
+            "SWITCHBOARD_LISTING_MAX_BYTES": "1048576",
+            "SWITCHBOARD_LISTING_MAX_ITEMS": " 250 ",
+            "SWITCHBOARD_LISTING_DEADLINE": "2.5",
+        }
+    )
+    assert limits == ListingLimits(max_bytes=1 << 20, max_items=250, deadline=2.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SWITCHBOARD_LISTING_MAX_BYTES", "lots"),
+        ("SWITCHBOARD_LISTING_MAX_BYTES", "1.5"),
+        ("SWITCHBOARD_LISTING_MAX_ITEMS", "0"),
+        ("SWITCHBOARD_LISTING_DEADLINE", "-1"),
+        ("SWITCHBOARD_LISTING_DEADLINE", "inf"),
+        ("SWITCHBOARD_LISTING_DEADLINE", "nan"),
+    ],
+)
+def test_a_bad_listing_limit_names_the_variable(name: str, value: str) -> None:
+    from core.config import load_listing_limits
+    from core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=name):
+        load_listing_limits({name: value})

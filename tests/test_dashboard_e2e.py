@@ -1,7 +1,8 @@
-"""The dashboard end to end: `switchboard serve` in a subprocess, headless Chromium, real sample servers.
+"""The dashboard end to end: `switchboard demo` in a subprocess, headless Chromium, real sample servers.
 
-One dashboard serves the whole module (a temporary store, key file and allow-list); each test uses
-its own connector and agent names. Screenshots of every page go to test-artifacts/.
+One demo serves the whole module (its sample servers, connectors and agents, on a temporary store,
+key file and allow-list); each test adds its own connector and agent names. Screenshots of every
+page at 1440 px go to test-artifacts/ (not committed); every page is checked with axe-core.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-STARTUP_SECONDS = 60
+STARTUP_SECONDS = 90
+DEMO_SERVERS = re.compile(r"sample servers at (\S+) \(OAuth\) and (\S+) \(bearer\)")
+WIDE, NARROW = 1440, 1280  # the widths the tables must read well at
+AXE_IMPACTS = ("serious", "critical")
 
 
 @dataclass
@@ -37,20 +41,29 @@ class Dashboard:
     url: str
     store: Path
     log: Path
+    oauth_url: str = ""  # the demo's sample servers
+    bearer_url: str = ""
 
-    def seed(self, work) -> None:
-        """Run `await work(services)` against the dashboard's store from this test process."""
+    def seed(self, work):
+        """Run `await work(services)` against the dashboard's store from this test process; returns
+        what it returns."""
 
         async def run():
             service = Switchboard.open(str(self.store))
             try:
-                await work(service)
+                return await work(service)
             finally:
                 await service.aclose()
 
         # Playwright's sync API owns this thread's event loop: run ours on another thread.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, run()).result()
+            return pool.submit(asyncio.run, run()).result()
+
+    def control(self, server_url: str, name: str, **payload) -> None:
+        """Tell one of the demo's sample servers to change (`sample_servers.launch.RunningServer`)."""
+        origin = server_url.rsplit("/", 1)[0]
+        response = httpx2.post(f"{origin}/_control/{name}", json=payload, trust_env=False)
+        assert response.status_code == 200, response.text
 
     def log_tail(self) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
@@ -78,7 +91,8 @@ def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
         for key, value in env.items():
             patch.setenv(key, value)  # the tests' own services (seed) share the store and key
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+            [sys.executable, "-m", "cli", "demo", "--port", str(port), "--address", "127.0.0.1"]
+            + ["--store", env["SWITCHBOARD_STORE"]],
             cwd=REPO,
             env=os.environ.copy(),
             stdout=log_file,
@@ -118,6 +132,9 @@ def _wait_until_serving(board: Dashboard, process: subprocess.Popen) -> None:
             pytest.fail(f"switchboard serve exited with {process.returncode}:\n{board.log_tail()}")
         try:
             if httpx2.get(f"{board.url}/connectors", timeout=2.0, trust_env=False).status_code == 200:
+                servers = DEMO_SERVERS.search(board.log.read_text(errors="replace"))
+                assert servers, board.log_tail()
+                board.oauth_url, board.bearer_url = servers.groups()
                 return
         except httpx2.TransportError:
             pass
@@ -126,8 +143,42 @@ def _wait_until_serving(board: Dashboard, process: subprocess.Popen) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
+    """The whole page: the template scrolls inside #main, so the window grows to its height first."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    viewport = page.viewport_size
+    height = page.evaluate("document.querySelector('#main')?.scrollHeight ?? 0")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], height + 100)})
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    finally:
+        page.set_viewport_size(viewport)
+
+
+def axe_violations(page: Page) -> list[str]:
+    """Serious and critical WCAG 2 A/AA violations axe-core finds on the page (shadow roots included)."""
+    modules = Path(os.environ.get("SWITCHBOARD_NODE_MODULES", REPO / ".cache" / "node" / "node_modules"))
+    page.add_script_tag(path=str(modules / "axe-core" / "axe.min.js"))
+    found = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: {type: 'tag',
+             values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations
+           .map(v => ({id: v.id, impact: v.impact, targets: v.nodes.map(n => JSON.stringify(n.target))}))"""
+    )
+    return [f"{v['id']} ({v['impact']}): {v['targets'][:3]}" for v in found if v["impact"] in AXE_IMPACTS]
+
+
+# Table headers and cells Tabulator would cut ("t…"): any whose text is wider than its box.
+CUT_TEXT = """() => {
+  const cut = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.matches('.tabulator-col-title, .tabulator-cell') && el.scrollWidth > el.clientWidth + 1
+          && el.textContent.trim()) cut.push(el.textContent.trim().slice(0, 40));
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return cut;
+}"""
 
 
 def row(page: Page, name: str):
@@ -149,6 +200,27 @@ def add_connector(
 
 def expect_no_traceback(page: Page) -> None:
     expect(page.locator("body")).not_to_contain_text("Traceback")
+
+
+def test_overview_counts_match_the_store_its_charts_render_and_it_refreshes_itself(dashboard, page):
+    expected = dashboard.seed(lambda services: services.overview()).counts()
+    page.goto(f"{dashboard.url}/?refresh=2")
+
+    for key, value in expected.items():
+        expect(page.locator(f"[data-count={key}] b")).to_have_text(f"{value:,}")
+    assert expected["calls_24h"] > 0 and expected["tools"] > 0  # the demo's calls and synced tools
+    expect(page.get_by_text(re.compile(r"^\d+ calls in the last 24 hours"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^\d+ tools on \d+ connector"))).to_be_visible()
+    assert page.locator(".bk-Figure canvas").count() >= 2  # the activity and tools charts drew
+    expect(page.get_by_role("button", name="Connect demo-oauth")).to_be_visible()  # needs attention
+    screenshot(page, "overview")
+
+    def one_more_call(services):
+        return services.call_tool("demo-bearer", "whoami", {}, agent="alice")
+
+    dashboard.seed(one_more_call)
+    # No reload: the page's periodic refresh brings the new call in.
+    expect(page.locator("[data-count=calls_24h] b")).to_have_text(f"{expected['calls_24h'] + 1:,}")
 
 
 def test_oauth_connector_connects_through_the_authorization_server(dashboard, page, sdk_oauth_server):
@@ -294,7 +366,7 @@ def test_a_long_tool_call_in_one_session_does_not_freeze_another(dashboard, brow
 
     dashboard.seed(connect_plain)
     page.goto(f"{dashboard.url}/playground?connector=plain-slow&tool=sleep")
-    page.get_by_label("seconds").fill("30")
+    page.get_by_label("seconds", exact=True).fill("30")  # not its step buttons ("Increase seconds")
     page.get_by_role("button", name="Call").click()
     expect(page.get_by_role("button", name="Call")).to_be_disabled()  # the call is under way
 
@@ -317,6 +389,7 @@ def test_server_written_markup_never_runs_in_tables_tooltips_or_forms(dashboard,
 
     dashboard.seed(connect_hostile)
     page.goto(f"{dashboard.url}/tools")
+    page.get_by_label("Server").select_option("hostile-e2e")  # the demo's tools come first otherwise
     cell = page.locator("[tabulator-field=description]", has_text="Greets.").first
     expect(cell).to_contain_text(markup)  # shown as text
     cell.hover()
@@ -327,3 +400,107 @@ def test_server_written_markup_never_runs_in_tables_tooltips_or_forms(dashboard,
     expect(page.get_by_text(markup, exact=False).first).to_be_visible()
     assert page.title() != "injected"
     assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+
+
+def test_drift_review_shows_a_real_schema_change_and_approving_releases_the_tool(dashboard, page):
+    dashboard.control(dashboard.bearer_url, "tool_definition", tool="echo", changed=True)
+    try:
+        page.goto(f"{dashboard.url}/connectors")
+        page.get_by_role("button", name="Sync all").click()
+        # Every sync of the run is listed from the start and filled in as it finishes.
+        for agent in ("alice", "bob"):
+            progress = page.locator(".tabulator-row", has_text=re.compile(f"demo-bearer\\s*{agent}"))
+            expect(progress.locator("[tabulator-field=state]")).to_have_text("synced")
+        expect(page.get_by_text(re.compile(r"^Syncs: (\d+) of \1 done"))).to_be_visible()
+        screenshot(page, "connectors-sync-all")
+
+        page.goto(f"{dashboard.url}/")
+        page.get_by_role("link", name="Review the tools of demo-bearer for alice").click()
+        page.wait_for_url(re.compile(r"/review\?connector=demo-bearer&agent=alice"))
+        expect(page.get_by_label("Tool list")).to_contain_text("demo-bearer (alice)")
+        schema = page.locator("table.sb-diff", has=page.locator("caption", has_text="Input schema"))
+        new_parameter = schema.locator("ins", has_text=re.compile(r'^\+\s+"repeat": \{$'))
+        expect(new_parameter).to_be_visible()  # on the right: what the server serves now
+        expect(schema.locator("caption")).to_contain_text("changed")
+        expect(page.locator("table.sb-diff", has_text="Echo the message back unchanged.")).to_be_visible()
+        screenshot(page, "review")
+
+        page.get_by_role("button", name="Approve echo").click()
+        expect(page.get_by_text("Every tool of demo-bearer is approved.")).to_be_visible()
+
+        async def states(services):
+            held = []
+            for agent in ("alice", "bob"):
+                reviews = await services.access().reviews("demo-bearer", agent)
+                held.append({r.name: r.state for r in reviews if r.state != "approved"})
+            return held
+
+        assert dashboard.seed(states) == [{}, {"echo": "quarantined"}]  # alice's released, bob's still held
+    finally:
+        dashboard.control(dashboard.bearer_url, "tool_definition", tool="echo", changed=False)
+
+
+def test_agent_page_creates_a_gateway_token_shown_once_revokes_it_and_edits_the_policy(dashboard, page):
+    page.goto(f"{dashboard.url}/agent?name=bob")
+    page.get_by_label("Token label").fill("e2e laptop")
+    page.get_by_role("button", name="Create token").click()
+
+    token = page.locator("pre.sb-text", has_text=re.compile(r"^swb_"))
+    expect(token).to_be_visible()
+    secret = token.inner_text().strip()
+    listed = dashboard.seed(lambda services: services.access().list_tokens("bob"))
+    assert [t.label for t in listed] == ["e2e laptop"] and secret not in repr(listed)
+    page.get_by_role("button", name="I have stored it — hide the token").click()
+    expect(token).to_have_count(0)
+    page.reload()
+    expect(page.get_by_text("e2e laptop")).to_be_visible()
+    assert secret not in page.content()  # shown once, never again
+
+    row = page.locator(".tabulator-row", has_text="e2e laptop")
+    expect(row.locator("[tabulator-field=status]")).to_have_text("active")
+    expect(row.locator("[tabulator-field=expires]")).to_have_text("never")  # no days given
+    row.locator(".sb-action", has_text="Revoke").click()
+    expect(row.locator("[tabulator-field=status]")).to_have_text("revoked")
+
+    page.get_by_label("Only tools with the hint").select_option("destructiveHint")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.locator(".tabulator-row", has_text="destructiveHint")).to_be_visible()
+    screenshot(page, "agent-gateway")
+    policy = dashboard.seed(lambda services: services.access().policy("bob"))
+    assert [(r.effect, r.annotation) for r in policy.rules] == [("deny", "destructiveHint")]
+
+
+PAGES = {
+    "overview": "/",
+    "connectors": "/connectors",
+    "agents": "/agents",
+    "agent": "/agent?name=alice",
+    "tools": "/tools",
+    "review": "/review?connector=demo-bearer&agent=bob",
+    "playground": "/playground?connector=demo-bearer&agent=alice&tool=configure",
+    "audit": "/audit",
+    "health": "/health",
+}
+
+
+def test_every_page_reads_at_1440_and_1280_and_has_no_serious_accessibility_violation(dashboard, page):
+    """Each page (the review page with a real diff on it) at both widths: no cut header or cell,
+    no serious or critical axe-core violation; a full screenshot of each at 1440 px."""
+    dashboard.control(dashboard.bearer_url, "tool_definition", tool="echo", changed=True)
+    try:
+        dashboard.seed(lambda services: services.sync("demo-bearer", agent="bob"))
+        problems = {}
+        for name, path in PAGES.items():
+            for width in (WIDE, NARROW):
+                page.set_viewport_size({"width": width, "height": 1000})
+                page.goto(f"{dashboard.url}{path}")
+                expect(page.locator("#main h2").first).to_be_visible()
+                page.wait_for_load_state("networkidle")
+                if width == WIDE:
+                    screenshot(page, f"page-{name}")
+                found = [f"cut: {text}" for text in page.evaluate(CUT_TEXT)] + axe_violations(page)
+                if found:
+                    problems[f"{path} at {width}px"] = found
+        assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    finally:
+        dashboard.control(dashboard.bearer_url, "tool_definition", tool="echo", changed=False)

@@ -28,7 +28,10 @@ from dashboard.models import (
     Playground,
     ToolInventory,
 )
+from dashboard.models.access import AgentGateway
 from dashboard.models.agents import CONNECTED, NOT_CONNECTED
+from dashboard.models.overview import Fix, OverviewModel
+from dashboard.models.review import ToolReviews, definition_diff
 from dashboard.views.schema_form import form_for
 
 PUBLIC_URL = "http://127.0.0.1:5999"  # only the redirect_uri's origin: nothing listens there
@@ -236,6 +239,157 @@ async def test_sync_all_covers_shared_connectors_and_each_agents_own_credentials
     assert index.frame().set_index("name").loc["gone", "status"] == "error"
     assert sorted(r.agent for r in await index.sync("render")) == ["alice", "bob"]  # a row's Sync
     assert [(r.connector, r.ok) for r in await index.sync("plain")] == [("plain", True)]
+
+
+async def test_sync_all_lists_every_sync_when_it_starts_and_fills_each_in_as_it_finishes(
+    services, plain_server, bearer_server
+):
+    await add(services, "plain", plain_server.url, "none")
+    await add(services, "gone", "http://127.0.0.1:9/mcp", "none")
+    await add(services, "render", bearer_server.url, "bearer", mode="per_agent")
+    await AgentDirectory(service=services).create("alice")
+    await AgentCredentials(service=services, agent="alice").set_key("render", bearer_server.keys["alice"])
+    index = ConnectorsIndex(service=services)
+    snapshots = []
+    index.param.watch(lambda _e: snapshots.append(index.sync_progress()), ["sync_plan", "sync_results"])
+
+    await index.sync_all()
+
+    planned = snapshots[0]  # as soon as the syncs are planned, before any finished
+    assert sorted(zip(planned["connector"], planned["agent"], strict=True)) == [
+        ("gone", "(shared)"),
+        ("plain", "(shared)"),
+        ("render", "alice"),
+    ]
+    assert set(planned["state"]) == {"waiting"}
+    assert [sum(frame["state"] != "waiting") for frame in snapshots] == [0, 1, 2, 3]
+    final = snapshots[-1].set_index("connector")
+    assert final.loc["plain", "state"] == "synced" and final.loc["plain", "tools"] == len(plain_server.tools)
+    assert final.loc["gone", "state"] == "failed" and final.loc["gone", "error"]
+
+
+async def test_overview_shows_every_count_and_each_fix_leads_to_the_fix(
+    services, sdk_oauth_server, plain_server
+):
+    await add(services, "plain", plain_server.url, "none")
+    await add(services, "linear", sdk_oauth_server.url, "oauth")  # never connected
+    await add(services, "gone", "http://127.0.0.1:9/mcp", "none")
+    await AgentDirectory(service=services).create("alice")
+    await add(services, "render", "http://127.0.0.1:9/mcp", "bearer", mode="per_agent")
+    await ConnectorsIndex(service=services).sync_all()
+    await services.call_tool("plain", "always_fails", {})
+    model = OverviewModel(service=services)
+
+    overview = await model.refresh()
+
+    tiles = {t.key: t for group in model.tiles().values() for t in group}
+    assert {k: t.value for k, t in tiles.items()} == overview.counts()
+    assert (tiles["connectors_error"].tone, tiles["failed_calls_24h"].tone) == ("bad", "bad")
+    assert tiles["credentials_needing_reauth"].tone == "ok"  # nothing counted: the all-clear colour
+    items = {(i.kind, i.connector): i for i in overview.attention}
+    assert model.fix(items["not_connected", "linear"]) == Fix("Connect linear")
+    assert model.fix(items["sync_failed", "gone"]) == Fix("Sync gone")
+    assert model.fix(items["failed_calls", "plain"]) == Fix(
+        "Open the audit log of plain", "/audit?connector=plain"
+    )
+    assert list(model.activity_frame()["errors"]) == [1]
+    assert list(model.tools_frame()["connector"]) == ["plain"]
+
+    # One click on "Connect linear": the authorization server, then back to the overview.
+    action = await model.connect(items["not_connected", "linear"])
+    location = await plugins.finish_authorization(
+        services, await approve_like_a_browser(action.authorization_url)
+    )
+    assert location.startswith("/?flash=") and (await flash_of(services, location)).ok
+    # One click on "Sync gone": it is still down, so the item stays, with the sync's error.
+    assert [r.ok for r in await model.sync(items["sync_failed", "gone"])] == [False]
+    assert {(i.kind, i.connector) for i in model.overview.attention} == {
+        ("sync_failed", "gone"),
+        ("failed_calls", "plain"),
+    }
+    assert model.tiles()["Connectors"][0].value == overview.connectors["connected"] + 1
+
+
+async def test_tool_review_shows_a_schema_change_side_by_side_and_approval_releases_it(
+    services, bearer_server
+):
+    await AgentDirectory(service=services).create("alice")
+    await add(services, "render", bearer_server.url, "bearer", mode="per_agent")
+    page = AgentCredentials(service=services, agent="alice")
+    await page.set_key("render", bearer_server.keys["alice"])
+    bearer_server.change_tool("echo")
+    await page.sync("render")
+    reviews = ToolReviews(service=services)
+
+    assert [(t.connector, t.agent, t.quarantined) for t in await reviews.load_queue()] == [
+        ("render", "alice", 1)
+    ]
+    await reviews.choose("render", "alice")
+
+    assert [r.name for r in reviews.reviews] == ["echo"] and reviews.tool == "echo"
+    sections = {s.title: s for s in reviews.diff()}
+    assert list(sections) == ["Description", "Input schema", "Annotations"]
+    assert all(s.changed for s in sections.values())
+    added = [line.after for line in sections["Input schema"].lines if line.kind == "added"]
+    assert any('"repeat"' in line for line in added)
+    assert any('"maximum": 5' in line for line in added)
+    description = sections["Description"].lines
+    assert [(d.before, d.after, d.kind) for d in description] == [
+        ("Echo the message back unchanged.", "Echo the message back, repeated.", "changed")
+    ]
+    assert all(line.before is None for line in sections["Annotations"].lines)  # it had none
+
+    assert await reviews.approve(["echo"]) == ["echo"]
+    assert reviews.queue == [] and reviews.reviews == []
+    assert {r.state for r in await services.access().reviews("render", "alice")} == {"approved"}
+
+
+def test_a_diff_pairs_changed_lines_and_keeps_unchanged_parts():
+    before = {"description": "a\nb", "inputSchema": {"type": "object"}, "title": "T"}
+    after = {"description": "a\nc\nd", "inputSchema": {"type": "object"}, "title": "T"}
+
+    sections = definition_diff(before, after)
+
+    assert [(s.title, s.changed) for s in sections] == [
+        ("Description", True),
+        ("Input schema", False),
+        ("Annotations", False),
+    ]
+    assert [(d.before, d.after, d.kind) for d in sections[0].lines] == [
+        ("a", "a", "same"),
+        ("b", "c", "changed"),
+        (None, "d", "added"),
+    ]
+
+
+async def test_agent_gateway_tokens_are_shown_once_and_policy_rules_and_limits_apply(services):
+    await AgentDirectory(service=services).create("alice")
+    gateway = AgentGateway(service=services, agent="alice")
+
+    issued = await gateway.create_token("laptop", expires_in_days=30)
+
+    assert issued.token.startswith("swb_") and issued.token not in repr(issued)
+    frame = gateway.token_frame()
+    assert list(frame["label"]) == ["laptop"] and list(frame["status"]) == ["active"]
+    assert issued.token not in frame.to_csv()  # listed without the secret
+    await gateway.revoke_token(issued.id)
+    assert list(gateway.token_frame()["status"]) == ["revoked"]
+
+    await gateway.add_rule("deny", annotation="destructiveHint")
+    await gateway.add_rule("allow", connector="render*", tool=" ")
+    rules = gateway.rule_frame()
+    assert rules.to_dict("records") == [
+        {"n": 1, "effect": "deny", "connector": "*", "tool": "*", "annotation": "destructiveHint"},
+        {"n": 2, "effect": "allow", "connector": "render*", "tool": "*", "annotation": "—"},
+    ]
+    await gateway.remove_rule(1)
+    assert list(gateway.rule_frame()["effect"]) == ["allow"]
+    with pytest.raises(ConfigurationError):
+        await gateway.add_rule("maybe")
+    await gateway.set_limits(120, None)
+    assert gateway.limits() == {"requests per minute": "120", "concurrent calls": "the gateway's default"}
+    policy = await services.access().policy("alice")
+    assert (policy.requests_per_minute, policy.max_concurrent_calls) == (120, None)
 
 
 async def test_tool_inventory_reads_one_page_at_a_time_from_the_store(services, paginated_server):

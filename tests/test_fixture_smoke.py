@@ -100,6 +100,23 @@ def test_tool_description_drift_and_reset(plain_server: RunningServer, http: htt
     assert next(t for t in tools if t["name"] == "echo")["description"] == "Echo the message back unchanged."
 
 
+def test_tool_definition_drift_and_reset(plain_server: RunningServer, http: httpx2.Client) -> None:
+    session = LegacySession(http, plain_server.url).open()
+    original = next(t for t in session.request("tools/list")["tools"] if t["name"] == "echo")
+    plain_server.change_tool("echo")
+    tools = session.request("tools/list")["tools"]
+    assert [tool["name"] for tool in tools] == plain_server.tools  # order survives the change
+    changed = next(t for t in tools if t["name"] == "echo")
+    assert set(changed["inputSchema"]["properties"]) == {"message", "repeat"}
+    assert changed["annotations"]["destructiveHint"] is True and "annotations" not in original
+    result = session.request("tools/call", {"name": "echo", "arguments": {"message": "hi", "repeat": 2}})
+    assert result["content"][0]["text"] == "hi hi"
+
+    plain_server.reset()
+    restored = next(t for t in session.request("tools/list")["tools"] if t["name"] == "echo")
+    assert restored == original
+
+
 def test_fault_injection(plain_server: RunningServer, http: httpx2.Client) -> None:
     plain_server.fail_next("/mcp", status=503, count=1)
     assert post_rpc(http, plain_server.url, "initialize", initialize_params()).status_code == 503

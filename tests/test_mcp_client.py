@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from core.errors import AuthRequired, McpError
+from core.mcp import EraCache, McpClient
 from core.mcp.auth import StaticHeader
-from core.mcp.client import McpClient, clear_era_cache
 from core.net import ALLOW_HOSTS_ENV, aclose_shared_clients
 from sample_servers.launch import RunningServer
 
@@ -24,7 +24,6 @@ from sample_servers.launch import RunningServer
 async def _loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     """The fixture servers listen on 127.0.0.1, which the network policy refuses unless allowed."""
     monkeypatch.setenv(ALLOW_HOSTS_ENV, "127.0.0.1")
-    clear_era_cache()
     yield
     await aclose_shared_clients()
 
@@ -199,7 +198,8 @@ async def test_api_key_server(api_key_server: RunningServer) -> None:
 
 
 async def test_server_everything(everything_server: RunningServer) -> None:
-    async with McpClient(everything_server.url) as client:
+    eras = EraCache()  # shared by the application's clients
+    async with McpClient(everything_server.url, era_cache=eras) as client:
         assert client.info.era == "legacy"
         tools = await client.list_tools()
         names = [t["name"] for t in tools]
@@ -213,7 +213,7 @@ async def test_server_everything(everything_server: RunningServer) -> None:
     # the era verdict is cached per origin: a second connection does not probe again, it goes
     # straight to initialize + notifications/initialized (then DELETE on close)
     everything_server.reset()
-    async with McpClient(everything_server.url) as client:
+    async with McpClient(everything_server.url, era_cache=eras) as client:
         assert client.info.era == "legacy"
     requests = everything_server.counters()["requests"]
     assert [(r["method"], r["status"]) for r in requests] == [("POST", 200), ("POST", 202), ("DELETE", 200)]
@@ -275,7 +275,6 @@ def fastmcp_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 async def test_fastmcp_server(fastmcp_url: str) -> None:
     for era in ("auto", "legacy"):
-        clear_era_cache()
         async with McpClient(fastmcp_url, era=era) as client:
             assert client.info.server_info.get("name") == "fast-sample"
             names = [t["name"] for t in await client.list_tools()]

@@ -18,7 +18,9 @@ from core.errors import (
     AuthRequired,
     HttpStatusError,
     InsufficientScope,
+    ListingLimitExceeded,
     McpError,
+    PaginationError,
     ProtocolError,
     RequestTimeout,
     ResponseTooLarge,
@@ -27,17 +29,12 @@ from core.errors import (
     TransportError,
     UnsupportedProtocolVersion,
 )
+from core.mcp import ClientLimits, EraCache, McpClient, encode_header_value
 from core.mcp.auth import AuthChallenge, StaticHeader
-from core.mcp.client import ClientLimits, McpClient, PaginationError, clear_era_cache, encode_header_value
 
 URL = "http://mcp.test/mcp"
 MODERN = "2026-07-28"
 Handler = Callable[["Call"], Awaitable[httpx2.Response | None]]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_era_cache() -> None:
-    clear_era_cache()
 
 
 # --- the fake server ------------------------------------------------------------------------------
@@ -131,10 +128,12 @@ class FakeServer:
         self.on_get: Handler | None = None
         self.on_delete: Handler | None = None
         self.tools: list[dict[str, Any]] = list(TOOLS)
+        self.era_cache = EraCache()  # what an application shares between its clients
         self._counter = 0
 
     def client(self, **kwargs: Any) -> McpClient:
         http = httpx2.AsyncClient(transport=httpx2.MockTransport(self))
+        kwargs.setdefault("era_cache", self.era_cache)
         return McpClient(URL, http=http, **kwargs)
 
     def methods(self) -> list[str | None]:
@@ -960,20 +959,6 @@ async def test_standalone_get_stream_delivers_server_requests() -> None:
     assert answer.body == {"jsonrpc": "2.0", "id": 1, "result": {"roots": [{"uri": "file:///work"}]}}
 
 
-async def test_get_stream_405_is_not_retried() -> None:
-    """T-03: the server offers no stream; at most one GET per session."""
-    fake = FakeServer()
-
-    async def handler(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    async with fake.client(era="legacy", on_server_request=handler) as client:
-        await wait_for(lambda: "GET" in fake.verbs(), "GET stream attempt")
-        await client.list_tools()
-        await asyncio.sleep(0.05)
-    assert fake.verbs().count("GET") == 1
-
-
 # --- pagination (T-20) ----------------------------------------------------------------------------
 
 
@@ -1019,6 +1004,26 @@ async def test_page_cap() -> None:
         with pytest.raises(PaginationError, match="more than 10 pages"):
             await client.list_tools()
     assert fake.count("tools/list") == 10
+
+
+@pytest.mark.parametrize(
+    ("limits", "setting", "limit"),
+    [
+        (ClientLimits(max_listing_items=7), "SWITCHBOARD_LISTING_MAX_ITEMS", 7),
+        (ClientLimits(max_listing_bytes=500), "SWITCHBOARD_LISTING_MAX_BYTES", 500),
+    ],
+)
+async def test_a_listing_is_capped_as_a_whole(limits: ClientLimits, setting: str, limit: int) -> None:
+    fake = FakeServer()
+    pages: dict[str | None, tuple[list[str], str | None]] = {None: (["t0", "u0"], "p1")}
+    pages.update({f"p{i}": ([f"t{i}", f"u{i}"], f"p{i + 1}") for i in range(1, 50)})
+    fake.on["tools/list"] = paged_answers(fake, pages)
+    async with fake.client(era="legacy", limits=limits) as client:
+        with pytest.raises(ListingLimitExceeded) as info:
+            await client.list_tools()
+    assert (info.value.setting, info.value.limit) == (setting, limit)
+    assert setting in str(info.value)
+    assert fake.count("tools/list") < 10
 
 
 async def test_invalid_cursor_error_reaches_the_caller() -> None:
@@ -1309,7 +1314,7 @@ async def test_auto_falls_back_on_method_not_found_and_on_non_modern_discover_re
     fake.on["server/discover"] = not_found
     async with fake.client() as client:
         assert client.info.era == "legacy"
-    clear_era_cache()
+    fake.era_cache.clear()
 
     async def legacy_discover(call: Call) -> httpx2.Response:
         return json_reply(call.id, {"supportedVersions": ["2025-11-25"], "capabilities": {}})
@@ -1324,7 +1329,7 @@ async def test_stale_legacy_cache_recovers_when_server_became_modern() -> None:
     async with legacy.client():
         pass
     modern = FakeServer(era="modern")  # same origin, now a modern-only server: initialize -> -32022
-    async with modern.client() as client:
+    async with modern.client(era_cache=legacy.era_cache) as client:  # the same application
         assert client.info.era == "modern"
     assert modern.methods()[:2] == ["initialize", "server/discover"]
 

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import json
+import os
+import shutil
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -20,7 +27,16 @@ from core.net.policy import ALLOW_HOSTS_ENV, NetworkPolicy, is_loopback_host
 
 # --- pure address checks --------------------------------------------------------------------------
 
-PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+PUBLIC = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",  # IPv4-mapped
+    "::ffff:0:808:808",  # IPv4-translated
+    "64:ff9b::808:808",  # NAT64 of a public address
+    "2002:808:808::1",  # 6to4 of a public address
+    "192.0.1.1",  # next to 192.0.0.0/24 and 192.0.2.0/24, in neither
+]
 REFUSED = [
     "127.0.0.1",
     "127.0.0.2",
@@ -44,6 +60,33 @@ REFUSED = [
     "ff02::1",  # multicast
     "192.0.2.1",
     "2001:db8::1",  # documentation
+    # Issue 16 (4): passed on Python 3.12.1, whose `is_global` said yes.
+    "192.0.0.192",  # IETF protocol assignments; Oracle Cloud metadata
+    "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+    "168.63.129.16",  # Azure host agent: a public address, refused by name
+    # The rest of the special-purpose registries, and cloud metadata, on any Python.
+    "192.0.0.9",  # PCP anycast (marked globally reachable: refused anyway)
+    "192.31.196.1",  # AS112
+    "198.18.0.1",  # benchmarking
+    "198.51.100.7",
+    "203.0.113.9",  # documentation
+    "240.0.0.1",
+    "255.255.255.255",  # reserved, broadcast
+    "100.100.100.200",  # Alibaba Cloud metadata
+    "169.254.170.2",  # AWS ECS credentials
+    "fd00:ec2::254",  # AWS metadata over IPv6
+    "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+    "2001::1",  # Teredo
+    "2001:1::1",  # PCP anycast
+    "2001:20::1",  # ORCHIDv2
+    "2620:4f:8000::1",  # AS112
+    "3fff::1",  # documentation (2024)
+    "5f00::1",  # SRv6 SIDs
+    "100::1",  # discard-only
+    "64:ff9b:1::808:808",  # local-use NAT64
+    "4000::1",  # outside 2000::/3: not allocated for global unicast
+    "fec0::1",  # deprecated site-local
+    "2002:a9fe:a9fe::1",  # 6to4 wrapping 169.254.169.254
 ]
 
 
@@ -78,7 +121,56 @@ def test_from_env() -> None:
     assert NetworkPolicy.from_env({}) == NetworkPolicy()
 
 
-@pytest.mark.parametrize("entry", ["http://x", "a b", "user@host", "x/y/z"])
+def test_cloud_metadata_needs_its_exact_address_in_the_allow_list() -> None:
+    """An allowed network or name that happens to cover a metadata address does not allow it."""
+    broad = NetworkPolicy.allowing("169.254.0.0/16", "fd00::/8", "100.64.0.0/10", "metadata.internal")
+    assert broad.address_allowed("x", "169.254.1.1")
+    for address in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "::ffff:169.254.169.254"):
+        assert not broad.address_allowed("x", address), address
+    assert not broad.address_allowed("metadata.internal", "169.254.169.254")
+    exact = NetworkPolicy.allowing("169.254.169.254", "168.63.129.16:80")
+    assert exact.address_allowed("x", "169.254.169.254")
+    assert exact.address_allowed("x", "168.63.129.16", 80) and not exact.address_allowed(
+        "x", "168.63.129.16", 443
+    )
+
+
+def test_allow_list_entries_may_name_one_port() -> None:
+    policy = NetworkPolicy.from_env(
+        {ALLOW_HOSTS_ENV: "127.0.0.1:8080, [::1]:9000, Dev.Local.:8443, 10.0.0.5"}
+    )
+    assert policy.address_allowed("127.0.0.1", "127.0.0.1", 8080)
+    assert not policy.address_allowed("127.0.0.1", "127.0.0.1", 8081)
+    assert not policy.address_allowed("127.0.0.1", "127.0.0.1")  # the port is unknown: not this entry
+    assert policy.address_allowed("::1", "::1", 9000) and not policy.address_allowed("::1", "::1", 9001)
+    assert policy.address_allowed("x", "::ffff:127.0.0.1", 8080)  # the mapped form of the address
+    assert policy.address_allowed("dev.local", "192.168.1.9", 8443)
+    assert not policy.address_allowed("dev.local", "192.168.1.9", 22)
+    assert policy.address_allowed("x", "10.0.0.5", 22)  # a plain entry still allows every port
+    policy.check_url("http://127.0.0.1:8080/mcp")
+    with pytest.raises(NetworkPolicyError) as info:
+        policy.check_url("http://127.0.0.1:8081/mcp")
+    assert f"{ALLOW_HOSTS_ENV}=127.0.0.1:8081" in str(info.value)  # the hint names the entry to add
+    assert "127.0.0.1:8080" in repr(policy)
+
+
+async def test_a_host_with_a_port_allows_that_port_only_at_connect_time() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["192.168.1.9"]
+
+    policy = NetworkPolicy.allowing("dev.local:8443", resolver=resolver)
+    assert await policy.resolve("dev.local", 8443) == ["192.168.1.9"]
+    with pytest.raises(NetworkPolicyError, match="dev.local:22"):
+        await policy.resolve("dev.local", 22)
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:0", "127.0.0.1:65536", "host:http", "[::1]:x", ":8080"])
+def test_allow_list_ports_must_be_ports(entry: str) -> None:
+    with pytest.raises(InvalidUrlError, match=ALLOW_HOSTS_ENV):
+        NetworkPolicy.from_env({ALLOW_HOSTS_ENV: entry})
+
+
+@pytest.mark.parametrize("entry", ["http://x", "a b", "user@host", "x/y/z", "10.0.0.0/8:443"])
 def test_from_env_rejects_garbage(entry: str) -> None:
     with pytest.raises(InvalidUrlError, match=ALLOW_HOSTS_ENV):
         NetworkPolicy.from_env({ALLOW_HOSTS_ENV: entry})
@@ -153,6 +245,57 @@ async def test_resolve_numeric_spellings_with_the_system_resolver() -> None:
     assert await policy.resolve("2130706433", 443) == ["127.0.0.1"]
 
 
+def _interpreters() -> dict[str, str]:
+    """Working Python 3.12 and 3.13 executables: this one, pyenv's, those on PATH (a pyenv shim on
+    PATH may refuse to run, so each candidate must say which version it is)."""
+    found = {f"{sys.version_info[0]}.{sys.version_info[1]}": sys.executable}
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    for minor in ("3.12", "3.13"):
+        candidates = sorted(glob.glob(f"{pyenv_root}/versions/{minor}.*/bin/python3"))
+        candidates.append(shutil.which(f"python{minor}") or "")
+        for candidate in candidates:
+            if minor in found or not candidate:
+                continue
+            probe = subprocess.run(
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if probe.returncode == 0 and probe.stdout.strip() == minor:
+                found[minor] = candidate
+    return found
+
+
+def test_the_address_policy_is_the_same_on_python_3_12_and_3_13() -> None:
+    """Issue 16 (4): the policy must not depend on the Python version (its `is_global` tables changed
+    between releases). The decisions are computed in this interpreter and in a bare 3.12 and 3.13
+    (`core.net.policy` needs only the standard library), and must all equal the table above."""
+    interpreters = _interpreters()
+    missing = {"3.12", "3.13"} - set(interpreters)
+    assert not missing, (
+        f"no Python {', '.join(sorted(missing))} to check the address policy on (pyenv install it)"
+    )
+    expected = {a: True for a in PUBLIC} | {a: False for a in REFUSED}
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from core.net.policy import NetworkPolicy; "
+        "print(json.dumps({a: NetworkPolicy().address_allowed('example.com', a) for a in sys.argv[2:]}))"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    for minor, python in sorted(interpreters.items()):
+        completed = subprocess.run(
+            [python, "-I", "-c", script, root, *expected],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert completed.returncode == 0, f"Python {minor}: {completed.stderr[-2000:]}"
+        decided = json.loads(completed.stdout)
+        wrong = {a: decided[a] for a in expected if decided[a] != expected[a]}
+        assert not wrong, f"Python {minor} ({python}) decided differently: {wrong}"
+
+
 # --- connect-time enforcement: the trap listener --------------------------------------------------
 
 
@@ -219,6 +362,26 @@ async def test_trap_gets_zero_connections(good_and_trap: tuple[Listener, Listene
             await client.get(url)
         assert ALLOW_HOSTS_ENV in str(info.value), url
     assert trap.connections == 0
+
+
+async def test_allowing_one_local_server_does_not_open_its_other_ports() -> None:
+    """Issue 16 (4): `SWITCHBOARD_ALLOW_HOSTS=127.0.0.1:P` reaches the server on P and nothing else on
+    that host, by address or by a name that resolves to it."""
+    allowed, other = Listener(), Listener()
+    port = await allowed.start("127.0.0.1")
+    other_port = await other.start("127.0.0.1")
+    try:
+        policy = NetworkPolicy.from_env({ALLOW_HOSTS_ENV: f"127.0.0.1:{port}"})
+        async with create_http_client(policy) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 204
+            assert (await client.get(f"http://localhost:{port}/")).status_code == 204
+            for url in (f"http://127.0.0.1:{other_port}/", f"http://localhost:{other_port}/"):
+                with pytest.raises(NetworkPolicyError):
+                    await client.get(url)
+        assert allowed.connections == 2 and other.connections == 0
+    finally:
+        await allowed.stop()
+        await other.stop()
 
 
 async def test_redirect_to_trap_is_not_followed(good_and_trap: tuple[Listener, Listener, int]) -> None:

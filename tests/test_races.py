@@ -44,7 +44,7 @@ async def _authorize(service: Switchboard, connector: str, agent: str | None = N
 async def _key(service: Switchboard, connector: str, agent: str | None = None) -> CredentialKey:
     conn = await service.context.connector(connector)
     return CredentialKey(
-        conn.id, (await service.context.db(service.store.get_agent, agent)).id if agent else ""
+        conn.id, (await service.context.db(service.store.agents.named, agent)).id if agent else ""
     )
 
 

@@ -306,7 +306,7 @@ async def test_sync_many_survives_an_unexpected_error_in_one_fetch(service, plai
     real = McpClient.list_tools
 
     async def flaky(self):
-        if self._url.endswith("/mcp") and flaky.calls == 0:
+        if self.url.endswith("/mcp") and flaky.calls == 0:
             flaky.calls += 1
             raise RuntimeError("a bug")
         return await real(self)

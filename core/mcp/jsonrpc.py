@@ -18,6 +18,7 @@ __all__ = [
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
+    "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "Message",
@@ -28,6 +29,7 @@ __all__ = [
     "encode_response",
     "error_from_object",
     "is_valid_id",
+    "result_of",
 ]
 
 PARSE_ERROR: Final = -32700
@@ -151,6 +153,23 @@ def decode_message(data: str | bytes) -> Message:
             raise ProtocolError("JSON-RPC response without an id")
         return Message(obj, Message.RESPONSE, msg_id, None)
     raise ProtocolError("JSON-RPC message is neither a request, a notification nor a response")
+
+
+def result_of(message: Message, request_id: int | str, method: str) -> dict[str, Any]:
+    """The `result` object of the response to our request `request_id`, or the error it carries."""
+    if message.kind == Message.ERROR and message.id is None:
+        # An error the server could not tie to our request (e.g. rejected before parsing the id).
+        raise error_from_object(message.raw["error"], method=method)
+    if message.id != request_id or type(message.id) is not type(request_id):
+        raise ProtocolError(f"{method}: the response does not answer our request (wrong or missing id)")
+    if message.kind == Message.ERROR:
+        raise error_from_object(message.raw["error"], method=method)
+    if message.kind != Message.RESPONSE:
+        raise ProtocolError(f"{method}: expected a JSON-RPC response, got a {message.kind}")
+    result = message.raw["result"]
+    if not isinstance(result, dict):
+        raise ProtocolError(f"{method}: the JSON-RPC result is not an object")
+    return result
 
 
 def error_from_object(error: dict[str, Any], *, method: str | None = None) -> McpError:

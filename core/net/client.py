@@ -30,6 +30,7 @@ from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
 
 from core.errors import NetworkPolicyError
 from core.net.policy import NetworkPolicy
+from core.redaction import install_http_log_redaction
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -46,6 +47,8 @@ DEFAULT_TIMEOUT = httpx2.Timeout(30.0, connect=10.0, pool=10.0)
 # exhaust file descriptors.
 DEFAULT_LIMITS = httpx2.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
 USER_AGENT = "switchboard/0.1"
+
+install_http_log_redaction()  # before the first client can log (see core.net.http)
 
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only

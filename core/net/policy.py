@@ -3,10 +3,14 @@
 Rules (MCP Security Best Practices §SSRF, RFC 9728 §7.7):
 
 * `https` only, except to loopback (a local development server).
-* Public (globally routable) addresses are allowed. Loopback, private, link-local, CGNAT,
-  unique-local, multicast, unspecified, documentation and every other non-global address is refused
-  unless the operator allows it in `SWITCHBOARD_ALLOW_HOSTS` (comma-separated host names, IP
-  addresses or CIDR networks, e.g. `127.0.0.1,localhost,10.0.0.0/8`).
+* Public addresses are allowed; what is public is decided by explicit tables (the IANA
+  special-purpose registries, cloud metadata addresses: `core.net.addresses`), never by the running
+  Python's `ipaddress.is_global`. Everything else (loopback, private, link-local, CGNAT, unique-local,
+  multicast, documentation, reserved ...) is refused unless the operator allows it in
+  `SWITCHBOARD_ALLOW_HOSTS`: comma-separated host names, IP addresses or CIDR networks, each name or
+  address optionally with a port (`127.0.0.1:8080`, `[::1]:8080`, `mcp.internal:8443`) so that
+  allowing one local server does not open every port on its host. Cloud metadata addresses stay
+  refused inside an allowed network or behind an allowed name; only the exact address allows one.
 * The check runs on the addresses the name RESOLVES to, at connect time, and the connection goes to
   the address that was checked (see `PolicyNetworkBackend`), so DNS rebinding between check and
   use and alternative spellings (`2130706433`, `0x7f000001`, `127.1`, `[::ffff:127.0.0.1]`) cannot
@@ -26,59 +30,27 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.errors import InvalidUrlError, NetworkPolicyError
+from core.errors import ConnectError, InvalidUrlError, NetworkPolicyError
+from core.net.addresses import CLOUD_METADATA, IPAddress, embedded_ipv4, is_public, parse_ip
 
 __all__ = ["ALLOW_HOSTS_ENV", "NetworkPolicy", "Resolver", "is_loopback_host"]
 
 ALLOW_HOSTS_ENV = "SWITCHBOARD_ALLOW_HOSTS"
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: `async resolver(host, port) -> list of IP address strings`; injectable for tests (DNS rebinding).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-# IPv6 ranges whose last 32 bits are an IPv4 address: NAT64 (RFC 6052), local-use NAT64 (RFC 8215)
-# and the deprecated IPv4-compatible form (::a.b.c.d).
-_IPV4_EMBEDDING = (
-    ipaddress.ip_network("64:ff9b::/96"),
-    ipaddress.ip_network("64:ff9b:1::/48"),
-    ipaddress.ip_network("::/96"),
-)
-
-
-def _parse_ip(host: str) -> IPAddress | None:
-    host = host.strip("[]")
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
-def _embedded_ipv4(addr: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64, IPv4-compatible), else the
-    address itself.
-
-    `ip_address("::ffff:127.0.0.1").is_loopback` is False, so the mapped form must be unwrapped
-    before any range check.
-    """
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return addr.ipv4_mapped
-        if addr.sixtofour is not None:
-            return addr.sixtofour
-        if any(addr in net for net in _IPV4_EMBEDDING) and int(addr) > 1:  # not :: nor ::1
-            return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
-    return addr
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for `localhost`, `*.localhost` and loopback IP literals (mapped forms included)."""
+    """True for `localhost`, `*.localhost` and loopback IP literals (IPv4 in IPv6 forms included)."""
     host = host.strip("[]").rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
-    addr = _parse_ip(host)
-    return addr is not None and _embedded_ipv4(addr).is_loopback
+    addr = parse_ip(host)
+    return addr is not None and (embedded_ipv4(addr) or addr).is_loopback
 
 
 async def _system_resolver(host: str, port: int) -> list[str]:
@@ -95,8 +67,9 @@ async def _system_resolver(host: str, port: int) -> list[str]:
 class NetworkPolicy:
     """Which hosts `core` may talk to. Immutable and hashable (it keys the shared client pool)."""
 
-    allowed_hosts: frozenset[str] = frozenset()
-    allowed_networks: tuple[IPNetwork, ...] = ()
+    allowed_hosts: frozenset[str] = frozenset()  # names, on any port
+    allowed_networks: tuple[IPNetwork, ...] = ()  # addresses and networks, on any port
+    allowed_endpoints: frozenset[tuple[str, int]] = frozenset()  # (name or address, port)
     resolver: Resolver | None = field(default=None, compare=True, repr=False)
 
     # --- construction ---------------------------------------------------------------------------
@@ -109,9 +82,11 @@ class NetworkPolicy:
 
     @classmethod
     def allowing(cls, *entries: str, resolver: Resolver | None = None) -> NetworkPolicy:
-        """A policy that also allows the given host names, IP addresses and CIDR networks."""
+        """A policy that also allows the given host names, IP addresses and CIDR networks, each name
+        or address optionally with `:port` (`[address]:port` for IPv6)."""
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
+        endpoints: set[tuple[str, int]] = set()
         for raw in entries:
             entry = raw.strip()
             if not entry:
@@ -121,57 +96,75 @@ class NetworkPolicy:
                 continue
             except ValueError:
                 pass
-            name = entry.rstrip(".").lower()
-            if any(c in name for c in "/:@ ") or not name.isascii():
+            host, port = _split_port(entry)
+            addr = parse_ip(host)
+            name = str(addr) if addr is not None else host.rstrip(".").lower()
+            if addr is None and (any(c in name for c in "/:@[] ") or not name.isascii() or not name):
                 raise InvalidUrlError(
-                    f"{ALLOW_HOSTS_ENV} entry {entry!r} is neither a host name, an IP address nor a CIDR network"
+                    f"{ALLOW_HOSTS_ENV} entry {entry!r} is neither a host name, an IP address nor a CIDR "
+                    "network",
+                    hint="write e.g. 127.0.0.1:8080, [::1]:8080, mcp.internal, 10.0.0.0/8",
                 )
-            hosts.add(name)
-        return cls(frozenset(hosts), tuple(networks), resolver)
+            if port is not None:
+                endpoints.add((name, port))
+            elif addr is not None:
+                networks.append(ipaddress.ip_network(addr))
+            else:
+                hosts.add(name)
+        return cls(frozenset(hosts), tuple(networks), frozenset(endpoints), resolver)
 
     def with_resolver(self, resolver: Resolver | None) -> NetworkPolicy:
-        return NetworkPolicy(self.allowed_hosts, self.allowed_networks, resolver)
+        return NetworkPolicy(self.allowed_hosts, self.allowed_networks, self.allowed_endpoints, resolver)
 
     # --- checks ---------------------------------------------------------------------------------
 
     def check_url(self, url: Any) -> None:
         """Refuse a URL before anything is sent: wrong scheme, credentials in it, plain http off
         loopback, or an IP literal that is not allowed. Host names are checked at connect time."""
-        text = str(url)
-        parts = urlsplit(text)
+        parts = urlsplit(str(url))
         scheme = parts.scheme.lower()
         host = (parts.hostname or "").lower()
         if scheme not in ("https", "http"):
             raise InvalidUrlError(f"unsupported URL scheme {scheme or '(none)'!r}; use https://")
         if not host:
             raise InvalidUrlError("URL has no host")
-        addr = _parse_ip(host)
-        if addr is not None and not self.address_allowed(host, addr):
-            raise self._refusal(host, str(addr))
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise InvalidUrlError(f"URL to {host} has an invalid port") from None
+        addr = parse_ip(host)
+        if addr is not None and not self.address_allowed(host, addr, port):
+            raise self._refusal(host, str(addr), port)
         if scheme == "http" and not is_loopback_host(host):
             raise NetworkPolicyError(
                 f"refusing plain http to {host}: https is required except for loopback",
                 hint="use an https:// URL",
             )
 
-    def host_allowed_by_name(self, host: str) -> bool:
-        return host.strip("[]").rstrip(".").lower() in self.allowed_hosts
-
-    def address_allowed(self, host: str, addr: IPAddress | str) -> bool:
-        """May we connect to `addr`, which `host` resolved to?"""
+    def address_allowed(self, host: str, addr: IPAddress | str, port: int | None = None) -> bool:
+        """May we connect to `addr` (on `port`, when known), which `host` resolved to?"""
         if isinstance(addr, str):
-            parsed = _parse_ip(addr)
+            parsed = parse_ip(addr)
             if parsed is None:
                 return False
             addr = parsed
-        if self.host_allowed_by_name(host):
+        name = host.strip("[]").rstrip(".").lower()
+        inner = embedded_ipv4(addr)
+        forms = (addr,) if inner is None else (addr, inner)
+        if port is not None and any(
+            (key, port) in self.allowed_endpoints for key in (name, *map(str, forms))
+        ):
             return True
-        inner = _embedded_ipv4(addr)
-        for net in self.allowed_networks:
-            if addr in net or inner in net:
-                return True
-        # Public means globally routable for both the address and what it embeds; multicast never.
-        return inner.is_global and addr.is_global and not inner.is_multicast and not addr.is_multicast
+        if any(form in CLOUD_METADATA for form in forms):
+            # Only the exact address allows one, never a network that happens to cover it nor a name.
+            return any(
+                net.num_addresses == 1 and form in net for net in self.allowed_networks for form in forms
+            )
+        if name in self.allowed_hosts:
+            return True
+        if any(form in net for net in self.allowed_networks for form in forms):
+            return True
+        return is_public(addr)
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """Resolve `host` and return only the addresses the policy allows (in resolver order).
@@ -179,7 +172,7 @@ class NetworkPolicy:
         Raises `NetworkPolicyError` when none is allowed. The caller must connect to one of the
         returned addresses, never to `host` again (that would resolve a second time).
         """
-        literal = _parse_ip(host)
+        literal = parse_ip(host)
         if literal is not None:
             addresses = [str(literal)]
         else:
@@ -187,22 +180,40 @@ class NetworkPolicy:
             try:
                 addresses = await resolver(host, port)
             except OSError as exc:
-                from core.errors import ConnectError
-
                 raise ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
-        allowed = [a for a in addresses if self.address_allowed(host, a)]
+        allowed = [a for a in addresses if self.address_allowed(host, a, port)]
         if not allowed:
             shown = addresses[0] if addresses else "no address"
-            raise self._refusal(host, shown)
+            raise self._refusal(host, shown, port)
         return allowed
 
-    def _refusal(self, host: str, address: str) -> NetworkPolicyError:
+    def _refusal(self, host: str, address: str, port: int) -> NetworkPolicyError:
         where = host if host == address else f"{host} ({address})"
+        entry = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return NetworkPolicyError(
             f"refusing to connect to {where}: not a public address and not allowed by {ALLOW_HOSTS_ENV}",
-            hint=f"to allow a local or private server set {ALLOW_HOSTS_ENV}={host}",
+            hint=f"to allow this local or private server set {ALLOW_HOSTS_ENV}={entry}",
         )
 
     def __repr__(self) -> str:
         entries = sorted(self.allowed_hosts) + [str(n) for n in self.allowed_networks]
+        entries += sorted(f"{h}:{p}" for h, p in self.allowed_endpoints)
         return f"NetworkPolicy(allow={entries!r})"
+
+
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """`host:port` / `[v6]:port` / `host` -> (host, port or None); a bad port is an error."""
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return entry, None  # not an address with a port: reported as a bad entry by the caller
+        text = rest[1:] if rest else None
+    elif entry.count(":") == 1:
+        host, _, text = entry.partition(":")
+    else:
+        return entry, None
+    if text is None:
+        return host, None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InvalidUrlError(f"{ALLOW_HOSTS_ENV} entry {entry!r} has an invalid port", hint="use 1-65535")
+    return host, int(text)

@@ -18,19 +18,14 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2
 
-from core.errors import (
-    AuthError,
-    ConnectError,
-    InvalidUrlError,
-    RequestTimeout,
-    SwitchboardError,
-)
+from core.errors import AuthError, InvalidUrlError, SwitchboardError
+from core.net.http import map_httpx_errors, read_capped
 from core.net.policy import is_loopback_host
-from core.oauth.trace import AuthTrace, TraceEvent, trace_url
+from core.net.urls import parse_http_url, redact_url
+from core.oauth.trace import AuthTrace, TraceEvent
 
 MAX_BODY = 256 * 1024  # metadata, registration and token answers are small; a larger body is refused
 USER_AGENT = "Switchboard-OAuth/0.1"
@@ -39,16 +34,15 @@ USER_AGENT = "Switchboard-OAuth/0.1"
 def require_secure_url(url: str, what: str, *, error: type[SwitchboardError] = InvalidUrlError) -> str:
     """Accept https URLs, and http only for a loopback host; nothing else (no javascript:, file:...)."""
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except (ValueError, TypeError):
-        raise error(f"{what} is not a valid URL") from None
-    if not isinstance(url, str) or not host or parts.username is not None or parts.password is not None:
-        raise error(f"{what} is not a valid absolute URL: {trace_url(str(url))}")
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
+        parsed = parse_http_url(url, what, allow_fragment=True)
+    except InvalidUrlError as exc:
+        if error is InvalidUrlError:
+            raise
+        raise error(exc.message, hint=exc.hint) from None
+    if parsed.scheme == "https" or is_loopback_host(parsed.host):
         return url
     raise error(
-        f"{what} must use https (plain http is allowed only for loopback hosts): {trace_url(url)}",
+        f"{what} must use https (plain http is allowed only for loopback hosts): {parsed.shown}",
         hint="the server or authorization server is misconfigured, or the metadata was tampered with",
     )
 
@@ -101,7 +95,7 @@ class OAuthHttp:
 
     def note(self, step: str, url: str, detail: str) -> None:
         """A trace record for a step that sent nothing (a decision, a refusal before sending)."""
-        self._record(TraceEvent(step, "-", trace_url(url), None, 0.0, detail))
+        self._record(TraceEvent(step, "-", redact_url(url), None, 0.0, detail))
 
     @contextlib.asynccontextmanager
     async def exchange(
@@ -119,9 +113,8 @@ class OAuthHttp:
 
         `form` is an already encoded application/x-www-form-urlencoded body (client authentication
         may have added to it). `error` is the error type for an answer that cannot be used (too large);
-        network failures
-        raise the transport's `ConnectError`/`RequestTimeout` so callers can tell "unreachable" from
-        "refused".
+        network failures raise the transport's errors (`ConnectError`, `RequestTimeout`,
+        `ConnectionLost`: see `core.net.http`) so callers can tell "unreachable" from "refused".
         """
         started = time.perf_counter()
         result: HttpResult | None = None
@@ -141,7 +134,7 @@ class OAuthHttp:
                 TraceEvent(
                     step,
                     method,
-                    trace_url(url),
+                    redact_url(url),
                     result.status if result else None,
                     round((time.perf_counter() - started) * 1000, 1),
                     detail[:300],
@@ -161,20 +154,12 @@ class OAuthHttp:
         request_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         if form is not None:
             request_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
+        with map_httpx_errors(method, url):
             async with self.client.stream(
                 method, url, content=form, json=json_body, headers=request_headers, follow_redirects=False
             ) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_BODY:
-                        raise error(f"the answer from {trace_url(url)} is larger than {MAX_BODY} bytes")
-                return HttpResult(response.status_code, response.headers, bytes(body), url)
-        except httpx2.TimeoutException:
-            raise RequestTimeout(f"no answer from {trace_url(url)} in time") from None
-        except httpx2.HTTPError as exc:
-            raise ConnectError(f"could not reach {trace_url(url)}: {type(exc).__name__}") from None
+                body = await read_capped(response, MAX_BODY, error=error)
+                return HttpResult(response.status_code, response.headers, body, url)
 
     def _record(self, event: TraceEvent) -> None:
         if self.trace is not None:

@@ -9,16 +9,16 @@ the document to publish at that URL; its `client_id` equals the URL exactly (A-1
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from core.errors import ConfigurationError
+from core.net.urls import parse_http_url
 from core.oauth.storage import ClientRegistration
 
 
 def validate_client_id_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.path in ("", "/") or parts.fragment:
-        raise ConfigurationError(f"a client ID metadata document URL must be https with a path: {url!r}")
+    what = "a client ID metadata document URL"
+    parsed = parse_http_url(url, what)
+    if parsed.scheme != "https" or parsed.path in ("", "/"):
+        raise ConfigurationError(f"{what} must be https with a path: {parsed.shown}")
     return url
 
 

@@ -21,48 +21,22 @@ or a more specific path than the server's is refused.
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import InvalidUrlError
+from core.net.urls import parse_http_url
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def canonical_resource(url: str) -> str:
     """The canonical URI of an MCP server or protected resource; raises `InvalidUrlError`."""
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidUrlError("the server URL is empty")
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise InvalidUrlError(f"not a valid URL: {_shown(text)!r}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise InvalidUrlError(
-            f"not an absolute http(s) URL: {_shown(text)!r}", hint="write it as https://host/path"
-        )
-    if "#" in text:
-        raise InvalidUrlError(f"a server URL must not have a fragment: {_shown(text)!r}")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidUrlError(
-            "a server URL must not carry credentials", hint="configure them as a credential"
-        )
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = "" if parts.path == "/" else parts.path
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
-
-
-def _shown(text: str) -> str:
-    """The URL as an error may quote it: without userinfo, query or fragment (they can hold keys)."""
-    head = re.split(r"[?#]", text, maxsplit=1)[0]
-    scheme, sep, rest = head.partition("://")
-    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else head.rsplit("@", 1)[-1]
+    parsed = parse_http_url(url, "the server URL")
+    if parsed.port == _DEFAULT_PORTS[parsed.scheme]:
+        parsed = dataclasses.replace(parsed, port=None)
+    path = "" if parsed.path == "/" else parsed.path
+    return urlunsplit((parsed.scheme, parsed.netloc, path, parsed.query, ""))
 
 
 def origin(url: str) -> str:

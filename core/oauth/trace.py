@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+
+# The one URL redaction of `core` (no userinfo, query or fragment), under the name the OAuth
+# modules and the store use for what a trace record may show.
+from core.net.urls import redact_url as trace_url
+
+__all__ = ["AuthTrace", "MemoryTrace", "TraceEvent", "trace_url"]
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,3 @@ class MemoryTrace:
 
     def steps(self) -> list[str]:
         return [e.step for e in self.events]
-
-
-def trace_url(url: str) -> str:
-    """The URL as it may appear in a trace or an error: no userinfo, query or fragment."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "<invalid url>"

@@ -9,6 +9,7 @@
     sync.py        the sync engine: prepared in one store session, fetched concurrently, group commit
     calls.py       the call path: argument validation, the call, the audit row
     inventory.py   read-only views: tool pages, drift, credential health, audit, auth trace
+    overview.py    the overview: counts, what needs attention and its fix, the charts' data
     context.py     what they share: store access off the event loop, HTTP, background writes
 
 The result types are those of `core.models`, re-exported here.
@@ -16,12 +17,14 @@ The result types are those of `core.models`, re-exported here.
 
 from core.models import (
     AgentInfo,
+    AttentionItem,
     AuthorizationOutcome,
     CallOutcome,
     ConnectorInfo,
     ConnectOutcome,
     CredentialInfo,
     DiscoveryInfo,
+    Overview,
     SyncResult,
     ToolPage,
 )
@@ -30,6 +33,7 @@ from core.services.facade import Switchboard
 
 __all__ = [
     "AgentInfo",
+    "AttentionItem",
     "AuthorizationOutcome",
     "CallOutcome",
     "CallTarget",
@@ -37,6 +41,7 @@ __all__ = [
     "ConnectorInfo",
     "CredentialInfo",
     "DiscoveryInfo",
+    "Overview",
     "Switchboard",
     "SyncResult",
     "ToolPage",

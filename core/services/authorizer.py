@@ -68,7 +68,13 @@ class Authorizer:
         )
         from core.mcp.client import McpClient  # late: only commands that go online need it
 
-        probe = McpClient(conn.url, http=self._context.http(), auth=header, timeout=self._context.timeout)
+        probe = McpClient(
+            conn.url,
+            http=self._context.http(),
+            auth=header,
+            timeout=self._context.timeout,
+            era_cache=self._context.era_cache,
+        )
         try:
             await probe.connect()
         except AuthError:
@@ -308,7 +314,13 @@ class Authorizer:
         the scopes to ask for); None when the server lets us in without one."""
         from core.mcp.client import McpClient  # late: only commands that go online need it
 
-        probe = McpClient(conn.url, http=self._context.http(), auth=NoAuth(), timeout=self._context.timeout)
+        probe = McpClient(
+            conn.url,
+            http=self._context.http(),
+            auth=NoAuth(),
+            timeout=self._context.timeout,
+            era_cache=self._context.era_cache,
+        )
         try:
             await probe.connect()
         except AuthRequired as exc:

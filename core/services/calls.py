@@ -27,7 +27,7 @@ from core.store.records import Connector
 from core.validation import validate_arguments
 
 if TYPE_CHECKING:
-    from core.mcp.client import ToolResult
+    from core.mcp.types import ToolResult
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """What every part of the services shares: the store (reached from worker threads), the network
-policy's HTTP pool, the OAuth storage, the request timeout and the redirect URI.
+policy's HTTP pool, the OAuth storage, the MCP era cache, the request timeout and the redirect URI.
 
 Store calls are short and synchronous; `db` runs them in a worker thread so the event loop never
 waits on another process holding the store. `db_later` is for writes a request must not wait for
@@ -28,6 +28,7 @@ from core.errors import (
     RegistrationError,
     SwitchboardError,
 )
+from core.mcp.types import EraCache
 from core.net import NetworkPolicy
 from core.oauth import CredentialKey
 from core.store.db import Store
@@ -46,6 +47,7 @@ class ServiceContext:
         self.timeout = timeout
         self.redirect_uri = redirect_uri
         self.oauth_storage = store.oauth_storage()
+        self.era_cache = EraCache()  # which origins speak which MCP era, for every client built here
         self._background: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[None]]] = (
             weakref.WeakKeyDictionary()
         )

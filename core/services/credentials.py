@@ -92,6 +92,7 @@ class Credentials:
                 http=self._context.http(),
                 auth=self.provider(connector, key, inputs or await self.read(connector, key)),
                 timeout=self._context.timeout,
+                era_cache=self._context.era_cache,
             )
 
         return await self.pool.client((key, connector.url, stamp), build)

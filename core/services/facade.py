@@ -26,6 +26,7 @@ from core.models import (
     ConnectorInfo,
     ConnectOutcome,
     CredentialInfo,
+    Overview,
     SyncResult,
     ToolPage,
 )
@@ -37,12 +38,14 @@ from core.services.catalog import Catalog
 from core.services.context import ServiceContext
 from core.services.credentials import Credentials
 from core.services.inventory import Inventory
+from core.services.overview import OverviewReader
 from core.services.pool import ClientPool
 from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
 from core.store.db import Store
 
 if TYPE_CHECKING:
-    from core.mcp.client import ToolResult
+    from core.access import AgentAccess
+    from core.mcp.types import ToolResult
 
 
 class Switchboard:
@@ -69,6 +72,7 @@ class Switchboard:
         self._authorizer = Authorizer(self.context, self._credentials, self._syncs)
         self._calls = ToolCalls(self.context, self._credentials, self._syncs)
         self._inventory = Inventory(self.context, self._credentials)
+        self._overview = OverviewReader(self.context)
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
@@ -102,6 +106,13 @@ class Switchboard:
     @property
     def timeout(self) -> float:
         return self.context.timeout
+
+    def access(self) -> AgentAccess:
+        """Agents' gateway access — tokens, policies, tool pinning — acting for this operator (not
+        async; the same API the CLI's `agent token`, `policy` and `pinning` commands use)."""
+        from core.access import AgentAccess  # here: only the faces that manage the gateway need it
+
+        return AgentAccess(self.store, operator=self.operator)
 
     # --- connectors and agents (core/services/catalog.py) ---------------------------------------
 
@@ -191,9 +202,12 @@ class Switchboard:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         on_start: Callable[[int], None] | None = None,
+        on_plan: Callable[[list[tuple[str, str | None]]], None] | None = None,
     ) -> AsyncIterator[SyncResult]:
         """`async for result in service.sync_many(...)`: see `SyncEngine.sync_many`."""
-        return self._syncs.sync_many(connectors, agent, concurrency=concurrency, on_start=on_start)
+        return self._syncs.sync_many(
+            connectors, agent, concurrency=concurrency, on_start=on_start, on_plan=on_plan
+        )
 
     async def call_tool(
         self, connector: str, tool: str, arguments: Mapping[str, Any], agent: str | None = None
@@ -245,6 +259,10 @@ class Switchboard:
         return await self._inventory.drift(connector, agent)
 
     # --- observability --------------------------------------------------------------------------
+
+    async def overview(self) -> Overview:
+        """Counts, what needs attention (with the fix for each) and the overview's chart data."""
+        return await self._overview.overview()
 
     async def health(self) -> list[CredentialInfo]:
         return await self._inventory.health()

@@ -61,15 +61,19 @@ class SyncEngine:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         on_start: Callable[[int], None] | None = None,
+        on_plan: Callable[[list[tuple[str, str | None]]], None] | None = None,
     ) -> AsyncIterator[SyncResult]:
         """Sync several connectors concurrently (at most `concurrency` fetches at once); yields each
         result as it is recorded. One failure never stops the others. `None` = every connector. A
         per_agent connector is synced as `agent` when one is named, else once per agent holding a
-        credential."""
+        credential. Before the first result, `on_start` gets the number of syncs and `on_plan` the
+        (connector, agent) of each, so a progress display can list them all from the start."""
         slots = self._credentials.pool.slots()
         jobs = await self._context.db(self._plan_and_prepare, connectors, agent, slots)
         if on_start is not None:
             on_start(len(jobs))
+        if on_plan is not None:
+            on_plan([(job.result().connector, job.agent) for job in jobs])
         for job in jobs:
             if job.error is not None:
                 yield job.result(error=job.error)

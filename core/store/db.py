@@ -48,6 +48,7 @@ from core.store.repositories import (
     GatewayRepository,
     KeyRepository,
     MessageRepository,
+    OverviewRepository,
     PendingRepository,
     PinningRepository,
     PolicyRepository,
@@ -104,6 +105,7 @@ class Store:
         self.policies = PolicyRepository(self)
         self.pinning = PinningRepository(self)
         self.gateway = GatewayRepository(self)
+        self.overview = OverviewRepository(self)
         self.retention = Retention(self, retention or RetentionPolicy.from_env())
         try:
             self._migrate()

@@ -153,3 +153,13 @@ class AgentPolicy:
     rules: tuple[dict[str, Any], ...]
     requests_per_minute: int | None
     max_concurrent_calls: int | None
+
+
+@dataclass(frozen=True)
+class OverviewRows:
+    """The overview's aggregate rows (`store.overview.read`), before the services make counts of them."""
+
+    connectors: list[dict[str, Any]]  # name, auth_type, credential_mode, status, last_error, credentials
+    credentials: list[dict[str, Any]]  # connector, auth_type, agent, kind, status, reason, expires_at, ...
+    tool_lists: list[dict[str, Any]]  # connector, agent, tools, drifted, quarantined, pending
+    activity: list[dict[str, Any]]  # hour, connector, calls, errors

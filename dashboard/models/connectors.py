@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import pandas as pd
 import param
 
 from core.auth_schemes import AUTH_TYPES, AuthScheme, auth_scheme, header_name_problem
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, InvalidUrlError
 from core.models import CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, SyncResult
+from core.net.urls import parse_http_url
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import CONNECTORS_PATH
@@ -31,6 +31,7 @@ class ConnectorsIndex(ServiceModel):
     selected = param.String(default=None, allow_None=True, doc="Connector whose details are shown.")
     syncing = param.Boolean(default=False, doc="A sync (Sync all, or one row's) is running.")
     sync_total = param.Integer(default=0, doc="Credentials the running sync covers.")
+    sync_plan = param.List(default=[], doc="(connector, agent) of each of its syncs, as planned.")
     sync_results = param.List(default=[], item_type=SyncResult, doc="Its outcomes, in finishing order.")
 
     async def refresh(self) -> list[ConnectorInfo]:
@@ -126,10 +127,10 @@ class ConnectorsIndex(ServiceModel):
 
     async def _run_syncs(self, names: set[str] | None) -> list[SyncResult]:
         """`sync_results` grows as each sync finishes; `sync_total` says how many there are."""
-        self.param.update(syncing=True, sync_results=[], sync_total=0)
+        self.param.update(syncing=True, sync_results=[], sync_total=0, sync_plan=[])
         try:
             async for result in self.services.sync_many(
-                None if names is None else sorted(names), on_start=self._sync_started
+                None if names is None else sorted(names), on_plan=self._sync_planned
             ):
                 self.sync_results = [*self.sync_results, result]
         finally:
@@ -137,8 +138,30 @@ class ConnectorsIndex(ServiceModel):
         await self.refresh()
         return self.sync_results
 
-    def _sync_started(self, count: int) -> None:
-        self.sync_total += count
+    def _sync_planned(self, plan: list[tuple[str, str | None]]) -> None:
+        self.param.update(sync_plan=plan, sync_total=len(plan))
+
+    @param.depends("sync_plan", "sync_results")
+    def sync_progress(self) -> pd.DataFrame:
+        """Every sync of the run, finished or still waiting, in the order they were planned."""
+        done = {(r.connector, r.agent): r for r in self.sync_results}
+        rows = []
+        for connector, agent in self.sync_plan:
+            result = done.get((connector, agent))
+            rows.append(
+                {
+                    "connector": connector,
+                    "agent": agent or "(shared)",
+                    "state": "waiting" if result is None else ("synced" if result.ok else "failed"),
+                    "tools": "" if result is None or not result.ok else result.tools,
+                    "changed": "" if result is None or not result.ok else result.changed,
+                    "time (ms)": "" if result is None else round(result.duration_ms),
+                    "error": "" if result is None else result.error or "",
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["connector", "agent", "state", "tools", "changed", "time (ms)", "error"]
+        )
 
     async def remove(self, name: str) -> None:
         await self.services.remove_connector(name)
@@ -288,12 +311,16 @@ class ConnectorForm(ServiceModel):
         return bool(self.editing and self.stored is not None and self.stored.has_client_secret)
 
 
+_URL_PROBLEMS = {
+    "empty": "Enter the MCP server's URL, e.g. https://mcp.example.com/mcp.",
+    "credentials": "Leave credentials out of the URL; use the auth type instead.",
+    "fragment": "Leave the #fragment out of the URL.",
+}
+
+
 def _url_problem(url: str) -> str | None:
-    if not url:
-        return "Enter the MCP server's URL, e.g. https://mcp.example.com/mcp."
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "The URL must start with https:// and name a host."
-    if parts.username or parts.password:
-        return "Leave credentials out of the URL; use the auth type instead."
+    try:
+        parse_http_url(url, "the server URL")
+    except InvalidUrlError as exc:
+        return _URL_PROBLEMS.get(exc.problem or "", "The URL must start with https:// and name a host.")
     return None

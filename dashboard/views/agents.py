@@ -9,12 +9,14 @@ import pandas as pd
 import panel as pn
 import param
 
+from dashboard.models.access import AgentGateway
 from dashboard.models.agents import CONNECTED, NEEDS_REAUTH, AgentCredentials, AgentDirectory, CredentialRow
 from dashboard.models.formatting import format_expiry, format_scopes
+from dashboard.views.access import AgentGatewayView
 from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane, status_badge
 from dashboard.views.connectors import follow_connect, report_syncs
 from dashboard.views.feedback import attempt
-from dashboard.views.observability import table
+from dashboard.views.tables import data_table
 
 
 class AgentsPage(pn.viewable.Viewer):
@@ -23,7 +25,7 @@ class AgentsPage(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("directory", AgentDirectory())
         super().__init__(**params)
-        self._table = table(self._frame(), formatters={"open": {"type": "html"}}, titles={"open": ""})
+        self._table = data_table(self._frame(), formatters={"open": {"type": "html"}}, titles={"open": ""})
         self.directory.param.watch(lambda _e: setattr(self._table, "value", self._frame()), "agents")
         self._name = pn.widgets.TextInput(label="Agent name", placeholder="support-bot", width=220)
         self._description = pn.widgets.TextInput(label="Description", placeholder="optional", width=320)
@@ -64,15 +66,20 @@ class AgentsPage(pn.viewable.Viewer):
 
 
 class AgentPage(pn.viewable.Viewer):
-    """One agent: each per-agent connector as not connected / connected / needs re-auth."""
+    """One agent: each per-agent connector as not connected / connected / needs re-auth, then its
+    gateway tokens and policy."""
 
     credentials = param.ClassSelector(class_=AgentCredentials)
+    gateway = param.ClassSelector(class_=AgentGateway)
 
     def __init__(self, **params):
+        params.setdefault(
+            "gateway", AgentGateway(agent=params["credentials"].agent, service=params["credentials"].service)
+        )
         super().__init__(**params)
         self._navigator = BrowserNavigator()
         self._cards = pn.Column(sizing_mode="stretch_width")
-        self._shared = table(_shared_frame([]))
+        self._shared = data_table(_shared_frame([]), badges=["status"])
         self.credentials.param.watch(self._render, ["per_agent", "shared"])
         pn.state.onload(self._refresh)
 
@@ -175,6 +182,7 @@ class AgentPage(pn.viewable.Viewer):
             self._cards,
             "### Shared connectors it uses",
             self._shared,
+            AgentGatewayView(gateway=self.gateway),
             sizing_mode="stretch_width",
         )
 

@@ -8,14 +8,8 @@ from collections.abc import Mapping
 import panel as pn
 import param
 from panel.custom import JSComponent
-from panel.io.model import JSCode
 
-# Tabulator's default cell tooltip assigns the cell value to innerHTML; cells hold server-written text
-# (tool names, descriptions, error messages), so tooltips are built as text nodes instead.
-TEXT_TOOLTIP = JSCode(
-    "function(e, cell) { const tip = document.createElement('div');"
-    " tip.textContent = String(cell.getValue() ?? ''); return tip; }"
-)
+from dashboard.views.tables import TONES
 
 # Panel renders every component in its own shadow root, so page-wide CSS does not reach inside: each
 # HTML pane carries this stylesheet, and containers get inline styles.
@@ -25,11 +19,8 @@ STYLESHEET = """
 .sb-facts th { text-align: left; padding-right: 16px; font-weight: 600; vertical-align: top; }
 .sb-facts td { word-break: break-all; }
 .sb-badge { border-radius: 10px; padding: 1px 8px; font-size: 0.85em; margin-left: 6px; }
-.sb-ok { background: #d1e7dd; } .sb-warn { background: #fff3cd; } .sb-bad { background: #f8d7da; }
-.sb-idle { background: #e9ecef; }
-.sb-outcomes { padding-left: 18px; margin: 4px 0; }
-.sb-outcomes li.sb-ok, .sb-outcomes li.sb-bad { background: none; }
-.sb-outcomes li.sb-bad { color: #b02a37; }
+.sb-ok { background: #d1e7dd; color: #0a3622; } .sb-warn { background: #fff3cd; color: #664d03; }
+.sb-bad { background: #f8d7da; color: #58151c; } .sb-idle { background: #e9ecef; color: #2b2f32; }
 .sb-text { white-space: pre-wrap; background: #f8f9fa; padding: 6px; border-radius: 4px; margin: 0; }
 .sb-alert { padding: 12px 16px; border-radius: 6px; border: 1px solid; margin: 0; }
 .sb-alert-ok { background: #d1e7dd; border-color: #a3cfbb; color: #0a3622; }
@@ -42,7 +33,7 @@ NESTED = {"border-left": "3px solid #dee2e6", "padding-left": "8px"}
 
 def html_pane(markup: str, **options) -> pn.pane.HTML:
     """An HTML pane with the dashboard's styles; `markup` must already be escaped where untrusted."""
-    return pn.pane.HTML(markup, stylesheets=[STYLESHEET], **options)
+    return pn.pane.HTML(markup, stylesheets=[STYLESHEET, *options.pop("stylesheets", [])], **options)
 
 
 class BrowserNavigator(JSComponent):
@@ -102,16 +93,8 @@ def heading(text: str, level: int = 3) -> pn.pane.HTML:
 
 
 def status_badge(label: str) -> str:
-    """HTML of a coloured badge for a status label."""
-    css = {
-        "connected": "ok",
-        "needs auth": "warn",
-        "needs re-auth": "warn",
-        "not connected": "idle",
-        "never synced": "idle",
-        "error": "bad",
-    }.get(label, "idle")
-    return f"<span class='sb-badge sb-{css}'>{html.escape(label)}</span>"
+    """HTML of a coloured badge for a status label (the same colours as the tables' badges)."""
+    return f"<span class='sb-badge sb-{TONES.get(label, 'idle')}'>{html.escape(label)}</span>"
 
 
 ANY = ""  # the value of a picker's "no particular one" choice

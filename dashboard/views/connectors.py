@@ -14,11 +14,13 @@ from dashboard.flash import Arrival
 from dashboard.models.base import ConnectAction
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
 from dashboard.models.observability import AuthTrace
-from dashboard.views.components import CARD, TEXT_TOOLTIP, BrowserNavigator, facts_table, heading, html_pane
+from dashboard.views.components import CARD, BrowserNavigator, facts_table, heading, html_pane
 from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
+from dashboard.views.tables import data_table
 
-ACTIONS = {"connect": "Connect", "sync": "Sync", "edit": "Edit", "delete": "Delete"}
+# The row actions; Edit and Delete sit with the selected connector's details, labelled with its name.
+ACTIONS = {"connect": "Connect", "sync": "Sync"}
 CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
 
 
@@ -27,41 +29,53 @@ class ConnectorsPage(pn.viewable.Viewer):
     form = param.ClassSelector(class_=ConnectorForm)
     trace = param.ClassSelector(class_=AuthTrace)
 
-    def __init__(self, arrival: Arrival | None = None, **params):
+    def __init__(self, arrival: Arrival | None = None, edit: str | None = None, **params):
         params.setdefault("index", ConnectorsIndex())
         params.setdefault("form", ConnectorForm(service=params["index"].service))
         params.setdefault("trace", AuthTrace(service=params["index"].service))
         super().__init__(**params)
         self._navigator = BrowserNavigator()
-        self._table = pn.widgets.Tabulator(
+        self._table = data_table(
             self.index.frame(),
-            show_index=False,
-            disabled=True,
-            sizing_mode="stretch_width",
+            badges=["status"],
             buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
             titles={k: "" for k in ACTIONS},
-            layout="fit_columns",
-            # Tabulator's default tooltip sets innerHTML from the cell: server-written text would run.
-            configuration={"columnDefaults": {"tooltip": TEXT_TOOLTIP}},
+            sortable={k: False for k in ACTIONS},
             widths={
-                "name": 140,
-                "url": 210,
-                "auth": 110,
-                "mode": 90,
-                "status": 110,
-                "tools": 60,
-                "last sync": 140,
-                **{k: 75 for k in ACTIONS},
+                "name": 130,
+                "url": 190,
+                "auth": 80,
+                "mode": 95,
+                "status": 125,
+                "tools": 75,
+                "last sync": 110,
+                **{k: 80 for k in ACTIONS},
             },
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
         self._sync_all_button = pn.widgets.Button(label="Sync all", button_type="primary", width=120)
         self._sync_all_button.on_click(self._sync_all)
+        # Every sync of a "Sync all", listed when it starts and filled in as each one finishes.
+        self._progress = data_table(
+            self.index.sync_progress(),
+            badges=["state"],
+            visible=False,
+            widths={
+                "connector": 200,
+                "agent": 140,
+                "state": 100,
+                "tools": 75,
+                "changed": 100,
+                "time (ms)": 90,
+            },
+        )
+        self.index.param.watch(self._show_sync_progress, ["sync_plan", "sync_results"])
         self._form_view = ConnectorFormView(form=self.form, on_saved=self._saved)
         self.index.param.watch(self._show_connectors, "connectors")
         if arrival is not None:
             arrival.param.watch(self._arrived, "flash")
+        self._edit_first = edit  # `?edit=NAME` (the overview's "enter a new key"): open its form
         pn.state.onload(self._load)
 
     async def _arrived(self, event: param.parameterized.Event) -> None:
@@ -72,6 +86,9 @@ class ConnectorsPage(pn.viewable.Viewer):
 
     async def _load(self) -> None:
         await attempt(self.index.refresh())
+        if self._edit_first and any(c.name == self._edit_first for c in self.index.connectors):
+            self.index.selected = self._edit_first
+            self.form.load(self.index.get(self._edit_first))
         await self._load_trace()
 
     def _show_connectors(self, _event=None) -> None:
@@ -83,8 +100,6 @@ class ConnectorsPage(pn.viewable.Viewer):
         handler: Callable[[str], Awaitable[None]] | None = {
             "connect": self._connect,
             "sync": self._sync,
-            "edit": self._edit,
-            "delete": self._ask_delete,
         }.get(event.column)
         if handler is not None:
             await handler(name)
@@ -99,11 +114,8 @@ class ConnectorsPage(pn.viewable.Viewer):
             nothing=f"Nothing to sync: no agent has connected {name} yet.",
         )
 
-    async def _edit(self, name: str) -> None:
-        self.form.load(self.index.get(name))
-
-    async def _ask_delete(self, name: str) -> None:
-        confirm = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
+    def _ask_delete(self, name: str) -> None:
+        confirm = pn.widgets.Button(label=f"Yes, delete {name}", button_type="danger")
         cancel = pn.widgets.Button(label="Cancel")
 
         async def delete(_event) -> None:
@@ -138,35 +150,47 @@ class ConnectorsPage(pn.viewable.Viewer):
         await attempt(self.trace.load())
 
     @param.depends("index.syncing", "index.sync_total", "index.sync_results")
-    def _sync_progress(self):
+    def _sync_count(self):
         results = self.index.sync_results
         if not (self.index.syncing or results):
             return pn.Spacer(height=0)
         total = max(self.index.sync_total, len(results), 1)
         bar = pn.indicators.Progress(value=len(results), max=total, width=300, bar_color="primary")
-        label = f"{len(results)} of {total} synced" + ("…" if self.index.syncing else "")
-        return pn.Column(pn.Row(bar, html_pane(html.escape(label))), _sync_outcomes(results))
+        failed = sum(not r.ok for r in results)
+        label = f"Syncs: {len(results)} of {total} done" + (f", {failed} failed" if failed else "")
+        return pn.Row(bar, html_pane(html.escape(label + ("…" if self.index.syncing else "."))))
+
+    def _show_sync_progress(self, _event=None) -> None:
+        self._progress.value = self.index.sync_progress()
+        self._progress.visible = bool(self.index.sync_plan)
 
     @param.depends("index.selected", "index.connectors")
     def _details(self):
         details = self.index.details()
-        title = f"Details — {details['name']}" if details else "Details"
-        return pn.Column(
-            heading(title),
-            facts_table(details, empty="Click a connector to see what discovery found for it."),
-        )
+        if details is None:
+            return pn.Column(
+                heading("Details"),
+                facts_table(None, empty="Click a connector to see what discovery found for it."),
+            )
+        name = details["name"]
+        edit = pn.widgets.Button(label=f"Edit {name}")
+        edit.on_click(lambda _event: self.form.load(self.index.get(name)))
+        delete = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
+        delete.on_click(lambda _event: self._ask_delete(name))
+        return pn.Column(heading(f"Details — {name}"), pn.Row(edit, delete), facts_table(details))
 
     def __panel__(self):
         return pn.Column(
             self._navigator,
             pn.Row(heading("Connectors", 2), pn.HSpacer(), self._sync_all_button),
-            self._sync_progress,
-            self._confirm,
+            self._sync_count,
+            self._progress,
             self._table,
             pn.Row(
                 self._form_view,
                 pn.Column(
                     self._details,
+                    self._confirm,
                     AuthTraceView(trace=self.trace, selectable=False),
                     sizing_mode="stretch_width",
                 ),
@@ -306,16 +330,3 @@ def report_syncs(results: list[SyncResult] | None, nothing: str = "Nothing to sy
         notify_success(
             f"Synced {results[0].connector}: {results[0].tools} tools, {results[0].changed} changed."
         )
-
-
-def _sync_outcomes(results: list[SyncResult]) -> pn.pane.HTML:
-    items = []
-    for r in results:
-        who = f" as {r.agent}" if r.agent else ""
-        text = (
-            f"✓ {r.connector}{who}: {r.tools} tools, {r.changed} changed, {r.duration_ms:.0f} ms"
-            if r.ok
-            else f"✗ {r.connector}{who}: {r.error}"
-        )
-        items.append(f"<li class='{'sb-ok' if r.ok else 'sb-bad'}'>{html.escape(text)}</li>")
-    return html_pane(f"<ul class='sb-outcomes'>{''.join(items)}</ul>", sizing_mode="stretch_width")

@@ -8,18 +8,7 @@ import param
 from dashboard.models.observability import AuditLog, AuthTrace, CredentialHealth
 from dashboard.views.components import ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
-
-
-def table(frame, **options) -> pn.widgets.Tabulator:
-    """A read-only table; cell text is rendered as text, never as markup."""
-    return pn.widgets.Tabulator(
-        frame,
-        show_index=False,
-        disabled=True,
-        sizing_mode="stretch_width",
-        layout="fit_data_stretch",
-        **options,
-    )
+from dashboard.views.tables import data_table
 
 
 class AuthTraceView(pn.viewable.Viewer):
@@ -30,7 +19,7 @@ class AuthTraceView(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = table(
+        self._table = data_table(
             self.trace.frame(),
             pagination="local",
             page_size=20,
@@ -70,7 +59,12 @@ class AuditPage(pn.viewable.Viewer):
     def __init__(self, **params):
         params.setdefault("log", AuditLog())
         super().__init__(**params)
-        self._table = table(self.log.frame(), pagination="local", page_size=50)
+        self._table = data_table(
+            self.log.frame(),
+            badges=["status"],
+            pagination="local",
+            page_size=50,
+        )
         self.log.param.watch(lambda _e: setattr(self._table, "value", self.log.frame()), "entries")
         self._pickers = ChoicePickers(self.log)
         for picker in (self._pickers.connector, self._pickers.agent):
@@ -80,8 +74,12 @@ class AuditPage(pn.viewable.Viewer):
         pn.state.onload(self._first_load)
 
     async def _first_load(self) -> None:
+        initial = self.log.connector  # `?connector=NAME` (the overview's "open the audit log")
         await attempt(self.log.load_choices())
-        await self._refresh()
+        if initial in self.log.connector_names:
+            self._pickers.connector.value = initial  # its watcher reloads
+        else:
+            await self._refresh()
 
     async def _refresh(self, _event=None) -> None:
         self.log.param.update(connector=self._pickers.chosen_connector, agent=self._pickers.chosen_agent)
@@ -108,7 +106,10 @@ class HealthPage(pn.viewable.Viewer):
         params.setdefault("health", CredentialHealth())
         params.setdefault("trace", AuthTrace(service=params["health"].service))
         super().__init__(**params)
-        self._table = table(self.health.frame())
+        self._table = data_table(
+            self.health.frame(),
+            badges=["status"],
+        )
         self.health.param.watch(lambda _e: setattr(self._table, "value", self.health.frame()), "credentials")
         self._trace_view = AuthTraceView(trace=self.trace)
         self._reload = pn.widgets.Button(label="Reload", width=100)

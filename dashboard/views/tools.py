@@ -10,8 +10,9 @@ import panel as pn
 import param
 
 from dashboard.models.tools import FLAGS, SORTABLE, ToolInventory
-from dashboard.views.components import CARD, TEXT_TOOLTIP, ChoicePickers, html_pane
+from dashboard.views.components import CARD, ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
+from dashboard.views.tables import data_table
 
 TITLES = {
     "connector": "server",
@@ -24,13 +25,20 @@ TITLES = {
     "last_changed_at": "last changed",
     "drift": "changed",
 }
-# Annotation hints and drift as ticks (nothing shown for False), filterable as yes / no / either.
-FLAG_FORMATTERS = {
-    "read_only": {"type": "tickCross", "crossElement": False},
-    "destructive": {"type": "tickCross", "tickElement": "⚠", "crossElement": False},
-    "drift": {"type": "tickCross", "tickElement": "⚠ changed", "crossElement": False},
+# Annotation hints and drift as words (nothing shown for False), filterable as yes / no / either by
+# a three-state checkbox in the header, named for screen readers.
+FLAG_LABELS = {"read_only": "read-only", "destructive": "⚠ destructive", "drift": "⚠ changed"}
+FLAG_FILTERS = {
+    flag: {
+        "type": "tickCross",
+        "tristate": True,
+        "indeterminateValue": None,
+        "elementAttributes": {
+            "aria-label": f"only {TITLES[flag]} tools (click again: only not {TITLES[flag]})"
+        },
+    }
+    for flag in FLAGS
 }
-FLAG_FILTERS = {flag: {"type": "tickCross", "tristate": True, "indeterminateValue": None} for flag in FLAGS}
 
 
 class StorePagedTabulator(pn.widgets.Tabulator):
@@ -67,30 +75,24 @@ class ToolsPage(pn.viewable.Viewer):
         params.setdefault("inventory", ToolInventory())
         super().__init__(**params)
         inv = self.inventory
-        self._table = StorePagedTabulator(
+        self._table = data_table(
             inv.rows,
+            table_type=StorePagedTabulator,
             page_size=inv.page_size,
-            show_index=False,
-            disabled=True,
-            sizing_mode="stretch_width",
-            layout="fit_columns",
             titles=TITLES,
-            selectable=False,
+            flags=FLAG_LABELS,
             # Narrow flag columns so every column fits a laptop screen; the description takes the rest.
             widths={
                 "connector": 130,
                 "agent": 80,
-                "name": 130,
-                "parameter_count": 70,
-                "read_only": 80,
-                "destructive": 80,
-                "last_changed_at": 145,
-                "drift": 75,
+                "name": 140,
+                "parameter_count": 85,
+                "read_only": 95,
+                "destructive": 120,
+                "last_changed_at": 105,
+                "drift": 100,
             },
-            # Tabulator's default tooltip sets innerHTML from the cell: server-written text would run.
-            configuration={"columnDefaults": {"tooltip": TEXT_TOOLTIP}},
             header_filters=FLAG_FILTERS,
-            formatters=FLAG_FORMATTERS,
             sortable={c: c in SORTABLE for c in TITLES},
         )
         self._table.param.watch(self._table_query_changed, ["page", "sorters", "filters"])
