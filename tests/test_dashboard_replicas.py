@@ -62,7 +62,7 @@ def replicas(tmp_path, postgres_url) -> Iterator[tuple[Dashboard, Dashboard]]:
                     )
                 boards.append(Dashboard(url=url, store=postgres_url, log=log))
             for board, process in zip(boards, processes, strict=True):
-                _wait_until_serving(board, process)
+                _wait_until_serving(board, process, demo=False)  # `serve`, not the demo
             yield boards[0], boards[1]
         finally:
             for process in processes:
