@@ -156,7 +156,9 @@ def contention(path: Path, connectors: int, samples: int = 30, pause_ms: float =
     middle = f"c-{connectors // 2}"
 
     def open_and_query() -> None:
-        Store.open(path).tool_page(connector=middle, read_only=True)
+        store = Store.open(path)
+        with store.session():  # one session: lock, open, look the name up, query, close
+            store.tools.page(connector_id=store.connectors.named(middle).id, read_only=True)
 
     open_and_query()
     idle = _timed(open_and_query, samples)
@@ -217,7 +219,7 @@ def contention(path: Path, connectors: int, samples: int = 30, pause_ms: float =
         "holder": {
             "pause_ms": pause_ms,
             "ops_total": holder_ops,
-            "note": "holder loop: tool_page(connector, read_only) + list_connectors, then pause",
+            "note": "holder loop: tools.page(connector_id, read_only) + connectors.list, then pause",
         },
         "measured_for_s": round(elapsed, 1),
     }
