@@ -53,7 +53,7 @@ def _expired(sample_server_factory, store_path: str):
 
 def test_four_processes_times_25_calls_refresh_once(sample_server_factory, store_path) -> None:
     server, service, key = _expired(sample_server_factory, store_path)
-    before = service._oauth_storage.load_tokens(key)
+    before = service.context.oauth_storage.load_tokens(key)
     barrier, results = SPAWN.Barrier(PROCESSES), SPAWN.Queue()
     processes = [
         SPAWN.Process(
@@ -72,7 +72,7 @@ def test_four_processes_times_25_calls_refresh_once(sample_server_factory, store
     assert subjects == ["user-1"] * PROCESSES * CALLS
     counters = server.counters()
     assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0
-    after = service._oauth_storage.load_tokens(key)
+    after = service.context.oauth_storage.load_tokens(key)
     assert after.version == before.version + 1 and after.refresh_token != before.refresh_token
 
 
