@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import ConfigurationError
+from core.net.urls import redact_url
 from core.oauth.storage import CredentialKey
-from core.oauth.trace import TraceEvent, trace_url
+from core.oauth.trace import TraceEvent
 from core.redaction import redact_arguments
 from core.store.engine import Tx
 from core.store.repositories.base import Repository, owner_filter, require
@@ -136,7 +137,7 @@ class AuthTraceRepository(Repository):
                     key.agent_id,
                     event.step,
                     event.method,
-                    trace_url(event.url),
+                    redact_url(event.url),
                     event.status,
                     event.duration_ms,
                     event.detail,
