@@ -39,7 +39,7 @@ NAVIGATION = {
     "audit": "Audit log",
     "health": "Credential health",
 }
-PageFactory = Callable[[dict[str, str], flash.Flash | None], pn.viewable.Viewer]
+PageFactory = Callable[[dict[str, str], flash.Arrival], pn.viewable.Viewer]
 
 
 def _args() -> dict[str, str]:
@@ -76,7 +76,8 @@ def _refresh(args: dict[str, str]) -> dict[str, float]:
 
 
 def page(slug: str) -> pn.template.BaseTemplate:
-    """The template for one route, with the flash message of an OAuth redirect when there is one."""
+    """The template for one route, with the flash message of an OAuth redirect when there is one
+    (read from the store once the page has loaded: possibly put there by another replica)."""
     pn.extension("tabulator", notifications=True)
     pn.config.exception_handler = handle_unexpected
     principal = signin.session_principal()
@@ -85,12 +86,17 @@ def page(slug: str) -> pn.template.BaseTemplate:
     runtime.act_for_session(principal)
     readable_notifications()
     args = _args()
-    arrival = flash.take(args.get(flash.FLASH_PARAM))
-    main: list = []
-    if arrival is not None:
-        main.append(alert(arrival.message, arrival.ok))
-        pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
-    main.append(PAGES[slug](args, arrival))
+    arrival = flash.Arrival()
+    main = [pn.panel(pn.bind(_banner, arrival.param.flash)), PAGES[slug](args, arrival)]
+    key = args.get(flash.FLASH_PARAM)
+    if key:
+
+        async def arrive() -> None:
+            await arrival.load(runtime.service().store, key)
+            if arrival.flash is not None:
+                (notify_success if arrival.flash.ok else notify_error)(arrival.flash.message)
+
+        pn.state.onload(arrive)
     active = {"agent": "agents", "overview": "./"}.get(slug, slug)
     # `none` signs in the local admin without a sign-in, so there is nothing to sign out of.
     sign_out = signin.LOGOUT_PATH if signin.front_door().mode != "none" else None
@@ -113,3 +119,7 @@ def _signed_out() -> pn.template.BaseTemplate:
             )
         ],
     )
+
+
+def _banner(arrival: flash.Flash | None) -> pn.viewable.Viewable:
+    return alert(arrival.message, arrival.ok) if arrival is not None else pn.Column()
