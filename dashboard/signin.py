@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import ConfigurationError
 from core.roles import Principal, Role
 from core.signin.sealed import Sealer
 from core.signin.secret import dashboard_secret, derive_key
@@ -119,7 +120,23 @@ def _open(settings: SignInSettings) -> FrontDoor:
         from core.signin.oidc import OidcSignIn
 
         door.oidc = OidcSignIn(settings.oidc, oidc_redirect_uri())
+    if settings.mode == "basic":
+        door.passwords = _password_sign_in()
     return door
+
+
+def _password_sign_in() -> Any:
+    """Basic mode's sign-in against the operators in the store; refused when there is none yet."""
+    from core.signin.basic import PasswordSignIn
+    from dashboard import runtime
+
+    operators = runtime.open_for_serving().store.operators
+    if not operators.list():
+        raise ConfigurationError(
+            "--auth basic, but no operator may sign in yet",
+            hint="add one: switchboard operator add NAME --role admin --password-stdin",
+        )
+    return PasswordSignIn(operators)
 
 
 def oidc_redirect_uri() -> str:

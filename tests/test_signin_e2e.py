@@ -271,6 +271,94 @@ def test_the_overview_review_and_gateway_pages_show_each_role_only_what_it_may_d
     operator.context.close()
 
 
+# --- basic: operators in the store, managed with the CLI -------------------------------------------
+
+
+def _cli(board_env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=REPO,
+        env={**os.environ, **board_env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def basic_board(tmp_path_factory) -> Iterator[tuple[Dashboard, dict[str, str]]]:
+    workdir, port = tmp_path_factory.mktemp("basic"), free_port()
+    env = dashboard_env(workdir, f"http://127.0.0.1:{port}")
+    for name, role in (("vera", "viewer"), ("otto", "operator")):
+        _cli(
+            env,
+            "operator",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            stdin=f"{name}'s long password\n",
+        )
+    with running_dashboard(workdir, port, args=["--auth", "basic"]) as board:
+        yield board, env
+
+
+def basic_sign_in(page: Page, name: str, password: str) -> None:
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_basic_mode_signs_operators_in_by_password_and_removing_one_ends_their_session(
+    basic_board, browser: Browser
+):
+    board, env = basic_board
+    assert get(f"{board.url}/connectors").status_code == 302
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(f"{board.url}/connectors")
+    page.wait_for_url(re.compile(r"/login\?next="))
+    basic_sign_in(page, "vera", "not vera's password")
+    expect(page.get_by_text("Wrong user name or password.")).to_be_visible()
+    basic_sign_in(page, "vera", "vera's long password")
+    page.wait_for_url(re.compile(re.escape(board.url) + r"/connectors$"))
+    expect(page.locator(".sb-who")).to_contain_text("Signed in as vera (viewer)")
+    expect(page.get_by_role("button", name="Sync all")).to_have_count(0)  # a viewer's page
+    screenshot(page, "signed-in-basic")
+    listed = json.loads(_cli(env, "--json", "operator", "list").stdout)
+    assert [(o["name"], o["role"]) for o in listed] == [("otto", "operator"), ("vera", "viewer")]
+    assert not any("hash" in key or "password" in key for o in listed for key in o)
+
+    _cli(env, "operator", "remove", "vera")
+    page.reload()
+    page.wait_for_url(re.compile(r"/login\?next="))  # her session ended with her account
+    basic_sign_in(page, "vera", "vera's long password")
+    expect(page.get_by_text("Wrong user name or password.")).to_be_visible()
+    page.context.close()
+
+
+def test_changing_an_operators_role_ends_their_session_and_the_next_one_has_the_new_role(
+    basic_board, browser: Browser
+):
+    board, env = basic_board
+    page = browser.new_context().new_page()
+    page.goto(f"{board.url}/login")
+    basic_sign_in(page, "otto", "otto's long password")
+    page.wait_for_url(f"{board.url}/")
+    expect(page.locator(".sb-who")).to_contain_text("Signed in as otto (operator)")
+    _cli(
+        env, "operator", "add", "otto", "--role", "admin", "--password-stdin", stdin="otto's long password\n"
+    )
+    page.reload()
+    page.wait_for_url(re.compile(r"/login\?next="))
+    basic_sign_in(page, "otto", "otto's long password")
+    page.wait_for_url(f"{board.url}/")
+    expect(page.locator(".sb-who")).to_contain_text("Signed in as otto (admin)")
+    page.context.close()
+
+
 # --- helpers --------------------------------------------------------------------------------------
 
 # Runs in the viewer's page: the Call button exists in the document (hidden), so send the click

@@ -27,6 +27,7 @@ from core.models import (
     ConnectorInfo,
     ConnectOutcome,
     CredentialInfo,
+    OperatorInfo,
     Overview,
     SyncResult,
     ToolPage,
@@ -40,6 +41,7 @@ from core.services.catalog import Catalog
 from core.services.context import ServiceContext
 from core.services.credentials import Credentials
 from core.services.inventory import Inventory
+from core.services.operators import Operators
 from core.services.overview import OverviewReader
 from core.services.pool import ClientPool
 from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
@@ -76,6 +78,7 @@ class Switchboard:
         self._calls = ToolCalls(self.context, self._credentials, self._syncs)
         self._inventory = Inventory(self.context, self._credentials)
         self._overview = OverviewReader(self.context)
+        self._operators = Operators(self.context)
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
@@ -299,3 +302,15 @@ class Switchboard:
             "retired": list(report.retired),
             "still_used": list(report.still_used),
         }
+
+    # --- the dashboard's operators, for --auth basic (core/services/operators.py) --------------
+
+    async def add_operator(self, name: str, role: str, password: str) -> OperatorInfo:
+        """Add an operator, or set an existing one's role and password (only its hash is kept)."""
+        return await self._operators.add(name, role, password)
+
+    async def list_operators(self) -> list[OperatorInfo]:
+        return await self._operators.list()
+
+    async def remove_operator(self, name: str) -> None:
+        await self._operators.remove(name)
