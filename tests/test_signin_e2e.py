@@ -142,6 +142,12 @@ def test_auth_none_off_loopback_exits_before_listening(tmp_path):
     assert done.returncode != 0 and "--insecure-http" in done.stderr
 
 
+def test_auth_basic_without_any_operator_exits_before_listening(tmp_path):
+    done = _serve_exits(tmp_path, "--auth", "basic")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "no operator may sign in yet" in done.stderr and "switchboard operator add" in done.stderr
+
+
 def test_auth_none_on_loopback_serves_the_local_admin(tmp_path_factory, browser: Browser):
     with running_dashboard(tmp_path_factory.mktemp("none"), free_port(), args=["--auth", "none"]) as board:
         assert get(f"{board.url}/connectors").status_code == 200
