@@ -289,3 +289,63 @@ class Overview:
             "expiries": [asdict(e) for e in self.expiries],
             "tool_lists": [asdict(t) for t in self.tool_lists],
         }
+
+
+REMOVAL_OUTCOMES = ("revoked", "deleted_locally", "failed")
+
+
+@dataclass(frozen=True)
+class CredentialRemoval:
+    """What happened to one credential when it was removed: `revoked` at its authorization server
+    (`server`), `deleted_locally` only (a static key, or a server that offers no revocation: `reason`
+    says which), or revocation `failed` (`reason`: the error) — deleted locally in every case."""
+
+    connector: str
+    agent: str | None
+    kind: str
+    server: str  # the authorization server's issuer, or the MCP server for a static key
+    outcome: str  # one of REMOVAL_OUTCOMES
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OffboardingReport:
+    """Everything of an agent or a connector revoked and deleted: one entry per credential, and the
+    agent's gateway tokens revoked (`Switchboard.offboard_agent` / `offboard_connector`)."""
+
+    subject: str  # "agent NAME" | "connector NAME"
+    credentials: tuple[CredentialRemoval, ...] = ()
+    gateway_tokens_revoked: int = 0
+    removed: bool = False  # the agent or connector itself was deleted too
+
+    def by_server(self) -> dict[str, list[CredentialRemoval]]:
+        servers: dict[str, list[CredentialRemoval]] = {}
+        for removal in self.credentials:
+            servers.setdefault(removal.server, []).append(removal)
+        return servers
+
+    def counts(self) -> dict[str, int]:
+        return {o: sum(1 for c in self.credentials if c.outcome == o) for o in REMOVAL_OUTCOMES}
+
+    def summary(self) -> str:
+        counts = self.counts()
+        parts = [
+            f"{counts['revoked']} revoked",
+            f"{counts['deleted_locally']} deleted locally only",
+            f"{counts['failed']} failed to revoke (deleted locally)",
+        ]
+        if self.subject.startswith("agent "):
+            parts.append(f"{self.gateway_tokens_revoked} gateway tokens revoked")
+        return f"{self.subject}: " + ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "summary": self.summary(),
+            "credentials": [c.as_dict() for c in self.credentials],
+            "gateway_tokens_revoked": self.gateway_tokens_revoked,
+            "removed": self.removed,
+        }

@@ -1,4 +1,5 @@
-"""The catalog: connectors (MCP servers) and agents — adding, changing, listing, removing them.
+"""The catalog: connectors (MCP servers) and agents — adding, changing and listing them (removing them
+revokes their credentials first: `core/services/offboarding.py`).
 
 A connector's URL is kept in canonical form (RFC 8707) and checked against the network policy; its
 auth type must be a registered scheme (`core/auth_schemes.py`), and an API-key header name an RFC 9110
@@ -80,11 +81,6 @@ class Catalog:
         await self._pool.forget(lambda key: key.connector_id == connector.id)
         return connector.info()
 
-    async def remove_connector(self, name: str) -> None:
-        connector = await self._context.connector(name)
-        await self._pool.forget(lambda key: key.connector_id == connector.id)
-        await self._context.db(self._context.store.delete_connector, connector.id)
-
     async def list_connectors(self) -> list[ConnectorInfo]:
         return [c.info() for c in await self._context.db(self._context.store.list_connectors)]
 
@@ -99,11 +95,6 @@ class Catalog:
 
     async def list_agents(self) -> list[AgentInfo]:
         return await self._context.db(self._context.store.list_agents)
-
-    async def remove_agent(self, name: str) -> None:
-        agent = await self._context.db(self._context.store.get_agent, name)
-        await self._pool.forget(lambda key: key.agent_id == agent.id)
-        await self._context.db(self._context.store.delete_agent, agent.id)
 
     def _checked_url(self, url: str) -> str:
         """The canonical server URL, allowed by the network policy."""

@@ -26,6 +26,8 @@ from core.models import (
     ConnectorInfo,
     ConnectOutcome,
     CredentialInfo,
+    CredentialRemoval,
+    OffboardingReport,
     Overview,
     SyncResult,
     ToolPage,
@@ -38,6 +40,7 @@ from core.services.catalog import Catalog
 from core.services.context import ServiceContext
 from core.services.credentials import Credentials
 from core.services.inventory import Inventory
+from core.services.offboarding import Offboarding
 from core.services.overview import OverviewReader
 from core.services.pool import ClientPool
 from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
@@ -69,7 +72,8 @@ class Switchboard:
         self._credentials = Credentials(self.context, self._pool)
         self._catalog = Catalog(self.context, self._pool)
         self._syncs = SyncEngine(self.context, self._credentials)
-        self._authorizer = Authorizer(self.context, self._credentials, self._syncs)
+        self._offboarding = Offboarding(self.context, self._credentials)
+        self._authorizer = Authorizer(self.context, self._credentials, self._syncs, self._offboarding)
         self._calls = ToolCalls(self.context, self._credentials, self._syncs)
         self._inventory = Inventory(self.context, self._credentials)
         self._overview = OverviewReader(self.context)
@@ -134,8 +138,9 @@ class Switchboard:
     async def update_connector(self, name: str, **changes: Any) -> ConnectorInfo:
         return await self._catalog.update_connector(name, **changes)
 
-    async def remove_connector(self, name: str) -> None:
-        await self._catalog.remove_connector(name)
+    async def remove_connector(self, name: str) -> OffboardingReport:
+        """Revoke every credential of the connector at its authorization server, then delete it."""
+        return await self._offboarding.offboard_connector(name, remove=True)
 
     async def list_connectors(self) -> list[ConnectorInfo]:
         return await self._catalog.list_connectors()
@@ -149,8 +154,22 @@ class Switchboard:
     async def list_agents(self) -> list[AgentInfo]:
         return await self._catalog.list_agents()
 
-    async def remove_agent(self, name: str) -> None:
-        await self._catalog.remove_agent(name)
+    async def remove_agent(self, name: str) -> OffboardingReport:
+        """Offboard the agent (`offboard_agent`), then delete it."""
+        return await self._offboarding.offboard_agent(name, remove=True, operator=self.operator)
+
+    # --- offboarding (core/services/offboarding.py) ---------------------------------------------
+
+    async def offboard_agent(self, name: str) -> OffboardingReport:
+        """Revoke everything of agent `name`: its own credentials at every authorization server that
+        offers revocation (RFC 7009), deleted locally in every case, and its gateway tokens. The
+        report says per credential and server what was revoked, deleted locally only, or failed."""
+        return await self._offboarding.offboard_agent(name, operator=self.operator)
+
+    async def offboard_connector(self, name: str) -> OffboardingReport:
+        """Revoke and delete every credential of connector `name` (shared and per agent); the
+        connector stays, needing new credentials."""
+        return await self._offboarding.offboard_connector(name)
 
     # --- credentials and OAuth (core/services/authorizer.py) ------------------------------------
 
@@ -187,8 +206,8 @@ class Switchboard:
             connector, agent, timeout=timeout, on_authorization_url=on_authorization_url
         )
 
-    async def disconnect(self, connector: str, agent: str | None = None) -> None:
-        await self._authorizer.disconnect(connector, agent)
+    async def disconnect(self, connector: str, agent: str | None = None) -> CredentialRemoval:
+        return await self._authorizer.disconnect(connector, agent)
 
     # --- tools (core/services/sync.py, calls.py, inventory.py) ----------------------------------
 
