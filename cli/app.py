@@ -34,6 +34,7 @@ GROUPS = (
     "cli.serve",
     "cli.gateway",
     "cli.access",
+    "cli.configuration",
 )
 
 _EXIT_CODES: tuple[tuple[type[errors.SwitchboardError], int], ...] = (

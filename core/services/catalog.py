@@ -37,7 +37,7 @@ class Catalog:
         name = (name or "").strip()
         if not name:
             raise ConfigurationError("a connector needs a name")
-        canonical = self._checked_url(url)
+        canonical = self.checked_url(url)
         if auth_scheme(auth_type).header_name:
             header_name = checked_header_name(header_name)
         if client_secret and not client_id:
@@ -61,7 +61,7 @@ class Catalog:
         they were given for the old server and are never sent to a new one (OAuth tokens are bound
         to their resource already and simply stop being used)."""
         if "url" in changes:
-            changes["url"] = self._checked_url(changes["url"])
+            changes["url"] = self.checked_url(changes["url"])
         if "scopes" in changes and isinstance(changes["scopes"], str):
             changes["scopes"] = changes["scopes"].split() or None
         if changes.get("client_id"):
@@ -96,7 +96,7 @@ class Catalog:
     async def list_agents(self) -> list[AgentInfo]:
         return await self._context.db(self._context.store.list_agents)
 
-    def _checked_url(self, url: str) -> str:
+    def checked_url(self, url: str) -> str:
         """The canonical server URL, allowed by the network policy."""
         try:
             canonical = oauth.canonical_resource((url or "").strip())

@@ -49,6 +49,7 @@ from core.store.db import Store
 if TYPE_CHECKING:
     from core.access import AgentAccess
     from core.mcp.types import ToolResult
+    from core.services.configuration import Configuration, ImportReport
 
 
 class Switchboard:
@@ -170,6 +171,24 @@ class Switchboard:
         """Revoke and delete every credential of connector `name` (shared and per agent); the
         connector stays, needing new credentials."""
         return await self._offboarding.offboard_connector(name)
+
+    # --- configuration as code (core/services/configuration.py) ---------------------------------
+
+    async def export_config(self) -> str:
+        """Connectors, agents, credential and approval modes, gateway policies as YAML; no secrets."""
+        return await self._configuration().export(self.access())
+
+    async def import_config(
+        self, text: str, *, source: str = "configuration", dry_run: bool = False
+    ) -> ImportReport:
+        """Apply an exported file idempotently (only the differences); `dry_run` only reports them.
+        An invalid file raises `InvalidConfigFile` (every problem with its line) and changes nothing."""
+        return await self._configuration().import_text(text, source, self.access(), dry_run=dry_run)
+
+    def _configuration(self) -> Configuration:
+        from core.services.configuration import Configuration  # here: YAML loads only for these two
+
+        return Configuration(self._catalog)
 
     # --- credentials and OAuth (core/services/authorizer.py) ------------------------------------
 
