@@ -349,3 +349,41 @@ class OffboardingReport:
             "gateway_tokens_revoked": self.gateway_tokens_revoked,
             "removed": self.removed,
         }
+
+
+@dataclass(frozen=True)
+class CredentialScopes:
+    """One OAuth credential's scopes: what it was granted, what the server's metadata lists
+    (`scopes_supported`, RFC 9728 or else RFC 8414) and what its last 403 `insufficient_scope`
+    challenge asked for; `step_up` is what a step-up authorization asks for (the granted and the
+    challenged ones), empty when the credential already has every scope a challenge asked for."""
+
+    connector: str
+    agent: str | None
+    granted: tuple[str, ...]
+    supported: tuple[str, ...]
+    challenged: tuple[str, ...]
+    challenged_at: float | None = None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Scopes a challenge asked for that the credential lacks."""
+        return tuple(s for s in self.challenged if s not in self.granted)
+
+    @property
+    def not_granted(self) -> tuple[str, ...]:
+        """Scopes the server supports that the credential was not granted (least privilege: shown,
+        not asked for by a step-up unless a challenge needs them)."""
+        return tuple(s for s in self.supported if s not in self.granted)
+
+    @property
+    def step_up(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.granted, *self.missing))) if self.missing else ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{k: _plain(v) for k, v in asdict(self).items()},
+            "missing": list(self.missing),
+            "not_granted": list(self.not_granted),
+            "step_up": list(self.step_up),
+        }

@@ -573,3 +573,33 @@ async def test_removing_a_connector_in_the_dashboard_revokes_and_reports(service
     assert index.offboarding is report and report.removed and index.connectors == []
     assert [r.outcome for r in report.credentials] == ["failed"]
     assert "HTTP 500" in report.credentials[0].reason
+
+
+async def test_the_scopes_section_offers_a_step_up_after_a_scope_challenge(services, sdk_oauth_server):
+    from core.errors import InsufficientScope
+    from dashboard.models.scopes import ScopesModel
+    from dashboard.views.scopes import ScopesView
+
+    await add(services, "linear", sdk_oauth_server.url, "oauth")
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    action = await index.connect("linear")
+    await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+    model = ScopesModel(service=services)
+    view = ScopesView(model=model)
+    await model.refresh()
+    assert model.needing_step_up() == [] and view._actions.objects == []
+    with pytest.raises(InsufficientScope):
+        await services.call_tool("linear", "admin_action", {"action": "x"})
+    await services.aclose()  # the challenge is written in the background
+
+    await model.refresh()
+    row = model.frame().to_dict("records")[0]
+    assert row["last challenge asked for"] == "admin" and row["missing"] == "admin"
+    [button] = view._actions.objects
+    assert button.name == "Step up linear: add admin"
+    url = await model.step_up(model.needing_step_up()[0])
+    location = await plugins.finish_authorization(services, await approve_like_a_browser(url))
+    assert location.startswith("/health?flash=") and flash_of(location).ok
+    await model.refresh()
+    assert model.needing_step_up() == [] and "admin" in model.frame().loc[0, "granted"]

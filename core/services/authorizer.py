@@ -131,11 +131,13 @@ class Authorizer:
         *,
         redirect_uri: str | None = None,
         return_to: str = "/",
+        scopes: tuple[str, ...] | None = None,
     ) -> str:
         """Discover and register if needed, record a pending authorization, and return the URL to
-        send the browser to (full-page navigation)."""
+        send the browser to (full-page navigation). `scopes`: ask for these instead of the
+        connector's (a step-up)."""
         return (
-            await self._begin(connector, agent, redirect_uri or self._context.redirect_uri, return_to)
+            await self._begin(connector, agent, redirect_uri or self._context.redirect_uri, return_to, scopes)
         ).url
 
     async def complete_authorization(self, params: Mapping[str, str]) -> AuthorizationOutcome:
@@ -217,7 +219,12 @@ class Authorizer:
     # --- one trip down --------------------------------------------------------------------------
 
     async def _begin(
-        self, connector: str, agent: str | None, redirect_uri: str, return_to: str
+        self,
+        connector: str,
+        agent: str | None,
+        redirect_uri: str,
+        return_to: str,
+        scopes: tuple[str, ...] | None = None,
     ) -> oauth.Authorization:
         conn = await self._context.connector(connector)
         if not auth_scheme(conn.auth_type).browser:
@@ -237,7 +244,7 @@ class Authorizer:
                     key,
                     settings,
                     challenge=challenge,
-                    scopes=tuple(conn.scopes) if conn.scopes else None,
+                    scopes=scopes or (tuple(conn.scopes) if conn.scopes else None),
                     return_to=return_to,
                     http=http,
                 ),

@@ -18,7 +18,7 @@ import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from core.errors import SwitchboardError
+from core.errors import ConfigurationError, SwitchboardError
 from core.models import (
     AgentInfo,
     AuthorizationOutcome,
@@ -27,6 +27,7 @@ from core.models import (
     ConnectOutcome,
     CredentialInfo,
     CredentialRemoval,
+    CredentialScopes,
     OffboardingReport,
     Overview,
     SyncResult,
@@ -210,6 +211,30 @@ class Switchboard:
             connector, agent, redirect_uri=redirect_uri, return_to=return_to
         )
 
+    async def step_up(
+        self,
+        connector: str,
+        agent: str | None = None,
+        *,
+        scopes: tuple[str, ...] | None = None,
+        redirect_uri: str | None = None,
+        return_to: str = "/",
+    ) -> str:
+        """Start a step-up authorization (the browser URL, as `start_authorization`): ask for the
+        scopes the credential was granted plus those its last 403 insufficient_scope challenge
+        asked for (`credential_scopes(...).step_up`), or for `scopes`."""
+        if scopes is None:
+            found = await self._inventory.credential_scopes(connector, agent)
+            scopes = next((s.step_up for s in found if s.agent == agent), ())
+            if not scopes:
+                raise ConfigurationError(
+                    f"{connector} has every scope its server asked for: nothing to step up to",
+                    hint="name the scopes to ask for, or connect again",
+                )
+        return await self._authorizer.start_authorization(
+            connector, agent, redirect_uri=redirect_uri, return_to=return_to, scopes=tuple(scopes)
+        )
+
     async def complete_authorization(self, params: Mapping[str, str]) -> AuthorizationOutcome:
         return await self._authorizer.complete_authorization(params)
 
@@ -303,6 +328,13 @@ class Switchboard:
 
     async def health(self) -> list[CredentialInfo]:
         return await self._inventory.health()
+
+    async def credential_scopes(
+        self, connector: str | None = None, agent: str | None = None
+    ) -> list[CredentialScopes]:
+        """Per OAuth credential: scopes granted, listed by the server's metadata, and asked for by its
+        last 403 insufficient_scope challenge; `step_up` is non-empty where a step-up is needed."""
+        return await self._inventory.credential_scopes(connector, agent)
 
     async def credentials_for_agent(self, agent: str) -> list[CredentialInfo]:
         return await self._inventory.credentials_for_agent(agent)
