@@ -522,6 +522,16 @@ async def test_the_demo_registers_its_servers_and_can_run_again_on_the_same_stor
     assert json.loads(outcome.text())["subject"] == "bob"
 
 
+async def connected_shared_oauth(services, server) -> ConnectorsIndex:
+    """The connector `linear` on the sample OAuth server, connected from the connectors page."""
+    await add(services, "linear", server.url, "oauth")
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    action = await index.connect("linear")
+    await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+    return index
+
+
 async def test_offboarding_an_agent_from_its_page_shows_what_each_server_did(
     services, sdk_oauth_server, bearer_server
 ):
@@ -561,11 +571,7 @@ async def test_offboarding_an_agent_from_its_page_shows_what_each_server_did(
 
 
 async def test_removing_a_connector_in_the_dashboard_revokes_and_reports(services, sdk_oauth_server):
-    await add(services, "linear", sdk_oauth_server.url, "oauth")
-    index = ConnectorsIndex(service=services)
-    await index.refresh()
-    action = await index.connect("linear")
-    await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+    index = await connected_shared_oauth(services, sdk_oauth_server)
     sdk_oauth_server.fail_next("/revoke", status=500)
 
     report = await index.remove("linear")
@@ -580,11 +586,7 @@ async def test_the_scopes_section_offers_a_step_up_after_a_scope_challenge(servi
     from dashboard.models.scopes import ScopesModel
     from dashboard.views.scopes import ScopesView
 
-    await add(services, "linear", sdk_oauth_server.url, "oauth")
-    index = ConnectorsIndex(service=services)
-    await index.refresh()
-    action = await index.connect("linear")
-    await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+    await connected_shared_oauth(services, sdk_oauth_server)
     model = ScopesModel(service=services)
     view = ScopesView(model=model)
     await model.refresh()

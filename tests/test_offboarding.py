@@ -16,6 +16,7 @@ import pytest
 from core.errors import AuthRequired, NotFoundError
 from core.net import NetworkPolicy
 from core.services import Switchboard
+from tests.fixtures.raw_mcp import initialize_params, loopback_client, post_rpc
 
 LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 
@@ -48,26 +49,15 @@ def _access_token(service: Switchboard, connector: str, agent: str | None) -> st
     return service.context.oauth_storage.load_tokens(key).access_token
 
 
-async def _server_accepts(server, access_token: str) -> bool:
+def _server_accepts(server, access_token: str) -> bool:
     """Whether the sample MCP server still takes this access token (an MCP initialize with it)."""
-    async with httpx2.AsyncClient() as client:
-        answer = await client.post(
+    with loopback_client() as client:
+        answer = post_rpc(
+            client,
             server.url,
-            headers={
-                "Authorization": f"Bearer {access_token}",
-                "Accept": "application/json, text/event-stream",
-                "MCP-Protocol-Version": "2025-11-25",
-            },
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "offboarding-test", "version": "1"},
-                },
-            },
+            "initialize",
+            initialize_params(),
+            headers={"Authorization": f"Bearer {access_token}"},
         )
     assert answer.status_code in (200, 401), answer.status_code
     return answer.status_code == 200
@@ -89,13 +79,13 @@ async def test_offboarding_an_agent_revokes_at_the_server_and_its_calls_then_fai
     service, sdk_oauth_server, bearer_server
 ):
     token = await _agent_world(service, sdk_oauth_server, bearer_server)
-    assert await _server_accepts(sdk_oauth_server, token)
+    assert _server_accepts(sdk_oauth_server, token)
     assert sdk_oauth_server.counters()["revocations"] == 0
 
     report = await service.offboard_agent("ops-bot")
 
     assert sdk_oauth_server.counters()["revocations"] >= 1
-    assert not await _server_accepts(sdk_oauth_server, token)  # dead at the server, not only here
+    assert not _server_accepts(sdk_oauth_server, token)  # dead at the server, not only here
     by_connector = {r.connector: r for r in report.credentials}
     assert by_connector["linear"].outcome == "revoked"
     assert by_connector["linear"].server == sdk_oauth_server.issuer
@@ -127,7 +117,7 @@ async def test_a_failed_revocation_is_reported_and_the_credential_still_deleted(
     linear = next(r for r in report.credentials if r.connector == "linear")
     assert linear.outcome == "failed" and "HTTP 503" in linear.reason
     assert sdk_oauth_server.counters()["revocations"] == 0
-    assert await _server_accepts(sdk_oauth_server, token)  # the server kept it: hence "failed"
+    assert _server_accepts(sdk_oauth_server, token)  # the server kept it: hence "failed"
     assert {c.status for c in await service.credentials_for_agent("ops-bot")} == {"missing"}
     assert "1 failed to revoke" in report.summary()
     steps = [s["step"] for s in await service.auth_trace("linear", "ops-bot")]
@@ -162,7 +152,7 @@ async def test_removing_a_connector_revokes_every_credential_first(service, sdk_
     assert {r.outcome for r in report.credentials} == {"revoked"}
     assert sdk_oauth_server.counters()["revocations"] >= 2
     for token in tokens:
-        assert not await _server_accepts(sdk_oauth_server, token)
+        assert not _server_accepts(sdk_oauth_server, token)
     with pytest.raises(NotFoundError):
         await service.get_connector("linear")
     await service.aclose()
@@ -174,7 +164,7 @@ async def test_removing_an_agent_revokes_first_then_deletes_it(service, sdk_oaut
     report = await service.remove_agent("ops-bot")
 
     assert report.removed and report.counts()["revoked"] == 1
-    assert not await _server_accepts(sdk_oauth_server, token)
+    assert not _server_accepts(sdk_oauth_server, token)
     assert await service.list_agents() == []
     await service.aclose()
 
