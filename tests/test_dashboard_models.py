@@ -550,7 +550,7 @@ async def test_offboarding_an_agent_from_its_page_shows_what_each_server_did(
     assert flash_of(location).ok
     await page.set_key("render", bearer_server.keys["alice"])
     view = OffboardingReportView(page)
-    assert not view.__panel__().visible  # nothing to report before an offboarding
+    assert not view.shown()  # nothing to report before an offboarding
 
     report = await page.offboard()
 
@@ -567,7 +567,7 @@ async def test_offboarding_an_agent_from_its_page_shows_what_each_server_did(
         and rows["linear"]["server"] == sdk_oauth_server.issuer
     )
     assert rows["render"]["outcome"] == "deleted locally only" and rows["render"]["reason"]
-    assert view.__panel__().visible
+    assert view.shown()
 
 
 async def test_removing_a_connector_in_the_dashboard_revokes_and_reports(services, sdk_oauth_server):

@@ -40,15 +40,16 @@ class Offboarding:
         not its to revoke) and revoke its gateway tokens; `remove` deletes the agent afterwards."""
         store = self._context.store
         agent = await self._context.db(store.get_agent, name)
-        removals = await self._remove_all(await self._context.db(store.credential_health, None, agent.name))
         from core.access import AgentAccess  # here: only offboarding an agent needs the gateway's side
 
+        # The gateway tokens first: the agent stops reaching its tools before its tokens are revoked.
         access = AgentAccess(store, operator=operator)
         revoked = 0
         for token in await access.list_tokens(agent.name):
             if token.status() != "revoked":
                 await access.revoke_token(agent.name, token.id)
                 revoked += 1
+        removals = await self._remove_all(await self._context.db(store.credential_health, None, agent.name))
         if remove:
             await self._credentials.pool.forget(lambda key: key.agent_id == agent.id)
             await self._context.db(store.delete_agent, agent.id)

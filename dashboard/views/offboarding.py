@@ -19,21 +19,12 @@ class OffboardingReportView(pn.viewable.Viewer):
 
     def __init__(self, owner: param.Parameterized, **params):
         super().__init__(**params)
-        self._owner = owner
-        self._summary = html_pane("")
-        self._table = data_table(report_frame(None), badges=["outcome"], widths={"outcome": 170})
-        self._layout = pn.Column(
-            heading("Revocation report"),
-            self._summary,
-            self._table,
-            visible=False,
-            sizing_mode="stretch_width",
-        )
+        self._layout = pn.Column(sizing_mode="stretch_width")
         owner.param.watch(lambda event: self._show(event.new), "offboarding")
 
     def _show(self, report: OffboardingReport | None) -> None:
         if report is None:
-            self._layout.visible = False
+            self._layout.objects = []
             return
         failed = report.counts()["failed"]
         tone = "sb-error" if failed else "sb-muted"
@@ -43,11 +34,16 @@ class OffboardingReportView(pn.viewable.Viewer):
             if failed
             else ""
         )
-        self._summary.object = (
-            f"<p class='{tone}' role='status'>{html.escape(report.summary() + '.' + advice)}</p>"
-        )
-        self._table.value = report_frame(report)
-        self._layout.visible = True
+        summary = html.escape(report.summary() + "." + advice)
+        # A new table each time: Tabulator draws no rows in a table that was created hidden.
+        self._layout.objects = [
+            heading("Revocation report"),
+            html_pane(f"<p class='{tone}' role='status'>{summary}</p>"),
+            data_table(report_frame(report), badges=["outcome"], widths={"outcome": 170}),
+        ]
+
+    def shown(self) -> bool:
+        return bool(self._layout.objects)
 
     def __panel__(self):
         return self._layout
