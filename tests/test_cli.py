@@ -217,3 +217,15 @@ def test_a_group_module_can_add_to_a_group_another_module_opened():
     created = parser.parse_args(["agent", "token", "create"])
     listed = parser.parse_args(["agent", "list"])
     assert (created.handler(created), listed.handler(listed)) == (7, 0)
+
+
+def test_the_readme_states_every_exit_code():
+    import re
+    from pathlib import Path
+
+    from cli.app import _EXIT_CODES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    stated = re.search(r"Exit codes: (.*?);", readme, re.DOTALL).group(1)
+    codes_in_readme = {int(code) for code in re.findall(r"\b(\d)\b", stated)}
+    assert {code for _, code in _EXIT_CODES} | {0, 1, 4} == codes_in_readme

@@ -24,8 +24,8 @@ import httpx2
 from core.errors import AuthError, InvalidUrlError, SwitchboardError
 from core.net.http import map_httpx_errors, read_capped
 from core.net.policy import is_loopback_host
-from core.net.urls import parse_http_url
-from core.oauth.trace import AuthTrace, TraceEvent, trace_url
+from core.net.urls import parse_http_url, redact_url
+from core.oauth.trace import AuthTrace, TraceEvent
 
 MAX_BODY = 256 * 1024  # metadata, registration and token answers are small; a larger body is refused
 USER_AGENT = "Switchboard-OAuth/0.1"
@@ -95,7 +95,7 @@ class OAuthHttp:
 
     def note(self, step: str, url: str, detail: str) -> None:
         """A trace record for a step that sent nothing (a decision, a refusal before sending)."""
-        self._record(TraceEvent(step, "-", trace_url(url), None, 0.0, detail))
+        self._record(TraceEvent(step, "-", redact_url(url), None, 0.0, detail))
 
     @contextlib.asynccontextmanager
     async def exchange(
@@ -134,7 +134,7 @@ class OAuthHttp:
                 TraceEvent(
                     step,
                     method,
-                    trace_url(url),
+                    redact_url(url),
                     result.status if result else None,
                     round((time.perf_counter() - started) * 1000, 1),
                     detail[:300],

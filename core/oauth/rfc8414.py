@@ -28,9 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import DiscoveryError
+from core.net.urls import redact_url
 from core.oauth._http import OAuthHttp, require_secure_url
 from core.oauth.rfc8707 import origin
-from core.oauth.trace import trace_url
 
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
@@ -77,7 +77,7 @@ def parse_metadata(
     issuer = document.get("issuer")
     if issuer != expected_issuer:
         raise DiscoveryError(
-            f"the authorization-server metadata at {trace_url(url)} names issuer {_shown(issuer)}, "
+            f"the authorization-server metadata at {redact_url(url)} names issuer {_shown(issuer)}, "
             f"expected exactly {expected_issuer}",
             hint="refusing to use it (RFC 8414 §3.3): a mismatched issuer is how mix-up attacks start",
         )
@@ -161,14 +161,14 @@ async def _first_document(
                 document = answer.json_object()
                 if document is None:
                     raise DiscoveryError(
-                        f"the authorization-server metadata at {trace_url(url)} is not a JSON object"
+                        f"the authorization-server metadata at {redact_url(url)} is not a JSON object"
                     )
                 metadata = parse_metadata(document, expected_issuer=issuer, source=kind, url=url)
                 answer.detail = "issuer matches"
                 return metadata
             if answer.status >= 500:
                 raise DiscoveryError(
-                    f"the authorization-server metadata at {trace_url(url)} failed with HTTP {answer.status}",
+                    f"the authorization-server metadata at {redact_url(url)} failed with HTTP {answer.status}",
                     hint="the authorization server has a problem",
                 )
             answer.detail = "not served here"
@@ -176,4 +176,4 @@ async def _first_document(
 
 
 def _shown(value: object) -> str:
-    return trace_url(value) if isinstance(value, str) else "(none)"
+    return redact_url(value) if isinstance(value, str) else "(none)"

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import DiscoveryError
+from core.net.urls import redact_url
 from core.oauth._http import OAuthHttp, require_secure_url
 from core.oauth.rfc8707 import canonical_resource, resource_matches
-from core.oauth.trace import trace_url as _short
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
@@ -61,24 +61,26 @@ def parse_protected_resource_metadata(
 ) -> ProtectedResourceMetadata:
     resource = document.get("resource")
     if not isinstance(resource, str) or not resource:
-        raise DiscoveryError(f"the protected-resource metadata at {_short(source_url)} has no resource")
+        raise DiscoveryError(f"the protected-resource metadata at {redact_url(source_url)} has no resource")
     if not resource_matches(resource, server_url):
         raise DiscoveryError(
-            f"the protected-resource metadata at {_short(source_url)} is for {_short(resource)}, "
-            f"not for this server ({_short(server_url)})",
+            f"the protected-resource metadata at {redact_url(source_url)} is for {redact_url(resource)}, "
+            f"not for this server ({redact_url(server_url)})",
             hint="refusing to authorize: the server may be trying to obtain a token for another resource",
         )
     servers = document.get("authorization_servers")
     if not isinstance(servers, list) or not servers or not all(isinstance(s, str) and s for s in servers):
         raise DiscoveryError(
-            f"the protected-resource metadata at {_short(source_url)} lists no authorization_servers",
+            f"the protected-resource metadata at {redact_url(source_url)} lists no authorization_servers",
             hint="the server must name its authorization server (RFC 9728 §2)",
         )
     for issuer in servers:
         require_secure_url(issuer, "authorization server", error=DiscoveryError)
         parts = urlsplit(issuer)
         if parts.query or parts.fragment:
-            raise DiscoveryError(f"authorization server identifier {_short(issuer)} has a query or fragment")
+            raise DiscoveryError(
+                f"authorization server identifier {redact_url(issuer)} has a query or fragment"
+            )
     scopes = document.get("scopes_supported")
     scopes_supported = (
         tuple(s for s in scopes if isinstance(s, str) and s) if isinstance(scopes, list) else None
@@ -100,20 +102,20 @@ async def fetch_protected_resource_metadata(
                 document = answer.json_object()
                 if document is None:
                     raise DiscoveryError(
-                        f"the protected-resource metadata at {_short(url)} is not a JSON object"
+                        f"the protected-resource metadata at {redact_url(url)} is not a JSON object"
                     )
                 metadata = parse_protected_resource_metadata(document, server_url=server_url, source_url=url)
                 answer.detail = f"authorization servers: {', '.join(metadata.authorization_servers)}"
                 return metadata
             if answer.status >= 500:
                 raise DiscoveryError(
-                    f"the protected-resource metadata at {_short(url)} failed with HTTP {answer.status}",
+                    f"the protected-resource metadata at {redact_url(url)} failed with HTTP {answer.status}",
                     hint="the server has a problem; try again later",
                 )
             answer.detail = "not served here"
     if resource_metadata_url:
         raise DiscoveryError(
-            f"the resource_metadata URL named by the server ({_short(resource_metadata_url)}) "
+            f"the resource_metadata URL named by the server ({redact_url(resource_metadata_url)}) "
             "serves no metadata"
         )
     return None

@@ -43,9 +43,9 @@ from core.errors import (
     SwitchboardError,
     TokenError,
 )
+from core.net.urls import redact_url
 from core.oauth._http import HttpResult, OAuthHttp, require_secure_url, safe_description, short_error_code
 from core.oauth.storage import ClientRegistration, CredentialKey, OAuthStorage, TokenSet
-from core.oauth.trace import trace_url
 
 EARLY_REFRESH_SECONDS = 300.0
 
@@ -129,7 +129,7 @@ def parse_token_response(
     """Validate a token-endpoint answer (RFC 6749 §5.1/§5.2); raise `TokenError` for anything else.
     `sent_secrets` (the secrets the request carried) are masked in any error description."""
     document = answer.json_object()
-    where = trace_url(token_endpoint)
+    where = redact_url(token_endpoint)
     if answer.status != 200:
         error = short_error_code(document.get("error")) if document else None
         if error is None:
