@@ -36,7 +36,7 @@ from core.access.policy import PolicyRule
 from core.auth_schemes import AUTH_TYPES, auth_scheme, header_name_problem
 from core.errors import InvalidConfigFile, SwitchboardError
 from core.models import CREDENTIAL_MODES
-from core.store.gateway import APPROVAL_MODES
+from core.store import APPROVAL_MODES
 
 VERSION = 1
 SECRET_KEYS = ("client_secret", "secret", "token", "api_key", "access_token", "refresh_token")

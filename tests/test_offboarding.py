@@ -45,7 +45,8 @@ async def _authorize(service: Switchboard, connector: str, agent: str | None = N
 
 
 def _access_token(service: Switchboard, connector: str, agent: str | None) -> str:
-    key = service.store.resolve_credential(connector, agent)
+    store = service.store
+    key = store.credentials.resolve(store.connectors.named(connector).id, store.agents.named(agent).id)
     return service.context.oauth_storage.load_tokens(key).access_token
 
 

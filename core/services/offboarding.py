@@ -39,7 +39,7 @@ class Offboarding:
         """Revoke and delete the agent's own credentials (per-agent connectors; the shared ones are
         not its to revoke) and revoke its gateway tokens; `remove` deletes the agent afterwards."""
         store = self._context.store
-        agent = await self._context.db(store.get_agent, name)
+        agent = await self._context.db(store.agents.named, name)
         from core.access import AgentAccess  # here: only offboarding an agent needs the gateway's side
 
         # The gateway tokens first: the agent stops reaching its tools before its tokens are revoked.
@@ -49,10 +49,10 @@ class Offboarding:
             if token.status() != "revoked":
                 await access.revoke_token(agent.name, token.id)
                 revoked += 1
-        removals = await self._remove_all(await self._context.db(store.credential_health, None, agent.name))
+        removals = await self._remove_all(await self._context.db(store.credentials.health, None, agent.id))
         if remove:
             await self._credentials.pool.forget(lambda key: key.agent_id == agent.id)
-            await self._context.db(store.delete_agent, agent.id)
+            await self._context.db(store.agents.delete, agent.id)
         return OffboardingReport(f"agent {agent.name}", removals, revoked, remove)
 
     async def offboard_connector(self, name: str, *, remove: bool = False) -> OffboardingReport:
@@ -60,10 +60,10 @@ class Offboarding:
         deletes the connector (its tools and pending authorizations) afterwards."""
         store = self._context.store
         connector = await self._context.connector(name)
-        removals = await self._remove_all(await self._context.db(store.credential_health, connector.id))
+        removals = await self._remove_all(await self._context.db(store.credentials.health, connector.id))
         if remove:
             await self._credentials.pool.forget(lambda key: key.connector_id == connector.id)
-            await self._context.db(store.delete_connector, connector.id)
+            await self._context.db(store.connectors.delete, connector.id)
         return OffboardingReport(f"connector {connector.name}", removals, 0, remove)
 
     async def remove(
@@ -80,7 +80,7 @@ class Offboarding:
                 "revoke it at the server if it may have leaked"
             )
         await self._credentials.pool.forget(lambda k: k == key)
-        await self._context.db(self._context.store.delete_credential, key)
+        await self._context.db(self._context.store.credentials.delete, key)
         return CredentialRemoval(connector.name, agent, kind, server, outcome, reason)
 
     async def _revoke(self, connector: Connector, key: CredentialKey) -> tuple[str, str, str]:
@@ -110,8 +110,8 @@ class Offboarding:
             with store.session():  # names to ids, in one lock hold
                 found = []
                 for credential in credentials:
-                    connector = store.get_connector(credential.connector)
-                    agent_id = store.get_agent(credential.agent).id if credential.agent else ""
+                    connector = store.connectors.named(credential.connector)
+                    agent_id = store.agents.named(credential.agent).id if credential.agent else ""
                     key = CredentialKey(connector.id, agent_id)
                     found.append((connector, key, credential.agent, credential.kind))
                 return found
