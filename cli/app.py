@@ -34,6 +34,7 @@ GROUPS = (
     "cli.serve",
     "cli.gateway",
     "cli.access",
+    "cli.configuration",
     "cli.store",
 )
 
