@@ -1,11 +1,15 @@
-"""Dashboard: time until the first page of the tool table is rendered, with 10,000 tools in the store.
+"""Dashboard: time until each page shows its content, with 10,000 tools in the store.
 
 `switchboard serve` (python -m cli serve) runs in a subprocess on an ephemeral port over a
-prepared store (10 connectors x 1000 tools, the store benchmark's generator). Headless Chromium
-(Debian's /usr/bin/chromium through Playwright) opens /tools in a fresh browser context per run; the
-time is from `page.goto` until the first table row shows a tool name and the count line says
-"10000 tools." (the first store page arrived and Tabulator drew it). The first visit after the
-server starts is reported separately (`first_visit_ms`: Panel/Bokeh warm-up on the server).
+prepared store (10 connectors x 1000 tools, the store benchmark's generator, and one agent).
+Headless Chromium (Debian's /usr/bin/chromium through Playwright) opens each page in a fresh browser
+context per run. For /tools the time is from `page.goto` until the first table row shows a tool name
+and the count line says "10,000 tools." (the first store page arrived and Tabulator drew it); the
+first visit after the server starts is reported separately (`first_visit_ms`: Panel/Bokeh warm-up on
+the server). Every other page's first meaningful paint (`pages_ms`) is the time until what the page
+is for is drawn from the store: the overview's tool count, the connectors' and agents' first rows,
+the agent's shared connectors, the empty audit and health tables, the playground's and review's
+pickers (`PAGES`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,21 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 STARTUP_SECONDS = 90
+AGENT = "bench-agent"
+
+# page -> (path, a locator for what the page is for, and the text it must hold once loaded ({total}:
+# the number of tools, as the page writes it)).
+PAGES: dict[str, tuple[str, str, str | None]] = {
+    "overview": ("/", "[data-count=tools] b", "{total:,}"),
+    "connectors": ("/connectors", ".tabulator-row [tabulator-field=name]", "server-"),
+    "agents": ("/agents", ".tabulator-row [tabulator-field=name]", AGENT),
+    "agent": (f"/agent?name={AGENT}", ".tabulator-row [tabulator-field=connector]", "server-"),
+    "tools": ("/tools", ".tabulator-row [tabulator-field=name]", None),
+    "review": ("/review?connector=server-00", "#main h2", None),
+    "playground": ("/playground", "#main h2", None),
+    "audit": ("/audit", ".tabulator", None),
+    "health": ("/health", ".tabulator", None),
+}
 
 
 def _free_port() -> int:
@@ -54,6 +73,7 @@ def _prepare(path: Path, connectors: int, tools_per_connector: int) -> int:
         for c in range(connectors):
             connector = store.connectors.create(f"server-{c:02d}", f"https://s{c}.example/mcp", "bearer")
             store.tools.record_syncs([(connector.id, "", _tools(rng, c, tools_per_connector))])
+        store.agents.create(AGENT)
     return store.tools.page(limit=1).total
 
 
@@ -131,6 +151,7 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
                 try:
                     first = _visit(browser, f"{url}/tools", count_text)
                     times = [_visit(browser, f"{url}/tools", count_text) for _ in range(runs)]
+                    pages = {name: [_paint(browser, url, name, total) for _ in range(runs)] for name in PAGES}
                 finally:
                     browser.close()
         except Exception as exc:
@@ -147,7 +168,25 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
         "first_row_ms": stats([t["first_row_ms"] for t in times], 1),
         "dom_content_loaded_ms": stats([t["dom_content_loaded_ms"] for t in times], 1),
         "rows_on_first_page": times[-1]["rows"],
+        "pages_ms": {name: stats(samples, 1) for name, samples in pages.items()},
     }
+
+
+def _paint(browser: Any, url: str, name: str, total: int) -> float:
+    """ms from `page.goto` until page `name` shows what it is for (see `PAGES`)."""
+    path, selector, text = PAGES[name]
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        page = context.new_page()
+        started = time.perf_counter()
+        page.goto(f"{url}{path}", wait_until="commit")
+        target = page.locator(selector).first
+        if text is not None:
+            target = page.locator(selector, has_text=text.format(total=total)).first
+        target.wait_for(state="visible", timeout=60_000)
+        return (time.perf_counter() - started) * 1000
+    finally:
+        context.close()
 
 
 def _visit(browser: Any, url: str, count_text: re.Pattern[str]) -> dict[str, float]:

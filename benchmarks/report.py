@@ -170,6 +170,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+        for name, samples in (dash.get("pages_ms") or {}).items():
+            out.append((f"dashboard: {name} page, first meaningful paint (ms)", _fmt(samples), "", ""))
     cli = bench.get("cli_startup") or {}
     baseline = (cli.get("commands") or {}).get("python -c pass")
     for name, row in (cli.get("commands") or {}).items():

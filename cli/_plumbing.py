@@ -95,3 +95,22 @@ def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     return "\n".join([line(columns), *(line(r) for r in cells)])
+
+
+# Exit code when offboarding deleted everything locally but an authorization server did not revoke:
+# the operator has tokens to chase (the authorization code, as for other authorization failures).
+REVOCATION_FAILED = 3
+
+
+def emit_offboarding(args: argparse.Namespace, report: Any) -> int | None:
+    """Print an `OffboardingReport` — per authorization server, what was revoked, deleted locally
+    only, or failed and why — and return `REVOCATION_FAILED` when a revocation failed."""
+    lines = [report.summary()]
+    for server, removals in report.by_server().items():
+        lines.append(f"  {server}")
+        for removal in removals:
+            whose = f"{removal.connector}" + (f" for {removal.agent}" if removal.agent else " (shared)")
+            outcome = removal.outcome.replace("_", " ")
+            lines.append(f"    {whose}: {outcome}" + (f" ({removal.reason})" if removal.reason else ""))
+    emit(args, report.as_dict(), "\n".join(lines))
+    return REVOCATION_FAILED if report.counts()["failed"] else None

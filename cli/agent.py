@@ -1,10 +1,15 @@
-"""`switchboard agent add|list`: the agents that credentials and tool calls belong to."""
+"""`switchboard agent add|list|offboard|remove`: the agents that credentials and tool calls belong to.
+
+`offboard` revokes everything of an agent — its own credentials at every authorization server that
+offers revocation, its gateway tokens — and deletes them here; `remove` does that, then deletes the
+agent. Both print what each server did and exit 3 when a revocation failed (deleted here anyway).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from cli._plumbing import Commands, emit, run, table
+from cli._plumbing import Commands, emit, emit_offboarding, run, table
 
 
 def register(commands: Commands) -> None:
@@ -13,6 +18,14 @@ def register(commands: Commands) -> None:
     add.add_argument("name")
     add.add_argument("--description", default="")
     agent.add("list", _list, "list agents")
+    offboard = agent.add(
+        "offboard",
+        _offboard,
+        "revoke and delete the agent's credentials and gateway tokens (keeps the agent)",
+    )
+    offboard.add_argument("name")
+    remove = agent.add("remove", _remove, "offboard the agent, then delete it")
+    remove.add_argument("name")
 
 
 def _add(args: argparse.Namespace) -> None:
@@ -23,3 +36,11 @@ def _add(args: argparse.Namespace) -> None:
 def _list(args: argparse.Namespace) -> None:
     rows = [a.as_dict() for a in run(args, lambda s: s.list_agents())]
     emit(args, rows, table(rows, ["name", "description", "created_at"]))
+
+
+def _offboard(args: argparse.Namespace) -> int | None:
+    return emit_offboarding(args, run(args, lambda s: s.offboard_agent(args.name)))
+
+
+def _remove(args: argparse.Namespace) -> int | None:
+    return emit_offboarding(args, run(args, lambda s: s.remove_agent(args.name)))

@@ -35,6 +35,7 @@ GROUPS = (
     "cli.operator",
     "cli.gateway",
     "cli.access",
+    "cli.configuration",
     "cli.store",
 )
 

@@ -45,5 +45,10 @@ def _show_authorization_url(url: str, *, open_browser: bool) -> None:
 
 
 def _disconnect(args: argparse.Namespace) -> None:
-    run(args, lambda s: s.disconnect(args.connector, agent=args.agent))
-    emit(args, {"disconnected": args.connector, "agent": args.agent}, f"disconnected {args.connector}")
+    removal = run(args, lambda s: s.disconnect(args.connector, agent=args.agent))
+    outcome = removal.outcome.replace("_", " ") + (f" ({removal.reason})" if removal.reason else "")
+    emit(
+        args,
+        {"disconnected": args.connector, "agent": args.agent, **removal.as_dict()},
+        f"disconnected {args.connector}: {outcome}",
+    )

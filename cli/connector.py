@@ -1,10 +1,15 @@
-"""`switchboard connector add|list|remove`: register and remove MCP servers."""
+"""`switchboard connector add|list|offboard|remove`: register and remove MCP servers.
+
+`remove` revokes every credential of the connector at its authorization server first (what each
+server did is printed; exit 3 when a revocation failed, the credentials are deleted anyway);
+`offboard` does the revoking and deleting and keeps the connector.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from cli._plumbing import Commands, emit, read_secret, run, table
+from cli._plumbing import Commands, emit, emit_offboarding, read_secret, run, table
 from core.auth_schemes import AUTH_TYPES
 from core.models import CREDENTIAL_MODES
 
@@ -20,7 +25,11 @@ def register(commands: Commands) -> None:
     add.add_argument("--client-id", help="pre-registered OAuth client id")
     add.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
     connector.add("list", _list, "list MCP servers")
-    remove = connector.add("remove", _remove, "remove an MCP server and its credentials")
+    offboard = connector.add(
+        "offboard", _offboard, "revoke and delete every credential of an MCP server (keeps the server)"
+    )
+    offboard.add_argument("name")
+    remove = connector.add("remove", _remove, "revoke its credentials, then remove an MCP server")
     remove.add_argument("name")
 
 
@@ -46,6 +55,9 @@ def _list(args: argparse.Namespace) -> None:
     )
 
 
-def _remove(args: argparse.Namespace) -> None:
-    run(args, lambda s: s.remove_connector(args.name))
-    emit(args, {"removed": args.name}, f"removed connector {args.name}")
+def _offboard(args: argparse.Namespace) -> int | None:
+    return emit_offboarding(args, run(args, lambda s: s.offboard_connector(args.name)))
+
+
+def _remove(args: argparse.Namespace) -> int | None:
+    return emit_offboarding(args, run(args, lambda s: s.remove_connector(args.name)))

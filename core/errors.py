@@ -9,7 +9,8 @@ here; nothing is attached to an exception after it was raised.
     ├── ConfigurationError
     │   ├── InvalidUrlError (problem)
     │   ├── NotFoundError
-    │   └── InvalidArguments (problems)
+    │   ├── InvalidArguments (problems)
+    │   └── InvalidConfigFile (problems)
     ├── NetworkPolicyError
     ├── TransportError
     │   ├── ConnectError
@@ -85,6 +86,20 @@ class InvalidArguments(ConfigurationError):
 
     def __init__(self, message: str, *, problems: tuple[str, ...]) -> None:
         super().__init__(message, hint="fix the arguments and call again")
+        self.problems = problems
+
+
+class InvalidConfigFile(ConfigurationError):
+    """A configuration file (`switchboard import`) that cannot be applied; nothing was changed."""
+
+    problems: tuple[str, ...]  # one line per problem, "FILE:LINE: what is wrong"
+
+    def __init__(self, source: str, problems: tuple[str, ...]) -> None:
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        super().__init__(
+            f"{source} was not applied ({count}):\n  " + "\n  ".join(problems),
+            hint="fix the file and import it again; nothing was changed",
+        )
         self.problems = problems
 
 

@@ -302,3 +302,101 @@ class Overview:
             "expiries": [asdict(e) for e in self.expiries],
             "tool_lists": [asdict(t) for t in self.tool_lists],
         }
+
+
+REMOVAL_OUTCOMES = ("revoked", "deleted_locally", "failed")
+
+
+@dataclass(frozen=True)
+class CredentialRemoval:
+    """What happened to one credential when it was removed: `revoked` at its authorization server
+    (`server`), `deleted_locally` only (a static key, or a server that offers no revocation: `reason`
+    says which), or revocation `failed` (`reason`: the error) — deleted locally in every case."""
+
+    connector: str
+    agent: str | None
+    kind: str
+    server: str  # the authorization server's issuer, or the MCP server for a static key
+    outcome: str  # one of REMOVAL_OUTCOMES
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class OffboardingReport:
+    """Everything of an agent or a connector revoked and deleted: one entry per credential, and the
+    agent's gateway tokens revoked (`Switchboard.offboard_agent` / `offboard_connector`)."""
+
+    subject: str  # "agent NAME" | "connector NAME"
+    credentials: tuple[CredentialRemoval, ...] = ()
+    gateway_tokens_revoked: int = 0
+    removed: bool = False  # the agent or connector itself was deleted too
+
+    def by_server(self) -> dict[str, list[CredentialRemoval]]:
+        servers: dict[str, list[CredentialRemoval]] = {}
+        for removal in self.credentials:
+            servers.setdefault(removal.server, []).append(removal)
+        return servers
+
+    def counts(self) -> dict[str, int]:
+        return {o: sum(1 for c in self.credentials if c.outcome == o) for o in REMOVAL_OUTCOMES}
+
+    def summary(self) -> str:
+        counts = self.counts()
+        parts = [
+            f"{counts['revoked']} revoked",
+            f"{counts['deleted_locally']} deleted locally only",
+            f"{counts['failed']} failed to revoke (deleted locally)",
+        ]
+        if self.subject.startswith("agent "):
+            parts.append(f"{self.gateway_tokens_revoked} gateway tokens revoked")
+        return f"{self.subject}: " + ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "summary": self.summary(),
+            "credentials": [c.as_dict() for c in self.credentials],
+            "gateway_tokens_revoked": self.gateway_tokens_revoked,
+            "removed": self.removed,
+        }
+
+
+@dataclass(frozen=True)
+class CredentialScopes:
+    """One OAuth credential's scopes: what it was granted, what the server's metadata lists
+    (`scopes_supported`, RFC 9728 or else RFC 8414) and what its last 403 `insufficient_scope`
+    challenge asked for; `step_up` is what a step-up authorization asks for (the granted and the
+    challenged ones), empty when the credential already has every scope a challenge asked for."""
+
+    connector: str
+    agent: str | None
+    granted: tuple[str, ...]
+    supported: tuple[str, ...]
+    challenged: tuple[str, ...]
+    challenged_at: float | None = None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Scopes a challenge asked for that the credential lacks."""
+        return tuple(s for s in self.challenged if s not in self.granted)
+
+    @property
+    def not_granted(self) -> tuple[str, ...]:
+        """Scopes the server supports that the credential was not granted (least privilege: shown,
+        not asked for by a step-up unless a challenge needs them)."""
+        return tuple(s for s in self.supported if s not in self.granted)
+
+    @property
+    def step_up(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.granted, *self.missing))) if self.missing else ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{k: _plain(v) for k, v in asdict(self).items()},
+            "missing": list(self.missing),
+            "not_granted": list(self.not_granted),
+            "step_up": list(self.step_up),
+        }

@@ -72,6 +72,7 @@ ACTIONS: Mapping[str, Role] = {
     "audit": _V,
     "auth_trace": _V,
     "overview": _V,
+    "credential_scopes": _V,
     # Switchboard: using connectors
     "set_secret": _O,
     "connect": _O,
@@ -79,6 +80,7 @@ ACTIONS: Mapping[str, Role] = {
     "complete_authorization": _O,
     "connect_cli": _O,
     "disconnect": _O,
+    "step_up": _O,  # authorize again with more scopes
     "sync": _O,
     "sync_many": _O,
     "call_tool": _O,
@@ -91,6 +93,10 @@ ACTIONS: Mapping[str, Role] = {
     "add_agent": _A,
     "remove_agent": _A,
     "rotate_key": _A,
+    "offboard_agent": _A,  # revoke and delete all an agent holds
+    "offboard_connector": _A,  # revoke and delete every credential of a connector
+    "export_config": _A,  # configuration as code: the whole setup, policies included (no secrets)
+    "import_config": _A,
     # AgentAccess: reads
     "list_tokens": _V,
     "policy": _V,
@@ -100,6 +106,7 @@ ACTIONS: Mapping[str, Role] = {
     "create_token": _A,
     "revoke_token": _A,
     "add_rule": _A,
+    "set_policy": _A,
     "remove_rule": _A,
     "set_limits": _A,
     "set_approval_mode": _A,

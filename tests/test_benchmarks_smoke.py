@@ -147,6 +147,20 @@ def test_dashboard(tmp_path: Path) -> None:
     assert result["tools"] == QUICK["dashboard_connectors"] * QUICK["dashboard_tools_per_connector"]
     summary_ok(result["first_row_ms"], QUICK["dashboard_runs"])
     assert result["rows_on_first_page"] > 0
+    # Every page, the overview first, is measured and showed its content.
+    assert list(result["pages_ms"]) == [
+        "overview",
+        "connectors",
+        "agents",
+        "agent",
+        "tools",
+        "review",
+        "playground",
+        "audit",
+        "health",
+    ]
+    for samples in result["pages_ms"].values():
+        summary_ok(samples, QUICK["dashboard_runs"])
 
 
 def test_cli_startup(tmp_path: Path) -> None:

@@ -183,6 +183,40 @@ def test_per_agent_connect_started_on_the_agent_page_returns_to_it(dashboard, pa
     screenshot(page, "agent")
 
 
+def test_offboarding_an_agent_revokes_at_the_authorization_server_and_its_calls_then_fail(
+    dashboard, page, sdk_oauth_server
+):
+    from core.errors import AuthRequired
+
+    dashboard.seed(lambda services: services.add_agent("dora"))
+    page.goto(f"{dashboard.url}/connectors")
+    add_connector(page, "oauth-dora", sdk_oauth_server.url, per_agent=True)
+    page.get_by_role("button", name="Save").click()
+    expect(row(page, "oauth-dora")).to_contain_text("per_agent")
+    page.goto(f"{dashboard.url}/agent?name=dora")
+    page.get_by_role("button", name="Connect oauth-dora").click()
+    page.wait_for_url(re.compile(r"/agent\?name=dora&flash="))
+    expect(page.get_by_role("button", name="Disconnect oauth-dora")).to_be_visible()
+    assert sdk_oauth_server.counters()["revocations"] == 0
+
+    page.get_by_role("button", name="Offboard dora").click()
+    page.get_by_role("button", name="Yes, revoke everything of dora").click()
+
+    report = page.locator(".tabulator-row", has_text="oauth-dora")
+    expect(report).to_contain_text("revoked at server")
+    expect(report).to_contain_text(sdk_oauth_server.issuer)
+    expect(page.get_by_role("button", name="Connect oauth-dora")).to_be_visible()  # nothing left
+    assert sdk_oauth_server.counters()["revocations"] >= 1
+    screenshot(page, "agent-offboarded")
+    assert axe_violations(page) == []
+
+    def call_as_dora(services):
+        return services.call_tool("oauth-dora", "whoami", {}, agent="dora")
+
+    with pytest.raises(AuthRequired):
+        dashboard.seed(call_as_dora)
+
+
 def test_bearer_connector_with_a_shared_key(dashboard, page, bearer_server):
     key = bearer_server.keys["alice"]
     page.goto(f"{dashboard.url}/connectors")

@@ -520,3 +520,88 @@ async def test_the_demo_registers_its_servers_and_can_run_again_on_the_same_stor
     assert page.row("demo-oauth-per-agent").state == NOT_CONNECTED
     outcome = await Playground(service=services, connector="demo-bearer", tool="whoami", agent="bob").call()
     assert json.loads(outcome.text())["subject"] == "bob"
+
+
+async def connected_shared_oauth(services, server) -> ConnectorsIndex:
+    """The connector `linear` on the sample OAuth server, connected from the connectors page."""
+    await add(services, "linear", server.url, "oauth")
+    index = ConnectorsIndex(service=services)
+    await index.refresh()
+    action = await index.connect("linear")
+    await plugins.finish_authorization(services, await approve_like_a_browser(action.authorization_url))
+    return index
+
+
+async def test_offboarding_an_agent_from_its_page_shows_what_each_server_did(
+    services, sdk_oauth_server, bearer_server
+):
+    from dashboard.models.offboarding import report_frame
+    from dashboard.views.offboarding import OffboardingReportView
+
+    await AgentDirectory(service=services).create("alice")
+    await add(services, "linear", sdk_oauth_server.url, "oauth", mode="per_agent")
+    await add(services, "render", bearer_server.url, "bearer", mode="per_agent")
+    page = AgentCredentials(service=services, agent="alice")
+    await page.refresh()
+    action = await page.connect("linear")
+    location = await plugins.finish_authorization(
+        services, await approve_like_a_browser(action.authorization_url)
+    )
+    assert (await flash_of(services, location)).ok
+    await page.set_key("render", bearer_server.keys["alice"])
+    view = OffboardingReportView(page)
+    assert not view.shown()  # nothing to report before an offboarding
+
+    report = await page.offboard()
+
+    assert sdk_oauth_server.counters()["revocations"] >= 1
+    assert page.offboarding is report
+    assert {r.connector: r.state for r in page.per_agent} == {
+        "linear": NOT_CONNECTED,
+        "render": NOT_CONNECTED,
+    }
+    frame = report_frame(report)
+    rows = {row["connector"]: row for row in frame.to_dict("records")}
+    assert (
+        rows["linear"]["outcome"] == "revoked at server"
+        and rows["linear"]["server"] == sdk_oauth_server.issuer
+    )
+    assert rows["render"]["outcome"] == "deleted locally only" and rows["render"]["reason"]
+    assert view.shown()
+
+
+async def test_removing_a_connector_in_the_dashboard_revokes_and_reports(services, sdk_oauth_server):
+    index = await connected_shared_oauth(services, sdk_oauth_server)
+    sdk_oauth_server.fail_next("/revoke", status=500)
+
+    report = await index.remove("linear")
+
+    assert index.offboarding is report and report.removed and index.connectors == []
+    assert [r.outcome for r in report.credentials] == ["failed"]
+    assert "HTTP 500" in report.credentials[0].reason
+
+
+async def test_the_scopes_section_offers_a_step_up_after_a_scope_challenge(services, sdk_oauth_server):
+    from core.errors import InsufficientScope
+    from dashboard.models.scopes import ScopesModel
+    from dashboard.views.scopes import ScopesView
+
+    await connected_shared_oauth(services, sdk_oauth_server)
+    model = ScopesModel(service=services)
+    view = ScopesView(model=model)
+    await model.refresh()
+    assert model.needing_step_up() == [] and view._actions.objects == []
+    with pytest.raises(InsufficientScope):
+        await services.call_tool("linear", "admin_action", {"action": "x"})
+    await services.aclose()  # the challenge is written in the background
+
+    await model.refresh()
+    row = model.frame().to_dict("records")[0]
+    assert row["last challenge asked for"] == "admin" and row["missing"] == "admin"
+    [button] = view._actions.objects
+    assert button.name == "Step up linear: add admin"
+    url = await model.step_up(model.needing_step_up()[0])
+    location = await plugins.finish_authorization(services, await approve_like_a_browser(url))
+    assert location.startswith("/health?flash=") and (await flash_of(services, location)).ok
+    await model.refresh()
+    assert model.needing_step_up() == [] and "admin" in model.frame().loc[0, "granted"]

@@ -98,6 +98,35 @@ class StoreReader:
             self.slowest = max(self.slowest, time.monotonic() - began)
 
 
+def test_dev_notebooks_starts_jupyterlab_with_the_dashboards_store_and_key(tmp_path):
+    """`./dev notebooks` runs notebooks/lab.py: loopback only, the project's kernel, and the store and
+    key file the dashboard resolves (its defaults too), handed to every kernel through the environment."""
+    import subprocess
+    import sys
+
+    for environ in (
+        {"SWITCHBOARD_STORE": str(tmp_path / "team.duckdb"), "SWITCHBOARD_KEY_FILE": str(tmp_path / "k")},
+        {"HOME": str(tmp_path), "XDG_DATA_HOME": "", "XDG_CONFIG_HOME": ""},
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHBOARD_", "XDG_"))} | environ
+        done = subprocess.run(
+            [sys.executable, str(NOTEBOOKS / "lab.py"), "--dry-run", "--port", "8899"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        dashboard = load_settings(environ)
+        assert f"store: {dashboard.store_path}\nkey file: {dashboard.key_file}\n" in done.stderr
+        command = done.stdout.split()
+        assert command[1:3] == ["-m", "jupyterlab"] and command[-2:] == ["--port", "8899"]
+        assert "--ServerApp.ip=127.0.0.1" in command
+        assert "--MappingKernelManager.default_kernel_name=switchboard" in command
+    dev = (ROOT / "dev").read_text()
+    assert "ensure_venv dev,notebooks" in dev and "notebooks/lab.py" in dev
+
+
 @dataclass
 class Run:
     notebooks: dict[str, Any]
@@ -206,6 +235,16 @@ def test_connect_and_inspect(run):
         "linear/reporter": "connected",
         "render/(shared)": "connected",
     }
+    # The dashboard's connectors page, displayed inline: its Sync all ran every sync to the end.
+    progress = {(p["connector"], p["agent"]): p["state"] for p in summary["view_sync_progress"]}
+    assert progress == {
+        ("render", "(shared)"): "synced",
+        ("linear", "ops-bot"): "synced",
+        ("linear", "reporter"): "synced",
+    }
+    views = [o for o in run.outputs("connect_and_inspect.ipynb") if HOLOVIEWS_PLOT in o.get("data", {})]
+    # pn.extension's loader is displayed too; the page is the cell's result.
+    assert [o["output_type"] for o in views].count("execute_result") == 1, "the Panel view is displayed"
 
 
 @pytest.mark.notebooks

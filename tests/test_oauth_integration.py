@@ -110,5 +110,6 @@ async def test_revocation_on_disconnect(sample_server_factory, http: OAuthHttp) 
     server = sample_server_factory("sdk_oauth")
     storage = MemoryOAuthStorage()
     await authorize_headless(storage, ALICE, ConnectorSettings(server.url), http=http)
-    assert await revoke(storage, ALICE, ConnectorSettings(server.url), http=http) is True
+    revocation = await revoke(storage, ALICE, ConnectorSettings(server.url), http=http)
+    assert revocation.revoked is True and revocation.issuer == server.issuer
     assert server.counters()["revocations"] >= 1

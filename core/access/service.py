@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +137,21 @@ class AgentAccess:
             current.max_concurrent_calls if max_concurrent_calls is None else max_concurrent_calls or None
         )
         return await self._save(current.agent, list(current.rules), rpm, concurrent)
+
+    async def set_policy(
+        self,
+        agent: str,
+        rules: Sequence[PolicyRule | Mapping[str, Any]],
+        requests_per_minute: int | None = None,
+        max_concurrent_calls: int | None = None,
+    ) -> Policy:
+        """Replace the agent's whole policy (`switchboard import`): rules in order, and limits (None:
+        the gateway's default)."""
+        checked = [r if isinstance(r, PolicyRule) else PolicyRule.from_dict(r) for r in rules]
+        for value in (requests_per_minute, max_concurrent_calls):
+            if value is not None and value <= 0:
+                raise ConfigurationError("limits are positive numbers (None: the gateway's default)")
+        return await self._save(agent, checked, requests_per_minute, max_concurrent_calls)
 
     async def _save(
         self, agent: str, rules: Sequence[PolicyRule], rpm: int | None, concurrent: int | None

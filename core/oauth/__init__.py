@@ -28,8 +28,9 @@ subclasses whose messages never contain a secret.
                   tokens=None, pin_issuer=None)
         The transport's CredentialProvider: proactive and 401 refresh (single flight), step-up; an
         operator's client secret goes only to the first authorization server it went to (pinned).
-    revoke(storage, key, settings, *, http=None) -> bool
-        RFC 7009 revocation of a credential's tokens when the AS offers it.
+    revoke(storage, key, settings, *, http=None) -> Revocation
+        RFC 7009 revocation of a credential's tokens when the AS offers it (else why not; raises
+        when it failed).
     client_credentials_token(discovery, credentials, *, scopes=None, http=None) -> TokenSet
         Agents acting as themselves: client_secret_basic or private_key_jwt.
     refresh_tokens(storage, key, http, registration, *, stale, rejected=False) -> TokenSet
@@ -63,6 +64,7 @@ _EXPORTS = {
     "start_authorization": "core.oauth.flow",
     "OAuthProvider": "core.oauth.provider",
     "ensure_client": "core.oauth.registration",
+    "Revocation": "core.oauth.rfc7009",
     "revoke": "core.oauth.rfc7009",
     "LoopbackListener": "core.oauth.rfc8252",
     "canonical_resource": "core.oauth.rfc8707",
@@ -100,7 +102,7 @@ if TYPE_CHECKING:
     )
     from core.oauth.provider import OAuthProvider
     from core.oauth.registration import ensure_client
-    from core.oauth.rfc7009 import revoke
+    from core.oauth.rfc7009 import Revocation, revoke
     from core.oauth.rfc8252 import LoopbackListener
     from core.oauth.rfc8707 import canonical_resource, origin
     from core.oauth.storage import (
@@ -131,6 +133,7 @@ __all__ = [
     "OAuthProvider",
     "OAuthStorage",
     "PendingAuthorization",
+    "Revocation",
     "TokenSet",
     "TraceEvent",
     "authorize_headless",

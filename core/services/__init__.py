@@ -3,6 +3,8 @@
     facade.py      Switchboard: a thin facade; each method hands its work to one part below
     catalog.py     connectors and agents (canonical URL, network policy, auth scheme, header rule)
     authorizer.py  static keys, OAuth in one trip each way (enroll, begin, finish), disconnect
+    offboarding.py revoke (RFC 7009) and delete an agent's or a connector's credentials, with a
+                   per-server report; the agent's gateway tokens; removal revokes first
     credentials.py which credential a (connector, agent) uses; its provider via core/auth_schemes.py;
                    the issuer pin before a client secret is sent
     pool.py        per-event-loop MCP client pool with busy/retire reference counting
@@ -24,7 +26,10 @@ from core.models import (
     ConnectorInfo,
     ConnectOutcome,
     CredentialInfo,
+    CredentialRemoval,
+    CredentialScopes,
     DiscoveryInfo,
+    OffboardingReport,
     OperatorInfo,
     Overview,
     SyncResult,
@@ -42,7 +47,10 @@ __all__ = [
     "ConnectOutcome",
     "ConnectorInfo",
     "CredentialInfo",
+    "CredentialRemoval",
+    "CredentialScopes",
     "DiscoveryInfo",
+    "OffboardingReport",
     "OperatorInfo",
     "Overview",
     "Switchboard",

@@ -1,5 +1,5 @@
 """How a credential is obtained and given up: a typed-in key checked against the server, OAuth in
-one trip each way, and disconnect with revocation.
+one trip each way, and disconnect (revocation and deletion: `core/services/offboarding.py`).
 
 OAuth: the services read what the OAuth package needs — the connector's settings (the pinned
 issuer, a pre-registered client) and the server's 401 challenge to an unauthenticated request (the
@@ -15,7 +15,6 @@ recorded on the connector.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -31,23 +30,31 @@ from core.errors import (
     SwitchboardError,
 )
 from core.mcp.auth import NoAuth
-from core.models import AuthorizationOutcome, ConnectOutcome, CredentialInfo, DiscoveryInfo
+from core.models import (
+    AuthorizationOutcome,
+    ConnectOutcome,
+    CredentialInfo,
+    CredentialRemoval,
+    DiscoveryInfo,
+)
 from core.rfc9110 import Challenge
 from core.services.context import ServiceContext, attempt_of, new_attempt
 from core.services.credentials import Credentials
+from core.services.offboarding import Offboarding
 from core.services.sync import SyncEngine
 from core.store.records import Connector
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
 class Authorizer:
-    def __init__(self, context: ServiceContext, credentials: Credentials, syncs: SyncEngine) -> None:
+    def __init__(
+        self, context: ServiceContext, credentials: Credentials, syncs: SyncEngine, offboarding: Offboarding
+    ) -> None:
         self._context = context
         self._credentials = credentials
         self._syncs = syncs
+        self._offboarding = offboarding
 
     # --- static keys ----------------------------------------------------------------------------
 
@@ -124,11 +131,13 @@ class Authorizer:
         *,
         redirect_uri: str | None = None,
         return_to: str = "/",
+        scopes: tuple[str, ...] | None = None,
     ) -> str:
         """Discover and register if needed, record a pending authorization, and return the URL to
-        send the browser to (full-page navigation)."""
+        send the browser to (full-page navigation). `scopes`: ask for these instead of the
+        connector's (a step-up)."""
         return (
-            await self._begin(connector, agent, redirect_uri or self._context.redirect_uri, return_to)
+            await self._begin(connector, agent, redirect_uri or self._context.redirect_uri, return_to, scopes)
         ).url
 
     async def complete_authorization(self, params: Mapping[str, str]) -> AuthorizationOutcome:
@@ -199,29 +208,23 @@ class Authorizer:
         message = "" if outcome.ok else outcome.message
         return ConnectOutcome(conn.name, agent, "connected", tools=outcome.tools, message=message)
 
-    async def disconnect(self, connector: str, agent: str | None = None) -> None:
+    async def disconnect(self, connector: str, agent: str | None = None) -> CredentialRemoval:
         """Revoke (when the authorization server offers it) and delete the credential."""
         conn = await self._context.connector(connector)
         key = await self._credentials.key(conn, agent, managing=True)
-        if auth_scheme(conn.auth_type).authorization_server:
-            trace = oauth.MemoryTrace()
-            try:
-                settings = await self._credentials.read_settings(conn)
-                await oauth.revoke(
-                    self._context.oauth_storage, key, settings, http=self._context.oauth_http(trace)
-                )
-            except SwitchboardError as exc:
-                # The operator asked to forget the credential: a failed revocation must not keep it.
-                log.warning("revocation for %s failed: %s", conn.name, exc)
-            finally:
-                await self._context.save_trace(key, trace, new_attempt())
-        await self._credentials.pool.forget(lambda k: k == key)
-        await self._context.db(self._context.store.credentials.delete, key)
+        stored = await self._context.db(self._context.store.credentials.info, key)
+        kind = stored.kind if stored else auth_scheme(conn.auth_type).credential_kind
+        return await self._offboarding.remove(conn, key, agent, kind)
 
     # --- one trip down --------------------------------------------------------------------------
 
     async def _begin(
-        self, connector: str, agent: str | None, redirect_uri: str, return_to: str
+        self,
+        connector: str,
+        agent: str | None,
+        redirect_uri: str,
+        return_to: str,
+        scopes: tuple[str, ...] | None = None,
     ) -> oauth.Authorization:
         conn = await self._context.connector(connector)
         if not auth_scheme(conn.auth_type).browser:
@@ -241,7 +244,7 @@ class Authorizer:
                     key,
                     settings,
                     challenge=challenge,
-                    scopes=tuple(conn.scopes) if conn.scopes else None,
+                    scopes=scopes or (tuple(conn.scopes) if conn.scopes else None),
                     return_to=return_to,
                     http=http,
                 ),

@@ -1,4 +1,5 @@
-"""The catalog: connectors (MCP servers) and agents — adding, changing, listing, removing them.
+"""The catalog: connectors (MCP servers) and agents — adding, changing and listing them (removing them
+revokes their credentials first: `core/services/offboarding.py`).
 
 A connector's URL is kept in canonical form (RFC 8707) and checked against the network policy; its
 auth type must be a registered scheme (`core/auth_schemes.py`), and an API-key header name an RFC 9110
@@ -36,7 +37,7 @@ class Catalog:
         name = (name or "").strip()
         if not name:
             raise ConfigurationError("a connector needs a name")
-        canonical = self._checked_url(url)
+        canonical = self.checked_url(url)
         if auth_scheme(auth_type).header_name:
             header_name = checked_header_name(header_name)
         if client_secret and not client_id:
@@ -60,7 +61,7 @@ class Catalog:
         they were given for the old server and are never sent to a new one (OAuth tokens are bound
         to their resource already and simply stop being used)."""
         if "url" in changes:
-            changes["url"] = self._checked_url(changes["url"])
+            changes["url"] = self.checked_url(changes["url"])
         if "scopes" in changes and isinstance(changes["scopes"], str):
             changes["scopes"] = changes["scopes"].split() or None
         if changes.get("client_id"):
@@ -80,11 +81,6 @@ class Catalog:
         await self._pool.forget(lambda key: key.connector_id == connector.id)
         return connector.info()
 
-    async def remove_connector(self, name: str) -> None:
-        connector = await self._context.connector(name)
-        await self._pool.forget(lambda key: key.connector_id == connector.id)
-        await self._context.db(self._context.store.connectors.delete, connector.id)
-
     async def list_connectors(self) -> list[ConnectorInfo]:
         return [c.info() for c in await self._context.db(self._context.store.connectors.list)]
 
@@ -100,12 +96,7 @@ class Catalog:
     async def list_agents(self) -> list[AgentInfo]:
         return await self._context.db(self._context.store.agents.list)
 
-    async def remove_agent(self, name: str) -> None:
-        agent = await self._context.db(self._context.store.agents.named, name)
-        await self._pool.forget(lambda key: key.agent_id == agent.id)
-        await self._context.db(self._context.store.agents.delete, agent.id)
-
-    def _checked_url(self, url: str) -> str:
+    def checked_url(self, url: str) -> str:
         """The canonical server URL, allowed by the network policy."""
         try:
             canonical = oauth.canonical_resource((url or "").strip())

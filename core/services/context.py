@@ -148,3 +148,15 @@ def attempt_of(state: str) -> str:
 
 def new_attempt() -> str:
     return os.urandom(8).hex()
+
+
+# A server's 403 insufficient_scope challenges to a credential are kept in its auth trace, all under
+# one attempt of their own per credential, so the scopes view finds the last one with the trace's
+# own lookup (`store.auth_trace.attempt(key, attempt)`). The detail names the scopes asked for
+# after this prefix.
+SCOPE_CHALLENGE_STEP = "insufficient_scope"
+SCOPE_CHALLENGE_DETAIL = "the server asked for scope: "
+
+
+def scope_challenges_attempt(key: CredentialKey) -> str:
+    return "scope-" + hashlib.sha256(f"{key.connector_id}\0{key.agent_id}".encode()).hexdigest()[:16]

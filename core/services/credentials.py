@@ -30,7 +30,13 @@ from core.errors import (
 from core.mcp.auth import AuthChallenge, CredentialProvider
 from core.oauth import CredentialKey
 from core.public_url import client_metadata_url, dashboard_redirect_uri
-from core.services.context import ServiceContext, new_attempt
+from core.services.context import (
+    SCOPE_CHALLENGE_DETAIL,
+    SCOPE_CHALLENGE_STEP,
+    ServiceContext,
+    new_attempt,
+    scope_challenges_attempt,
+)
 from core.services.pool import ClientPool
 from core.store.db import Store
 from core.store.records import Connector
@@ -230,6 +236,20 @@ class _Recording:
         store = self._context.store
         if challenge.status in (401, 403):
             self._context.db_later(store.credentials.record_rejection, self._key, challenge.status)
+        bearer = challenge.bearer()
+        if challenge.status == 403 and bearer is not None and bearer.get("error") == "insufficient_scope":
+            # What the server asked for, for the scopes view and its step-up (never a token).
+            event = oauth.TraceEvent(
+                SCOPE_CHALLENGE_STEP,
+                challenge.method or "-",
+                challenge.url,
+                403,
+                0.0,
+                SCOPE_CHALLENGE_DETAIL + (bearer.get("scope") or ""),
+            )
+            self._context.db_later(
+                store.auth_trace.record, self._key, scope_challenges_attempt(self._key), event
+            )
         try:
             return await self._inner.handle_challenge(challenge)
         except (AuthRequired, NeedsReauthorization) as exc:

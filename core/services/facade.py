@@ -19,7 +19,7 @@ import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from core.errors import SwitchboardError
+from core.errors import ConfigurationError, SwitchboardError
 from core.models import (
     AgentInfo,
     AuthorizationOutcome,
@@ -27,6 +27,9 @@ from core.models import (
     ConnectorInfo,
     ConnectOutcome,
     CredentialInfo,
+    CredentialRemoval,
+    CredentialScopes,
+    OffboardingReport,
     OperatorInfo,
     Overview,
     SyncResult,
@@ -41,6 +44,7 @@ from core.services.catalog import Catalog
 from core.services.context import ServiceContext
 from core.services.credentials import Credentials
 from core.services.inventory import Inventory
+from core.services.offboarding import Offboarding
 from core.services.operators import Operators
 from core.services.overview import OverviewReader
 from core.services.pool import ClientPool
@@ -50,6 +54,7 @@ from core.store.db import Store
 if TYPE_CHECKING:
     from core.access import AgentAccess
     from core.mcp.types import ToolResult
+    from core.services.configuration import Configuration, ImportReport
 
 
 @enforce_roles
@@ -74,7 +79,8 @@ class Switchboard:
         self._credentials = Credentials(self.context, self._pool)
         self._catalog = Catalog(self.context, self._pool)
         self._syncs = SyncEngine(self.context, self._credentials)
-        self._authorizer = Authorizer(self.context, self._credentials, self._syncs)
+        self._offboarding = Offboarding(self.context, self._credentials)
+        self._authorizer = Authorizer(self.context, self._credentials, self._syncs, self._offboarding)
         self._calls = ToolCalls(self.context, self._credentials, self._syncs)
         self._inventory = Inventory(self.context, self._credentials)
         self._overview = OverviewReader(self.context)
@@ -149,8 +155,9 @@ class Switchboard:
     async def update_connector(self, name: str, **changes: Any) -> ConnectorInfo:
         return await self._catalog.update_connector(name, **changes)
 
-    async def remove_connector(self, name: str) -> None:
-        await self._catalog.remove_connector(name)
+    async def remove_connector(self, name: str) -> OffboardingReport:
+        """Revoke every credential of the connector at its authorization server, then delete it."""
+        return await self._offboarding.offboard_connector(name, remove=True)
 
     async def list_connectors(self) -> list[ConnectorInfo]:
         return await self._catalog.list_connectors()
@@ -164,8 +171,40 @@ class Switchboard:
     async def list_agents(self) -> list[AgentInfo]:
         return await self._catalog.list_agents()
 
-    async def remove_agent(self, name: str) -> None:
-        await self._catalog.remove_agent(name)
+    async def remove_agent(self, name: str) -> OffboardingReport:
+        """Offboard the agent (`offboard_agent`), then delete it."""
+        return await self._offboarding.offboard_agent(name, remove=True, principal=self.principal)
+
+    # --- offboarding (core/services/offboarding.py) ---------------------------------------------
+
+    async def offboard_agent(self, name: str) -> OffboardingReport:
+        """Revoke everything of agent `name`: its own credentials at every authorization server that
+        offers revocation (RFC 7009), deleted locally in every case, and its gateway tokens. The
+        report says per credential and server what was revoked, deleted locally only, or failed."""
+        return await self._offboarding.offboard_agent(name, principal=self.principal)
+
+    async def offboard_connector(self, name: str) -> OffboardingReport:
+        """Revoke and delete every credential of connector `name` (shared and per agent); the
+        connector stays, needing new credentials."""
+        return await self._offboarding.offboard_connector(name)
+
+    # --- configuration as code (core/services/configuration.py) ---------------------------------
+
+    async def export_config(self) -> str:
+        """Connectors, agents, credential and approval modes, gateway policies as YAML; no secrets."""
+        return await self._configuration().export(self.access())
+
+    async def import_config(
+        self, text: str, *, source: str = "configuration", dry_run: bool = False
+    ) -> ImportReport:
+        """Apply an exported file idempotently (only the differences); `dry_run` only reports them.
+        An invalid file raises `InvalidConfigFile` (every problem with its line) and changes nothing."""
+        return await self._configuration().import_text(text, source, self.access(), dry_run=dry_run)
+
+    def _configuration(self) -> Configuration:
+        from core.services.configuration import Configuration  # here: YAML loads only for these two
+
+        return Configuration(self._catalog)
 
     # --- credentials and OAuth (core/services/authorizer.py) ------------------------------------
 
@@ -187,6 +226,30 @@ class Switchboard:
             connector, agent, redirect_uri=redirect_uri, return_to=return_to
         )
 
+    async def step_up(
+        self,
+        connector: str,
+        agent: str | None = None,
+        *,
+        scopes: tuple[str, ...] | None = None,
+        redirect_uri: str | None = None,
+        return_to: str = "/",
+    ) -> str:
+        """Start a step-up authorization (the browser URL, as `start_authorization`): ask for the
+        scopes the credential was granted plus those its last 403 insufficient_scope challenge
+        asked for (`credential_scopes(...).step_up`), or for `scopes`."""
+        if scopes is None:
+            found = await self._inventory.credential_scopes(connector, agent)
+            scopes = next((s.step_up for s in found if s.agent == agent), ())
+            if not scopes:
+                raise ConfigurationError(
+                    f"{connector} has every scope its server asked for: nothing to step up to",
+                    hint="name the scopes to ask for, or connect again",
+                )
+        return await self._authorizer.start_authorization(
+            connector, agent, redirect_uri=redirect_uri, return_to=return_to, scopes=tuple(scopes)
+        )
+
     async def complete_authorization(self, params: Mapping[str, str]) -> AuthorizationOutcome:
         return await self._authorizer.complete_authorization(params)
 
@@ -202,8 +265,8 @@ class Switchboard:
             connector, agent, timeout=timeout, on_authorization_url=on_authorization_url
         )
 
-    async def disconnect(self, connector: str, agent: str | None = None) -> None:
-        await self._authorizer.disconnect(connector, agent)
+    async def disconnect(self, connector: str, agent: str | None = None) -> CredentialRemoval:
+        return await self._authorizer.disconnect(connector, agent)
 
     # --- tools (core/services/sync.py, calls.py, inventory.py) ----------------------------------
 
@@ -281,6 +344,13 @@ class Switchboard:
 
     async def health(self) -> list[CredentialInfo]:
         return await self._inventory.health()
+
+    async def credential_scopes(
+        self, connector: str | None = None, agent: str | None = None
+    ) -> list[CredentialScopes]:
+        """Per OAuth credential: scopes granted, listed by the server's metadata, and asked for by its
+        last 403 insufficient_scope challenge; `step_up` is non-empty where a step-up is needed."""
+        return await self._inventory.credential_scopes(connector, agent)
 
     async def credentials_for_agent(self, agent: str) -> list[CredentialInfo]:
         return await self._inventory.credentials_for_agent(agent)

@@ -1,4 +1,5 @@
-"""Read-only views for the faces: the tool inventory, drift, credential health, audit and auth trace.
+"""Read-only views for the faces: the tool inventory, drift, credential health and scopes, audit and
+auth trace.
 
 Everything here reads the store (the synced inventory, never the servers), so a listing costs one
 store session whatever the number of servers.
@@ -12,10 +13,11 @@ from typing import Any
 
 from core.auth_schemes import auth_scheme
 from core.errors import ConfigurationError
-from core.models import CredentialInfo, ToolPage
+from core.models import CredentialInfo, CredentialScopes, ToolPage
 from core.oauth import CredentialKey
-from core.services.context import ServiceContext
+from core.services.context import SCOPE_CHALLENGE_DETAIL, ServiceContext, scope_challenges_attempt
 from core.services.credentials import Credentials, list_owner
+from core.store.records import Connector
 
 TOOL_FILTERS = frozenset({"read_only", "destructive", "drift"})
 
@@ -131,6 +133,40 @@ class Inventory:
 
         return await self._context.db(collect)
 
+    async def credential_scopes(
+        self, connector: str | None = None, agent: str | None = None
+    ) -> list[CredentialScopes]:
+        """Each OAuth credential's granted scopes next to what the server's metadata lists and what
+        its last 403 insufficient_scope challenge asked for (one store session)."""
+        store = self._context.store
+
+        def collect() -> list[CredentialScopes]:
+            found = []
+            with store.session():
+                connector_id = store.connectors.named(connector).id if connector else None
+                agent_id = store.agents.named(agent).id if agent else None
+                for info in store.credentials.health(connector_id, agent_id):
+                    conn = store.connectors.named(info.connector)
+                    if not auth_scheme(conn.auth_type).authorization_server:
+                        continue
+                    key = CredentialKey(conn.id, store.agents.named(info.agent).id if info.agent else "")
+                    challenges = store.auth_trace.attempt(key, scope_challenges_attempt(key))
+                    last = challenges[-1] if challenges else None
+                    asked = (last["detail"] or "").removeprefix(SCOPE_CHALLENGE_DETAIL) if last else ""
+                    found.append(
+                        CredentialScopes(
+                            conn.name,
+                            info.agent,
+                            tuple(info.scopes),
+                            _supported_scopes(conn),
+                            tuple(asked.split()),
+                            last["recorded_at"] if last else None,
+                        )
+                    )
+            return found
+
+        return await self._context.db(collect)
+
     async def audit(
         self, *, limit: int = 200, offset: int = 0, connector: str | None = None, agent: str | None = None
     ) -> list[dict[str, Any]]:
@@ -153,3 +189,13 @@ class Inventory:
         conn = await self._context.connector(connector)
         key = await self._credentials.key(conn, agent, managing=False)
         return await self._context.db(self._context.store.auth_trace.attempt, key)
+
+
+def _supported_scopes(connector: Connector) -> tuple[str, ...]:
+    """The scopes the server's metadata lists: the protected resource's (RFC 9728), else its
+    authorization server's (RFC 8414), as kept on the connector by the last discovery."""
+    for document in (connector.prm, connector.as_metadata):
+        scopes = (document or {}).get("scopes_supported")
+        if isinstance(scopes, list) and scopes:
+            return tuple(str(s) for s in scopes)
+    return ()

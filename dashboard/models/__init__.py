@@ -9,6 +9,7 @@ from dashboard.models.base import ConnectAction
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
 from dashboard.models.observability import AuditLog, AuthTrace, CredentialHealth
 from dashboard.models.playground import Playground, ResultPart
+from dashboard.models.scopes import ScopesModel
 from dashboard.models.tools import ToolInventory
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "CredentialRow",
     "Playground",
     "ResultPart",
+    "ScopesModel",
     "ToolInventory",
 ]

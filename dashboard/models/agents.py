@@ -9,7 +9,7 @@ import param
 
 from core.auth_schemes import AuthScheme, auth_scheme, scheme_of_kind
 from core.errors import ConfigurationError
-from core.models import AgentInfo, ConnectorInfo, CredentialInfo, SyncResult
+from core.models import AgentInfo, ConnectorInfo, CredentialInfo, OffboardingReport, SyncResult
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
 from dashboard.navigation import agent_path
@@ -34,9 +34,11 @@ class AgentDirectory(ServiceModel):
         await self.refresh()
         return agent
 
-    async def remove(self, name: str) -> None:
-        await self.services.remove_agent(name)
+    async def remove(self, name: str) -> OffboardingReport:
+        """Revoke everything of the agent, then delete it; the report says what each server did."""
+        report = await self.services.remove_agent(name)
         await self.refresh()
+        return report
 
     @param.depends("agents")
     def frame(self) -> pd.DataFrame:
@@ -86,6 +88,9 @@ class AgentCredentials(ServiceModel):
     shared = param.List(
         default=[], item_type=CredentialRow, doc="Connectors whose shared credential it uses."
     )
+    offboarding = param.ClassSelector(
+        class_=OffboardingReport, default=None, allow_None=True, doc="The last offboarding's report."
+    )
 
     @property
     def return_to(self) -> str:
@@ -134,6 +139,14 @@ class AgentCredentials(ServiceModel):
     async def disconnect(self, connector: str) -> None:
         await self.services.disconnect(connector, agent=self.agent)
         await self.refresh()
+
+    async def offboard(self) -> OffboardingReport:
+        """Revoke everything of this agent (its own credentials at their servers, its gateway
+        tokens) and delete it locally; the agent stays."""
+        report = await self.services.offboard_agent(self.agent)
+        self.offboarding = report
+        await self.refresh()
+        return report
 
     async def sync(self, connector: str) -> SyncResult:
         try:

@@ -9,7 +9,7 @@ import param
 
 from core.auth_schemes import AUTH_TYPES, AuthScheme, auth_scheme, header_name_problem
 from core.errors import ConfigurationError, InvalidUrlError
-from core.models import CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, SyncResult
+from core.models import CREDENTIAL_MODES, ConnectorInfo, CredentialInfo, OffboardingReport, SyncResult
 from core.net.urls import parse_http_url
 from dashboard.models.base import ConnectAction, ServiceModel, connect_or_authorize
 from dashboard.models.formatting import NEVER, format_expiry, format_scopes, format_time
@@ -33,6 +33,9 @@ class ConnectorsIndex(ServiceModel):
     sync_total = param.Integer(default=0, doc="Credentials the running sync covers.")
     sync_plan = param.List(default=[], doc="(connector, agent) of each of its syncs, as planned.")
     sync_results = param.List(default=[], item_type=SyncResult, doc="Its outcomes, in finishing order.")
+    offboarding = param.ClassSelector(
+        class_=OffboardingReport, default=None, allow_None=True, doc="The last removal's report."
+    )
 
     async def refresh(self) -> list[ConnectorInfo]:
         async def fetch() -> tuple[list[ConnectorInfo], dict[str, CredentialInfo]]:
@@ -163,11 +166,15 @@ class ConnectorsIndex(ServiceModel):
             rows, columns=["connector", "agent", "state", "tools", "changed", "time (ms)", "error"]
         )
 
-    async def remove(self, name: str) -> None:
-        await self.services.remove_connector(name)
+    async def remove(self, name: str) -> OffboardingReport:
+        """Revoke the connector's credentials at their servers, then delete it; the report says
+        what each server did (`offboarding`)."""
+        report = await self.services.remove_connector(name)
+        self.offboarding = report
         if self.selected == name:
             self.selected = None
         await self.refresh()
+        return report
 
 
 class ConnectorForm(ServiceModel):

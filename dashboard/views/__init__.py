@@ -14,9 +14,11 @@ __all__ = [
     "ConnectorFormView",
     "ConnectorsPage",
     "HealthPage",
+    "OffboardingReportView",
     "OverviewPage",
     "PlaygroundPage",
     "ReviewPage",
+    "ScopesView",
     "ToolsPage",
 ]
 
@@ -31,9 +33,11 @@ __getattr__, __dir__ = lazy_exports(
         "ConnectorFormView": "connectors",
         "ConnectorsPage": "connectors",
         "HealthPage": "observability",
+        "OffboardingReportView": "offboarding",
         "OverviewPage": "overview",
         "PlaygroundPage": "playground",
         "ReviewPage": "review",
+        "ScopesView": "scopes",
         "ToolsPage": "tools",
     },
 )

@@ -16,6 +16,7 @@ from dashboard.views.access import AgentGatewayView
 from dashboard.views.components import CARD, BrowserNavigator, facts_table, html_pane, status_badge
 from dashboard.views.connectors import follow_connect, report_syncs
 from dashboard.views.feedback import attempt
+from dashboard.views.offboarding import OffboardingReportView
 from dashboard.views.tables import data_table
 
 
@@ -80,6 +81,16 @@ class AgentPage(pn.viewable.Viewer):
         self._navigator = BrowserNavigator()
         self._cards = pn.Column(sizing_mode="stretch_width")
         self._shared = data_table(_shared_frame([]), badges=["status"])
+        agent = self.credentials.agent
+        self._offboard = pn.widgets.Button(
+            label=f"Offboard {agent}", button_type="danger", visible=self.credentials.may("offboard_agent")
+        )
+        self._offboard.on_click(lambda _event: setattr(self._confirm, "visible", True))
+        confirm = pn.widgets.Button(label=f"Yes, revoke everything of {agent}", button_type="danger")
+        confirm.on_click(self._run_offboarding)
+        cancel = pn.widgets.Button(label="Cancel")
+        cancel.on_click(lambda _event: setattr(self._confirm, "visible", False))
+        self._confirm = pn.Row(confirm, cancel, visible=False)
         self.credentials.param.watch(self._render, ["per_agent", "shared"])
         pn.state.onload(self._refresh)
 
@@ -175,6 +186,15 @@ class AgentPage(pn.viewable.Viewer):
         result = await attempt(self.credentials.sync(connector))
         report_syncs(None if result is None else [result])
 
+    async def _run_offboarding(self, _event) -> None:
+        self._confirm.visible = False
+        self._offboard.loading = True
+        try:
+            await attempt(self.credentials.offboard(), success=lambda report: report.summary())
+            await attempt(self.gateway.refresh())  # its tokens now show as revoked
+        finally:
+            self._offboard.loading = False
+
     async def _disconnect(self, connector: str) -> None:
         await attempt(self.credentials.disconnect(connector), success=f"Disconnected {connector}.")
 
@@ -188,6 +208,15 @@ class AgentPage(pn.viewable.Viewer):
             "### Shared connectors it uses",
             self._shared,
             AgentGatewayView(gateway=self.gateway),
+            "### Offboarding",
+            html_pane(
+                "<p class='sb-muted'>Revokes this agent's own tokens at every authorization server "
+                "that offers revocation, deletes its credentials here and revokes its gateway tokens. "
+                "The agent stays; connect it again to give it access back.</p>"
+            ),
+            self._offboard,
+            self._confirm,
+            OffboardingReportView(self.credentials),
             sizing_mode="stretch_width",
         )
 

@@ -17,6 +17,7 @@ from dashboard.models.observability import AuthTrace
 from dashboard.views.components import CARD, BrowserNavigator, facts_table, heading, html_pane
 from dashboard.views.feedback import attempt, notify_error, notify_success
 from dashboard.views.observability import AuthTraceView
+from dashboard.views.offboarding import OffboardingReportView
 from dashboard.views.tables import data_table
 
 # The row actions; Edit and Delete sit with the selected connector's details, labelled with its name.
@@ -123,11 +124,16 @@ class ConnectorsPage(pn.viewable.Viewer):
 
         async def delete(_event) -> None:
             self._confirm.visible = False
-            await attempt(self.index.remove(name), success=f"Deleted {name}.")
+            await attempt(
+                self.index.remove(name), success=lambda report: f"Deleted {name}: {report.summary()}."
+            )
 
         confirm.on_click(delete)
         cancel.on_click(lambda _event: setattr(self._confirm, "visible", False))
-        question = html_pane(f"<b>Delete the connector {html.escape(name)}, its credentials and tools?</b>")
+        question = html_pane(
+            f"<b>Delete the connector {html.escape(name)}, its credentials and tools?</b> Its tokens are "
+            "revoked at the authorization server first."
+        )
         self._confirm.objects = [question, confirm, cancel]
         self._confirm.visible = True
 
@@ -199,6 +205,7 @@ class ConnectorsPage(pn.viewable.Viewer):
                 pn.Column(
                     self._details,
                     self._confirm,
+                    OffboardingReportView(self.index),
                     AuthTraceView(trace=self.trace, selectable=False),
                     sizing_mode="stretch_width",
                 ),

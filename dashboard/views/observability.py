@@ -6,8 +6,10 @@ import panel as pn
 import param
 
 from dashboard.models.observability import AuditLog, AuthTrace, CredentialHealth
+from dashboard.models.scopes import ScopesModel
 from dashboard.views.components import ChoicePickers, html_pane
 from dashboard.views.feedback import attempt
+from dashboard.views.scopes import ScopesView
 from dashboard.views.tables import data_table
 
 
@@ -112,18 +114,21 @@ class HealthPage(pn.viewable.Viewer):
         )
         self.health.param.watch(lambda _e: setattr(self._table, "value", self.health.frame()), "credentials")
         self._trace_view = AuthTraceView(trace=self.trace)
+        self._scopes = ScopesView(model=ScopesModel(service=self.health.service))
         self._reload = pn.widgets.Button(label="Reload", width=100)
         self._reload.on_click(self._refresh)
         pn.state.onload(self._refresh)
 
     async def _refresh(self, _event=None) -> None:
         await attempt(self.health.refresh())
+        await attempt(self._scopes.model.refresh())
         await attempt(self.trace.load_choices())
 
     def __panel__(self):
         return pn.Column(
             pn.Row("## Credential health", pn.HSpacer(), self._reload),
             self._table,
+            self._scopes,
             self._trace_view,
             sizing_mode="stretch_width",
         )
