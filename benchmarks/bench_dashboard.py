@@ -124,7 +124,19 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
         log_path = work / "dashboard.log"
         with open(log_path, "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                # No sign-in (loopback only): the benchmark times the page, not a sign-in per visit.
+                [
+                    sys.executable,
+                    "-m",
+                    "cli",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--address",
+                    "127.0.0.1",
+                    "--auth",
+                    "none",
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -79,7 +79,7 @@ def register(commands: Commands) -> None:
 def _access(work: Callable[[AgentAccess], Any]) -> Callable[[Any], Any]:
     from core.access import AgentAccess
 
-    return lambda service: work(AgentAccess(service.store, operator=service.operator))
+    return lambda service: work(AgentAccess(service.store, principal=service.principal))
 
 
 def _token_create(args: argparse.Namespace) -> None:

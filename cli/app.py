@@ -32,6 +32,7 @@ GROUPS = (
     "cli.health",
     "cli.keys",
     "cli.serve",
+    "cli.operator",
     "cli.gateway",
     "cli.access",
     "cli.configuration",

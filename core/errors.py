@@ -32,10 +32,12 @@ here; nothing is attached to an exception after it was raised.
     │   ├── AuthorizationError
     │   ├── TokenError (error)
     │   └── NeedsReauthorization
-    └── StoreError
-        ├── StoreBusy
-        ├── ConflictError
-        └── CredentialUnavailable
+    ├── StoreError
+    │   ├── StoreBusy
+    │   ├── ConflictError
+    │   └── CredentialUnavailable
+    ├── AccessDenied (action, role)
+    └── SignInError
 """
 
 from __future__ import annotations
@@ -255,3 +257,28 @@ class ConflictError(StoreError):
 
 class CredentialUnavailable(StoreError):
     """A stored secret cannot be decrypted (unknown key, tampered or moved ciphertext)."""
+
+
+# --- who may do what (core/roles.py, core/signin/) -----------------------------------------------
+
+
+class AccessDenied(SwitchboardError):
+    """The signed-in operator's role does not allow this action (refused by the services, whatever
+    the face that asked)."""
+
+    action: str
+    role: str
+
+    def __init__(self, action: str, role: str, *, needed: str) -> None:
+        article = "an" if role[:1] in ("a", "e", "i", "o", "u") else "a"
+        super().__init__(
+            f"{article} {role} may not {action.replace('_', ' ')}",
+            hint=f"ask an admin; it needs the {needed} role",
+        )
+        self.action = action
+        self.role = role
+
+
+class SignInError(SwitchboardError):
+    """A dashboard sign-in failed (bad password, an identity provider's refusal, an ID token that does
+    not validate, a sign-in that is not configured)."""

@@ -57,6 +57,19 @@ class AgentInfo:
 
 
 @dataclass(frozen=True)
+class OperatorInfo:
+    """Someone who may sign in to the dashboard with `--auth basic` (never their password's hash)."""
+
+    name: str
+    role: str  # viewer | operator | admin (core.roles)
+    created_at: float
+    updated_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class CredentialInfo:
     """One credential's health: never the secret, only a fingerprint (8 hex of SHA-256)."""
 

@@ -1,6 +1,9 @@
 """The dashboard's pages: one template with navigation around each page's view.
 
-`panel serve` runs one thin script per route (dashboard/pages/*.py); each calls `page(slug)`.
+`panel serve` runs one thin script per route (dashboard/pages/*.py); each calls `page(slug)`, which
+builds nothing of the app for a session without a signed-in operator (`dashboard/signin.py`) and
+otherwise binds the session to that operator's services before any view asks for them. The header
+says who is signed in, with their role and a sign-out link.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Callable
 
 import panel as pn
 
-from dashboard import flash, runtime
+from dashboard import flash, runtime, signin
 from dashboard.models.agents import AgentCredentials
 from dashboard.models.observability import AuditLog
 from dashboard.models.overview import MIN_REFRESH_SECONDS, OverviewModel
@@ -22,7 +25,7 @@ from dashboard.views.observability import AuditPage, HealthPage
 from dashboard.views.overview import OverviewPage
 from dashboard.views.playground import PlaygroundPage
 from dashboard.views.review import ReviewPage
-from dashboard.views.template import DashboardTemplate, navigation
+from dashboard.views.template import DashboardTemplate, navigation, signed_in_as
 from dashboard.views.tools import ToolsPage
 
 TITLE = "Switchboard"
@@ -77,6 +80,10 @@ def page(slug: str) -> pn.template.BaseTemplate:
     (read from the store once the page has loaded: possibly put there by another replica)."""
     pn.extension("tabulator", notifications=True)
     pn.config.exception_handler = handle_unexpected
+    principal = signin.session_principal()
+    if principal is None:
+        return _signed_out()
+    runtime.act_for_session(principal)
     readable_notifications()
     args = _args()
     arrival = flash.Arrival()
@@ -91,7 +98,27 @@ def page(slug: str) -> pn.template.BaseTemplate:
 
         pn.state.onload(arrive)
     active = {"agent": "agents", "overview": "./"}.get(slug, slug)
-    return DashboardTemplate(title=TITLE, header=[navigation(NAVIGATION, active)], main=main)
+    # `none` signs in the local admin without a sign-in, so there is nothing to sign out of.
+    sign_out = signin.LOGOUT_PATH if signin.front_door().mode != "none" else None
+    return DashboardTemplate(
+        title=TITLE,
+        header=[navigation(NAVIGATION, active), signed_in_as(principal, sign_out)],
+        main=main,
+    )
+
+
+def _signed_out() -> pn.template.BaseTemplate:
+    """What a session without a signed-in operator gets: the way to sign in, nothing of the app."""
+    return DashboardTemplate(
+        title=TITLE,
+        main=[
+            pn.pane.HTML(
+                f"<p>Sign in to use Switchboard: <a href='{signin.LOGIN_PATH}'>sign in</a>.</p>"
+                "<p>(A dashboard started without Switchboard's signed sessions shows nothing: "
+                "start it with <code>switchboard serve</code>.)</p>"
+            )
+        ],
+    )
 
 
 def _banner(arrival: flash.Flash | None) -> pn.viewable.Viewable:

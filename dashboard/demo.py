@@ -24,7 +24,13 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 AGENTS = {"alice": "Demo agent with its own accounts", "bob": "Another demo agent"}
 
 
-def run_demo(port: int = runtime.DEFAULT_PORT, address: str = "localhost", store: str | None = None) -> int:
+def run_demo(
+    port: int = runtime.DEFAULT_PORT,
+    address: str = "localhost",
+    store: str | None = None,
+    auth: str = "token",
+    insecure_http: bool = False,
+) -> int:
     from sample_servers.launch import start
 
     _allow_loopback()
@@ -35,8 +41,8 @@ def run_demo(port: int = runtime.DEFAULT_PORT, address: str = "localhost", store
     bearer = start("bearer")  # two keys, for the identities alice and bob
     asyncio.run(register(store, oauth_url=oauth.url, bearer_url=bearer.url, bearer_keys=bearer.keys))
     print(f"Switchboard demo: sample servers at {oauth.url} (OAuth) and {bearer.url} (bearer).", flush=True)
-    print(f"Open http://localhost:{port}/ — Ctrl-C stops everything.", flush=True)
-    return serve(port=port, address=address, show=False, store=store)
+    print("Ctrl-C stops everything.", flush=True)
+    return serve(port=port, address=address, show=False, store=store, auth=auth, insecure_http=insecure_http)
 
 
 async def register(store: str, *, oauth_url: str, bearer_url: str, bearer_keys: dict[str, str]) -> None:

@@ -1,8 +1,12 @@
-"""Tornado routes served next to the Panel pages (`panel serve --plugins dashboard.plugins`).
+"""Tornado routes served next to the Panel pages (`panel serve --plugins dashboard.plugins`): the
+OAuth callback, the client metadata document, and the sign-in routes (`dashboard/signin_routes.py`).
 
-The OAuth redirect lands here. Plugin routes are not behind Panel's login, so the handler trusts
-nothing but the services' check of `state`; it redirects only to local paths and passes the outcome
-to the page through a one-time flash key.
+The OAuth redirect lands here. Plugin routes are not behind the sign-in (the authorization server
+sends the browser back whether or not its session is still valid), so the callback trusts nothing
+but the services' check of `state`: a state not of Switchboard's form is refused before the store
+(or the flash messages) are touched, each client gets a budget of callbacks a minute, and the
+services act for a principal that may complete authorizations and nothing more. It redirects only
+to local paths and passes the outcome to the page through a one-time flash key.
 """
 
 from __future__ import annotations
@@ -12,12 +16,21 @@ import logging
 
 from tornado.web import RequestHandler
 
+from core import oauth
 from core.models import AuthorizationOutcome
 from core.public_url import CALLBACK_PATH, CLIENT_METADATA_PATH, client_metadata
+from core.roles import Principal, Role
 from core.services import Switchboard
-from dashboard import flash, navigation, runtime
+from dashboard import flash, navigation, runtime, signin_routes
+from dashboard.ratelimit import RateLimit
+from dashboard.signin import FRAMING_HEADERS
 
 log = logging.getLogger(__name__)
+
+# The state of a pending authorization is what authorizes a callback; this principal only lets the
+# services act on it.
+CALLBACK_PRINCIPAL = Principal("oauth callback", Role.OPERATOR)
+CALLBACKS = RateLimit(attempts=30, seconds=60)  # per client address
 
 
 class OAuthCallbackHandler(RequestHandler):
@@ -27,9 +40,20 @@ class OAuthCallbackHandler(RequestHandler):
         # The callback URL carries a one-time code: keep it out of Referer headers and caches.
         self.set_header("Referrer-Policy", "no-referrer")
         self.set_header("Cache-Control", "no-store")
+        for name, value in FRAMING_HEADERS.items():
+            self.set_header(name, value)
 
     async def get(self) -> None:
-        self.redirect(await finish_authorization(runtime.service(), self.request.query_arguments), status=303)
+        if not CALLBACKS.allow(self.request.remote_ip or "?"):
+            self.send_error(429)
+            return
+        states = self.request.query_arguments.get("state", [])
+        if len(states) != 1 or not oauth.well_formed_state(states[0].decode("ascii", "replace")):
+            self.set_status(400)
+            self.finish("This is not the answer to an authorization Switchboard started.")
+            return
+        services = runtime.service().acting_as(CALLBACK_PRINCIPAL)
+        self.redirect(await finish_authorization(services, self.request.query_arguments), status=303)
 
     def _request_summary(self) -> str:
         # Tornado's access log line: the path only; the query holds the authorization code and state.
@@ -67,6 +91,10 @@ class ClientMetadataHandler(RequestHandler):
     """`GET /oauth/client-metadata.json`: Switchboard's client ID metadata document, which an
     authorization server fetches instead of taking a registration (served only over https)."""
 
+    def set_default_headers(self) -> None:
+        for name, value in FRAMING_HEADERS.items():
+            self.set_header(name, value)
+
     async def get(self) -> None:
         document = client_metadata()
         if document is None:
@@ -87,4 +115,8 @@ def _message(outcome: AuthorizationOutcome) -> str:
     return f"Connected {outcome.connector}{who}{tools}."
 
 
-ROUTES = [(CALLBACK_PATH, OAuthCallbackHandler), (CLIENT_METADATA_PATH, ClientMetadataHandler)]
+ROUTES = [
+    (CALLBACK_PATH, OAuthCallbackHandler),
+    (CLIENT_METADATA_PATH, ClientMetadataHandler),
+    *signin_routes.ROUTES,
+]

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import uvicorn
 
+from core.roles import Principal, Role
 from core.services import Switchboard
 from gateway.app import GatewayApp, GatewayConfig
 
@@ -40,7 +41,9 @@ def serve(
     config: GatewayConfig | None = None,
 ) -> int:
     config = replace(config or GatewayConfig(), loopback=ipaddress.ip_address(_resolved(address)).is_loopback)
-    service = Switchboard.open(store, operator="gateway", timeout=config.upstream_timeout)
+    service = Switchboard.open(
+        store, principal=Principal("gateway", Role.OPERATOR), timeout=config.upstream_timeout
+    )
     app = GatewayApp(service, config)
     sock = bind(address, port)
     host, bound = sock.getsockname()[:2]

@@ -34,6 +34,7 @@ import httpx2
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRELOAD = Path(__file__).with_name("node_loopback_preload.cjs")
+OIDC_PROVIDER_SCRIPT = Path(__file__).with_name("oidc_provider.mjs")
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything"
 
 COMMON_OPTIONS = {"json_response", "stateless"}
@@ -57,6 +58,8 @@ KIND_OPTIONS: dict[str, set[str]] = {
     "sdk_oauth_split": OAUTH_OPTIONS,
     "fastmcp_oauth": COMMON_OPTIONS | {"token_ttl", "required_scopes"},
     "everything": set(),
+    # Not an MCP server: a real OpenID Provider (npm oidc-provider) for the dashboard's sign-in.
+    "oidc": {"redirect_uris", "client_secret"},
 }
 KINDS = tuple(KIND_OPTIONS)
 DEFAULT_IDENTITIES = ("alice", "bob")
@@ -265,6 +268,8 @@ def _checked_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     unknown = set(options) - KIND_OPTIONS[kind]
     if unknown:
         raise ValueError(f"{kind} does not take {sorted(unknown)}; it takes {sorted(KIND_OPTIONS[kind])}")
+    if kind == "oidc" and "client_secret" not in options:
+        options = {**options, "client_secret": secrets.token_urlsafe(32)}
     if kind in ("bearer", "api_key") and "keys" not in options:
         # Fresh random keys per start, so no key is ever hard-coded or shared between runs.
         options = {
@@ -283,6 +288,8 @@ def _command(kind: str, options: dict[str, Any], info_file: Path) -> tuple[list[
     env["PYTHONUNBUFFERED"] = "1"
     if kind == "everything":
         return _everything_command(info_file, env)
+    if kind == "oidc":
+        return _oidc_command(options, info_file, env)
     env["SAMPLE_SERVER_OPTIONS"] = json.dumps(options)
     return [sys.executable, "-m", "sample_servers.serve", kind, "--info-file", str(info_file)], env
 
@@ -295,6 +302,25 @@ def _everything_command(info_file: Path, env: dict[str, str]) -> tuple[list[str]
     # The preload forces 127.0.0.1:0 (the server would listen on all interfaces) and reports the port.
     env.update({"PORT": "0", "SAMPLE_SERVER_INFO_FILE": str(info_file)})
     return [str(node), "--require", str(PRELOAD), str(entry), "streamableHttp"], env
+
+
+def _oidc_command(
+    options: dict[str, Any], info_file: Path, env: dict[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    node = node_binary()
+    if not (node_modules() / "oidc-provider").exists() or not node.exists():
+        raise ServerStartError(
+            "oidc-provider not found: run ./dev test once, or set SWITCHBOARD_NODE_MODULES"
+        )
+    env.update(
+        {
+            "SAMPLE_SERVER_INFO_FILE": str(info_file),
+            "OIDC_CLIENT_SECRET": options["client_secret"],  # the environment, never argv
+            "OIDC_REDIRECT_URIS": ",".join(options.get("redirect_uris", [])),
+            "OIDC_PROVIDER_MODULE": str(node_modules() / "oidc-provider" / "lib" / "index.js"),
+        }
+    )
+    return [str(node), str(OIDC_PROVIDER_SCRIPT)], env
 
 
 def _wait_ready(server: RunningServer, info_file: Path, timeout: float) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from core.auth_schemes import AUTH_SCHEMES, AUTH_TYPES, auth_scheme, header_name
 from core.errors import ConfigurationError
 from core.mcp.auth import StaticHeader
 from core.net import NetworkPolicy
+from core.roles import Principal, Role
 from core.services import Switchboard
 from dashboard.models import ConnectorForm
 from dashboard.views.connectors import ConnectorFormView
@@ -88,7 +89,7 @@ def test_the_form_shows_the_fields_each_scheme_needs():
 
 async def test_acting_as_names_the_operator_and_shares_the_services(service, plain_server):
     await service.add_connector("plain", plain_server.url, "none")
-    alice = service.acting_as("alice@example.com")
+    alice = service.acting_as(Principal("alice@example.com", Role.OPERATOR))
     assert alice.store is service.store and alice._pool is service._pool
     await alice.call_tool("plain", "whoami", {})
     await service.call_tool("plain", "whoami", {})

@@ -156,6 +156,7 @@ _NOT_FOR_READ_COMMANDS = (
     "authlib.jose",
     "joserfc",
     "authlib",
+    "argon2",  # operators' passwords: hashed only when one is added or signs in
     "core.oauth.flow",
     "core.oauth.provider",
     "core.mcp.client",
@@ -229,3 +230,39 @@ def test_the_readme_states_every_exit_code():
     stated = re.search(r"Exit codes: (.*?);", readme, re.DOTALL).group(1)
     codes_in_readme = {int(code) for code in re.findall(r"\b(\d)\b", stated)}
     assert {code for _, code in _EXIT_CODES} | {0, 1, 4} == codes_in_readme
+
+
+def test_operator_add_takes_the_password_from_stdin_or_a_terminal_never_argv(cli):
+    """What `switchboard operator add` refuses before an operator is stored."""
+    refusals = {
+        ("--role", "admin", "--password-stdin"): "no password on stdin",
+        ("--role", "admin"): "no terminal to ask for the password",  # stdin is a pipe here
+        ("--role", "root", "--password-stdin"): "invalid choice: 'root'",
+        ("--role", "admin", "--password", "hunter2hunter2"): "a password in the command line",
+    }
+    for args, reason in refusals.items():
+        done = cli("operator", "add", "ada", *args, stdin="", check=False)
+        assert done.returncode == 2 and reason in done.stderr, (args, done.stderr)
+    short = cli("operator", "add", "ada", "--role", "admin", "--password-stdin", stdin="short\n", check=False)
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    spaced = cli(
+        "operator", "add", "a da", "--role", "admin", "--password-stdin", stdin="x" * 16, check=False
+    )
+    assert spaced.returncode == 2 and "not an operator name" in spaced.stderr
+    assert "hunter2" not in cli("operator", "add", "ada", "--password", "hunter2hunter2", check=False).stderr
+
+
+def test_operators_are_added_listed_and_removed_and_no_password_or_hash_is_readable(cli):
+    cli("operator", "add", "ada", "--role", "admin", "--password-stdin", stdin="ada's long password\n")
+    cli("operator", "add", "bob", "--role", "viewer", "--password-stdin", stdin="bob's long password\n")
+    listed = json.loads(cli("--json", "operator", "list").stdout)
+    assert [(o["name"], o["role"]) for o in listed] == [("ada", "admin"), ("bob", "viewer")]
+    assert set(listed[0]) == {"name", "role", "created_at", "updated_at"}
+    store = Path(cli.env["SWITCHBOARD_STORE"])
+    stored = b"".join(p.read_bytes() for p in store.parent.glob(store.name + "*"))
+    assert b"long password" not in stored and b"$argon2id$" not in stored  # the hash is encrypted too
+
+    cli("operator", "remove", "bob")
+    missing = cli("operator", "remove", "bob", check=False)
+    assert missing.returncode == 2 and "no operator 'bob'" in missing.stderr
+    assert [o["name"] for o in json.loads(cli("--json", "operator", "list").stdout)] == ["ada"]

@@ -7,142 +7,47 @@ page at 1440 px go to test-artifacts/ (not committed); every page is checked wit
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from core.services import Switchboard
+from tests.fixtures.dashboard import ARTIFACTS, REPO, Dashboard, free_port, running_dashboard
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
-STARTUP_SECONDS = 90
-DEMO_SERVERS = re.compile(r"sample servers at (\S+) \(OAuth\) and (\S+) \(bearer\)")
 WIDE, NARROW = 1440, 1280  # the widths the tables must read well at
 AXE_IMPACTS = ("serious", "critical")
 
 
-@dataclass
-class Dashboard:
-    url: str
-    store: Path
-    log: Path
-    oauth_url: str = ""  # the demo's sample servers
-    bearer_url: str = ""
-
-    def seed(self, work):
-        """Run `await work(services)` against the dashboard's store from this test process; returns
-        what it returns."""
-
-        async def run():
-            service = Switchboard.open(str(self.store))
-            try:
-                return await work(service)
-            finally:
-                await service.aclose()
-
-        # Playwright's sync API owns this thread's event loop: run ours on another thread.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, run()).result()
-
-    def control(self, server_url: str, name: str, **payload) -> None:
-        """Tell one of the demo's sample servers to change (`sample_servers.launch.RunningServer`)."""
-        origin = server_url.rsplit("/", 1)[0]
-        response = httpx2.post(f"{origin}/_control/{name}", json=payload, trust_env=False)
-        assert response.status_code == 200, response.text
-
-    def log_tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-60:])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory) -> Iterator[Dashboard]:
-    workdir = tmp_path_factory.mktemp("dashboard")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "SWITCHBOARD_STORE": str(workdir / "store.duckdb"),
-        "SWITCHBOARD_KEY_FILE": str(workdir / "store.key"),
-        "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
-        "SWITCHBOARD_PUBLIC_URL": url,
-    }
-    log = workdir / "dashboard.log"
-    with pytest.MonkeyPatch.context() as patch, open(log, "wb") as log_file:
-        for key, value in env.items():
-            patch.setenv(key, value)  # the tests' own services (seed) share the store and key
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "demo", "--port", str(port), "--address", "127.0.0.1"]
-            + ["--store", env["SWITCHBOARD_STORE"]],
-            cwd=REPO,
-            env=os.environ.copy(),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        board = Dashboard(url=url, store=workdir / "store.duckdb", log=log)
-        try:
-            _wait_until_serving(board, process)
-            yield board
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    assert_no_dashboard_errors(log.read_text(errors="replace"))
+    with running_dashboard(tmp_path_factory.mktemp("dashboard"), free_port(), command="demo") as board:
+        yield board
 
 
-def assert_no_dashboard_errors(log_text: str) -> None:
-    """Nothing of ours failed. (Tornado logs a traceback when a page is left while a websocket
-    message is in flight, as the OAuth redirect does; that is not ours.)"""
-    ours = [
-        f'File "{REPO / "dashboard"}',
-        "dashboard action failed",
-        "unhandled dashboard callback error",
-        "completing an OAuth callback failed",
-    ]
-    assert not [marker for marker in ours if marker in log_text], log_text[-5000:]
+def signed_in_page(browser: Browser, dashboard: Dashboard) -> Page:
+    """A page in a new browser context that opened the printed sign-in URL (token mode)."""
+    context = browser.new_context(viewport={"width": WIDE, "height": 1000})
+    page = context.new_page()
+    page.goto(dashboard.signin_url)
+    page.wait_for_url(f"{dashboard.url}/")  # the overview
+    return page
 
 
-def _wait_until_serving(board: Dashboard, process: subprocess.Popen, demo: bool = True) -> None:
-    """Until the dashboard answers; for `switchboard demo` (`demo`), also read its sample servers' URLs."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"switchboard serve exited with {process.returncode}:\n{board.log_tail()}")
-        try:
-            if httpx2.get(f"{board.url}/connectors", timeout=2.0, trust_env=False).status_code == 200:
-                if not demo:
-                    return
-                servers = DEMO_SERVERS.search(board.log.read_text(errors="replace"))
-                assert servers, board.log_tail()
-                board.oauth_url, board.bearer_url = servers.groups()
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"switchboard serve did not answer within {STARTUP_SECONDS} s:\n{board.log_tail()}")
+@pytest.fixture
+def page(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
+    page = signed_in_page(browser, dashboard)
+    context = page.context
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    yield page
+    context.close()
+    assert page_errors == []
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -377,9 +282,10 @@ def test_a_bad_url_shows_a_readable_error(dashboard, page):
 def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(dashboard, page):
     injected = "<img src=x onerror=alert(1)>"
     callback = f"{dashboard.url}/oauth/callback"
+    forged = "f" * 43  # of a state's form, but never issued
     response = httpx2.get(
         callback,
-        params={"state": "forged", "error": "access_denied", "error_description": injected},
+        params={"state": forged, "error": "access_denied", "error_description": injected},
         trust_env=False,
     )
     assert response.status_code == 303
@@ -388,7 +294,7 @@ def test_a_forged_callback_returns_with_a_readable_error_and_reflects_nothing(da
     location = response.headers["location"]
     assert location.startswith("/") and "onerror" not in location and "access_denied" not in location
 
-    page.goto(f"{callback}?state=forged&error=access_denied&error_description={injected}")
+    page.goto(f"{callback}?state={forged}&error=access_denied&error_description={injected}")
 
     page.wait_for_url(re.compile(r"flash="))
     expect(page.locator(".sb-alert-bad")).to_be_visible()
@@ -407,7 +313,7 @@ def test_a_long_tool_call_in_one_session_does_not_freeze_another(dashboard, brow
     page.get_by_role("button", name="Call").click()
     expect(page.get_by_role("button", name="Call")).to_be_disabled()  # the call is under way
 
-    other = browser.new_context().new_page()
+    other = signed_in_page(browser, dashboard)
     other.goto(f"{dashboard.url}/connectors")
     expect(row(other, "plain-slow")).to_contain_text("connected")
 

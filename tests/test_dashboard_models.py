@@ -287,8 +287,8 @@ async def test_overview_shows_every_count_and_each_fix_leads_to_the_fix(
     assert (tiles["connectors_error"].tone, tiles["failed_calls_24h"].tone) == ("bad", "bad")
     assert tiles["credentials_needing_reauth"].tone == "ok"  # nothing counted: the all-clear colour
     items = {(i.kind, i.connector): i for i in overview.attention}
-    assert model.fix(items["not_connected", "linear"]) == Fix("Connect linear")
-    assert model.fix(items["sync_failed", "gone"]) == Fix("Sync gone")
+    assert model.fix(items["not_connected", "linear"]) == Fix("Connect linear", needs="connect")
+    assert model.fix(items["sync_failed", "gone"]) == Fix("Sync gone", needs="sync_many")
     assert model.fix(items["failed_calls", "plain"]) == Fix(
         "Open the audit log of plain", "/audit?connector=plain"
     )

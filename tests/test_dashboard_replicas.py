@@ -9,77 +9,38 @@ flash message B puts is shown by A.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
+import secrets
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.test_dashboard_e2e import (
-    REPO,
-    Dashboard,
-    _wait_until_serving,
-    add_connector,
-    assert_no_dashboard_errors,
-    free_port,
-    row,
-)
+from tests.fixtures.dashboard import Dashboard, free_port, running_dashboard
+from tests.test_dashboard_e2e import add_connector, row
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def replicas(tmp_path, postgres_url) -> Iterator[tuple[Dashboard, Dashboard]]:
-    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(2)]
+    ports = [free_port(), free_port()]
     env = {
         "SWITCHBOARD_STORE": postgres_url,
-        "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"),
-        "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
-        "SWITCHBOARD_PUBLIC_URL": urls[1],  # the load balancer's address; here it reaches replica B
+        "SWITCHBOARD_KEY_FILE": str(tmp_path / "store.key"),  # and so the same dashboard secret
+        "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{ports[1]}",  # the load balancer's; it reaches B
+        "SWITCHBOARD_LOGIN_TOKEN": secrets.token_urlsafe(32),  # replicas share it, like the key
+        # Behind a load balancer every page comes from the public origin; here pages come from A.
+        "BOKEH_ALLOW_WS_ORIGIN": ",".join(f"127.0.0.1:{port}" for port in ports),
     }
-    processes: list[subprocess.Popen] = []
-    boards: list[Dashboard] = []
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)  # the test's own services (seed) share the store and key
-        try:
-            for index, url in enumerate(urls):
-                log = tmp_path / f"replica-{'ab'[index]}.log"
-                with open(log, "wb") as log_file:
-                    processes.append(
-                        subprocess.Popen(
-                            [*_serve(url)],
-                            cwd=REPO,
-                            env=os.environ.copy(),
-                            stdout=log_file,
-                            stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                        )
-                    )
-                boards.append(Dashboard(url=url, store=postgres_url, log=log))
-            for board, process in zip(boards, processes, strict=True):
-                _wait_until_serving(board, process, demo=False)  # `serve`, not the demo
-            yield boards[0], boards[1]
-        finally:
-            for process in processes:
-                os.killpg(process.pid, signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-    for board in boards:
-        assert_no_dashboard_errors(board.log.read_text(errors="replace"))
-
-
-def _serve(url: str) -> list[str]:
-    port = url.rsplit(":", 1)[1]
-    return [sys.executable, "-m", "cli", "serve", "--port", port, "--address", "127.0.0.1"]
+    for replica in ("a", "b"):
+        (tmp_path / replica).mkdir()
+    with (
+        running_dashboard(tmp_path / "a", ports[0], env=env) as a,
+        running_dashboard(tmp_path / "b", ports[1], env=env) as b,
+    ):
+        a.signin_url = f"{a.url}/login?token={env['SWITCHBOARD_LOGIN_TOKEN']}"  # it printed B's
+        yield a, b
 
 
 def test_a_connect_started_on_one_replica_is_finished_and_announced_by_the_other(
@@ -102,6 +63,7 @@ def test_a_connect_started_on_one_replica_is_finished_and_announced_by_the_other
 
     page.route(re.compile(re.escape(sdk_oauth_server.issuer.rstrip("/")) + r"/authorize\?"), balance)
 
+    page.goto(a.signin_url)  # the session cookie is the host's: both replicas accept it
     page.goto(f"{a.url}/connectors")
     add_connector(page, "oauth-replicated", sdk_oauth_server.url)
     page.get_by_role("button", name="Save").click()

@@ -16,7 +16,9 @@ from typing import Any
 
 from core.access.policy import Policy, PolicyRule
 from core.access.tokens import IssuedToken, hash_token, new_token, new_token_id
+from core.action_log import record_action
 from core.errors import ConfigurationError
+from core.roles import LOCAL_ADMIN, Principal, enforce_roles
 from core.store.db import Store
 from core.store.records import AgentPolicy, AgentToken
 
@@ -57,10 +59,16 @@ class ToolReview:
         }
 
 
+@enforce_roles
 class AgentAccess:
-    def __init__(self, store: Store, *, operator: str = "operator") -> None:
+    """Checked like `Switchboard`: each method needs the role `core.roles.ACTIONS` names."""
+
+    def __init__(self, store: Store, *, principal: Principal = LOCAL_ADMIN) -> None:
         self.store = store
-        self.operator = operator
+        self.principal = principal
+
+    def _record_action(self, action: str, target: str, outcome: str) -> None:
+        record_action(self.principal, action, target, outcome)
 
     async def _db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
@@ -184,7 +192,7 @@ class AgentAccess:
     ) -> list[str]:
         """Approve the current definitions of `tools` (None: every tool not approved)."""
         connector_id, owner = await self._tool_list(connector, agent)
-        return await self._db(self.store.pinning.approve, connector_id, owner, tools, self.operator)
+        return await self._db(self.store.pinning.approve, connector_id, owner, tools, self.principal.name)
 
     # --- names to ids ---------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ _EXPORTS = {
     "discover": "core.oauth.flow",
     "enroll": "core.oauth.flow",
     "finish_authorization": "core.oauth.flow",
+    "well_formed_state": "core.oauth.flow",
     "start_authorization": "core.oauth.flow",
     "OAuthProvider": "core.oauth.provider",
     "ensure_client": "core.oauth.registration",
@@ -97,6 +98,7 @@ if TYPE_CHECKING:
         enroll,
         finish_authorization,
         start_authorization,
+        well_formed_state,
     )
     from core.oauth.provider import OAuthProvider
     from core.oauth.registration import ensure_client
@@ -148,6 +150,7 @@ __all__ = [
     "refresh_tokens",
     "revoke",
     "start_authorization",
+    "well_formed_state",
 ]
 
 

@@ -24,6 +24,7 @@ Scopes (A-22, A-23): the `scope` of the server's challenge, else the PRM's `scop
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -47,6 +48,10 @@ from core.oauth.tokens import client_auth, request_token
 from core.rfc9110 import Challenge
 
 PENDING_TTL_SECONDS = 600.0
+STATE_BYTES = 32
+# What `secrets.token_urlsafe(STATE_BYTES)` makes: anything else was never a state of ours, and is
+# refused before the store is asked (a flood of junk callbacks must not cost store sessions).
+_STATE_FORM = re.compile(r"[A-Za-z0-9_-]{43}")
 DEFAULT_REDIRECT_URI = "http://127.0.0.1/oauth/callback"
 
 
@@ -289,7 +294,7 @@ async def _begin(
     )
     registration = await ensure_client(discovery, settings, storage, http=http)
     pending = PendingAuthorization(
-        state=secrets.token_urlsafe(32),
+        state=secrets.token_urlsafe(STATE_BYTES),
         key=key,
         code_verifier=new_code_verifier(),
         issuer=metadata.issuer,
@@ -339,6 +344,11 @@ async def complete_authorization(
     return pending.key, tokens, pending.return_to
 
 
+def well_formed_state(value: str | None) -> bool:
+    """Whether `value` has the form of a state this module makes (says nothing of whether it is pending)."""
+    return value is not None and _STATE_FORM.fullmatch(value) is not None
+
+
 async def _take_pending(
     storage: OAuthStorage, params: Mapping[str, str], *, expected_key: CredentialKey | None
 ) -> PendingAuthorization:
@@ -346,6 +356,11 @@ async def _take_pending(
     if not state:
         raise AuthorizationError(
             "the authorization response has no state", hint="start the authorization again"
+        )
+    if not well_formed_state(state):
+        raise AuthorizationError(
+            "the authorization response's state was not made by Switchboard",
+            hint="start the authorization again",
         )
     pending = await asyncio.to_thread(storage.take_pending, state)
     if pending is None:

@@ -12,6 +12,7 @@
     calls.py       the call path: argument validation, the call, the audit row
     inventory.py   read-only views: tool pages, drift, credential health, audit, auth trace
     overview.py    the overview: counts, what needs attention and its fix, the charts' data
+    operators.py   the dashboard's operators for --auth basic (password hashes only)
     context.py     what they share: store access off the event loop, HTTP, background writes
 
 The result types are those of `core.models`, re-exported here.
@@ -29,6 +30,7 @@ from core.models import (
     CredentialScopes,
     DiscoveryInfo,
     OffboardingReport,
+    OperatorInfo,
     Overview,
     SyncResult,
     ToolPage,
@@ -49,6 +51,7 @@ __all__ = [
     "CredentialScopes",
     "DiscoveryInfo",
     "OffboardingReport",
+    "OperatorInfo",
     "Overview",
     "Switchboard",
     "SyncResult",

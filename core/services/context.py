@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core import oauth
+from core.action_log import record_action
 from core.errors import (
     AuthError,
     ConfigurationError,
@@ -31,6 +32,7 @@ from core.errors import (
 from core.mcp.types import EraCache
 from core.net import NetworkPolicy
 from core.oauth import CredentialKey
+from core.roles import Principal
 from core.store.db import Store
 from core.store.records import Connector
 
@@ -88,6 +90,10 @@ class ServiceContext:
     async def settle(self) -> None:
         """Let this event loop's background writes land (before the loop ends)."""
         await asyncio.gather(*self._background.pop(asyncio.get_running_loop(), ()))
+
+    def record_action(self, principal: Principal, action: str, target: str, outcome: str) -> None:
+        """An operator's action (or a refused one) for the action log, without waiting for it."""
+        record_action(principal, action, target, outcome)
 
     async def connector(self, name: str) -> Connector:
         """The connector named `name` (the faces name connectors; the store takes ids)."""

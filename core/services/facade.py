@@ -8,8 +8,9 @@ shared one naming an agent is refused when managing credentials, but allowed for
 Each method hands its work to one part (`core/services/`): the catalog (connectors, agents), the
 authorizer (keys, OAuth, disconnect), the sync engine, the call path (calls and their audit) and the
 inventory (read-only views), which share a `ServiceContext` (store, network policy, timeout) and one
-client pool. `acting_as(operator)` is the same services acting for another operator: it shares
-every part and differs only in who the audit rows name.
+client pool. `acting_as(principal)` is the same services acting for another operator: it shares
+every part and differs only in who acts — what the role allows (`core/roles.py`, checked before
+every method: a refusal raises `AccessDenied`) and who the audit rows name.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from core.models import (
     CredentialRemoval,
     CredentialScopes,
     OffboardingReport,
+    OperatorInfo,
     Overview,
     SyncResult,
     ToolPage,
 )
 from core.net import NetworkPolicy
 from core.public_url import dashboard_redirect_uri
+from core.roles import LOCAL_ADMIN, Principal, enforce_roles
 from core.services.authorizer import Authorizer
 from core.services.calls import CallTarget, ToolCalls
 from core.services.catalog import Catalog
@@ -42,6 +45,7 @@ from core.services.context import ServiceContext
 from core.services.credentials import Credentials
 from core.services.inventory import Inventory
 from core.services.offboarding import Offboarding
+from core.services.operators import Operators
 from core.services.overview import OverviewReader
 from core.services.pool import ClientPool
 from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
@@ -53,17 +57,18 @@ if TYPE_CHECKING:
     from core.services.configuration import Configuration, ImportReport
 
 
+@enforce_roles
 class Switchboard:
     def __init__(
         self,
         store: Store,
         *,
         policy: NetworkPolicy | None = None,
-        operator: str = "operator",
+        principal: Principal = LOCAL_ADMIN,
         redirect_uri: str | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self.operator = operator  # who the audit rows name
+        self.principal = principal  # who acts: what the services allow, who the audit rows name
         self.context = ServiceContext(
             store,
             NetworkPolicy.from_env() if policy is None else policy,
@@ -79,18 +84,27 @@ class Switchboard:
         self._calls = ToolCalls(self.context, self._credentials, self._syncs)
         self._inventory = Inventory(self.context, self._credentials)
         self._overview = OverviewReader(self.context)
+        self._operators = Operators(self.context)
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
         """Open the store (SWITCHBOARD_STORE or the default path) and build the services (not async)."""
         return cls(Store.open(store_path), **options)
 
-    def acting_as(self, operator: str) -> Switchboard:
-        """These services acting for `operator` (not async): same store, pool and parts; the audit
-        rows of its calls name `operator`."""
+    def acting_as(self, principal: Principal) -> Switchboard:
+        """These services acting for `principal` (not async): same store, pool and parts; what they
+        allow is the principal's role, and the audit rows name the principal."""
         view = copy.copy(self)
-        view.operator = operator
+        view.principal = principal
         return view
+
+    @property
+    def operator(self) -> str:
+        """Who the audit rows name."""
+        return self.principal.name
+
+    def _record_action(self, action: str, target: str, outcome: str) -> None:
+        self.context.record_action(self.principal, action, target, outcome)
 
     async def aclose(self) -> None:
         """Close this event loop's clients and let its background store writes land."""
@@ -115,10 +129,11 @@ class Switchboard:
 
     def access(self) -> AgentAccess:
         """Agents' gateway access — tokens, policies, tool pinning — acting for this operator (not
-        async; the same API the CLI's `agent token`, `policy` and `pinning` commands use)."""
+        async; the same API the CLI's `agent token`, `policy` and `pinning` commands use). It checks
+        this principal's role itself, so handing it out needs none beyond a viewer's."""
         from core.access import AgentAccess  # here: only the faces that manage the gateway need it
 
-        return AgentAccess(self.store, operator=self.operator)
+        return AgentAccess(self.store, principal=self.principal)
 
     # --- connectors and agents (core/services/catalog.py) ---------------------------------------
 
@@ -158,7 +173,7 @@ class Switchboard:
 
     async def remove_agent(self, name: str) -> OffboardingReport:
         """Offboard the agent (`offboard_agent`), then delete it."""
-        return await self._offboarding.offboard_agent(name, remove=True, operator=self.operator)
+        return await self._offboarding.offboard_agent(name, remove=True, principal=self.principal)
 
     # --- offboarding (core/services/offboarding.py) ---------------------------------------------
 
@@ -166,7 +181,7 @@ class Switchboard:
         """Revoke everything of agent `name`: its own credentials at every authorization server that
         offers revocation (RFC 7009), deleted locally in every case, and its gateway tokens. The
         report says per credential and server what was revoked, deleted locally only, or failed."""
-        return await self._offboarding.offboard_agent(name, operator=self.operator)
+        return await self._offboarding.offboard_agent(name, principal=self.principal)
 
     async def offboard_connector(self, name: str) -> OffboardingReport:
         """Revoke and delete every credential of connector `name` (shared and per agent); the
@@ -357,3 +372,15 @@ class Switchboard:
             "retired": list(report.retired),
             "still_used": list(report.still_used),
         }
+
+    # --- the dashboard's operators, for --auth basic (core/services/operators.py) --------------
+
+    async def add_operator(self, name: str, role: str, password: str) -> OperatorInfo:
+        """Add an operator, or set an existing one's role and password (only its hash is kept)."""
+        return await self._operators.add(name, role, password)
+
+    async def list_operators(self) -> list[OperatorInfo]:
+        return await self._operators.list()
+
+    async def remove_operator(self, name: str) -> None:
+        await self._operators.remove(name)

@@ -19,6 +19,7 @@ from core.auth_schemes import auth_scheme
 from core.errors import SwitchboardError
 from core.models import CredentialInfo, CredentialRemoval, OffboardingReport
 from core.oauth import CredentialKey
+from core.roles import Principal
 from core.services.context import ServiceContext, new_attempt
 from core.services.credentials import Credentials
 from core.store.records import Connector
@@ -35,7 +36,9 @@ class Offboarding:
         self._context = context
         self._credentials = credentials
 
-    async def offboard_agent(self, name: str, *, remove: bool = False, operator: str) -> OffboardingReport:
+    async def offboard_agent(
+        self, name: str, *, remove: bool = False, principal: Principal
+    ) -> OffboardingReport:
         """Revoke and delete the agent's own credentials (per-agent connectors; the shared ones are
         not its to revoke) and revoke its gateway tokens; `remove` deletes the agent afterwards."""
         store = self._context.store
@@ -43,7 +46,7 @@ class Offboarding:
         from core.access import AgentAccess  # here: only offboarding an agent needs the gateway's side
 
         # The gateway tokens first: the agent stops reaching its tools before its tokens are revoked.
-        access = AgentAccess(store, operator=operator)
+        access = AgentAccess(store, principal=principal)  # checks that `principal` may revoke
         revoked = 0
         for token in await access.list_tokens(agent.name):
             if token.status() != "revoked":

@@ -8,8 +8,9 @@ The store is a small kernel and one repository per aggregate:
 - repositories, each an attribute: `connectors`, `agents`, `credentials` (static secrets, OAuth
   tokens, health), `registrations` (OAuth clients), `pending` (authorizations in flight), `tools`
   (snapshots, inventory pages, drift), `audit`, `auth_trace`, `messages` (flash messages), `keys`
-  (usage and rotation), and the agent gateway's `agent_tokens`, `policies`, `pinning` (tool
-  approvals) and `gateway` (change counter, heartbeats, an agent's catalog). Repositories take ids
+  (usage and rotation), `operators` (who may sign in with `--auth basic`), and the agent gateway's
+  `agent_tokens`, `policies`, `pinning` (tool approvals) and `gateway` (change counter, heartbeats,
+  an agent's catalog). Repositories take ids
   (`CredentialKey` for credentials); a name is resolved once, at the edge (the services, the access
   service), with `connectors.named(name)` / `agents.named(name)`.
 
@@ -48,6 +49,7 @@ from core.store.repositories import (
     GatewayRepository,
     KeyRepository,
     MessageRepository,
+    OperatorRepository,
     OverviewRepository,
     PendingRepository,
     PinningRepository,
@@ -100,6 +102,7 @@ class Store:
         self.audit = AuditRepository(self)
         self.auth_trace = AuthTraceRepository(self)
         self.messages = MessageRepository(self)
+        self.operators = OperatorRepository(self)
         self.keys = KeyRepository(self)
         self.agent_tokens = AgentTokenRepository(self)
         self.policies = PolicyRepository(self)

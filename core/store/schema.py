@@ -62,6 +62,12 @@ Version 3 (the PostgreSQL store):
   the SHA-256 of their random key, so any dashboard replica can show what another one put.
 - On PostgreSQL only, the inventory's search and sort indexes (`postgres_engine.py`).
 
+Version 4 (dashboard sign-in, `core/store/repositories/operators.py`):
+
+- `operators`: who may sign in to the dashboard with `--auth basic`: unique `name`, `role` viewer |
+  operator | admin, `password_hash` the Argon2id hash of their password, encrypted like the
+  secrets (bound to the name), `created_at`, `updated_at`.
+
 Version 1 is the last released schema. Versions 2 and 3 were written on two branches at once (the
 gateway and the PostgreSQL store) and numbered when they met, the gateway's first: main's
 development stores already carry its version 2.
@@ -104,7 +110,10 @@ CREDENTIAL_SECRETS = SecretTable(
 )
 CLIENT_SECRETS = SecretTable("oauth_clients", ("issuer", "redirect_uri"), ("client_id",), ("client_secret",))
 PENDING_SECRETS = SecretTable("pending_authorizations", ("state_hash",), (), ("code_verifier",))
-SECRET_TABLES = (CONNECTOR_SECRETS, CREDENTIAL_SECRETS, CLIENT_SECRETS, PENDING_SECRETS)
+# An Argon2id hash is not the password, but a copy of the database without the key file should not
+# even give something to guess passwords against offline.
+OPERATOR_SECRETS = SecretTable("operators", ("name",), (), ("password_hash",))
+SECRET_TABLES = (CONNECTOR_SECRETS, CREDENTIAL_SECRETS, CLIENT_SECRETS, PENDING_SECRETS, OPERATOR_SECRETS)
 
 
 @dataclass(frozen=True)
@@ -340,6 +349,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             key_hash VARCHAR PRIMARY KEY,
             message ${json} NOT NULL,
             expires_at ${double} NOT NULL)""",
+        ),
+    ),
+    Migration(
+        4,
+        "dashboard operators (--auth basic)",
+        (
+            """CREATE TABLE operators (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+            password_hash ${blob} NOT NULL,
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL)""",
         ),
     ),
 )

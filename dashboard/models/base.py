@@ -12,6 +12,7 @@ import param
 from core.auth_schemes import auth_scheme
 from core.models import ConnectOutcome
 from core.public_url import dashboard_redirect_uri
+from core.roles import allows
 from core.services import Switchboard
 from dashboard import runtime
 
@@ -36,6 +37,11 @@ class ServiceModel(param.Parameterized):
     @property
     def services(self) -> Switchboard:
         return self.service if self.service is not None else runtime.service()
+
+    def may(self, action: str) -> bool:
+        """Whether the operator these services act for may run `action` (`core.roles.ACTIONS`): views
+        hide what they may not do; the services refuse it anyway."""
+        return allows(self.services.principal.role, action)
 
     def _read(self, what: str) -> Callable[[], bool]:
         """Start a read of `what`; the returned check is False once a newer read of it has started.

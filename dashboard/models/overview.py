@@ -54,10 +54,12 @@ class Tile:
 
 @dataclass(frozen=True)
 class Fix:
-    """What an attention item's button does: `link` (a page to open) or `run` (connect or sync)."""
+    """What an attention item's button does: `link` (a page to open) or `run` (connect or sync);
+    `needs`: the services action it comes down to (`core/roles.py`), None for pages anyone may read."""
 
     label: str
     link: str | None = None
+    needs: str | None = None
 
 
 class OverviewModel(ServiceModel):
@@ -126,14 +128,15 @@ class OverviewModel(ServiceModel):
         who = f" for {item.agent}" if item.agent else ""
         if item.fix == "connect":
             verb = "Connect" if item.kind == "not_connected" else "Reconnect"
-            return Fix(f"{verb} {item.connector}{who}")
+            return Fix(f"{verb} {item.connector}{who}", needs="connect")
         if item.fix == "sync":
-            return Fix(f"Sync {item.connector}")
+            return Fix(f"Sync {item.connector}", needs="sync_many")
         if item.fix == "enter_key":
-            link = (
-                agent_path(item.agent) if item.agent else "/connectors?" + urlencode({"edit": item.connector})
-            )
-            return Fix(f"Enter a new key for {item.connector}{who}", link)
+            if item.agent:  # the agent page's key field
+                return Fix(f"Enter a new key for {item.connector}{who}", agent_path(item.agent), "set_secret")
+            # A shared key is entered in the connector's edit form.
+            link = "/connectors?" + urlencode({"edit": item.connector})
+            return Fix(f"Enter a new key for {item.connector}", link, "update_connector")
         if item.fix == "review":
             query = {"connector": item.connector, **({"agent": item.agent} if item.agent else {})}
             return Fix(f"Review the tools of {item.connector}{who}", "/review?" + urlencode(query))

@@ -1,5 +1,6 @@
 """The agent page's gateway section: tokens (create — shown once —, list, revoke) and policy (rules,
-limits)."""
+limits). A role that may not change them (`core/roles.py`: admins manage gateway access) sees
+them without the controls."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ class AgentGatewayView(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         g = self.gateway
+        revoke = {"revoke": "<span class='sb-action'>Revoke</span>"} if g.may("revoke_token") else {}
         self._tokens = data_table(
             g.token_frame(),
             badges=["status"],
-            buttons={"revoke": "<span class='sb-action'>Revoke</span>"},
-            titles={"revoke": ""},
-            sortable={"revoke": False},
+            buttons=revoke,
+            titles={k: "" for k in revoke},
+            sortable={k: False for k in revoke},
         )
         self._tokens.on_click(self._on_token_click)
         g.param.watch(lambda _e: setattr(self._tokens, "value", g.token_frame()), "tokens")
@@ -40,10 +42,11 @@ class AgentGatewayView(pn.viewable.Viewer):
         self._create.on_click(self._create_token)
         self._issued = pn.Column(sizing_mode="stretch_width")
 
+        remove = {"remove": "<span class='sb-action'>Remove</span>"} if g.may("remove_rule") else {}
         self._rules = data_table(
             g.rule_frame(),
-            buttons={"remove": "<span class='sb-action'>Remove</span>"},
-            titles={"remove": ""},
+            buttons=remove,
+            titles={k: "" for k in remove},
             sortable=False,
             widths={"n": 50, "effect": 80},
         )
@@ -150,7 +153,7 @@ class AgentGatewayView(pn.viewable.Viewer):
                 "is stored.</p>"
             ),
             self._tokens,
-            pn.Row(self._label, self._days, self._create),
+            pn.Row(self._label, self._days, self._create, visible=self.gateway.may("create_token")),
             self._issued,
             heading("Policy"),
             html_pane(
@@ -158,8 +161,15 @@ class AgentGatewayView(pn.viewable.Viewer):
                 "it must match one of them. Globs match the connector's and the tool's own names.</p>"
             ),
             self._rules,
-            pn.Row(self._effect, self._connector, self._tool, self._annotation, self._add_rule),
+            pn.Row(
+                self._effect,
+                self._connector,
+                self._tool,
+                self._annotation,
+                self._add_rule,
+                visible=self.gateway.may("add_rule"),
+            ),
             self._limits,
-            pn.Row(self._rpm, self._concurrent, self._save_limits),
+            pn.Row(self._rpm, self._concurrent, self._save_limits, visible=self.gateway.may("set_limits")),
             sizing_mode="stretch_width",
         )

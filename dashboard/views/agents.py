@@ -61,7 +61,7 @@ class AgentsPage(pn.viewable.Viewer):
                 "per-agent connectors, an account of its own. Open an agent to connect those.</p>"
             ),
             self._table,
-            pn.Row(self._name, self._description, self._create),
+            pn.Row(self._name, self._description, self._create, visible=self.directory.may("add_agent")),
             sizing_mode="stretch_width",
         )
 
@@ -82,7 +82,9 @@ class AgentPage(pn.viewable.Viewer):
         self._cards = pn.Column(sizing_mode="stretch_width")
         self._shared = data_table(_shared_frame([]), badges=["status"])
         agent = self.credentials.agent
-        self._offboard = pn.widgets.Button(label=f"Offboard {agent}", button_type="danger")
+        self._offboard = pn.widgets.Button(
+            label=f"Offboard {agent}", button_type="danger", visible=self.credentials.may("offboard_agent")
+        )
         self._offboard.on_click(lambda _event: setattr(self._confirm, "visible", True))
         confirm = pn.widgets.Button(label=f"Yes, revoke everything of {agent}", button_type="danger")
         confirm.on_click(self._run_offboarding)
@@ -112,7 +114,8 @@ class AgentPage(pn.viewable.Viewer):
             body.append(facts_table(row.facts()))
             body.append(
                 pn.Row(
-                    self._button("Sync", self._sync, row), self._button("Disconnect", self._disconnect, row)
+                    self._button("Sync", self._sync, row, "sync"),
+                    self._button("Disconnect", self._disconnect, row, "disconnect"),
                 )
             )
         else:
@@ -126,12 +129,13 @@ class AgentPage(pn.viewable.Viewer):
                         "Reconnect" if row.state == NEEDS_REAUTH else "Connect",
                         self._connect,
                         row,
+                        "connect",
                         button_type="primary",
                     )
                 )
             )
             if row.state == NEEDS_REAUTH:
-                body.append(self._button("Disconnect", self._disconnect, row))
+                body.append(self._button("Disconnect", self._disconnect, row, "disconnect"))
         return pn.Column(*body, styles=CARD, sizing_mode="stretch_width")
 
     def _key_entry(self, row: CredentialRow) -> pn.Row:
@@ -154,13 +158,16 @@ class AgentPage(pn.viewable.Viewer):
 
         button = pn.widgets.Button(label=f"Save key for {row.connector}", button_type="primary", align="end")
         button.on_click(save)
-        return pn.Row(secret, button)
+        return pn.Row(secret, button, visible=self.credentials.may("set_secret"))
 
     def _button(
-        self, verb: str, action, row: CredentialRow, button_type: str = "default"
+        self, verb: str, action, row: CredentialRow, needs: str, button_type: str = "default"
     ) -> pn.widgets.Button:
+        """A button running `action`, shown only to a role that may run the services action `needs`."""
         # "Connect linear", not just "Connect": the page has one card per connector.
-        button = pn.widgets.Button(label=f"{verb} {row.connector}", button_type=button_type)
+        button = pn.widgets.Button(
+            label=f"{verb} {row.connector}", button_type=button_type, visible=self.credentials.may(needs)
+        )
 
         async def run(_event) -> None:
             button.loading = True

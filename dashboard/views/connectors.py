@@ -21,7 +21,7 @@ from dashboard.views.offboarding import OffboardingReportView
 from dashboard.views.tables import data_table
 
 # The row actions; Edit and Delete sit with the selected connector's details, labelled with its name.
-ACTIONS = {"connect": "Connect", "sync": "Sync"}
+ACTIONS = {"connect": "Connect", "sync": "Sync"}  # each also the services action behind it (core/roles.py)
 CREDENTIAL_MODE_LABELS = {"One shared credential": "shared", "Each agent its own": "per_agent"}
 
 
@@ -36,12 +36,13 @@ class ConnectorsPage(pn.viewable.Viewer):
         params.setdefault("trace", AuthTrace(service=params["index"].service))
         super().__init__(**params)
         self._navigator = BrowserNavigator()
+        actions = {k: v for k, v in ACTIONS.items() if self.index.may(k)}  # a role sees what it may do
         self._table = data_table(
             self.index.frame(),
             badges=["status"],
-            buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in ACTIONS.items()},
-            titles={k: "" for k in ACTIONS},
-            sortable={k: False for k in ACTIONS},
+            buttons={k: f"<span class='sb-action'>{v}</span>" for k, v in actions.items()},
+            titles={k: "" for k in actions},
+            sortable={k: False for k in actions},
             widths={
                 "name": 130,
                 "url": 190,
@@ -50,12 +51,14 @@ class ConnectorsPage(pn.viewable.Viewer):
                 "status": 125,
                 "tools": 75,
                 "last sync": 110,
-                **{k: 80 for k in ACTIONS},
+                **{k: 80 for k in actions},
             },
         )
         self._table.on_click(self._on_cell_click)
         self._confirm = pn.Row(visible=False)
-        self._sync_all_button = pn.widgets.Button(label="Sync all", button_type="primary", width=120)
+        self._sync_all_button = pn.widgets.Button(
+            label="Sync all", button_type="primary", width=120, visible=self.index.may("sync_many")
+        )
         self._sync_all_button.on_click(self._sync_all)
         # Every sync of a "Sync all", listed when it starts and filled in as each one finishes.
         self._progress = data_table(
@@ -179,11 +182,16 @@ class ConnectorsPage(pn.viewable.Viewer):
                 facts_table(None, empty="Click a connector to see what discovery found for it."),
             )
         name = details["name"]
-        edit = pn.widgets.Button(label=f"Edit {name}")
-        edit.on_click(lambda _event: self.form.load(self.index.get(name)))
-        delete = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
-        delete.on_click(lambda _event: self._ask_delete(name))
-        return pn.Column(heading(f"Details — {name}"), pn.Row(edit, delete), facts_table(details))
+        buttons = []
+        if self.form.may("update_connector"):
+            edit = pn.widgets.Button(label=f"Edit {name}")
+            edit.on_click(lambda _event: self.form.load(self.index.get(name)))
+            buttons.append(edit)
+        if self.index.may("remove_connector"):
+            delete = pn.widgets.Button(label=f"Delete {name}", button_type="danger")
+            delete.on_click(lambda _event: self._ask_delete(name))
+            buttons.append(delete)
+        return pn.Column(heading(f"Details — {name}"), pn.Row(*buttons), facts_table(details))
 
     def __panel__(self):
         return pn.Column(
@@ -193,7 +201,7 @@ class ConnectorsPage(pn.viewable.Viewer):
             self._progress,
             self._table,
             pn.Row(
-                self._form_view,
+                *([self._form_view] if self.form.may("add_connector") else []),
                 pn.Column(
                     self._details,
                     self._confirm,

@@ -120,6 +120,8 @@ class OverviewPage(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         fix = self.model.fix(item)
+        if fix.needs is not None and not self.model.may(fix.needs):
+            return pn.Row(text, styles={"border-bottom": "1px solid #dee2e6"}, sizing_mode="stretch_width")
         if fix.link is not None:
             action = html_pane(
                 f"<a class='sb-fix' href='{html.escape(fix.link)}'>{html.escape(fix.label)}</a>",

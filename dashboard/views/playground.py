@@ -41,7 +41,10 @@ class PlaygroundPage(pn.viewable.Viewer):
         )
         self._form: ObjectEditor = form_for([])
         self._form_area = pn.Column(sizing_mode="stretch_width", visible=pg.param.raw_mode.rx().rx.not_())
-        self._call = pn.widgets.Button(label="Call", button_type="primary", width=120, disabled=True)
+        # Hidden from a role that may not call; a forged click is refused by the services all the same.
+        self._call = pn.widgets.Button(
+            label="Call", button_type="primary", width=120, disabled=True, visible=pg.may("call_tool")
+        )
         self._call.on_click(self._call_tool)
         self._following_model = False  # True while widgets are set from the model, not by the operator
         self._agent.param.watch(self._where_changed, "value")
@@ -174,6 +177,10 @@ class PlaygroundPage(pn.viewable.Viewer):
             self._form_area,
             self._raw,
             self._call,
+            html_pane(
+                "<p class='sb-muted'>Your role may look at tools here, not call them.</p>",
+                visible=not self.playground.may("call_tool"),
+            ),
             self._result,
             sizing_mode="stretch_width",
         )

@@ -130,15 +130,19 @@ class ReviewPage(pn.viewable.Viewer):
         )
         return pn.Column(header, *[_section(s) for s in r.diff()], styles=CARD, sizing_mode="stretch_width")
 
+    def _approvals(self) -> list[pn.widgets.Button]:
+        """The approve buttons, for a role that may approve (`core/roles.py`); others only look."""
+        return [self._approve, self._approve_all] if self.reviews.may("approve") else []
+
     def __panel__(self):
         return pn.Column(
             "## Tool review",
             html_pane(
                 "<p class='sb-muted'>Tools whose definition changed since it was approved are quarantined: "
-                "agents neither see nor call them through the gateway until an operator approves the new "
+                "agents neither see nor call them through the gateway until an admin approves the new "
                 "definition. New tools of connectors with manual approval wait here too.</p>"
             ),
-            pn.Row(self._list, self._tool, self._approve, self._approve_all),
+            pn.Row(self._list, self._tool, *self._approvals()),
             self._body,
             sizing_mode="stretch_width",
         )

@@ -26,7 +26,8 @@ class ScopesView(pn.viewable.Viewer):
 
     def _render(self, _event=None) -> None:
         self._table.value = self.model.frame()
-        self._actions.objects = [self._button(s) for s in self.model.needing_step_up()]
+        may = self.model.may("step_up")  # a viewer sees what is missing, not the button
+        self._actions.objects = [self._button(s) for s in self.model.needing_step_up()] if may else []
 
     def _button(self, scopes: CredentialScopes) -> pn.widgets.Button:
         whose = f"{scopes.connector}" + (f" for {scopes.agent}" if scopes.agent else "")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import panel as pn
 
+from core.roles import Principal
+
 TEMPLATE_FILE = Path(__file__).resolve().parents[1] / "assets" / "template.html"
 
 NAVIGATION_CSS = """
@@ -39,4 +41,21 @@ def navigation(pages: Mapping[str, str], active: str) -> pn.pane.HTML:
         f"<nav aria-label='Pages'><ul class='sb-nav'>{links}</ul></nav>",
         stylesheets=[NAVIGATION_CSS],
         sizing_mode="stretch_width",
+    )
+
+
+SIGNED_IN_CSS = """
+.sb-who { color: #fff; white-space: nowrap; padding: 6px 8px; }
+.sb-who a { color: #fff; }
+"""
+
+
+def signed_in_as(principal: Principal, sign_out: str | None) -> pn.pane.HTML:
+    """Who is signed in, with their role, and the way out (`sign_out`: its path, None for none)."""
+    link = f" · <a href='{html.escape(sign_out)}' class='sb-signout'>Sign out</a>" if sign_out else ""
+    return pn.pane.HTML(
+        f"<div class='sb-who'>Signed in as <b>{html.escape(principal.name)}</b> "
+        f"({html.escape(principal.role.value)}){link}</div>",
+        stylesheets=[SIGNED_IN_CSS],
+        align="center",
     )

@@ -8,6 +8,7 @@ from core.store.repositories.gateway import GatewayRepository
 from core.store.repositories.history import AuditRepository, AuthTraceRepository
 from core.store.repositories.keys import KeyRepository
 from core.store.repositories.messages import MessageRepository
+from core.store.repositories.operators import OperatorRepository
 from core.store.repositories.overview import OverviewRepository
 from core.store.repositories.pending import PendingRepository
 from core.store.repositories.pinning import PinningRepository
@@ -24,6 +25,7 @@ __all__ = [
     "GatewayRepository",
     "KeyRepository",
     "MessageRepository",
+    "OperatorRepository",
     "OverviewRepository",
     "PendingRepository",
     "PinningRepository",
