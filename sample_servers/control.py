@@ -29,6 +29,22 @@ from sample_servers.toolset import TOOL_REQUIRED_SCOPES
 IDENTITY_SCOPE_KEY = "sample_servers.identity"
 CONTROL_PREFIX = "/_control/"
 MAX_LOGGED_REQUESTS = 5000
+# The OAuth endpoints whose request bodies are logged (so tests can check what a client sent), with
+# every credential-bearing field replaced by SECRET_PRESENT: never a secret in the log.
+BODY_LOGGED_PATHS = frozenset({"/token", "/register", "/revoke", "/idp/token"})
+SECRET_FIELDS = frozenset(
+    {
+        "code",
+        "code_verifier",
+        "refresh_token",
+        "client_secret",
+        "assertion",
+        "client_assertion",
+        "subject_token",
+        "token",
+    }
+)
+SECRET_PRESENT = "<present>"
 
 # The path of the request being served, for code below the app (the OAuth provider) that has
 # no access to the request. Safe as a contextvar: AS endpoints run in the request's own task.
@@ -191,6 +207,8 @@ class ControlPlane:
         query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
         if query:
             self.counters.queries.append(query)
+        if scope["path"] in BODY_LOGGED_PATHS and scope["method"] == "POST":
+            entry["body"] = _masked_body(body)
         if scope["path"] == "/token" and scope["method"] == "POST":
             self.counters.token_requests[_grant_type(body)] += 1
             verifier = _form_value(body, "code_verifier")
@@ -402,6 +420,17 @@ def _rpc_summary(body: bytes) -> dict[str, Any] | None:
 
 def _grant_type(body: bytes) -> str:
     return _form_value(body, "grant_type") or "?"
+
+
+def _masked_body(body: bytes) -> dict[str, Any]:
+    """A form or JSON request body with its secrets replaced by SECRET_PRESENT."""
+    try:
+        data = json.loads(body) if body.lstrip().startswith(b"{") else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        data = {k: v[0] for k, v in parse_qs(body.decode("latin-1"), keep_blank_values=True).items()}
+    return {k: SECRET_PRESENT if k in SECRET_FIELDS and v else v for k, v in data.items()}
 
 
 def _form_value(body: bytes, key: str) -> str | None:

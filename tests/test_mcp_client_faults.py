@@ -1035,13 +1035,6 @@ async def test_invalid_cursor_error_reaches_the_caller() -> None:
     assert info.value.code == -32602
 
 
-async def test_list_resources_and_prompts() -> None:
-    fake = FakeServer()
-    async with fake.client(era="legacy") as client:
-        assert await client.list_resources() == [{"name": "resources-1"}]
-        assert await client.list_prompts() == [{"name": "prompts-1"}]
-
-
 # --- authorization (A-02, A-28, A-31) -------------------------------------------------------------
 
 
