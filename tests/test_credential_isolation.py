@@ -11,40 +11,17 @@ agent's row, the shared row): the tests failed, then the code was restored.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
-
-import httpx2
 import pytest
 
 from core.errors import AuthError
-from core.net import NetworkPolicy
 from core.services import Switchboard
-
-LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
-
-
-@pytest.fixture
-def service(tmp_path, monkeypatch):
-    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
-    monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    return Switchboard.open(
-        str(tmp_path / "switchboard.duckdb"),
-        policy=LOOPBACK,
-        redirect_uri="http://127.0.0.1:9/oauth/callback",
-    )
+from tests.fixtures.services import LOOPBACK, authorize_in_browser
 
 
 async def authorize(service: Switchboard, server, connector: str, agent: str | None, subject: str) -> None:
-    """The real flow: the services' authorization URL, the sample AS's redirect (it auto-approves as
-    `subject`), the callback parameters handed back to the services."""
+    """The real flow, the sample AS approving as `subject`."""
     server.next_subject(subject)
-    url = await service.start_authorization(connector, agent)
-    async with httpx2.AsyncClient() as browser:
-        answer = await browser.get(url)
-    assert answer.status_code in (302, 303), answer.status_code
-    outcome = await service.complete_authorization(
-        dict(parse_qsl(urlsplit(answer.headers["location"]).query))
-    )
+    outcome = await authorize_in_browser(service, connector, agent)
     assert outcome.ok, outcome.message
 
 

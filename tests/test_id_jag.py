@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 
 from core.errors import TokenError
 from core.mcp.client import McpClient
-from core.net import NetworkPolicy, create_http_client
-from core.oauth import CredentialKey, MemoryOAuthStorage, MemoryTrace, OAuthHttp, OAuthProvider
+from core.oauth import CredentialKey, MemoryOAuthStorage, OAuthProvider
 from core.oauth.flow import ConnectorSettings, discover
 from core.oauth.id_jag import EnterpriseIdentity, enterprise_token
 from core.oauth.storage import ClientRegistration
 from sample_servers.enterprise import IDP_CLIENT_ID, IDP_TOKEN_PATH, JWT_BEARER
 
-LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 CLIENT_ID = "mcp-client"
 KEY = CredentialKey("enterprise", "ada")
 
@@ -46,12 +43,6 @@ def server(request, sample_server_factory, id_token, client_secret):
     return sample_server_factory(
         request.param, machine_clients={CLIENT_ID: client_secret}, enterprise_users={id_token: "ada@corp"}
     )
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[OAuthHttp]:
-    async with create_http_client(LOOPBACK) as client:
-        yield OAuthHttp(client, MemoryTrace())
 
 
 def identity(server, id_token: str) -> EnterpriseIdentity:

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
@@ -23,7 +22,7 @@ import pytest
 from core.errors import NeedsReauthorization
 from core.mcp.auth import AuthChallenge
 from core.mcp.client import McpClient
-from core.net import NetworkPolicy, create_http_client
+from core.net import create_http_client
 from core.oauth import (
     ConnectorSettings,
     CredentialKey,
@@ -41,17 +40,11 @@ from core.oauth import (
 )
 from core.rfc9110 import Challenge
 from sample_servers.control import SECRET_PRESENT
+from tests.fixtures.services import LOOPBACK
 
-LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 REDIRECT_URI = "http://127.0.0.1:8765/oauth/callback"  # never contacted: the redirect is read
 KEY = CredentialKey("connector-1")
 AGENT_B = CredentialKey("connector-1", "agent-b")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[OAuthHttp]:
-    async with create_http_client(LOOPBACK) as client:
-        yield OAuthHttp(client, MemoryTrace())
 
 
 @pytest.fixture(params=["memory", "duckdb"])

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
@@ -22,30 +21,14 @@ import pytest
 
 from core.errors import AuthRequired, InsufficientScope
 from core.mcp.client import McpClient
-from core.net import NetworkPolicy, create_http_client
 from core.oauth import (
     ConnectorSettings,
     CredentialKey,
     MemoryOAuthStorage,
-    MemoryTrace,
-    OAuthHttp,
     OAuthProvider,
 )
 from core.oauth.provider import MAX_STEP_UPS
-from core.services import Switchboard
-
-LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
-
-
-@pytest.fixture
-def service(tmp_path, monkeypatch):
-    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
-    monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    return Switchboard.open(
-        str(tmp_path / "switchboard.duckdb"),
-        policy=LOOPBACK,
-        redirect_uri="http://127.0.0.1:9/oauth/callback",
-    )
+from tests.fixtures.services import authorize_in_browser
 
 
 @pytest.fixture
@@ -53,21 +36,6 @@ def oauth_server(sdk_oauth_server):
     """The module's shared sample AS, its `iss` behaviour restored after the test."""
     yield sdk_oauth_server
     sdk_oauth_server.configure(iss_param="correct")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[OAuthHttp]:
-    async with create_http_client(LOOPBACK) as client:
-        yield OAuthHttp(client, MemoryTrace())
-
-
-async def authorize(service: Switchboard, connector: str = "linear"):
-    """Start through the services, let the sample AS auto-approve, hand the callback back."""
-    url = await service.start_authorization(connector)
-    async with httpx2.AsyncClient() as browser:
-        answer = await browser.get(url)
-    assert answer.status_code in (302, 303), answer.status_code
-    return await service.complete_authorization(dict(parse_qsl(urlsplit(answer.headers["location"]).query)))
 
 
 def with_uppercase_scheme(issuer: str) -> str:
@@ -95,7 +63,7 @@ async def test_rfc9207_iss_against_the_sample_authorization_server(
     }.get(iss_param, iss_param)
     oauth_server.configure(iss_param=sent)
     await service.add_connector("linear", oauth_server.url, "oauth")
-    outcome = await authorize(service)
+    outcome = await authorize_in_browser(service, "linear")
     code_exchanges = oauth_server.counters()["token_requests"].get("authorization_code", 0)
     if accepted:
         assert outcome.ok, outcome.message
@@ -135,7 +103,7 @@ def whoami_scopes(result) -> set[str]:
 
 async def test_step_up_through_the_services(service, oauth_server) -> None:
     await service.add_connector("linear", oauth_server.url, "oauth")
-    assert (await authorize(service)).ok
+    assert (await authorize_in_browser(service, "linear")).ok
     assert whoami_scopes(await service.call_tool("linear", "whoami", {})) == {"read"}
 
     with pytest.raises(InsufficientScope) as refused:
@@ -146,7 +114,7 @@ async def test_step_up_through_the_services(service, oauth_server) -> None:
 
     # The operator authorizes again with the scopes the error names; the same call then works.
     await service.update_connector("linear", scopes=" ".join(refused.value.scopes))
-    assert (await authorize(service)).ok
+    assert (await authorize_in_browser(service, "linear")).ok
     result = await service.call_tool("linear", "admin_action", {"action": "rotate"})
     assert not result.is_error
     assert whoami_scopes(await service.call_tool("linear", "whoami", {})) == {"read", "admin"}
