@@ -3,7 +3,8 @@
 Moved here from the `FakeWorld` (httpx2.MockTransport) files, which keep the fault and
 malformed-input cases (docs/architecture.md, "Testing"): the authorization request, DCR, the code
 exchange, the callback in another process, the headless helper, refresh rotation and single flight,
-and the provider's 401 handling. What the client sent is read from the sample server's request log,
+the provider's 401 handling, and client_credentials (Basic authentication, fetched on a 401, never a
+step-up). What the client sent is read from the sample server's request log,
 whose OAuth bodies show every secret as "<present>".
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 import threading
 import time
 from dataclasses import replace
@@ -19,11 +21,12 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx2
 import pytest
 
-from core.errors import NeedsReauthorization
+from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization
 from core.mcp.auth import AuthChallenge
 from core.mcp.client import McpClient
 from core.net import create_http_client
 from core.oauth import (
+    ClientCredentials,
     ConnectorSettings,
     CredentialKey,
     MemoryOAuthStorage,
@@ -32,6 +35,7 @@ from core.oauth import (
     OAuthProvider,
     TokenSet,
     authorize_headless,
+    client_credentials_token,
     complete_authorization,
     discover,
     ensure_client,
@@ -323,3 +327,76 @@ async def test_two_agents_have_separate_tokens(sdk_oauth_server, http) -> None:
     assert (await whoami(sdk_oauth_server, http, provider_a))["subject"] == "agent-a"
     assert (await whoami(sdk_oauth_server, http, provider_b))["subject"] == "agent-b"
     assert sdk_oauth_server.counters()["registrations"] == 1  # one client per issuer, shared by the agents
+
+
+async def test_interactive_without_tokens_asks_for_authorization(sdk_oauth_server, http) -> None:
+    provider = OAuthProvider(MemoryOAuthStorage(), KEY, settings(sdk_oauth_server), http=http)
+    assert await provider.auth_headers() == {}
+    with pytest.raises(AuthRequired, match="authorize"):
+        async with McpClient(sdk_oauth_server.url, http=http.client, auth=provider):
+            pass
+    assert sdk_oauth_server.counters()["authorizations"] == 0
+
+
+async def test_token_is_only_sent_to_its_resource(sdk_oauth_server, plain_server, http) -> None:
+    storage = MemoryOAuthStorage()
+    await authorized(sdk_oauth_server, storage, http)
+    other = OAuthProvider(storage, KEY, settings(plain_server), http=http)
+    assert await other.auth_headers() == {}
+    async with McpClient(plain_server.url, http=http.client, auth=other) as client:
+        await client.call_tool("whoami", {})
+    assert plain_server.counters()["requests_with_authorization"] == 0
+
+
+# --- client_credentials (from tests/test_oauth_provider.py) ---------------------------------------------
+
+MACHINE = "agent"
+
+
+@pytest.fixture
+def machine_secret() -> str:
+    return "s-" + secrets.token_urlsafe(12)
+
+
+@pytest.fixture
+def cc_server(sample_server_factory, machine_secret):
+    return sample_server_factory("sdk_oauth", machine_clients={MACHINE: machine_secret})
+
+
+async def test_client_credentials_basic(cc_server, http, machine_secret) -> None:
+    found = await discover(cc_server.url, http=http)
+    tokens = await client_credentials_token(
+        found, ClientCredentials(MACHINE, client_secret=machine_secret), http=http
+    )
+    (request,) = bodies(cc_server, "/token")
+    assert request == {
+        "grant_type": "client_credentials",
+        "resource": cc_server.url,
+        "client_id": MACHINE,
+        "scope": " ".join(found.scopes()),
+    }
+    # The AS accepted the Basic header (id and secret form-urlencoded) and issued a working token.
+    assert tokens.refresh_token is None and tokens.resource == cc_server.url
+    assert cc_server.counters()["tokens_issued"] == {"client_credentials": 1}
+    storage = MemoryOAuthStorage()
+    storage.save_tokens(KEY, tokens, expected_version=None)
+    provider = OAuthProvider(storage, KEY, settings(cc_server), http=http)
+    assert (await whoami(cc_server, http, provider))["subject"] == MACHINE
+
+
+async def test_client_credentials_provider_fetches_on_401_and_never_steps_up(
+    cc_server, http, machine_secret
+) -> None:
+    provider = OAuthProvider(
+        MemoryOAuthStorage(),
+        KEY,
+        settings(cc_server),
+        http=http,
+        client_credentials=ClientCredentials(MACHINE, client_secret=machine_secret),
+    )
+    async with McpClient(cc_server.url, http=http.client, auth=provider) as client:
+        assert (await client.call_tool("whoami", {})).raw["structuredContent"]["subject"] == MACHINE
+        with pytest.raises(InsufficientScope):
+            await client.call_tool("admin_action", {"action": "x"})  # the server's real 403
+    counters = cc_server.counters()
+    assert counters["tokens_issued"] == {"client_credentials": 1} and counters["authorizations"] == 0
