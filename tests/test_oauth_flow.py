@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from urllib.parse import parse_qsl, urlsplit
@@ -94,31 +93,6 @@ async def test_dcr_asks_for_no_client_authentication_when_that_is_what_the_as_of
     found = await discover(SERVER_URL, http=world.http())
     await ensure_client(found, settings(), new_storage(), http=world.http())
     assert world.to("/register")[0].json["token_endpoint_auth_method"] == "none"
-
-
-async def test_concurrent_ensure_client_registers_once() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    found = await discover(SERVER_URL, http=world.http())
-    results = await asyncio.gather(
-        *(ensure_client(found, settings(), storage, http=world.http()) for _ in range(10))
-    )
-    assert len({r.client_id for r in results}) == 1 and len(world.to("/register")) == 1
-
-
-async def test_registration_is_never_reused_with_another_issuer() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    found = await discover(SERVER_URL, http=world.http())
-    await ensure_client(found, settings(), storage, http=world.http())
-    other = FakeWorld(issuer="https://as.test/tenant2")
-    other.metadata["issuer"] = "https://as.test/tenant2"
-    other.overrides[("GET", AS + "/.well-known/oauth-authorization-server/tenant2")] = json_response(
-        200, other.metadata
-    )
-    moved = await discover(SERVER_URL, http=other.http())
-    registration = await ensure_client(moved, settings(), storage, http=other.http())
-    assert registration.issuer == "https://as.test/tenant2" and len(other.to("/register")) == 1
 
 
 async def test_registration_honours_what_the_as_assigns() -> None:

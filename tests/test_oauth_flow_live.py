@@ -113,6 +113,34 @@ async def test_dcr_request_body_and_reuse_per_issuer(sdk_oauth_server, http) -> 
     assert not register[0]["authorization"]
 
 
+async def test_concurrent_ensure_client_registers_once(sdk_oauth_server, http) -> None:
+    storage = MemoryOAuthStorage()
+    found = await discover(sdk_oauth_server.url, http=http)
+    results = await asyncio.gather(
+        *(ensure_client(found, settings(sdk_oauth_server), storage, http=http) for _ in range(10))
+    )
+    assert len({r.client_id for r in results}) == 1
+    assert sdk_oauth_server.counters()["registrations"] == 1
+
+
+async def test_registration_is_never_reused_with_another_issuer(
+    sdk_oauth_server, sample_server_factory, http
+) -> None:
+    """One storage, two authorization servers (the second as if the server had moved to it): the
+    client registered at the first is never presented to the second, which gets its own."""
+    moved_to = sample_server_factory("sdk_oauth")
+    storage = MemoryOAuthStorage()
+    first = await ensure_client(
+        await discover(sdk_oauth_server.url, http=http), settings(sdk_oauth_server), storage, http=http
+    )
+    second = await ensure_client(
+        await discover(moved_to.url, http=http), settings(sdk_oauth_server), storage, http=http
+    )
+    assert (first.issuer, second.issuer) == (sdk_oauth_server.issuer, moved_to.issuer)
+    assert first.client_id != second.client_id
+    assert sdk_oauth_server.counters()["registrations"] == moved_to.counters()["registrations"] == 1
+
+
 async def test_authorization_url_parameters(sdk_oauth_server, http) -> None:
     storage = MemoryOAuthStorage()
     url, state = await start_authorization(storage, KEY, settings(sdk_oauth_server), http=http)
