@@ -21,28 +21,41 @@ from core.oauth.flow import ConnectorSettings, discover
 from core.oauth.id_jag import EnterpriseIdentity, enterprise_token
 from core.oauth.storage import ClientRegistration
 from sample_servers.enterprise import IDP_CLIENT_ID, IDP_TOKEN_PATH, JWT_BEARER
+from sample_servers.launch import start
 
 CLIENT_ID = "mcp-client"
 KEY = CredentialKey("enterprise", "ada")
 
 
+# One pair per module: the servers below know them; each test resets the servers' counters.
+ID_TOKEN = "idt-" + secrets.token_urlsafe(16)
+CLIENT_SECRET = secrets.token_urlsafe(16)
+
+
 @pytest.fixture
 def id_token() -> str:
-    return "idt-" + secrets.token_urlsafe(16)
+    return ID_TOKEN
 
 
 @pytest.fixture
 def client_secret() -> str:
-    return secrets.token_urlsafe(16)
+    return CLIENT_SECRET
 
 
-@pytest.fixture(params=["sdk_oauth", "sdk_oauth_split"])
-def server(request, sample_server_factory, id_token, client_secret):
+@pytest.fixture(scope="module", params=["sdk_oauth", "sdk_oauth_split"])
+def _enterprise_servers(request):
+    with start(
+        request.param, machine_clients={CLIENT_ID: CLIENT_SECRET}, enterprise_users={ID_TOKEN: "ada@corp"}
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def server(_enterprise_servers):
     """The MCP server and its authorization server (same origin, or another port: the ID-JAG's
     audience must be the authorization server's issuer, not the MCP server's origin)."""
-    return sample_server_factory(
-        request.param, machine_clients={CLIENT_ID: client_secret}, enterprise_users={id_token: "ada@corp"}
-    )
+    _enterprise_servers.reset()
+    return _enterprise_servers
 
 
 def identity(server, id_token: str) -> EnterpriseIdentity:
