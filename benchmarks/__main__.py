@@ -27,6 +27,7 @@ NAMES = (
     "oauth_flow",
     "oauth_refresh",
     "store",
+    "engines",
     "dashboard",
     "cli_startup",
     "gateway",
@@ -53,6 +54,8 @@ class Config:
     store_repeat: int = 7
     store_contention_samples: int = 30
     store_cache: str | None = None
+    engine_calls: int = 400
+    engine_call_concurrency: int = 25
     dashboard_runs: int = 5
     dashboard_connectors: int = 10
     dashboard_tools_per_connector: int = 1000
@@ -88,6 +91,8 @@ QUICK: dict[str, Any] = {
     "store_tools_per_connector": 50,
     "store_repeat": 2,
     "store_contention_samples": 3,
+    "engine_calls": 20,
+    "engine_call_concurrency": 5,
     "dashboard_runs": 1,
     "dashboard_connectors": 2,
     "dashboard_tools_per_connector": 10,
@@ -106,6 +111,7 @@ def _run_all(config: Config) -> dict[str, Any]:
     from benchmarks import (
         bench_cli,
         bench_dashboard,
+        bench_engines,
         bench_gateway,
         bench_mcp,
         bench_oauth,
@@ -140,6 +146,13 @@ def _run_all(config: Config) -> dict[str, Any]:
             config.store_contention_samples,
             Path(config.store_cache) if config.store_cache else None,
         ),
+        "engines": lambda: bench_engines.engines(
+            config.store_connectors,
+            config.store_tools_per_connector,
+            config.store_repeat,
+            config.engine_calls,
+            config.engine_call_concurrency,
+        ),
         "dashboard": lambda: bench_dashboard.dashboard(
             config.dashboard_runs, config.dashboard_connectors, config.dashboard_tools_per_connector
         ),
@@ -173,7 +186,15 @@ def _run_all(config: Config) -> dict[str, Any]:
 
 
 def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    from benchmarks import bench_cli, bench_gateway, bench_mcp, bench_oauth, bench_store, bench_sync
+    from benchmarks import (
+        bench_cli,
+        bench_engines,
+        bench_gateway,
+        bench_mcp,
+        bench_oauth,
+        bench_store,
+        bench_sync,
+    )
 
     bench = results["benchmarks"]
 
@@ -186,6 +207,7 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         *bench_sync.targets(ok("sync")),
         *bench_oauth.targets(ok("oauth_flow"), ok("oauth_refresh")),
         *bench_store.targets(ok("store")),
+        *bench_engines.targets(ok("engines")),
         *bench_cli.targets(ok("cli_startup")),
         *bench_gateway.targets(ok("gateway")),
     ]

@@ -88,19 +88,17 @@ def _prepare(env: dict[str, str], connectors: int, tools_per_connector: int) -> 
     with store.session():
         for c in range(connectors):
             name = f"server-{c:02d}"
-            store.create_connector(name, f"https://s{c}.example/mcp", "bearer")
-            store.record_snapshot(
-                name,
-                [
-                    {
-                        "name": f"tool_{c}_{i}",
-                        "description": f"tool {i} of server {c}, for the CLI start-up benchmark",
-                        "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
-                    }
-                    for i in range(tools_per_connector)
-                ],
-            )
-    return store.tool_page(limit=1).total
+            connector = store.connectors.create(name, f"https://s{c}.example/mcp", "bearer")
+            tools = [
+                {
+                    "name": f"tool_{c}_{i}",
+                    "description": f"tool {i} of server {c}, for the CLI start-up benchmark",
+                    "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                }
+                for i in range(tools_per_connector)
+            ]
+            store.tools.record_syncs([(connector.id, "", tools)])
+    return store.tools.page(limit=1).total
 
 
 def _switchboard_argv() -> list[str]:

@@ -52,9 +52,9 @@ def _prepare(path: Path, connectors: int, tools_per_connector: int) -> int:
     store = Store.open(path)
     with store.session():
         for c in range(connectors):
-            store.create_connector(f"server-{c:02d}", f"https://s{c}.example/mcp", "bearer")
-            store.record_snapshot(f"server-{c:02d}", _tools(rng, c, tools_per_connector))
-    return store.tool_page(limit=1).total
+            connector = store.connectors.create(f"server-{c:02d}", f"https://s{c}.example/mcp", "bearer")
+            store.tools.record_syncs([(connector.id, "", _tools(rng, c, tools_per_connector))])
+    return store.tools.page(limit=1).total
 
 
 def blocked_reason() -> str | None:

@@ -60,7 +60,6 @@ class _Gateway:
         from core.access import AgentAccess
         from core.services import Switchboard
         from core.store import Store
-        from core.store.gateway import GatewayRepository
 
         board = Switchboard(Store.open(self.env["SWITCHBOARD_STORE"]), policy=loopback_policy())
         try:
@@ -70,9 +69,13 @@ class _Gateway:
                 await board.sync(name)
             for index in range(count):
                 name = f"synthetic{index:02d}"
-                await board.add_connector(name, f"https://synthetic{index}.example/mcp", "none")
-                result = board.store.record_snapshot(name, _synthetic_tools(index, per_connector))
-                GatewayRepository(board.store).pin_new_tools([result.snapshot_id])
+                connector = await board.add_connector(name, f"https://synthetic{index}.example/mcp", "none")
+                store = board.store
+                with store.transaction():  # as a sync commits: the list and its first approvals at once
+                    (result,) = store.tools.record_syncs(
+                        [(connector.id, "", _synthetic_tools(index, per_connector))]
+                    )
+                    store.pinning.pin_new([result.snapshot_id])
             access = AgentAccess(board.store)
             await access.set_limits("bench", requests_per_minute=10**7, max_concurrent_calls=10**5)
             return (await access.create_token("bench", label="benchmark")).token

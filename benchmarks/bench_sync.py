@@ -8,6 +8,8 @@ and lazy initialisation are not timed). Variants, alternated run by run:
 
 * `switchboard`: `Switchboard.sync_many(names)` with its default concurrency: list tools and
   record a snapshot per server in a DuckDB store (a fresh copy of a prepared store per run).
+* `switchboard_pg`: `switchboard` on a PostgreSQL store (a fresh database from a prepared template
+  per run, on a throwaway server: `sample_servers/postgres.py`).
 * `switchboard_resync`: the same on a store where every server was synced before and its list has
   not changed since (a periodic re-sync: the snapshot is only verified, not written again).
 * `switchboard_unbounded`: `switchboard` with `concurrency=N`.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -42,6 +45,7 @@ from benchmarks.common import LOOPBACK, RssSampler, ratio, stats, target
 
 VARIANTS = (
     "switchboard",
+    "switchboard_pg",
     "switchboard_resync",
     "switchboard_unbounded",
     "sequential",
@@ -51,6 +55,7 @@ VARIANTS = (
 )
 STORE_VARIANTS = {
     "switchboard",
+    "switchboard_pg",
     "switchboard_resync",
     "switchboard_unbounded",
     "sequential",
@@ -140,7 +145,7 @@ def _batched(service: Any) -> Any:
     async def run(targets: list[str]) -> list[int]:
         def read() -> list[Any]:
             with service.store.session():
-                return [service.store.get_connector(name) for name in targets]
+                return [service.store.connectors.named(name) for name in targets]
 
         connectors = await asyncio.to_thread(read)
 
@@ -156,8 +161,10 @@ def _batched(service: Any) -> Any:
         def write() -> list[int]:
             with service.store.session():
                 return [
-                    service.store.record_snapshot(c.id, tools).tool_count
-                    for c, tools in zip(connectors, listed, strict=True)
+                    result.tool_count
+                    for result in service.store.tools.record_syncs(
+                        [(c.id, "", tools) for c, tools in zip(connectors, listed, strict=True)]
+                    )
                 ]
 
         return await asyncio.to_thread(write)
@@ -184,23 +191,33 @@ def worker_main(argv: list[str] | None = None) -> None:
 
 
 def _prepare_store(
-    directory: Path, urls: list[str], count: int, tools: list[dict[str, Any]] | None = None
-) -> Path:
+    directory: Path,
+    urls: list[str],
+    count: int,
+    tools: list[dict[str, Any]] | None = None,
+    location: str | None = None,
+) -> Path | str:
     """A store with connectors `warm` (urls[0]) and server-000.. (urls[1..count]), auth none; with
-    `tools`, every connector already has that list as its current snapshot (already synced)."""
+    `tools`, every connector already has that list as its current snapshot (already synced). At
+    `location` (a PostgreSQL URL) or in a fresh DuckDB file in `directory`."""
     from core.store.db import Store
 
-    path = directory / f"template-{count}{'-synced' if tools is not None else ''}.duckdb"
-    for old in directory.glob(path.name + "*"):
-        old.unlink()
-    store = Store.open(path)
+    target: Path | str
+    if location is None:
+        target = directory / f"template-{count}{'-synced' if tools is not None else ''}.duckdb"
+        for old in directory.glob(target.name + "*"):
+            old.unlink()
+    else:
+        target = location
+    store = Store.open(target)
     with store.session():
-        store.create_connector(WARM, urls[0], "none")
+        store.connectors.create(WARM, urls[0], "none")
         for i in range(count):
-            store.create_connector(_name(i), urls[i + 1], "none")
+            connector = store.connectors.create(_name(i), urls[i + 1], "none")
             if tools is not None:
-                store.record_snapshot(_name(i), tools)
-    return path
+                store.tools.record_syncs([(connector.id, "", tools)])
+    store.close()
+    return target
 
 
 def _listed_tools(url: str) -> list[dict[str, Any]]:
@@ -219,7 +236,7 @@ def _listed_tools(url: str) -> list[dict[str, Any]]:
 
 
 def _run_worker(
-    variant: str, urls_file: Path, count: int, store: Path | None, env: dict[str, str], timeout: float
+    variant: str, urls_file: Path, count: int, store: Path | str | None, env: dict[str, str], timeout: float
 ) -> dict[str, Any]:
     argv = [
         sys.executable,
@@ -254,6 +271,7 @@ def sync(
     """Run every variant `reps` times per N (rotating the order) in fresh worker processes; the
     sequential variant only once when N >= `large` (it takes N x the single-server time)."""
     from benchmarks.servers import LatencyFarm, start
+    from sample_servers.postgres import start_postgres
 
     repo = Path(__file__).resolve().parents[1]
     results: dict[str, Any] = {"latency_ms": latency_ms, "reps": reps, "servers": {}}
@@ -267,7 +285,9 @@ def sync(
         }
         saved_key = os.environ.get("SWITCHBOARD_KEY_FILE")
         os.environ["SWITCHBOARD_KEY_FILE"] = env["SWITCHBOARD_KEY_FILE"]
-        with start("plain", json_response=True) as server:
+        with contextlib.ExitStack() as running:
+            server = running.enter_context(start("plain", json_response=True))
+            postgres = running.enter_context(start_postgres()) if "switchboard_pg" in variants else None
             for passthrough in (False, True):
                 wanted = passthrough_counts if passthrough else counts
                 if not wanted:
@@ -295,6 +315,7 @@ def sync(
                                 sequential_max,
                                 large,
                                 passthrough,
+                                postgres,
                             )
                         except Exception as exc:  # keep the other counts' results
                             if not passthrough:
@@ -320,8 +341,13 @@ def _measure(
     sequential_max: int,
     large: int,
     passthrough: bool,
+    postgres: Any = None,
 ) -> dict[str, Any]:
     template = _prepare_store(work, farm.urls, count)
+    pg_template = None
+    if postgres is not None and "switchboard_pg" in variants and not passthrough:
+        pg_template = postgres.create_database()
+        _prepare_store(work, farm.urls, count, location=postgres.url(pg_template))
     synced = (
         _prepare_store(work, farm.urls, count, _listed_tools(farm.urls[0]))
         if "switchboard_resync" in variants and not passthrough
@@ -336,8 +362,10 @@ def _measure(
         for variant in order:
             if variant == "sequential" and count >= large and rep > 0:
                 continue
-            store = None
-            if variant in STORE_VARIANTS:
+            store: Path | str | None = None
+            if variant == "switchboard_pg":
+                store = postgres.url(postgres.create_database(template=pg_template))
+            elif variant in STORE_VARIANTS:
                 store = work / f"run-{variant}-{count}-{rep}.duckdb"
                 shutil.copy(synced if variant == "switchboard_resync" and synced else template, store)
             farm.reset()
@@ -347,7 +375,9 @@ def _measure(
                 n for port, n in per_port.items() if port != str(farm.ports[0])
             )  # not the warm-up
             runs[variant].append(run)
-            if store is not None:
+            if isinstance(store, str):
+                postgres.drop_database(store.rsplit("/", 1)[1])
+            elif store is not None:
                 for leftover in work.glob(store.name + "*"):
                     leftover.unlink()
     return _summarize(runs, count, len(server.tools))
@@ -381,7 +411,13 @@ def _compare(results: dict[str, Any]) -> None:
         for variant, data in row.items():
             base = single.get(variant, {}).get("wall_ms", {}).get("median")
             comparison[f"{variant}_vs_single"] = ratio(data["wall_ms"]["median"], base)
-        for variant in ("switchboard", "switchboard_resync", "switchboard_unbounded", "mcpclient_gather"):
+        for variant in (
+            "switchboard",
+            "switchboard_pg",
+            "switchboard_resync",
+            "switchboard_unbounded",
+            "mcpclient_gather",
+        ):
             if variant in row and "sdk_gather" in row:
                 comparison[f"{variant}_vs_sdk_gather"] = ratio(
                     row[variant]["wall_ms"]["median"], row["sdk_gather"]["wall_ms"]["median"]
@@ -401,7 +437,7 @@ def targets(result: dict[str, Any] | None) -> list[dict[str, Any]]:
         return []
     largest = str(counts[-1])
     found = []
-    for variant in ("switchboard", "switchboard_resync", "switchboard_unbounded"):
+    for variant in ("switchboard", "switchboard_pg", "switchboard_resync", "switchboard_unbounded"):
         value = result["comparison"].get(largest, {}).get(f"{variant}_vs_single")
         if value is None:
             continue

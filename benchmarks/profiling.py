@@ -5,7 +5,7 @@ Each family reruns a small version of its benchmark under the profiler:
 * connect_list / throughput: pyinstrument (async mode) around each client, JSON server, legacy era.
 * sync: store-call accounting (every `ServiceContext.db` call, by function: count, total and mean
   time) for `sync_many` over N servers of the latency farm, plus a pyinstrument profile of one
-  `Store.record_snapshot` and one `Store.get_connector` (where a store session's time goes).
+  `tools.record_syncs` and one `connectors.get` (where a store session's time goes).
 * oauth_refresh: pyinstrument around the 50 concurrent calls after expiry, each client.
 * store_pages: pyinstrument around cold filtered pages (session open/close vs query).
 * cli_startup: `python -X importtime` of `switchboard connector list` and `tools` (what each loads).
@@ -128,13 +128,14 @@ async def sync(directory: Path, count: int = 50, latency_ms: float = 50.0) -> di
                     for name, d in calls.items()
                 }
                 store = service.store
+                first, second = (store.connectors.named(_name(i)).id for i in (0, 1))
                 single = {}
                 for label, action in (
-                    ("get_connector", lambda: store.get_connector(_name(0))),
+                    ("connectors.get", lambda: store.connectors.get(first)),
                     (
-                        "record_snapshot",
-                        lambda: store.record_snapshot(
-                            _name(1), [{"name": "t", "inputSchema": {"type": "object"}}]
+                        "tools.record_syncs",
+                        lambda: store.tools.record_syncs(
+                            [(second, "", [{"name": "t", "inputSchema": {"type": "object"}}])]
                         ),
                     ),
                 ):

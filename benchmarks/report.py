@@ -154,6 +154,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{row['errors']} errors",
             )
         )
+    out.extend(_engine_rows(bench.get("engines") or {}))
     dash = bench.get("dashboard") or {}
     if "blocked" in dash:
         out.append(("dashboard: first tool page (10k tools)", "BLOCKED: " + dash["blocked"], "", ""))
@@ -209,6 +210,49 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _fmt(listing["gateway"], 2),
                 _fmt(listing["direct"], 2),
                 _ratio(listing["ratio"]),
+            )
+        )
+    return out
+
+
+def _engine_rows(engines: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """PostgreSQL beside DuckDB: (measurement, postgresql, duckdb, ratio pg/duckdb)."""
+    out = []
+    pages = engines.get("pages") or {}
+    if "postgresql" in pages and "duckdb" in pages:
+        total = engines["inventory"]["postgresql"]["current_tools"]
+        for label, row in pages["postgresql"].items():
+            duck = pages["duckdb"][label]
+            out.append(
+                (
+                    f"store page over {total} tools, postgresql | duckdb: {label} (ms cold)",
+                    _fmt(row["cold_ms"]),
+                    _fmt(duck["cold_ms"]),
+                    _ratio(row.get("vs_duckdb_cold")),
+                )
+            )
+    calls = engines.get("calls_4_processes") or {}
+    if "postgresql" in calls and "duckdb" in calls:
+        pg, duck = calls["postgresql"], calls["duckdb"]
+        out.append(
+            (
+                (
+                    f"tool calls from {pg['processes']} processes x {pg['concurrency']} concurrent, "
+                    "postgresql | duckdb (calls/s)"
+                ),
+                f"{pg['calls_per_s']} ({pg['errors']} errors)",
+                f"{duck['calls_per_s']} ({duck['errors']} errors)",
+                _ratio(calls.get("postgresql_vs_duckdb")),
+            )
+        )
+    notify = engines.get("stamp_vs_notify") or {}
+    if notify:
+        out.append(
+            (
+                "another process's credential change: stamp read | NOTIFY delivery (ms)",
+                _fmt(notify["stamp_read_in_session_ms"], 2),
+                _fmt(notify["notify_delivery_ms"], 2),
+                "",
             )
         )
     return out

@@ -34,6 +34,7 @@ GROUPS = (
     "cli.serve",
     "cli.gateway",
     "cli.access",
+    "cli.store",
 )
 
 _EXIT_CODES: tuple[tuple[type[errors.SwitchboardError], int], ...] = (
@@ -69,7 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
     )
-    common.add_argument("--store", default=argparse.SUPPRESS, help="store file (default: SWITCHBOARD_STORE)")
+    common.add_argument(
+        "--store",
+        default=argparse.SUPPRESS,
+        help="the store: a DuckDB file or a postgresql:// URL (default: SWITCHBOARD_STORE)",
+    )
 
     parser = argparse.ArgumentParser(prog="switchboard", parents=[common], description=__doc__.split("\n")[0])
     commands = Commands(parser.add_subparsers(dest="command", metavar="COMMAND"), common)

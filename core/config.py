@@ -1,7 +1,8 @@
 """Where Switchboard keeps its files, resolved from the environment.
 
-- `SWITCHBOARD_STORE`: the DuckDB store file. Default `$XDG_DATA_HOME/switchboard/switchboard.duckdb`
-  (`$XDG_DATA_HOME` defaults to `~/.local/share`).
+- `SWITCHBOARD_STORE`: the DuckDB store file, or a `postgresql://…` URL (`store_url`; then the
+  file path is unused). Default `$XDG_DATA_HOME/switchboard/switchboard.duckdb` (`$XDG_DATA_HOME`
+  defaults to `~/.local/share`).
 - `SWITCHBOARD_KEY_FILE`: the key file that encrypts the store's secrets. Default
   `$XDG_CONFIG_HOME/switchboard/store.key` (`$XDG_CONFIG_HOME` defaults to `~/.config`). It lives
   apart from the store on purpose: a copied database alone reveals no secret.
@@ -48,10 +49,12 @@ class Settings:
     store_path: Path
     key_file: Path
     key: str | None = field(default=None, repr=False)
+    store_url: str | None = field(default=None, repr=False)  # a URL is never turned into a Path
 
     def __repr__(self) -> str:
         key = "<redacted>" if self.key else None
-        return f"Settings(store_path={str(self.store_path)!r}, key_file={str(self.key_file)!r}, key={key})"
+        store = "<url>" if self.store_url else repr(str(self.store_path))
+        return f"Settings(store_path={store}, key_file={str(self.key_file)!r}, key={key})"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,9 +64,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     data_home = _xdg_dir(env, "XDG_DATA_HOME", home / ".local" / "share")
     config_home = _xdg_dir(env, "XDG_CONFIG_HOME", home / ".config")
     store = env.get(STORE_ENV, "").strip()
+    store_url = store if "://" in store else None
     key_file = env.get(KEY_FILE_ENV, "").strip()
+    default_path = data_home / "switchboard" / "switchboard.duckdb"
     return Settings(
-        store_path=Path(store).expanduser() if store else data_home / "switchboard" / "switchboard.duckdb",
+        store_path=Path(store).expanduser() if store and not store_url else default_path,
+        store_url=store_url,
         key_file=Path(key_file).expanduser() if key_file else config_home / "switchboard" / "store.key",
         key=env.get(KEY_ENV, "").strip() or None,
     )

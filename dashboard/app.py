@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import panel as pn
 
-from dashboard import flash
+from dashboard import flash, runtime
 from dashboard.models.agents import AgentCredentials
 from dashboard.models.observability import AuditLog
 from dashboard.models.overview import MIN_REFRESH_SECONDS, OverviewModel
@@ -36,7 +36,7 @@ NAVIGATION = {
     "audit": "Audit log",
     "health": "Credential health",
 }
-PageFactory = Callable[[dict[str, str], flash.Flash | None], pn.viewable.Viewer]
+PageFactory = Callable[[dict[str, str], flash.Arrival], pn.viewable.Viewer]
 
 
 def _args() -> dict[str, str]:
@@ -73,16 +73,26 @@ def _refresh(args: dict[str, str]) -> dict[str, float]:
 
 
 def page(slug: str) -> pn.template.BaseTemplate:
-    """The template for one route, with the flash message of an OAuth redirect when there is one."""
+    """The template for one route, with the flash message of an OAuth redirect when there is one
+    (read from the store once the page has loaded: possibly put there by another replica)."""
     pn.extension("tabulator", notifications=True)
     pn.config.exception_handler = handle_unexpected
     readable_notifications()
     args = _args()
-    arrival = flash.take(args.get(flash.FLASH_PARAM))
-    main: list = []
-    if arrival is not None:
-        main.append(alert(arrival.message, arrival.ok))
-        pn.state.onload(lambda: (notify_success if arrival.ok else notify_error)(arrival.message))
-    main.append(PAGES[slug](args, arrival))
+    arrival = flash.Arrival()
+    main = [pn.panel(pn.bind(_banner, arrival.param.flash)), PAGES[slug](args, arrival)]
+    key = args.get(flash.FLASH_PARAM)
+    if key:
+
+        async def arrive() -> None:
+            await arrival.load(runtime.service().store, key)
+            if arrival.flash is not None:
+                (notify_success if arrival.flash.ok else notify_error)(arrival.flash.message)
+
+        pn.state.onload(arrive)
     active = {"agent": "agents", "overview": "./"}.get(slug, slug)
     return DashboardTemplate(title=TITLE, header=[navigation(NAVIGATION, active)], main=main)
+
+
+def _banner(arrival: flash.Flash | None) -> pn.viewable.Viewable:
+    return alert(arrival.message, arrival.ok) if arrival is not None else pn.Column()

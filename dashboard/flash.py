@@ -1,19 +1,22 @@
 """One-time messages handed from the OAuth callback route to the page it redirects to.
 
-Only a random key travels in the URL; the message itself stays in this process, so nothing an
-authorization server sent is ever reflected through a query string, and a reload shows it no more.
+Only a random key travels in the URL; the message itself stays in the store (its `messages`
+repository keeps it under the key's SHA-256 and hands it out once), so nothing an authorization
+server sent is ever reflected through a query string, a reload shows it no more, and the page may be
+served by another dashboard replica than the one the callback reached. Store calls run in a worker
+thread: the event loop never waits for the store.
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
-import time
-from dataclasses import dataclass
+import asyncio
+from dataclasses import asdict, dataclass
+
+import param
+
+from core.store import Store
 
 FLASH_PARAM = "flash"
-_LIFETIME_SECONDS = 600.0
-_MAX_PENDING = 1000
 
 
 @dataclass(frozen=True)
@@ -24,33 +27,24 @@ class Flash:
     agent: str | None = None
 
 
-_pending: dict[str, tuple[float, Flash]] = {}
-_lock = threading.Lock()
+async def put(store: Store, flash: Flash) -> str:
+    """Keep `flash` for one `take` (for ten minutes); returns its key."""
+    return await asyncio.to_thread(store.messages.put, asdict(flash))
 
 
-def put(flash: Flash) -> str:
-    """Keep `flash` for one `take`; returns its key."""
-    key = secrets.token_urlsafe(16)
-    now = time.monotonic()
-    with _lock:
-        _forget_expired(now)
-        if len(_pending) >= _MAX_PENDING:
-            _pending.pop(next(iter(_pending)))
-        _pending[key] = (now + _LIFETIME_SECONDS, flash)
-    return key
-
-
-def take(key: str | None) -> Flash | None:
+async def take(store: Store, key: str | None) -> Flash | None:
     """The message stored under `key`, once; None when unknown, already taken or expired."""
     if not key:
         return None
-    with _lock:
-        entry = _pending.pop(key, None)
-    if entry is None or entry[0] < time.monotonic():
-        return None
-    return entry[1]
+    found = await asyncio.to_thread(store.messages.take, key)
+    return Flash(**found) if found is not None else None
 
 
-def _forget_expired(now: float) -> None:
-    for key in [k for k, (expires, _) in _pending.items() if expires < now]:
-        del _pending[key]
+class Arrival(param.Parameterized):
+    """The flash message a page arrived with: None until it is read (after the page loads) and when
+    there is none. Views that act on it watch `flash`."""
+
+    flash = param.ClassSelector(class_=Flash, default=None, allow_None=True)
+
+    async def load(self, store: Store, key: str | None) -> None:
+        self.flash = await take(store, key)

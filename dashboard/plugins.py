@@ -40,10 +40,11 @@ async def finish_authorization(service: Switchboard, arguments: dict[str, list[b
     """Complete the authorization the callback's query `arguments` answer; returns the local path to
     send the browser to, carrying the flash key of the outcome."""
     outcome = await _complete(service, arguments)
-    key = flash.put(
+    key = await flash.put(
+        service.store,
         flash.Flash(
             ok=outcome.ok, message=_message(outcome), connector=outcome.connector, agent=outcome.agent
-        )
+        ),
     )
     return navigation.with_query(navigation.local_path(outcome.return_to), **{flash.FLASH_PARAM: key})
 

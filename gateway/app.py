@@ -77,7 +77,7 @@ class GatewayApp:
         self.config = config or GatewayConfig()
         self.streams = Streams()
         self.catalog = Catalog(service, poll_interval=self.config.poll_interval, on_change=self._changed)
-        self.audit = AuditWriter(self.catalog.repo, interval=self.config.audit_interval)
+        self.audit = AuditWriter(self.service.store, interval=self.config.audit_interval)
         self.limiter = Limiter()
         self.closed_sessions: set[str] = set()  # DELETEd here (best effort: other processes do not know)
 

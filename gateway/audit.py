@@ -17,7 +17,7 @@ from typing import Any
 
 from core.errors import SwitchboardError
 from core.redaction import redact_arguments
-from core.store.gateway import GatewayRepository
+from core.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ MAX_PENDING = 50_000
 
 
 class AuditWriter:
-    def __init__(self, repo: GatewayRepository, *, interval: float = 0.25) -> None:
-        self._repo = repo
+    def __init__(self, store: Store, *, interval: float = 0.25) -> None:
+        self._store = store
         self._interval = interval
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
@@ -83,7 +83,7 @@ class AuditWriter:
             if row["arguments"] is not None:
                 row["arguments"] = json.dumps(redact_arguments(row["arguments"]), default=str)
         try:
-            await asyncio.to_thread(self._repo.record_calls, batch)
+            await asyncio.to_thread(self._store.audit.record_gateway_calls, batch)
         except SwitchboardError as exc:
             log.error("could not write %d audit rows (kept for the next attempt): %s", len(batch), exc)
             for row in batch:

@@ -1,7 +1,7 @@
 """What a gateway process knows of the store, and how it keeps up with changes made anywhere.
 
 Nothing is read from the store on a request's path. One background task polls
-`GatewayRepository.changes()` every `poll_interval` seconds (one short store session, which also
+`store.gateway.changes()` every `poll_interval` seconds (one short store session, which also
 records this process's heartbeat); when the value moves, it reloads tokens, agents and policies and
 rebuilds the view of every agent it serves, then tells the listeners which agents' visible tool sets
 changed (for `notifications/tools/list_changed`). A change made by the CLI or the dashboard in
@@ -30,7 +30,7 @@ from core.access.policy import Policy
 from core.errors import SwitchboardError
 from core.models import AgentInfo
 from core.services import CallTarget, Switchboard
-from core.store.gateway import ActiveToken, GatewayRepository, tool_state
+from core.store import ActiveToken, AgentPolicy, tool_state
 from gateway.naming import gateway_name
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def build_view(
     targets: dict[str, CallTarget | SwitchboardError],
     policy: Policy,
 ) -> AgentView:
-    """One agent's view from its catalog rows (`GatewayRepository.agent_catalog`)."""
+    """One agent's view from its catalog rows (`store.gateway.agent_catalog`)."""
     view = AgentView(agent)
     listed: set[str] = set()
     for connector, target in targets.items():
@@ -156,7 +156,7 @@ class Catalog:
         on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.service = service
-        self.repo = GatewayRepository(service.store)
+        self.store = service.store
         self.poll_interval = poll_interval
         self.on_change = on_change
         self.instance_id = os.urandom(8).hex()
@@ -184,7 +184,7 @@ class Catalog:
             except asyncio.CancelledError:
                 pass
         try:
-            await asyncio.to_thread(self.repo.remove_instance, self.instance_id)
+            await asyncio.to_thread(self.store.gateway.remove_instance, self.instance_id)
         except SwitchboardError as exc:
             log.warning("could not remove this gateway's heartbeat: %s", exc)
 
@@ -207,7 +207,7 @@ class Catalog:
     async def _build(self, agent_id: str) -> AgentView:
         agent = self.agents[agent_id]
         targets = await self.service.call_targets(agent.id)
-        rows = await asyncio.to_thread(self.repo.agent_catalog, agent.id)
+        rows = await asyncio.to_thread(self.store.gateway.agent_catalog, agent.id)
         return build_view(agent, rows, targets, self.policy(agent_id))
 
     async def poll(self) -> None:
@@ -221,16 +221,18 @@ class Catalog:
 
     def _check(self) -> tuple[Any, int]:
         stale_after = max(10.0, 5 * self.poll_interval)
-        with self.service.store.session():
-            return self.repo.changes(), self.repo.heartbeat(self.instance_id, self.started_at, stale_after)
+        with self.store.session():
+            return self.store.gateway.changes(), self.store.gateway.heartbeat(
+                self.instance_id, self.started_at, stale_after
+            )
 
     async def _reload(self) -> None:
-        def load() -> tuple[list[ActiveToken], list[AgentInfo], dict[str, Any]]:
-            with self.service.store.session():
+        def load() -> tuple[list[ActiveToken], list[AgentInfo], dict[str, AgentPolicy]]:
+            with self.store.session():
                 return (
-                    self.repo.active_tokens(time.time()),
-                    self.service.store.list_agents(),
-                    self.repo.policies(),
+                    self.store.agent_tokens.active(time.time()),
+                    self.store.agents.list(),
+                    self.store.policies.all(),
                 )
 
         tokens, agents, policies = await asyncio.to_thread(load)

@@ -9,4 +9,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.services"]
+pytest_plugins = [
+    "tests.fixtures.servers",
+    "tests.fixtures.services",
+    "tests.fixtures.postgres",
+    "tests.fixtures.browser",
+]

@@ -106,6 +106,8 @@ async def test_callback_error_description_reaches_the_page_escaped(service, sdk_
     }
     location = await plugins.finish_authorization(service, arguments)
     assert location.startswith("/connectors") and "evil.example" not in location  # no open redirect
-    message = flash.take(dict(parse_qsl(urlsplit(location).query))[flash.FLASH_PARAM]).message
+    message = (
+        await flash.take(service.store, dict(parse_qsl(urlsplit(location).query))[flash.FLASH_PARAM])
+    ).message
     _safe(_markup(components.alert(message, ok=False)))
     assert "<" not in message

@@ -68,6 +68,7 @@ def test_sync(tmp_path: Path) -> None:
     for count, row in result["servers"].items():
         assert set(row) == {
             "switchboard",
+            "switchboard_pg",
             "switchboard_resync",
             "switchboard_unbounded",
             "sequential",
@@ -81,9 +82,8 @@ def test_sync(tmp_path: Path) -> None:
             assert data["http_requests"] >= 2 * int(count)
             assert data["rss_peak_mb"]["median"] > 0
         assert row["switchboard_resync"]["changed_tools"] == 0  # a re-sync only verifies the snapshot
-        assert (
-            row["switchboard"]["changed_tools"] == row["switchboard"]["tools_total"]
-        )  # a first sync adds all
+        for variant in ("switchboard", "switchboard_pg"):  # a first sync adds all, on either engine
+            assert row[variant]["changed_tools"] == row[variant]["tools_total"]
     assert result["comparison"]["2"]["switchboard_vs_single"] > 0
 
 
@@ -130,6 +130,22 @@ def test_store(tmp_path: Path) -> None:
     assert contention["holder"]["ops_total"] > 0  # the other process was using the store
     summary_ok(contention["idle_ms"], QUICK["store_contention_samples"])
     summary_ok(contention["while_held_ms"], QUICK["store_contention_samples"])
+
+
+def test_engines(tmp_path: Path) -> None:
+    written = run_one("engines", tmp_path)
+    result = written["benchmarks"]["engines"]
+    expected = QUICK["store_connectors"] * QUICK["store_tools_per_connector"]
+    for engine in ("duckdb", "postgresql"):
+        assert result["inventory"][engine]["current_tools"] >= expected
+        for label, row in result["pages"][engine].items():
+            summary_ok(row["cold_ms"], QUICK["store_repeat"])
+            assert row["total"] == result["pages"]["duckdb"][label]["total"]  # same answers on both
+        calls = result["calls_4_processes"][engine]
+        assert calls["errors"] == 0 and calls["ok"] == calls["processes"] * QUICK["engine_calls"]
+    assert result["calls_4_processes"]["postgresql_vs_duckdb"] > 0
+    assert result["stamp_vs_notify"]["notify_delivery_ms"]["n"] > 0
+    assert any(" on postgresql: " in t["target"] for t in written["targets"])
 
 
 @pytest.mark.browser

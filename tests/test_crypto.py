@@ -175,6 +175,21 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path):
         Keyring.from_file(path)
 
 
+def test_a_key_file_owned_by_another_user_is_refused_16_7(tmp_path, monkeypatch):
+    """Mode 0600 is not enough: its owner can read or swap our keys. As root the file really changes
+    hands; otherwise this process pretends to be another user (it cannot give a file away)."""
+    path = tmp_path / "store.key"
+    Keyring.from_file(path)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)  # nobody
+    else:
+        real = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: real + 1)
+    with pytest.raises(ConfigurationError, match="owned by another user") as refused:
+        Keyring.from_file(path)
+    assert "chown" in refused.value.hint
+
+
 def test_a_corrupt_key_file_is_refused_without_echoing_it(tmp_path):
     path = tmp_path / "store.key"
     path.write_text('{"format": "switchboard-keyring-1", "active": "k", "keys": {"k": "c2hvcnQ="}}')

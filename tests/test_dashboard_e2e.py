@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from core.services import Switchboard
 
@@ -30,16 +30,6 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STARTUP_SECONDS = 90
 DEMO_SERVERS = re.compile(r"sample servers at (\S+) \(OAuth\) and (\S+) \(bearer\)")
 WIDE, NARROW = 1440, 1280  # the widths the tables must read well at
@@ -135,13 +125,16 @@ def assert_no_dashboard_errors(log_text: str) -> None:
     assert not [marker for marker in ours if marker in log_text], log_text[-5000:]
 
 
-def _wait_until_serving(board: Dashboard, process: subprocess.Popen) -> None:
+def _wait_until_serving(board: Dashboard, process: subprocess.Popen, demo: bool = True) -> None:
+    """Until the dashboard answers; for `switchboard demo` (`demo`), also read its sample servers' URLs."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"switchboard serve exited with {process.returncode}:\n{board.log_tail()}")
         try:
             if httpx2.get(f"{board.url}/connectors", timeout=2.0, trust_env=False).status_code == 200:
+                if not demo:
+                    return
                 servers = DEMO_SERVERS.search(board.log.read_text(errors="replace"))
                 assert servers, board.log_tail()
                 board.oauth_url, board.bearer_url = servers.groups()
@@ -150,25 +143,6 @@ def _wait_until_serving(board: Dashboard, process: subprocess.Popen) -> None:
             pass
         time.sleep(0.2)
     pytest.fail(f"switchboard serve did not answer within {STARTUP_SECONDS} s:\n{board.log_tail()}")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": WIDE, "height": 1000})
-    page = context.new_page()
-    page_errors: list[str] = []
-    page.on("pageerror", lambda error: page_errors.append(str(error)))
-    yield page
-    context.close()
-    assert page_errors == []
 
 
 def screenshot(page: Page, name: str) -> None:

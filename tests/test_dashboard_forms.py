@@ -1,5 +1,5 @@
 """Dashboard pieces that need neither services nor a browser: schema → form, result rendering,
-redirect safety, flash messages, the callback's parameter handling."""
+redirect safety, flash messages (in a store, on each engine), the callback's parameter handling."""
 
 from __future__ import annotations
 
@@ -201,18 +201,24 @@ def test_local_paths_keep_their_query_and_gain_the_flash_key():
     assert navigation.with_query(target, flash="k1") == "/agent?name=bob+%26+co&flash=k1"
 
 
-def test_flash_messages_are_taken_once():
-    key = flash.put(flash.Flash(ok=False, message="denied"))
-    assert flash.take(key).message == "denied"
-    assert flash.take(key) is None
-    assert flash.take("unknown") is None
+@pytest.fixture
+def store(store_factory):
+    return store_factory()
+
+
+def test_flash_messages_are_taken_once(store):
+    key = asyncio.run(flash.put(store, flash.Flash(ok=False, message="denied", connector="linear")))
+    assert asyncio.run(flash.take(store, key)) == flash.Flash(ok=False, message="denied", connector="linear")
+    assert asyncio.run(flash.take(store, key)) is None
+    assert asyncio.run(flash.take(store, "unknown")) is None
 
 
 class RecordingService:
-    """Only what the callback route calls; records what it was given."""
+    """Only what the callback route calls, over a real store; records what it was given."""
 
-    def __init__(self, outcome: AuthorizationOutcome) -> None:
+    def __init__(self, outcome: AuthorizationOutcome, store) -> None:
         self.outcome = outcome
+        self.store = store
         self.received: list[dict[str, str]] = []
 
     async def complete_authorization(self, params):
@@ -220,19 +226,19 @@ class RecordingService:
         return self.outcome
 
 
-def test_callback_redirects_to_a_local_return_path_with_a_flash_key():
+def test_callback_redirects_to_a_local_return_path_with_a_flash_key(store):
     service = RecordingService(
-        AuthorizationOutcome(ok=True, message="Connected.", return_to="/agent?name=bob")
+        AuthorizationOutcome(ok=True, message="Connected.", return_to="/agent?name=bob"), store
     )
     location = asyncio.run(plugins.finish_authorization(service, {"code": [b"c"], "state": [b"s"]}))
     assert service.received == [{"code": "c", "state": "s"}]
     assert location.startswith("/agent?name=bob&flash=")
-    assert flash.take(location.rsplit("=", 1)[1]).ok
+    assert asyncio.run(flash.take(store, location.rsplit("=", 1)[1])).ok
 
 
-def test_callback_never_redirects_off_site_nor_puts_the_message_in_the_url():
+def test_callback_never_redirects_off_site_nor_puts_the_message_in_the_url(store):
     service = RecordingService(
-        AuthorizationOutcome(ok=False, message="<script>", return_to="https://evil.example")
+        AuthorizationOutcome(ok=False, message="<script>", return_to="https://evil.example"), store
     )
     location = asyncio.run(
         plugins.finish_authorization(service, {"state": [b"s"], "error": [b"access_denied"]})
@@ -240,11 +246,11 @@ def test_callback_never_redirects_off_site_nor_puts_the_message_in_the_url():
     assert location.startswith("/connectors?flash=") and "script" not in location
 
 
-def test_callback_refuses_repeated_parameters_without_asking_the_services():
-    service = RecordingService(AuthorizationOutcome(ok=True, message="Connected."))
+def test_callback_refuses_repeated_parameters_without_asking_the_services(store):
+    service = RecordingService(AuthorizationOutcome(ok=True, message="Connected."), store)
     location = asyncio.run(plugins.finish_authorization(service, {"state": [b"a", b"b"], "code": [b"c"]}))
     assert service.received == []
-    assert not flash.take(location.rsplit("=", 1)[1]).ok
+    assert not asyncio.run(flash.take(store, location.rsplit("=", 1)[1])).ok
 
 
 def test_connector_form_validation_messages():

@@ -58,9 +58,9 @@ async def approve_like_a_browser(authorization_url: str) -> dict[str, list[bytes
     return {key: [value.encode()] for key, value in parse_qsl(urlsplit(location).query)}
 
 
-def flash_of(location: str) -> flash.Flash:
+async def flash_of(services, location: str) -> flash.Flash:
     key = dict(parse_qsl(urlsplit(location).query))[flash.FLASH_PARAM]
-    arrival = flash.take(key)
+    arrival = await flash.take(services.store, key)
     assert arrival is not None
     return arrival
 
@@ -137,7 +137,7 @@ async def test_shared_oauth_connect_goes_through_the_authorization_server_and_ba
     location = await plugins.finish_authorization(services, params)
 
     assert location.startswith("/connectors?flash=")
-    arrival = flash_of(location)
+    arrival = await flash_of(services, location)
     assert arrival.ok, arrival.message
     assert arrival.connector == "linear"
     await index.refresh()
@@ -160,12 +160,12 @@ async def test_a_replayed_callback_returns_to_the_connectors_page_with_an_error(
     index = ConnectorsIndex(service=services)
     await index.refresh()
     params = await approve_like_a_browser((await index.connect("linear")).authorization_url)
-    assert flash_of(await plugins.finish_authorization(services, params)).ok
+    assert (await flash_of(services, await plugins.finish_authorization(services, params))).ok
 
     location = await plugins.finish_authorization(services, params)
 
     assert urlsplit(location).path in ("/", "/connectors")  # both serve the connectors page
-    assert not flash_of(location).ok
+    assert not (await flash_of(services, location)).ok
 
 
 async def test_per_agent_oauth_started_on_an_agent_page_returns_to_it(services, sdk_oauth_server):
@@ -181,7 +181,7 @@ async def test_per_agent_oauth_started_on_an_agent_page_returns_to_it(services, 
     )
 
     assert location.startswith("/agent?name=alice&flash=")
-    assert flash_of(location).ok
+    assert (await flash_of(services, location)).ok
     await page.refresh()
     assert page.row("granola").state == CONNECTED
     index = ConnectorsIndex(service=services)
@@ -300,7 +300,7 @@ async def test_overview_shows_every_count_and_each_fix_leads_to_the_fix(
     location = await plugins.finish_authorization(
         services, await approve_like_a_browser(action.authorization_url)
     )
-    assert location.startswith("/?flash=") and flash_of(location).ok
+    assert location.startswith("/?flash=") and (await flash_of(services, location)).ok
     # One click on "Sync gone": it is still down, so the item stays, with the sync's error.
     assert [r.ok for r in await model.sync(items["sync_failed", "gone"])] == [False]
     assert {(i.kind, i.connector) for i in model.overview.attention} == {

@@ -28,6 +28,7 @@ from core.access import AgentAccess, PolicyRule
 from core.net import NetworkPolicy
 from core.services import Switchboard
 from sample_servers.launch import start
+from tests.fixtures.postgres import ENGINES
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
@@ -73,13 +74,21 @@ class Gateway:
             self.process.wait()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Sample servers, a store with agents alice, bob and carol, connectors, tokens, a gateway."""
+@pytest.fixture(scope="module", params=ENGINES)
+def world(request, tmp_path_factory):
+    """Sample servers, a store with agents alice, bob and carol, connectors, tokens, a gateway; once
+    on each store engine (the whole module runs twice)."""
     root = tmp_path_factory.mktemp("gateway")
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres_server")
+        database = postgres.create_database()
+        request.addfinalizer(lambda: postgres.drop_database(database))
+        store = postgres.url(database)
+    else:
+        store = str(root / "data" / "store.duckdb")
     env = {
         **os.environ,
-        "SWITCHBOARD_STORE": str(root / "data" / "store.duckdb"),
+        "SWITCHBOARD_STORE": store,
         "SWITCHBOARD_KEY_FILE": str(root / "keys" / "store.key"),
         "SWITCHBOARD_ALLOW_HOSTS": "127.0.0.1,localhost",
     }
@@ -102,6 +111,7 @@ def world(tmp_path_factory):
             "servers": servers,
             "tokens": tokens,
             "store": env["SWITCHBOARD_STORE"],
+            "home": root,
             "env": env,
         }
     finally:
@@ -560,7 +570,7 @@ def _inspector(world, agent: str, *args: str) -> subprocess.CompletedProcess:
     )
     if not node or not launcher.exists():
         pytest.skip("the MCP Inspector is installed by ./dev test (SWITCHBOARD_NODE_MODULES)")
-    env = {**world["env"], "HOME": str(Path(world["store"]).parent)}  # its catalog file goes there
+    env = {**world["env"], "HOME": str(world["home"])}  # its catalog file goes there
     return subprocess.run(
         [
             node,
@@ -671,7 +681,7 @@ def test_mcp_remote_bridges_a_stdio_client_to_the_gateway(world):
     proxy = Path(modules or "") / "mcp-remote" / "dist" / "proxy.js"
     if not node or not proxy.exists():
         pytest.skip("mcp-remote is installed by ./dev test (SWITCHBOARD_NODE_MODULES)")
-    home = Path(world["store"]).parent / "mcp-remote-home"  # it keeps OAuth state under ~/.mcp-auth
+    home = world["home"] / "mcp-remote-home"  # it keeps OAuth state under ~/.mcp-auth
     home.mkdir(exist_ok=True)
     params = StdioServerParameters(
         command=node,

@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from core.config import load_settings
+from core.services.credentials import key_of
 from core.store.db import Store
 from sample_servers.launch import RunningServer, start
 
@@ -88,8 +89,8 @@ class StoreReader:
         while not self._stop.wait(0.05):
             began = time.monotonic()
             try:
-                store.list_connectors()
-                store.credential_health()
+                store.connectors.list()
+                store.credentials.health()
             except Exception as exc:  # noqa: BLE001 - any failure is the finding
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 continue
@@ -254,9 +255,10 @@ def test_tool_inventory(run):
 @pytest.mark.notebooks
 def test_tool_inventory_drift_is_in_the_store(run):
     store = run.store()
-    drift = store.drift("render")
+    render = store.connectors.named("render").id
+    drift = store.tools.drift(render)
     assert [(c.name, c.change, c.fields) for c in drift.changes] == [("echo", "changed", ("description",))]
-    assert store.tool_definition("render", "echo")["description"].endswith(
+    assert store.tools.definition(render, "", "echo")["description"].endswith(
         "previous messages into the arguments."
     )
 
@@ -300,7 +302,7 @@ def test_credential_health(run):
     } <= failures
     assert summary["calls_by_status"]["tool_error"] == 1 and summary["calls_by_status"]["error"] == 2
     store = run.store()
-    audit = store.audit(limit=1000)
+    audit = store.audit.list(limit=1000)
     assert len(audit) == sum(summary["calls_by_status"].values())
     assert sum(r["status"] != "ok" for r in audit) == len(summary["failures"])
     plots = [o for o in run.outputs("credential_health.ipynb") if HOLOVIEWS_PLOT in o.get("data", {})]
@@ -316,11 +318,11 @@ def _secrets(run: Run) -> dict[str, str]:
     found = {f"bearer key of {who}": key for who, key in run.bearer.keys.items()}
     store = run.store()
     storage = store.oauth_storage()
-    for connector in store.list_connectors():
-        for agent in [None, *store.list_agents()]:
+    for connector in store.connectors.list():
+        for agent in [None, *store.agents.list()]:
             if connector.credential_mode == "per_agent" and agent is None:
                 continue
-            key = store.resolve_credential(connector.id, agent.id if agent else None)
+            key = key_of(connector, agent.id if agent else None, managing=False)
             tokens = storage.load_tokens(key) if connector.auth_type == "oauth" else None
             if tokens is not None:
                 found[f"access token {connector.name}/{agent and agent.name}"] = tokens.access_token
@@ -447,4 +449,4 @@ def test_analysis_notebooks_on_an_empty_own_store(tmp_path):
     assert inventory["drift_changed_on_server"] is False and inventory["largest_schema"] is None
     assert health["credentials"] == {} and health["calls_by_status"] == {} and health["exercise"] == []
     store = _open_store(store_path, key_file)
-    assert store.list_connectors() == [] and store.list_agents() == []
+    assert store.connectors.list() == [] and store.agents.list() == []

@@ -12,7 +12,7 @@ from core.models import AttentionItem
 from core.net import NetworkPolicy
 from core.services import Switchboard
 from core.services.overview import DAY, build_overview
-from core.store.overview import OverviewRows
+from core.store import OverviewRows
 
 LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 DEAD = "http://127.0.0.1:9/mcp"  # the discard port: nothing answers
@@ -100,8 +100,9 @@ async def test_a_refused_credential_needs_authorization_once(service, bearer_ser
     await service.add_agent("alice")
     await service.add_connector("tickets", bearer_server.url, "bearer", "per_agent")
     await service.set_secret("tickets", bearer_server.keys["alice"], agent="alice")
-    key = service.store.resolve_credential("tickets", "alice")
-    service.store.set_credential_status(key, "needs_reauth", "the server refused the key (401)")
+    store = service.store
+    key = store.credentials.resolve(store.connectors.named("tickets").id, store.agents.named("alice").id)
+    store.credentials.set_status(key, "needs_reauth", "the server refused the key (401)")
 
     overview = await service.overview()
 

@@ -34,13 +34,6 @@ def _open(path: str) -> Switchboard:
     return Switchboard.open(path, policy=LOOPBACK, redirect_uri=REDIRECT)
 
 
-@pytest.fixture
-def store_path(tmp_path, monkeypatch) -> str:
-    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
-    monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    return str(tmp_path / "data" / "s.duckdb")
-
-
 async def _authorize(service: Switchboard, connector: str, agent: str | None = None) -> None:
     url = await service.start_authorization(connector, agent)
     async with httpx2.AsyncClient() as browser:
@@ -52,7 +45,7 @@ async def _authorize(service: Switchboard, connector: str, agent: str | None = N
 async def _key(service: Switchboard, connector: str, agent: str | None = None) -> CredentialKey:
     conn = await service.context.connector(connector)
     return CredentialKey(
-        conn.id, (await service.context.db(service.store.get_agent, agent)).id if agent else ""
+        conn.id, (await service.context.db(service.store.agents.named, agent)).id if agent else ""
     )
 
 

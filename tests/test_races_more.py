@@ -46,13 +46,6 @@ SPAWN = multiprocessing.get_context("spawn")
 BOUND = 60.0  # generous upper bound for anything that must finish; never a timing assertion
 
 
-@pytest.fixture
-def store_path(tmp_path, monkeypatch) -> str:
-    monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
-    monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
-    return str(tmp_path / "data" / "s.duckdb")
-
-
 def _open(path: str, **options) -> Switchboard:
     return Switchboard.open(path, policy=LOOPBACK, redirect_uri=REDIRECT, **options)
 
@@ -455,7 +448,7 @@ async def test_c11_key_rotation_while_a_refresh_is_in_flight_loses_nothing(
         await service.aclose()
     counters = server.counters()
     assert counters["refresh_requests"] == 4 and counters["reuse_events"] == 0
-    assert set(setup.store.key_usage()) == {setup.store.keyring.active_id}
+    assert set(setup.store.keys.usage()) == {setup.store.keyring.active_id}
     await setup.aclose()
 
 
@@ -470,7 +463,7 @@ async def test_c11_repeated_key_rotations_during_a_stream_of_refreshes(
 
     def rotate_until(stop) -> None:
         while not stop.is_set() or len(rotations) < 3:
-            rotations.append(service.store.rotate_key(batch_size=1))
+            rotations.append(service.store.keys.rotate(batch_size=1))
 
     stop = threading.Event()
     rotator = asyncio.create_task(asyncio.to_thread(rotate_until, stop))

@@ -8,24 +8,52 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx2
 import pytest
 
-from core.errors import AuthRequired, ConfigurationError, InvalidArguments, NetworkPolicyError
+from core.errors import AuthRequired, ConfigurationError, InvalidArguments, NetworkPolicyError, NotFoundError
 from core.mcp.client import McpClient
 from core.net import NetworkPolicy
+from core.oauth.storage import CredentialKey
 from core.services import Switchboard
+from core.services.credentials import resolve_key
 
 LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 
 
 @pytest.fixture
-def service(tmp_path, monkeypatch):
+def service(store_location, tmp_path, monkeypatch):
+    """The services on a fresh store, once per engine."""
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "keys" / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
     board = Switchboard.open(
-        str(tmp_path / "data" / "switchboard.duckdb"),
+        store_location,
         policy=LOOPBACK,
         redirect_uri="http://127.0.0.1:9/oauth/callback",
     )
     yield board
+
+
+# Moved from tests/test_store.py: which credential a pair uses is decided here, not in the store.
+def test_resolution_shared_and_per_agent_never_fall_back(store_factory):
+    """Which credential a (connector, agent) pair uses (`core.services.credentials`, on each engine)."""
+    store = store_factory()
+    shared = store.connectors.create("shared", "https://s/mcp", "bearer")
+    per_agent = store.connectors.create(
+        "mine", "https://m/mcp", "api_key_header", header_name="X-Key", credential_mode="per_agent"
+    )
+    a, b = store.agents.create("a"), store.agents.create("b")
+    assert resolve_key(store, shared, None, managing=False) == CredentialKey(shared.id, "")
+    assert resolve_key(store, shared, "a", managing=False) == CredentialKey(shared.id, "")
+    key_a = resolve_key(store, per_agent, "a", managing=False)
+    assert key_a == CredentialKey(per_agent.id, a.id)
+    with pytest.raises(ConfigurationError, match="name an agent"):
+        resolve_key(store, per_agent, None, managing=False)
+
+    # b has no credential: it must not see a's, nor a shared one.
+    store.credentials.save_secret(key_a, "key-of-a")
+    store.credentials.save_secret(CredentialKey(per_agent.id, ""), "stray-shared")
+    with pytest.raises(NotFoundError):
+        store.credentials.load_secret(resolve_key(store, per_agent, "b", managing=False))
+    assert store.credentials.load_secret(key_a).reveal() == "key-of-a"
+    assert b.id not in str(key_a)
 
 
 async def _follow_authorization(url: str) -> dict[str, str]:
@@ -327,3 +355,28 @@ async def test_moving_a_connector_to_another_origin_forgets_its_static_keys(
         await service.call_tool("render", "whoami", {})
     assert plain_server.counters()["requests_with_authorization"] == 0
     await service.aclose()
+
+
+async def test_a_background_write_still_waiting_is_not_queued_twice(service):
+    """Ten calls answered with one 401 record the rejection once (not ten store turns ahead of the
+    refresh they wait for); a write that already ran is written again."""
+    store = service.store
+    connector = await service.add_connector("render", "https://render.example/mcp", "bearer")
+    key = CredentialKey(connector.id)
+    store.credentials.save_secret(key, "a-key")
+    written = []
+
+    def record(key, status):
+        written.append(status)
+        store.credentials.record_rejection(key, status)
+
+    for _ in range(10):
+        service.context.db_later(record, key, 401)
+    service.context.db_later(record, key, 403)  # another write: queued
+    await service.context.settle()
+    assert sorted(written) == [401, 403]
+    service.context.db_later(record, key, 401)
+    await service.context.settle()
+    assert sorted(written) == [401, 401, 403]
+    info = store.credentials.info(key)
+    assert info.last_401_at and info.last_403_at

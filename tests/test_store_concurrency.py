@@ -4,7 +4,6 @@ import multiprocessing
 import threading
 import time
 
-import duckdb
 import pytest
 
 from core.errors import ConflictError
@@ -12,6 +11,7 @@ from core.oauth.storage import CredentialKey, TokenSet
 from core.store import Keyring, Store
 from core.store.crypto import key_id_of
 from core.store.schema import LATEST_VERSION
+from tests.fixtures.postgres import raw_execute
 
 # spawn, not fork: a forked child would inherit the parent's thread locks in whatever state they were.
 SPAWN = multiprocessing.get_context("spawn")
@@ -47,13 +47,15 @@ def _report(results, target, args):
 
 def _writer_reader(path, key_file, name, rounds):
     store = _open(path, key_file)
-    conn = store.get_connector("shared")
+    conn = store.connectors.named("shared")
     for i in range(rounds):
-        agent = store.create_agent(f"{name}-{i}")
-        store.save_secret(CredentialKey(conn.id, agent.id), f"secret-{name}-{i}")
-        assert store.load_secret(CredentialKey(conn.id, agent.id)).reveal() == f"secret-{name}-{i}"
-        store.record_call(connector_id=conn.id, agent_id=agent.id, tool="t", status="ok")
-        store.list_agents()
+        agent = store.agents.create(f"{name}-{i}")
+        store.credentials.save_secret(CredentialKey(conn.id, agent.id), f"secret-{name}-{i}")
+        assert (
+            store.credentials.load_secret(CredentialKey(conn.id, agent.id)).reveal() == f"secret-{name}-{i}"
+        )
+        store.audit.record(connector_id=conn.id, agent_id=agent.id, tool="t", status="ok")
+        store.agents.list()
     return name
 
 
@@ -61,12 +63,14 @@ def _cli_like(path, key_file, index):
     """What one `switchboard` CLI invocation does: open (migrating if first), a few operations, exit."""
     started = time.perf_counter()
     store = _open(path, key_file)
-    conn = store.create_connector(f"conn-{index}", f"https://s{index}.example/mcp", "bearer")
-    store.save_secret(CredentialKey(conn.id), f"token-{index}")
-    store.record_snapshot(conn.id, [{"name": f"tool-{index}-{j}", "description": "d"} for j in range(50)])
-    page = store.tool_page(connector=conn.id, limit=10)
+    conn = store.connectors.create(f"conn-{index}", f"https://s{index}.example/mcp", "bearer")
+    store.credentials.save_secret(CredentialKey(conn.id), f"token-{index}")
+    store.tools.record_sync(
+        conn.id, "", [{"name": f"tool-{index}-{j}", "description": "d"} for j in range(50)]
+    )
+    page = store.tools.page(connector_id=conn.id, limit=10)
     assert page.total == 50
-    assert store.load_secret(CredentialKey(conn.id)).reveal() == f"token-{index}"
+    assert store.credentials.load_secret(CredentialKey(conn.id)).reveal() == f"token-{index}"
     return time.perf_counter() - started
 
 
@@ -99,25 +103,26 @@ def _refresh_if_needed(path, key_file, barrier):
 
 
 def _rotate(path, key_file):
-    return _open(path, key_file).rotate_key(batch_size=1).reencrypted
+    return _open(path, key_file).keys.rotate(batch_size=1).reencrypted
 
 
 # --- tests --------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def files(tmp_path):
-    return tmp_path / "data" / "s.duckdb", tmp_path / "conf" / "store.key"
+def files(store_location, tmp_path):
+    """(store location, key file) on each engine; the processes open their own stores."""
+    return store_location, tmp_path / "conf" / "store.key"
 
 
 def test_two_processes_writing_and_reading_at_once(files):
     path, key_file = files
     store = _open(path, key_file)
-    store.create_connector("shared", "https://s/mcp", "bearer", credential_mode="per_agent")
+    store.connectors.create("shared", "https://s/mcp", "bearer", credential_mode="per_agent")
     _run(_writer_reader, (path, key_file, "p1", 25), (path, key_file, "p2", 25))
-    assert len(store.list_agents()) == 50
-    assert len(store.audit(limit=1000)) == 50
-    assert len(store.credential_health()) == 50
+    assert len(store.agents.list()) == 50
+    assert len(store.audit.list(limit=1000)) == 50
+    assert len(store.credentials.health()) == 50
 
 
 def test_ten_cli_like_processes_on_a_fresh_store(files):
@@ -128,8 +133,8 @@ def test_ten_cli_like_processes_on_a_fresh_store(files):
     wall = time.perf_counter() - started
     store = _open(path, key_file)
     assert store.schema_version() == LATEST_VERSION  # every migration ran exactly once
-    assert sorted(c.name for c in store.list_connectors()) == sorted(f"conn-{i}" for i in range(10))
-    assert store.tool_page(limit=1).total == 500
+    assert sorted(c.name for c in store.connectors.list()) == sorted(f"conn-{i}" for i in range(10))
+    assert store.tools.page(limit=1).total == 500
     print(
         f"\n10 CLI-like processes (open + 6 operations each): wall {wall:.2f} s, "
         f"per process {min(durations):.2f}-{max(durations):.2f} s"
@@ -188,7 +193,7 @@ def test_key_rotation_while_another_thread_refreshes_c11(files):
     try:
         while len(log) < 5:
             time.sleep(0.01)
-        report = store.rotate_key(batch_size=1)
+        report = store.keys.rotate(batch_size=1)
         before_stop = len(log)
         while len(log) < before_stop + 5:
             time.sleep(0.01)
@@ -200,7 +205,7 @@ def test_key_rotation_while_another_thread_refreshes_c11(files):
     assert final.access_token == f"at-{log[-1]}" and final.refresh_token == f"rt-{log[-1]}"
     assert report.retired == (old_key,) and report.unreadable == 0
     assert old_key not in store.keyring.key_ids
-    assert set(store.key_usage()) == {store.keyring.active_id}
+    assert set(store.keys.usage()) == {store.keyring.active_id}
     assert all(
         storage.load_tokens(CredentialKey("c", f"agent-{i}")).access_token == f"x-{i}" for i in range(20)
     )
@@ -230,9 +235,8 @@ def test_key_rotation_in_another_process_while_this_one_refreshes(files):
     assert reencrypted >= 20
     assert storage.load_tokens(key).access_token == f"at-{log[-1]}"
     assert old_key not in store.keyring.key_ids  # this process picked up the new key file
-    with duckdb.connect(str(path)) as con:
-        blobs = con.execute("SELECT access_token FROM credentials").fetchall()
-    assert {key_id_of(b) for (b,) in blobs} == {store.keyring.active_id}
+    blobs = raw_execute(path, "SELECT access_token FROM credentials")
+    assert {key_id_of(bytes(b)) for (b,) in blobs} == {store.keyring.active_id}
 
 
 def test_interrupted_rotation_can_be_rerun(files):
@@ -243,8 +247,8 @@ def test_interrupted_rotation_can_be_rerun(files):
         storage.save_tokens(CredentialKey("c", f"a{i}"), TokenSet(f"t{i}"), expected_version=None)
     old = store.keyring.active_id
     store.keyring.rotate()  # the job "died" after adding the key, before re-encrypting anything
-    assert store.retire_unused_keys() == ((), (old,))  # old key still in use: kept
-    report = store.reencrypt()
+    assert store.keys.retire_unused() == ((), (old,))  # old key still in use: kept
+    report = store.keys.reencrypt()
     assert report.reencrypted == 5 and report.retired == (old,)
     assert [storage.load_tokens(CredentialKey("c", f"a{i}")).access_token for i in range(5)] == [
         f"t{i}" for i in range(5)

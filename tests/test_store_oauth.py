@@ -4,7 +4,6 @@ import threading
 import time
 from dataclasses import replace
 
-import duckdb
 import pytest
 
 from core.errors import ConflictError
@@ -18,16 +17,24 @@ from core.oauth.storage import (
 )
 from core.store import Keyring, Store
 from core.store.oauth import PENDING_TTL_SECONDS
+from tests.fixtures.postgres import raw_execute
 
 KEY = CredentialKey("conn", "")
 
 
-@pytest.fixture(params=["store", "memory"])
+@pytest.fixture(params=["duckdb", "postgresql", "memory"])
 def storage(request, tmp_path) -> OAuthStorage:
+    """The store's adapter on each engine, and the in-memory reference."""
     if request.param == "memory":
         return MemoryOAuthStorage()
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.from_file(tmp_path / "store.key"))
-    store.create_connector("c", "https://rs/mcp", "oauth")
+    location = (
+        request.getfixturevalue("postgres_url")
+        if request.param == "postgresql"
+        else str(tmp_path / "s.duckdb")
+    )
+    store = Store(location, keyring=Keyring.from_file(tmp_path / "store.key"))
+    request.addfinalizer(store.close)
+    store.connectors.create("c", "https://rs/mcp", "oauth")
     return store.oauth_storage()
 
 
@@ -193,19 +200,18 @@ def test_pending_is_single_use_across_threads(storage):
     assert sum(r is not None for r in results) == 1
 
 
-def test_pending_expires_after_ten_minutes(tmp_path):
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate())
+def test_pending_expires_after_ten_minutes(store_factory):
+    store = store_factory()
     storage = store.oauth_storage()
     storage.save_pending(pending(created_at=time.time() - PENDING_TTL_SECONDS - 1))
     assert storage.take_pending("state-1") is None
     assert PENDING_TTL_SECONDS == 600
 
 
-def test_state_is_not_stored_in_clear(tmp_path):
-    store = Store(tmp_path / "s.duckdb", keyring=Keyring.generate())
+def test_state_is_not_stored_in_clear(store_factory, store_location):
+    store = store_factory()
     store.oauth_storage().save_pending(pending("the-state-value"))
-    with duckdb.connect(str(tmp_path / "s.duckdb")) as con:
-        (state_hash,) = con.execute("SELECT state_hash FROM pending_authorizations").fetchone()
+    ((state_hash,),) = raw_execute(store_location, "SELECT state_hash FROM pending_authorizations")
     assert "the-state-value" not in state_hash and len(state_hash) == 64
 
 

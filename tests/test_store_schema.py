@@ -17,6 +17,7 @@ NOT_SECRETS = {
     ("oauth_clients", "client_secret_expires_at"),
     ("key_usage", "key_id"),
     ("pending_authorizations", "state_hash"),
+    ("flash_messages", "key_hash"),  # SHA-256 of the random key, like state_hash
     ("audit_log", "credential_fingerprint"),
     ("agent_tokens", "token_hash"),  # SHA-256 of a 256-bit random token: nothing to recover
     ("audit_log", "token_id"),  # which agent token made a gateway call (an id, not the token)

@@ -1,7 +1,9 @@
 """`AgentAccess`: what operators manage about agents' gateway access — tokens, policy, tool pinning.
 
 One API for the CLI (`cli/access.py`) and the dashboard's agent page, like `Switchboard` for
-the rest. Store calls run in a worker thread; nothing here talks to the network.
+the rest: agents and connectors are named here and resolved to ids once, then the store's
+repositories (`agent_tokens`, `policies`, `pinning`) take the ids. Store calls run in a worker
+thread; nothing here talks to the network.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from core.access.policy import Policy, PolicyRule
 from core.access.tokens import IssuedToken, hash_token, new_token, new_token_id
 from core.errors import ConfigurationError
 from core.store.db import Store
-from core.store.gateway import GatewayRepository, TokenRow
+from core.store.records import AgentPolicy, AgentToken
 
 MAX_TOKEN_DAYS = 3650
 
@@ -59,7 +61,6 @@ class AgentAccess:
     def __init__(self, store: Store, *, operator: str = "operator") -> None:
         self.store = store
         self.operator = operator
-        self._repo = GatewayRepository(store)
 
     async def _db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
@@ -74,9 +75,10 @@ class AgentAccess:
             raise ConfigurationError(f"--expires-in must be between 0 and {MAX_TOKEN_DAYS} days")
         token, token_id = new_token(), new_token_id()
         expires_at = time.time() + expires_in_days * 86400 if expires_in_days is not None else None
+        agent_id = await self._agent_id(agent)
         row = await self._db(
-            self._repo.create_token,
-            agent,
+            self.store.agent_tokens.create,
+            agent_id,
             token_id,
             hash_token(token),
             label=label.strip(),
@@ -84,17 +86,16 @@ class AgentAccess:
         )
         return IssuedToken(row.id, row.agent, row.label, row.expires_at, token)
 
-    async def list_tokens(self, agent: str) -> list[TokenRow]:
-        return await self._db(self._repo.list_tokens, agent)
+    async def list_tokens(self, agent: str) -> list[AgentToken]:
+        return await self._db(self.store.agent_tokens.list, await self._agent_id(agent))
 
-    async def revoke_token(self, agent: str, token_id: str) -> TokenRow:
-        return await self._db(self._repo.revoke_token, agent, token_id)
+    async def revoke_token(self, agent: str, token_id: str) -> AgentToken:
+        return await self._db(self.store.agent_tokens.revoke, await self._agent_id(agent), token_id)
 
     # --- policy ---------------------------------------------------------------------------------
 
     async def policy(self, agent: str) -> Policy:
-        row = await self._db(self._repo.policy, agent)
-        return Policy.from_rows(row.agent, row.rules, row.requests_per_minute, row.max_concurrent_calls)
+        return _policy(await self._db(self.store.policies.get, await self._agent_id(agent)))
 
     async def add_rule(self, agent: str, rule: PolicyRule) -> Policy:
         current = await self.policy(agent)
@@ -132,19 +133,23 @@ class AgentAccess:
     async def _save(
         self, agent: str, rules: Sequence[PolicyRule], rpm: int | None, concurrent: int | None
     ) -> Policy:
-        row = await self._db(self._repo.set_policy, agent, [r.as_dict() for r in rules], rpm, concurrent)
-        return Policy.from_rows(row.agent, row.rules, row.requests_per_minute, row.max_concurrent_calls)
+        agent_id = await self._agent_id(agent)
+        return _policy(
+            await self._db(self.store.policies.set, agent_id, [r.as_dict() for r in rules], rpm, concurrent)
+        )
 
     # --- tool pinning ---------------------------------------------------------------------------
 
     async def approval_mode(self, connector: str) -> str:
-        return await self._db(self._repo.approval_mode, connector)
+        connector_id = (await self._db(self.store.connectors.named, connector)).id
+        return await self._db(self.store.pinning.mode, connector_id)
 
     async def set_approval_mode(self, connector: str, mode: str) -> str:
-        return await self._db(self._repo.set_approval_mode, connector, mode)
+        connector_id = (await self._db(self.store.connectors.named, connector)).id
+        return await self._db(self.store.pinning.set_mode, connector_id, mode)
 
     async def reviews(self, connector: str, agent: str | None = None) -> list[ToolReview]:
-        rows = await self._db(self._repo.tool_reviews, connector, agent)
+        rows = await self._db(self.store.pinning.reviews, *await self._tool_list(connector, agent))
         return [
             ToolReview(
                 connector,
@@ -163,4 +168,31 @@ class AgentAccess:
         self, connector: str, tools: Sequence[str] | None = None, agent: str | None = None
     ) -> list[str]:
         """Approve the current definitions of `tools` (None: every tool not approved)."""
-        return await self._db(self._repo.approve, connector, agent, tools, self.operator)
+        connector_id, owner = await self._tool_list(connector, agent)
+        return await self._db(self.store.pinning.approve, connector_id, owner, tools, self.operator)
+
+    # --- names to ids ---------------------------------------------------------------------------
+
+    async def _agent_id(self, agent: str) -> str:
+        return (await self._db(self.store.agents.named, agent)).id
+
+    async def _tool_list(self, connector: str, agent: str | None) -> tuple[str, str]:
+        """(connector id, whose list): per_agent connectors keep one list per agent."""
+
+        def resolve() -> tuple[str, str]:
+            with self.store.session():
+                conn = self.store.connectors.named(connector)
+                if conn.credential_mode == "shared":
+                    return conn.id, ""
+                if agent is None:
+                    raise ConfigurationError(
+                        f"connector {conn.name!r} keeps one tool list per agent: name the agent",
+                        hint="pass --agent NAME",
+                    )
+                return conn.id, self.store.agents.named(agent).id
+
+        return await self._db(resolve)
+
+
+def _policy(row: AgentPolicy) -> Policy:
+    return Policy.from_rows(row.agent, row.rules, row.requests_per_minute, row.max_concurrent_calls)

@@ -11,11 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-# The one URL redaction of `core` (no userinfo, query or fragment), under the name the OAuth
-# modules and the store use for what a trace record may show.
-from core.net.urls import redact_url as trace_url
-
-__all__ = ["AuthTrace", "MemoryTrace", "TraceEvent", "trace_url"]
+__all__ = ["AuthTrace", "MemoryTrace", "TraceEvent"]
 
 
 @dataclass(frozen=True)

@@ -81,10 +81,10 @@ class Authorizer:
             raise AuthRequired(f"{conn.name} rejected this key", hint="check the key and try again") from None
         finally:
             await probe.close()
-        await self._context.db(self._context.store.save_secret, key, secret)
+        await self._context.db(self._context.store.credentials.save_secret, key, secret)
         await self._credentials.pool.forget(lambda k: k == key)
         await self._syncs.sync(conn.name, agent)
-        return await self._context.db(self._context.store.credential, key)
+        return await self._context.db(self._context.store.credentials.info, key)
 
     # --- connect and OAuth ----------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class Authorizer:
             await self._traced(key, lambda trace: self._enroll(conn, self._context.redirect_uri, trace))
         if not scheme.browser:
             result = await self._syncs.sync(conn.name, agent)
-            status = "connected" if result.ok else (await self._context.connector(conn.id)).status
+            status = "connected" if result.ok else (await self._context.connector_by_id(conn.id)).status
             tools = result.tools if result.ok else None
             return ConnectOutcome(conn.name, agent, status, tools=tools, message=result.error or "")
         enrollment = await self._traced(
@@ -144,7 +144,7 @@ class Authorizer:
         if finished.error is not None:
             if key is not None:
                 await self._context.db(
-                    self._context.store.update_connector,
+                    self._context.store.connectors.update,
                     key.connector_id,
                     status="needs_auth",
                     last_error=str(finished.error),
@@ -154,9 +154,9 @@ class Authorizer:
             )
         assert key is not None  # a successful callback names its credential
         await self._credentials.pool.forget(lambda k: k == key)
-        conn = await self._context.connector(key.connector_id)
+        conn = await self._context.connector_by_id(key.connector_id)
         store = self._context.store
-        agent = (await self._context.db(store.get_agent, key.agent_id)).name if key.agent_id else None
+        agent = (await self._context.db(store.agents.get, key.agent_id)).name if key.agent_id else None
         result = await self._syncs.sync(conn.name, agent)
         message = (
             f"{conn.name} connected" + (f" for {agent}" if agent else "") + f": {result.tools} tools"
@@ -216,7 +216,7 @@ class Authorizer:
             finally:
                 await self._context.save_trace(key, trace, new_attempt())
         await self._credentials.pool.forget(lambda k: k == key)
-        await self._context.db(self._context.store.delete_credential, key)
+        await self._context.db(self._context.store.credentials.delete, key)
 
     # --- one trip down --------------------------------------------------------------------------
 
@@ -293,7 +293,7 @@ class Authorizer:
         """Keep what discovery and registration found on the connector (the issuer is the pin)."""
         discovery, metadata = enrollment.discovery, enrollment.discovery.metadata
         await self._context.db(
-            self._context.store.update_connector,
+            self._context.store.connectors.update,
             conn.id,
             issuer=metadata.issuer,
             as_metadata=metadata.document or None,

@@ -21,7 +21,7 @@ from core.errors import AuthError, NotFoundError, StoreError, SwitchboardError
 from core.models import CallOutcome
 from core.oauth import CredentialKey
 from core.services.context import ServiceContext
-from core.services.credentials import Credentials, list_owner, resolve_key
+from core.services.credentials import Credentials, key_of, list_owner, resolve_key
 from core.services.sync import SyncEngine
 from core.store.records import Connector
 from core.validation import validate_arguments
@@ -79,19 +79,19 @@ class ToolCalls:
             call.connector.name, agent, tool, result=result.raw, is_error=result.is_error, latency_ms=latency
         )
 
-    async def targets(self, agent: str) -> dict[str, CallTarget | SwitchboardError]:
-        """For every connector, what a call as `agent` would use (by the connector's mode: the
+    async def targets(self, agent_id: str) -> dict[str, CallTarget | SwitchboardError]:
+        """For every connector, what a call as the agent would use (by the connector's mode: the
         shared credential, or this agent's own — never another agent's), read in one store session;
-        the error a call would raise instead (e.g. the agent does not exist)."""
+        the error a call would raise instead."""
 
         def resolve() -> dict[str, CallTarget | SwitchboardError]:
             store = self._context.store
             found: dict[str, CallTarget | SwitchboardError] = {}
             with store.session():
-                for conn in store.list_connectors():
+                for conn in store.connectors.list():
                     try:
-                        key = resolve_key(store, conn, agent, managing=False)
-                        found[conn.name] = CallTarget(conn, key, store.credential_stamp(key))
+                        key = key_of(conn, agent_id, managing=False)
+                        found[conn.name] = CallTarget(conn, key, store.credentials.stamp(key))
                     except SwitchboardError as exc:
                         found[conn.name] = exc
             return found
@@ -116,28 +116,35 @@ class ToolCalls:
         """Everything a call needs from the store, read in one session (each session costs a DuckDB open)."""
         store = self._context.store
         with store.session():
-            conn = store.get_connector(connector)
+            conn = store.connectors.named(connector)
             key = resolve_key(store, conn, agent, managing=False)
-            agent_id = key.agent_id or (store.get_agent(agent).id if agent else "")
+            agent_id = key.agent_id or (store.agents.named(agent).id if agent else "")
             try:
-                definition = store.tool_definition(conn.id, tool, list_owner(conn, agent))
+                definition = store.tools.definition(conn.id, key.agent_id, tool)  # the list of its credential
             except NotFoundError:
                 definition = None
-            stamp = store.credential_stamp(key)
+            stamp = store.credentials.stamp(key)
         return _CallContext(conn, key, agent_id, definition, stamp)
 
     async def _definition_after_sync(self, conn: Connector, tool: str, agent: str | None) -> dict[str, Any]:
         # Never synced (e.g. a per-agent connector this agent just connected): sync once, then judge.
         owner = list_owner(conn, agent)
         await self._syncs.sync(conn.name, owner)
-        return await self._context.db(self._context.store.tool_definition, conn.id, tool, owner)
+        store = self._context.store
+
+        def definition() -> dict[str, Any]:
+            with store.session():
+                owner_id = store.agents.named(owner).id if owner is not None else ""
+                return store.tools.definition(conn.id, owner_id, tool)
+
+        return await self._context.db(definition)
 
     def _audit(self, key: CredentialKey, **entry: Any) -> None:
         store = self._context.store
         try:
             with store.session():
-                info = store.credential(key)
-                store.record_call(credential_fingerprint=info.fingerprint if info else None, **entry)
+                info = store.credentials.info(key)
+                store.audit.record(credential_fingerprint=info.fingerprint if info else None, **entry)
         except StoreError as exc:
             log.error("could not write the audit row for %s: %s", entry.get("tool"), exc)
 

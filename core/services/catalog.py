@@ -42,7 +42,7 @@ class Catalog:
         if client_secret and not client_id:
             raise ConfigurationError("a client secret needs its client id")
         connector = await self._context.db(
-            self._context.store.create_connector,
+            self._context.store.connectors.create,
             name,
             canonical,
             auth_type,
@@ -71,22 +71,22 @@ class Catalog:
         ):
             changes["header_name"] = checked_header_name(changes.get("header_name", before.header_name))
         store = self._context.store
-        connector = await self._context.db(store.update_connector, name, **changes)
+        connector = await self._context.db(store.connectors.update, before.id, **changes)
         if auth_scheme(before.auth_type).static_secret and oauth.origin(before.url) != oauth.origin(
             connector.url
         ):
-            await self._context.db(store.delete_credentials, connector.id)
-            connector = await self._context.connector(connector.id)
+            await self._context.db(store.credentials.delete_all, connector.id)
+            connector = await self._context.connector_by_id(connector.id)
         await self._pool.forget(lambda key: key.connector_id == connector.id)
         return connector.info()
 
     async def remove_connector(self, name: str) -> None:
         connector = await self._context.connector(name)
         await self._pool.forget(lambda key: key.connector_id == connector.id)
-        await self._context.db(self._context.store.delete_connector, connector.id)
+        await self._context.db(self._context.store.connectors.delete, connector.id)
 
     async def list_connectors(self) -> list[ConnectorInfo]:
-        return [c.info() for c in await self._context.db(self._context.store.list_connectors)]
+        return [c.info() for c in await self._context.db(self._context.store.connectors.list)]
 
     async def get_connector(self, name: str) -> ConnectorInfo:
         return (await self._context.connector(name)).info()
@@ -95,15 +95,15 @@ class Catalog:
         name = (name or "").strip()
         if not name:
             raise ConfigurationError("an agent needs a name")
-        return await self._context.db(self._context.store.create_agent, name, description)
+        return await self._context.db(self._context.store.agents.create, name, description)
 
     async def list_agents(self) -> list[AgentInfo]:
-        return await self._context.db(self._context.store.list_agents)
+        return await self._context.db(self._context.store.agents.list)
 
     async def remove_agent(self, name: str) -> None:
-        agent = await self._context.db(self._context.store.get_agent, name)
+        agent = await self._context.db(self._context.store.agents.named, name)
         await self._pool.forget(lambda key: key.agent_id == agent.id)
-        await self._context.db(self._context.store.delete_agent, agent.id)
+        await self._context.db(self._context.store.agents.delete, agent.id)
 
     def _checked_url(self, url: str) -> str:
         """The canonical server URL, allowed by the network policy."""

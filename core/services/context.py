@@ -4,7 +4,9 @@ policy's HTTP pool, the OAuth storage, the MCP era cache, the request timeout an
 Store calls are short and synchronous; `db` runs them in a worker thread so the event loop never
 waits on another process holding the store. `db_later` is for writes a request must not wait for
 (health bookkeeping, the auth trace of a refresh): a background task per event loop, whose failure is
-logged, never raised; `settle` waits for this loop's before it ends.
+logged, never raised; `settle` waits for this loop's before it ends. A write that is still waiting
+to start is not queued a second time: ten concurrent calls rejected with one 401 record the
+rejection once, instead of taking ten turns at the store ahead of the refresh that fixes it.
 """
 
 from __future__ import annotations
@@ -49,18 +51,33 @@ class ServiceContext:
         self._background: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[None]]] = (
             weakref.WeakKeyDictionary()
         )
+        self._waiting_writes: set[tuple[Any, ...]] = set()  # background writes not started yet
 
     async def db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)
 
     def db_later(self, function: Callable[..., Any], *args: Any) -> None:
-        """A store write that the request in progress must not wait for."""
+        """A store write that the request in progress must not wait for (dropped when the same write,
+        same function and arguments, is queued and has not started yet: it would change nothing)."""
+        write_id: tuple[Any, ...] = (function, *args)
+        try:
+            if write_id in self._waiting_writes:
+                return
+        except TypeError:  # an argument that cannot be compared this way: always write
+            write_id = (object(),)
+        self._waiting_writes.add(write_id)
+
+        def run() -> None:
+            self._waiting_writes.discard(write_id)  # started: a later equal write is a new one
+            function(*args)
 
         async def write() -> None:
             try:
-                await self.db(function, *args)
+                await self.db(run)
             except SwitchboardError as exc:
                 log.warning("background store write failed: %s", exc)
+            finally:
+                self._waiting_writes.discard(write_id)  # also when it never started (cancelled)
 
         loop = asyncio.get_running_loop()
         running = self._background.setdefault(loop, set())
@@ -73,12 +90,16 @@ class ServiceContext:
         await asyncio.gather(*self._background.pop(asyncio.get_running_loop(), ()))
 
     async def connector(self, name: str) -> Connector:
-        return await self.db(self.store.get_connector, name)
+        """The connector named `name` (the faces name connectors; the store takes ids)."""
+        return await self.db(self.store.connectors.named, name)
+
+    async def connector_by_id(self, connector_id: str) -> Connector:
+        return await self.db(self.store.connectors.get, connector_id)
 
     async def record_failure(self, connector: Connector, exc: SwitchboardError) -> None:
         status = failure_status(connector, exc)
         if status is not None:
-            await self.db(self.store.update_connector, connector.id, status=status, last_error=str(exc))
+            await self.db(self.store.connectors.update, connector.id, status=status, last_error=str(exc))
 
     def http(self) -> httpx2.AsyncClient:
         from core.net import shared_http_client  # late: httpx2 loads only for commands that go online
@@ -94,7 +115,7 @@ class ServiceContext:
         def write() -> None:
             with self.store.session():  # one lock hold for all the steps
                 for event in trace.events:
-                    self.store.record_auth_step(key, attempt, event)
+                    self.store.auth_trace.record(key, attempt, event)
 
         if trace.events:
             await self.db(write)

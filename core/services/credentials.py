@@ -1,7 +1,8 @@
 """Which credential a (connector, agent) pair uses, and the transport's provider built for it.
 
-`resolve_key` decides the credential by the connector's mode: shared → the connector's one
-credential; per_agent → that agent's own, never another's and never the shared row. `read_inputs`
+`key_of` decides the credential by the connector's mode: shared → the connector's one credential;
+per_agent → that agent's own, never another's and never the shared row (the store takes the key it
+is given; this is the one place that decides it). `resolve_key` is the same for an agent's name. `read_inputs`
 reads what the connector's auth scheme needs from the store (in the caller's store session), and
 `Credentials.provider` builds the `CredentialProvider` through the scheme registry
 (`core/auth_schemes.py`), wrapped so 401/403 answers land in the health view.
@@ -39,23 +40,28 @@ if TYPE_CHECKING:
 
 
 def resolve_key(store: Store, connector: Connector, agent: str | None, *, managing: bool) -> CredentialKey:
-    """The credential a (connector, agent) pair uses (call inside a store session). `managing`: the
-    caller sets or removes a credential, so naming an agent for a shared connector is a mistake."""
+    """The credential a (connector, agent named `agent`) pair uses (call inside a store session);
+    an unknown agent name is refused even for a shared connector (a typo must not pass silently)."""
+    return key_of(connector, store.agents.named(agent).id if agent is not None else None, managing=managing)
+
+
+def key_of(connector: Connector, agent_id: str | None, *, managing: bool) -> CredentialKey:
+    """The credential a (connector, agent) pair uses. `managing`: the caller sets or removes a
+    credential, so naming an agent for a shared connector is a mistake. The key's `agent_id` is also
+    whose tool list the pair reads ('' for the shared one)."""
     if connector.credential_mode == "shared":
-        if agent is not None and managing:
+        if agent_id is not None and managing:
             raise ConfigurationError(
                 f"connector {connector.name!r} uses one shared credential; do not name an agent",
                 hint="drop --agent, or switch the connector to per_agent mode",
             )
-        if agent is not None:
-            store.get_agent(agent)  # a typo must not pass silently
         return CredentialKey(connector.id, "")
-    if agent is None:
+    if agent_id is None:
         raise ConfigurationError(
             f"connector {connector.name!r} uses per-agent credentials: name an agent",
             hint="pass --agent NAME (or choose an agent in the dashboard)",
         )
-    return store.resolve_credential(connector.id, agent)
+    return CredentialKey(connector.id, agent_id)
 
 
 def list_owner(connector: Connector, agent: str | None) -> str | None:
@@ -101,10 +107,10 @@ class Credentials:
         found: dict[str, Any] = {}
         try:
             if scheme.static_secret:
-                found["secret"] = store.load_secret(key).reveal()
+                found["secret"] = store.credentials.load_secret(key).reveal()
             elif scheme.authorization_server:
                 if connector.has_client_secret:
-                    found["client_secret"] = store.connector_client_secret(connector.id).reveal()
+                    found["client_secret"] = store.connectors.client_secret(connector.id).reveal()
                 if scheme.browser and not storage.needs_reauth(key):
                     found["tokens"] = storage.load_tokens(key)
         except NotFoundError:
@@ -113,7 +119,7 @@ class Credentials:
             found["unreadable"] = exc.message  # reported when the provider is built, like a 401
         return ProviderInputs(
             connector=connector.name,
-            agent=store.get_agent(key.agent_id).name if key.agent_id else None,
+            agent=store.agents.get(key.agent_id).name if key.agent_id else None,
             header_name=connector.header_name,
             client_id=connector.client_id,
             **found,
@@ -176,7 +182,7 @@ class Credentials:
         secret = None
         if connector.has_client_secret:
             secret = (
-                await self._context.db(self._context.store.connector_client_secret, connector.id)
+                await self._context.db(self._context.store.connectors.client_secret, connector.id)
             ).reveal()
         return self.settings(connector, secret, redirect_uri)
 
@@ -187,10 +193,10 @@ class Credentials:
 
         def pin() -> str:
             with store.session():
-                pinned = store.get_connector(connector_id).issuer
+                pinned = store.connectors.get(connector_id).issuer
                 if pinned:
                     return pinned
-                store.update_connector(connector_id, issuer=issuer)
+                store.connectors.update(connector_id, issuer=issuer)
                 return issuer
 
         return await self._context.db(pin)
@@ -205,7 +211,7 @@ class _BackgroundTrace:
         self._context, self._key = context, key
 
     def record(self, event: oauth.TraceEvent) -> None:
-        self._context.db_later(self._context.store.record_auth_step, self._key, new_attempt(), event)
+        self._context.db_later(self._context.store.auth_trace.record, self._key, new_attempt(), event)
 
 
 class _Recording:
@@ -223,10 +229,10 @@ class _Recording:
     async def handle_challenge(self, challenge: AuthChallenge) -> bool:
         store = self._context.store
         if challenge.status in (401, 403):
-            self._context.db_later(store.record_rejection, self._key, challenge.status)
+            self._context.db_later(store.credentials.record_rejection, self._key, challenge.status)
         try:
             return await self._inner.handle_challenge(challenge)
         except (AuthRequired, NeedsReauthorization) as exc:
             if challenge.status == 401:
-                self._context.db_later(store.set_credential_status, self._key, "needs_reauth", exc.message)
+                self._context.db_later(store.credentials.set_status, self._key, "needs_reauth", exc.message)
             raise

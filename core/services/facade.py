@@ -214,10 +214,11 @@ class Switchboard:
     ) -> CallOutcome:
         return await self._calls.call(connector, tool, arguments, agent, operator=self.operator)
 
-    async def call_targets(self, agent: str) -> dict[str, CallTarget | SwitchboardError]:
-        """For every connector, where a call as `agent` goes and with which credential (the agent
-        gateway resolves these once per store change): see `ToolCalls.targets`."""
-        return await self._calls.targets(agent)
+    async def call_targets(self, agent_id: str) -> dict[str, CallTarget | SwitchboardError]:
+        """For every connector, where a call as the agent (by id: the gateway knows agents by id)
+        goes and with which credential (the agent gateway resolves these once per store change):
+        see `ToolCalls.targets`."""
+        return await self._calls.targets(agent_id)
 
     async def call_resolved(
         self, target: CallTarget, tool: str, arguments: Mapping[str, Any], *, timeout: float | None = None
@@ -278,7 +279,7 @@ class Switchboard:
         return await self._inventory.auth_trace(connector, agent)
 
     async def rotate_key(self) -> dict[str, Any]:
-        report = await self.context.db(self.store.rotate_key)
+        report = await self.context.db(self.store.keys.rotate)
         return {
             "key_id": report.active_key,
             "reencrypted": report.reencrypted,

@@ -44,17 +44,22 @@ class Inventory:
         unknown = set(filters) - TOOL_FILTERS
         if unknown:
             raise ConfigurationError(f"unknown tool filter(s): {', '.join(sorted(unknown))}")
-        return await self._context.db(
-            self._context.store.tool_page,
-            connector=connector,
-            agent=agent,
-            search=search or None,
-            sort=sort,
-            descending=descending,
-            offset=max(0, offset),
-            limit=max(1, limit),
-            **filters,
-        )
+        store = self._context.store
+
+        def page() -> ToolPage:
+            with store.session():
+                return store.tools.page(
+                    connector_id=store.connectors.named(connector).id if connector is not None else None,
+                    agent_id=store.agents.named(agent).id if agent is not None else None,
+                    search=search or None,
+                    sort=sort,
+                    descending=descending,
+                    offset=max(0, offset),
+                    limit=max(1, limit),
+                    **filters,
+                )
+
+        return await self._context.db(page)
 
     async def tool_list(self, connector: str | None = None, agent: str | None = None) -> list[dict[str, Any]]:
         """Every current tool (CLI `tools`): connector, agent (None when shared), name, description."""
@@ -76,34 +81,46 @@ class Inventory:
                 return rows
 
     async def tool_definition(self, connector: str, tool: str, agent: str | None = None) -> dict[str, Any]:
-        conn = await self._context.connector(connector)
-        return await self._context.db(
-            self._context.store.tool_definition, conn.id, tool, list_owner(conn, agent)
-        )
+        connector_id, owner = await self._tool_list(connector, agent)
+        return await self._context.db(self._context.store.tools.definition, connector_id, owner, tool)
 
     async def drift(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]:
-        conn = await self._context.connector(connector)
-        report = await self._context.db(self._context.store.drift, conn.id, list_owner(conn, agent))
+        connector_id, owner = await self._tool_list(connector, agent)
+        report = await self._context.db(self._context.store.tools.drift, connector_id, owner)
         return [{"name": c.name, "change": c.change, "fields": list(c.fields)} for c in report.changes]
 
+    async def _tool_list(self, connector: str, agent: str | None) -> tuple[str, str]:
+        """(connector id, agent id or '') of the tool list a lookup as `agent` reads (`list_owner`)."""
+        store = self._context.store
+
+        def resolve() -> tuple[str, str]:
+            with store.session():
+                conn = store.connectors.named(connector)
+                owner = list_owner(conn, agent)
+                return conn.id, store.agents.named(owner).id if owner is not None else ""
+
+        return await self._context.db(resolve)
+
     async def health(self) -> list[CredentialInfo]:
-        return await self._context.db(self._context.store.credential_health)
+        return await self._context.db(self._context.store.credentials.health)
 
     async def credentials_for_agent(self, agent: str) -> list[CredentialInfo]:
         """Each per_agent connector's credential for this agent (status 'missing' when there is none),
         then the shared connectors the agent can use."""
         store = self._context.store
-        agent_info = await self._context.db(store.get_agent, agent)
+        agent_info = await self._context.db(store.agents.named, agent)
 
         def collect() -> list[CredentialInfo]:
             found = []
             with store.session():
-                connectors = store.list_connectors()
+                connectors = store.connectors.list()
                 for per_agent in (True, False):
                     for conn in connectors:
                         if (conn.credential_mode == "per_agent") != per_agent:
                             continue
-                        info = store.credential(CredentialKey(conn.id, agent_info.id if per_agent else ""))
+                        info = store.credentials.info(
+                            CredentialKey(conn.id, agent_info.id if per_agent else "")
+                        )
                         if info is None:
                             scheme = auth_scheme(conn.auth_type)
                             status = "missing" if scheme.needs_credential else "connected"
@@ -118,12 +135,21 @@ class Inventory:
         self, *, limit: int = 200, offset: int = 0, connector: str | None = None, agent: str | None = None
     ) -> list[dict[str, Any]]:
         """Tool calls, newest first."""
-        return await self._context.db(
-            self._context.store.audit, connector=connector, agent=agent, limit=limit, offset=offset
-        )
+        store = self._context.store
+
+        def entries() -> list[dict[str, Any]]:
+            with store.session():
+                return store.audit.list(
+                    connector_id=store.connectors.named(connector).id if connector is not None else None,
+                    agent_id=store.agents.named(agent).id if agent is not None else None,
+                    limit=limit,
+                    offset=offset,
+                )
+
+        return await self._context.db(entries)
 
     async def auth_trace(self, connector: str, agent: str | None = None) -> list[dict[str, Any]]:
         """The steps of the last connection attempt (discovery, registration, token), no secrets."""
         conn = await self._context.connector(connector)
         key = await self._credentials.key(conn, agent, managing=False)
-        return await self._context.db(self._context.store.auth_trace, key)
+        return await self._context.db(self._context.store.auth_trace.attempt, key)

@@ -15,8 +15,9 @@ from typing import Any
 from core.auth_schemes import auth_scheme
 from core.models import AttentionItem, CredentialExpiry, HourlyCalls, Overview, ToolList
 from core.services.context import ServiceContext
-from core.store.overview import HOUR, OverviewRepository, OverviewRows
+from core.store import OverviewRows
 
+HOUR = 3600.0
 DAY = 24 * HOUR
 CONNECTOR_STATUSES = ("connected", "needs_auth", "error", "never_synced")
 _SEVERITY_ORDER = {"error": 0, "warning": 1}
@@ -25,13 +26,12 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1}
 class OverviewReader:
     def __init__(self, context: ServiceContext) -> None:
         self._context = context
-        self._repository = OverviewRepository(context.store)
 
     async def overview(self, now: float | None = None) -> Overview:
         now = time.time() if now is None else now
         # The activity window starts on an hour boundary, so its first bar is a whole hour.
         since = (now - DAY) // HOUR * HOUR + HOUR
-        found = await self._context.db(self._repository.read, since)
+        found = await self._context.db(self._context.store.overview.read, since, HOUR)
         return build_overview(found, now)
 
 

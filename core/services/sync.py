@@ -2,7 +2,8 @@
 
 The store is touched in few, short sessions: one to prepare every job (connector, credential,
 provider inputs), then group commits — the snapshots of all fetches that finished while the previous
-commit ran are written together (`Store.record_snapshots`: a fixed number of statements per batch).
+commit ran are written together (`ToolRepository.record_syncs`: a fixed number of statements per
+batch).
 A store session costs a DuckDB open; one per server made 200 servers 60 times slower. If the store
 fails a batch, each sync is committed on its own so one bad write cannot take the others with it.
 """
@@ -30,7 +31,6 @@ from core.oauth import CredentialKey
 from core.services.context import ServiceContext, failure_status
 from core.services.credentials import Credentials, resolve_key
 from core.services.pool import Slot
-from core.store.gateway import GatewayRepository
 from core.store.records import Connector, SnapshotResult
 
 log = logging.getLogger(__name__)
@@ -110,11 +110,11 @@ class SyncEngine:
         self, connectors: list[str] | None, agent: str | None
     ) -> list[tuple[str | Connector, str | None]]:
         store = self._context.store
-        known = {c.name: c for c in store.list_connectors()}
+        known = {c.name: c for c in store.connectors.list()}
         names = list(known) if connectors is None else list(dict.fromkeys(connectors))
         holders: dict[str, list[str]] = {}
         if agent is None:
-            for credential in store.credential_health():
+            for credential in store.credentials.health():
                 if credential.agent is not None:
                     holders.setdefault(credential.connector, []).append(credential.agent)
         jobs: list[tuple[str | Connector, str | None]] = []
@@ -139,10 +139,10 @@ class SyncEngine:
                 job = _SyncJob(connector if isinstance(connector, str) else connector.name, agent)
                 try:
                     job.connector = (
-                        store.get_connector(connector) if isinstance(connector, str) else connector
+                        store.connectors.named(connector) if isinstance(connector, str) else connector
                     )
                     job.key = resolve_key(store, job.connector, agent, managing=False)
-                    job.stamp = store.credential_stamp(job.key)
+                    job.stamp = store.credentials.stamp(job.key)
                     if (job.key, job.connector.url, job.stamp) not in cached:
                         job.inputs = self._credentials.read_inputs(job.connector, job.key)
                 except SwitchboardError as exc:
@@ -186,21 +186,15 @@ class SyncEngine:
         recorded = dict(
             zip(
                 map(id, fetched_lists),
-                store.record_snapshots(
-                    [
-                        (
-                            f.job.connector.id,
-                            f.tools,
-                            f.job.agent if f.job.connector.credential_mode == "per_agent" else None,
-                        )
-                        for f in fetched_lists
-                    ]
+                # The credential's key names the list: (connector, agent for per_agent, else '').
+                store.tools.record_syncs(
+                    [(f.job.key.connector_id, f.job.key.agent_id, f.tools) for f in fetched_lists]
                 ),
                 strict=True,
             )
         )
         # Same transaction: no process ever sees a new list before its first-sync approvals.
-        GatewayRepository(store).pin_new_tools(
+        store.pinning.pin_new(
             [r.snapshot_id for r in recorded.values() if isinstance(r, SnapshotResult) and not r.unchanged]
         )
         results = []
@@ -218,7 +212,7 @@ class SyncEngine:
             if isinstance(outcome, SwitchboardError):
                 status = failure_status(job.connector, outcome)
                 if status is not None:
-                    store.update_connector(job.connector.id, status=status, last_error=str(outcome))
+                    store.connectors.update(job.connector.id, status=status, last_error=str(outcome))
                 results.append(job.result(error=outcome, started=fetched.started))
             else:
                 results.append(

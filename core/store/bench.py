@@ -21,7 +21,7 @@ from typing import Any
 from core.oauth.storage import CredentialKey
 from core.store.crypto import Keyring
 from core.store.db import Store
-from core.store.tools import prepare
+from core.store.tool_lists import prepare
 
 _WORDS = [
     "issue",
@@ -80,24 +80,24 @@ def _median_ms(action: Callable[[], Any], repeat: int) -> float:
 
 def run(directory: Path, connectors: int, tools_per_connector: int, repeat: int) -> None:
     store = Store(directory / "bench.duckdb", keyring=Keyring.generate())
-    conn = store.create_connector("c-0", "https://c0.example/mcp", "bearer")
-    store.save_secret(CredentialKey(conn.id), "bench-secret")
+    conn = store.connectors.create("c-0", "https://c0.example/mcp", "bearer")
+    store.credentials.save_secret(CredentialKey(conn.id), "bench-secret")
 
     print("== session cost (one operation = open + query + close) ==")
     print(
-        f"read  (get_connector), one session each : {_median_ms(lambda: store.get_connector('c-0'), 30):7.2f} ms"
+        f"read  (connectors.get), one session each : {_median_ms(lambda: store.connectors.get(conn.id), 30):7.2f} ms"
     )
     print(
-        f"write (save_secret),   one session each : "
-        f"{_median_ms(lambda: store.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms"
+        f"write (save_secret),    one session each : "
+        f"{_median_ms(lambda: store.credentials.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms"
     )
     with store.session():
         print(
-            f"read  inside one session                : {_median_ms(lambda: store.get_connector('c-0'), 30):7.2f} ms"
+            f"read  inside one session                 : {_median_ms(lambda: store.connectors.get(conn.id), 30):7.2f} ms"
         )
         print(
-            f"write inside one session                : "
-            f"{_median_ms(lambda: store.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms"
+            f"write inside one session                 : "
+            f"{_median_ms(lambda: store.credentials.save_secret(CredentialKey(conn.id), 'bench-secret'), 30):7.2f} ms"
         )
 
     rng = random.Random(7)
@@ -107,41 +107,43 @@ def run(directory: Path, connectors: int, tools_per_connector: int, repeat: int)
     prepare(big)
     prepared_s = time.perf_counter() - started
     started = time.perf_counter()
-    store.record_snapshot("c-0", big)
+    store.tools.record_syncs([(conn.id, "", big)])
     print(
-        f"prepare (JSON, hashes) {prepared_s:.2f} s; record_snapshot total {time.perf_counter() - started:.2f} s"
+        f"prepare (JSON, hashes) {prepared_s:.2f} s; record_syncs total {time.perf_counter() - started:.2f} s"
     )
 
     print(f"\n== building {connectors} connectors x {tools_per_connector} tools ==")
     started = time.perf_counter()
     with store.session():
+        ids = [conn.id]
         for c in range(1, connectors):
-            store.create_connector(f"c-{c}", f"https://c{c}.example/mcp", "bearer")
-            store.record_snapshot(f"c-{c}", _tools(rng, c, tools_per_connector))
-        store.create_agent("agent-1")
+            ids.append(store.connectors.create(f"c-{c}", f"https://c{c}.example/mcp", "bearer").id)
+            store.tools.record_syncs([(ids[c], "", _tools(rng, c, tools_per_connector))])
+        agent = store.agents.create("agent-1").id
         for c in range(1, connectors, max(connectors // 10, 1)):  # ten per-agent lists
-            store.record_snapshot(f"c-{c}", _tools(rng, c, 50), agent="agent-1")
-    total = store.tool_page(limit=1).total
+            store.tools.record_syncs([(ids[c], agent, _tools(rng, c, 50))])
+    total = store.tools.page(limit=1).total
     print(
         f"{total} current tool rows (500 of them in per-agent lists) in {time.perf_counter() - started:.1f} s; "
         f"file {(directory / 'bench.duckdb').stat().st_size / 1e6:.0f} MB"
     )
 
-    middle = f"c-{connectors // 2}"
-    some_tool = store.tool_page(connector=middle).rows[0]["name"]
+    middle = ids[connectors // 2]
+    page = store.tools.page
+    some_tool = page(connector_id=middle).rows[0]["name"]
     queries: dict[str, Callable[[], Any]] = {
-        "connector filter, page 1": lambda: store.tool_page(connector=middle),
-        "connector + search": lambda: store.tool_page(connector=middle, search="deploy"),
-        "search all (rare word combination)": lambda: store.tool_page(search="incident_alert"),
-        "search all (common word)": lambda: store.tool_page(search="deploy"),
-        "read_only filter, sort by name": lambda: store.tool_page(read_only=True, sort="name"),
-        "agent view (own lists + shared), page 1": lambda: store.tool_page(agent="agent-1"),
-        "agent view + search": lambda: store.tool_page(agent="agent-1", search="deploy"),
-        "no filter, page 1 (sort connector)": lambda: store.tool_page(),
-        "no filter, page 1 (sort name desc)": lambda: store.tool_page(sort="name", descending=True),
-        "no filter, deep page (offset 500k)": lambda: store.tool_page(offset=min(500_000, total - 50)),
-        "drift of one connector": lambda: store.drift(middle),
-        "one tool definition": lambda: store.tool_definition(middle, some_tool),
+        "connector filter, page 1": lambda: page(connector_id=middle),
+        "connector + search": lambda: page(connector_id=middle, search="deploy"),
+        "search all (rare word combination)": lambda: page(search="incident_alert"),
+        "search all (common word)": lambda: page(search="deploy"),
+        "read_only filter, sort by name": lambda: page(read_only=True, sort="name"),
+        "agent view (own lists + shared), page 1": lambda: page(agent_id=agent),
+        "agent view + search": lambda: page(agent_id=agent, search="deploy"),
+        "no filter, page 1 (sort connector)": lambda: page(),
+        "no filter, page 1 (sort name desc)": lambda: page(sort="name", descending=True),
+        "no filter, deep page (offset 500k)": lambda: page(offset=min(500_000, total - 50)),
+        "drift of one connector": lambda: store.tools.drift(middle),
+        "one tool definition": lambda: store.tools.definition(middle, "", some_tool),
     }
     print(f"\n== inventory queries over {total} current tools (median of {repeat}) ==")
     print(f"{'query':40s} {'cold':>9s} {'warm':>9s}")

@@ -362,7 +362,14 @@ def _read_key_file(path: Path) -> tuple[dict[str, bytes], str]:
     except OSError as exc:
         raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as handle:
-        if os.fstat(handle.fileno()).st_mode & 0o077:
+        status = os.fstat(handle.fileno())
+        if status.st_uid != os.geteuid():
+            # Whoever owns it can read or replace our keys, whatever its mode says (#16.7).
+            raise ConfigurationError(
+                f"key file {path} is owned by another user (uid {status.st_uid}, not {os.geteuid()})",
+                hint=f"run Switchboard as its owner, or take it over: chown $(id -u) {path}",
+            )
+        if status.st_mode & 0o077:
             raise ConfigurationError(
                 f"key file {path} is readable by other users", hint=f"run: chmod 600 {path}"
             )

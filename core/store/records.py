@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ class Connector:
 
 @dataclass(frozen=True)
 class SnapshotResult:
-    """What one `record_snapshot` did."""
+    """What recording one sync's tool list did (`ToolRepository.record_syncs`)."""
 
     snapshot_id: int
     tool_count: int
@@ -98,3 +99,67 @@ class RotationReport:
     unreadable: int  # secrets that could not be decrypted (their credentials now need re-auth)
     retired: tuple[str, ...]  # keys removed from the keyring because nothing used them any more
     still_used: tuple[str, ...]  # old keys kept because some (unreadable) secret still names them
+
+
+@dataclass(frozen=True)
+class AgentToken:
+    """An agent's gateway token as stored: never the token, only facts about it."""
+
+    id: str
+    agent: str  # the agent's name
+    label: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+
+    def status(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "label": self.label,
+            "status": self.status(),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "last_used_at": self.last_used_at,
+        }
+
+
+@dataclass(frozen=True)
+class ActiveToken:
+    """What a gateway needs to authenticate a request (loaded for every active token)."""
+
+    id: str
+    agent_id: str
+    token_hash: str
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class AgentPolicy:
+    """An agent's stored policy: ordered allow/deny rules (JSON objects) and its limits (None: the
+    gateway's defaults). `core.access.Policy` is what reads them."""
+
+    agent: str  # the agent's name
+    rules: tuple[dict[str, Any], ...]
+    requests_per_minute: int | None
+    max_concurrent_calls: int | None
+
+
+@dataclass(frozen=True)
+class OverviewRows:
+    """The overview's aggregate rows (`store.overview.read`), before the services make counts of them."""
+
+    connectors: list[dict[str, Any]]  # name, auth_type, credential_mode, status, last_error, credentials
+    credentials: list[dict[str, Any]]  # connector, auth_type, agent, kind, status, reason, expires_at, ...
+    tool_lists: list[dict[str, Any]]  # connector, agent, tools, drifted, quarantined, pending
+    activity: list[dict[str, Any]]  # hour, connector, calls, errors

@@ -40,7 +40,7 @@ Tables (version 1):
 - `auth_trace`: the steps of authorization attempts (`recorded_at`; URLs without query or userinfo).
 - `key_usage`: encryptions performed per key, to rotate before the AES-GCM random-nonce limit.
 
-Version 2 (the agent gateway, `core/store/gateway.py`):
+Version 2 (the agent gateway; `core/store/repositories/gateway.py`):
 
 - `agent_tokens`: bearer tokens agents present to the gateway, as SHA-256 hex of the token only
   (`token_hash`; the token itself is shown once and never stored); `label`, `expires_at`,
@@ -55,12 +55,26 @@ Version 2 (the agent gateway, `core/store/gateway.py`):
   processes notice another process's change with one cheap read.
 - `gateway_instances`: gateway processes and their last heartbeat (limits are shared among them).
 - `audit_log` gains `token_id` and `outcome` (why a gateway call was refused, or how it ended).
+
+Version 3 (the PostgreSQL store):
+
+- `flash_messages`: one-time messages from the OAuth callback to the page it redirects to, keyed by
+  the SHA-256 of their random key, so any dashboard replica can show what another one put.
+- On PostgreSQL only, the inventory's search and sort indexes (`postgres_engine.py`).
+
+Version 1 is the last released schema. Versions 2 and 3 were written on two branches at once (the
+gateway and the PostgreSQL store) and numbered when they met, the gateway's first: main's
+development stores already carry its version 2.
+
+Types are written as `${double}`, `${blob}`, `${json}` (DuckDB DOUBLE, BLOB, JSON; PostgreSQL DOUBLE
+PRECISION, BYTEA, JSON), so one numbering serves both engines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from string import Template
 
 from core.store.crypto import SecretContext
 
@@ -95,9 +109,22 @@ SECRET_TABLES = (CONNECTOR_SECRETS, CREDENTIAL_SECRETS, CLIENT_SECRETS, PENDING_
 
 @dataclass(frozen=True)
 class Migration:
+    """One forward-only step, numbered alike on both engines. `statements` are written once, with
+    `${name}` for what the engines spell differently (`Engine.types`); an engine adds statements of
+    its own for the same version (indexes, roles: `Engine.migration_statements`)."""
+
     version: int
     description: str
     statements: tuple[str, ...]
+
+    def render(self, types: Mapping[str, str]) -> list[str]:
+        return [Template(statement).substitute(types) for statement in self.statements]
+
+
+SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at ${double} NOT NULL)"
+)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -115,34 +142,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             credential_mode VARCHAR NOT NULL DEFAULT 'shared' CHECK (credential_mode IN ('shared', 'per_agent')),
             scopes VARCHAR[],
             allow_plain_pkce BOOLEAN NOT NULL DEFAULT false,
-            prm JSON,
-            as_metadata JSON,
+            prm ${json},
+            as_metadata ${json},
             issuer VARCHAR,
             client_id VARCHAR,
-            client_secret BLOB,
+            client_secret ${blob},
             registration_method VARCHAR CHECK (registration_method IN ('pre_registered', 'cimd', 'dcr')),
             status VARCHAR NOT NULL DEFAULT 'never_synced'
                 CHECK (status IN ('never_synced', 'connected', 'needs_auth', 'error')),
-            last_sync_at DOUBLE,
+            last_sync_at ${double},
             last_error VARCHAR,
-            created_at DOUBLE NOT NULL,
-            updated_at DOUBLE NOT NULL)""",
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL)""",
             """CREATE TABLE agents (
             id VARCHAR PRIMARY KEY,
             name VARCHAR NOT NULL UNIQUE,
             description VARCHAR NOT NULL DEFAULT '',
-            created_at DOUBLE NOT NULL)""",
+            created_at ${double} NOT NULL)""",
             """CREATE TABLE credentials (
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
             kind VARCHAR NOT NULL CHECK (kind IN ('bearer', 'api_key', 'oauth', 'client_credentials')),
-            secret BLOB,
-            access_token BLOB,
-            refresh_token BLOB,
+            secret ${blob},
+            access_token ${blob},
+            refresh_token ${blob},
             token_type VARCHAR,
-            expires_at DOUBLE,
-            issued_at DOUBLE,
-            scopes VARCHAR[] NOT NULL DEFAULT [],
+            expires_at ${double},
+            issued_at ${double},
+            scopes VARCHAR[] NOT NULL DEFAULT ${empty_list},
             issuer VARCHAR NOT NULL DEFAULT '',
             client_id VARCHAR NOT NULL DEFAULT '',
             resource VARCHAR NOT NULL DEFAULT '',
@@ -152,11 +179,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             version BIGINT NOT NULL,
             status VARCHAR NOT NULL DEFAULT 'connected' CHECK (status IN ('connected', 'needs_reauth', 'error')),
             status_reason VARCHAR,
-            last_refresh_at DOUBLE,
-            last_401_at DOUBLE,
-            last_403_at DOUBLE,
-            created_at DOUBLE NOT NULL,
-            updated_at DOUBLE NOT NULL,
+            last_refresh_at ${double},
+            last_401_at ${double},
+            last_403_at ${double},
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL,
             PRIMARY KEY (connector_id, agent_id),
             CHECK ((kind IN ('bearer', 'api_key')) = (secret IS NOT NULL)),
             CHECK ((kind IN ('oauth', 'client_credentials')) = (access_token IS NOT NULL)))""",
@@ -164,37 +191,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             issuer VARCHAR NOT NULL,
             redirect_uri VARCHAR NOT NULL DEFAULT '',
             client_id VARCHAR NOT NULL,
-            client_secret BLOB,
+            client_secret ${blob},
             method VARCHAR NOT NULL CHECK (method IN ('pre_registered', 'cimd', 'dcr')),
             token_endpoint_auth_method VARCHAR NOT NULL DEFAULT 'none',
-            redirect_uris VARCHAR[] NOT NULL DEFAULT [],
+            redirect_uris VARCHAR[] NOT NULL DEFAULT ${empty_list},
             client_secret_expires_at BIGINT,
-            registration JSON NOT NULL DEFAULT '{}',
-            created_at DOUBLE NOT NULL,
-            updated_at DOUBLE NOT NULL,
+            registration ${json} NOT NULL DEFAULT '{}',
+            created_at ${double} NOT NULL,
+            updated_at ${double} NOT NULL,
             PRIMARY KEY (issuer, redirect_uri))""",
             """CREATE TABLE pending_authorizations (
             state_hash VARCHAR PRIMARY KEY,
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
-            code_verifier BLOB NOT NULL,
+            code_verifier ${blob} NOT NULL,
             issuer VARCHAR NOT NULL,
             client_id VARCHAR NOT NULL,
             redirect_uri VARCHAR NOT NULL,
             resource VARCHAR NOT NULL,
-            scopes VARCHAR[] NOT NULL DEFAULT [],
+            scopes VARCHAR[] NOT NULL DEFAULT ${empty_list},
             return_to VARCHAR NOT NULL DEFAULT '',
             token_endpoint VARCHAR NOT NULL DEFAULT '',
             iss_parameter_supported BOOLEAN NOT NULL DEFAULT false,
-            created_at DOUBLE NOT NULL,
-            expires_at DOUBLE NOT NULL)""",
+            created_at ${double} NOT NULL,
+            expires_at ${double} NOT NULL)""",
             "CREATE SEQUENCE tool_snapshot_ids START 1",
             """CREATE TABLE tool_snapshots (
             id BIGINT PRIMARY KEY,
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
-            synced_at DOUBLE NOT NULL,
-            verified_at DOUBLE NOT NULL,
+            synced_at ${double} NOT NULL,
+            verified_at ${double} NOT NULL,
             tool_count INTEGER NOT NULL,
             hash VARCHAR NOT NULL,
             is_current BOOLEAN NOT NULL)""",
@@ -206,13 +233,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             name VARCHAR NOT NULL,
             title VARCHAR,
             description VARCHAR,
-            input_schema JSON,
-            output_schema JSON,
-            annotations JSON,
-            raw JSON NOT NULL,
+            input_schema ${json},
+            output_schema ${json},
+            annotations ${json},
+            raw ${json} NOT NULL,
             def_hash VARCHAR NOT NULL,
-            first_seen_at DOUBLE NOT NULL,
-            changed_at DOUBLE NOT NULL)""",
+            first_seen_at ${double} NOT NULL,
+            changed_at ${double} NOT NULL)""",
             """CREATE TABLE current_tools (
             connector_id VARCHAR NOT NULL,
             connector_name VARCHAR NOT NULL,
@@ -225,23 +252,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             read_only BOOLEAN,
             destructive BOOLEAN,
             def_hash VARCHAR NOT NULL,
-            first_seen_at DOUBLE NOT NULL,
-            changed_at DOUBLE NOT NULL,
+            first_seen_at ${double} NOT NULL,
+            changed_at ${double} NOT NULL,
             drift BOOLEAN NOT NULL,
             search_text VARCHAR NOT NULL)""",
             "CREATE SEQUENCE audit_ids START 1",
             """CREATE TABLE audit_log (
             id BIGINT NOT NULL DEFAULT nextval('audit_ids'),
-            called_at DOUBLE NOT NULL,
+            called_at ${double} NOT NULL,
             operator VARCHAR,
             agent_id VARCHAR NOT NULL DEFAULT '',
             connector_id VARCHAR NOT NULL,
             tool VARCHAR NOT NULL,
-            arguments JSON,
+            arguments ${json},
             status VARCHAR NOT NULL CHECK (status IN ('ok', 'tool_error', 'error')),
-            latency_ms DOUBLE,
+            latency_ms ${double},
             credential_fingerprint VARCHAR
-                CHECK (credential_fingerprint IS NULL OR regexp_full_match(credential_fingerprint, '[0-9a-f]{8}')),
+                CHECK (credential_fingerprint IS NULL OR ${fingerprint_ok}),
             error VARCHAR)""",
             "CREATE SEQUENCE auth_trace_ids START 1",
             """CREATE TABLE auth_trace (
@@ -253,17 +280,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             method VARCHAR,
             url VARCHAR,
             http_status INTEGER,
-            duration_ms DOUBLE,
+            duration_ms ${double},
             detail VARCHAR,
-            recorded_at DOUBLE NOT NULL)""",
+            recorded_at ${double} NOT NULL)""",
             """CREATE TABLE key_usage (
             key_id VARCHAR PRIMARY KEY,
             encryptions BIGINT NOT NULL)""",
         ),
     ),
-)
-
-MIGRATIONS += (
     Migration(
         2,
         "agent gateway: tokens, policies, tool pinning",
@@ -273,26 +297,26 @@ MIGRATIONS += (
             agent_id VARCHAR NOT NULL,
             token_hash VARCHAR NOT NULL UNIQUE,
             label VARCHAR NOT NULL DEFAULT '',
-            created_at DOUBLE NOT NULL,
-            expires_at DOUBLE,
-            revoked_at DOUBLE,
-            last_used_at DOUBLE)""",
+            created_at ${double} NOT NULL,
+            expires_at ${double},
+            revoked_at ${double},
+            last_used_at ${double})""",
             """CREATE TABLE agent_policies (
             agent_id VARCHAR PRIMARY KEY,
-            rules JSON NOT NULL,
+            rules ${json} NOT NULL,
             requests_per_minute INTEGER,
             max_concurrent_calls INTEGER,
-            updated_at DOUBLE NOT NULL)""",
+            updated_at ${double} NOT NULL)""",
             """CREATE TABLE tool_pinning (
             connector_id VARCHAR PRIMARY KEY,
             approval VARCHAR NOT NULL CHECK (approval IN ('auto', 'manual')),
-            updated_at DOUBLE NOT NULL)""",
+            updated_at ${double} NOT NULL)""",
             """CREATE TABLE tool_approvals (
             connector_id VARCHAR NOT NULL,
             agent_id VARCHAR NOT NULL DEFAULT '',
             tool VARCHAR NOT NULL,
             approved_hash VARCHAR NOT NULL,
-            approved_at DOUBLE NOT NULL,
+            approved_at ${double} NOT NULL,
             approved_by VARCHAR NOT NULL,
             PRIMARY KEY (connector_id, agent_id, tool))""",
             # What was synced before pinning existed counts as approved on its first sync.
@@ -302,10 +326,20 @@ MIGRATIONS += (
             "INSERT INTO gateway_changes VALUES (1, 0)",
             """CREATE TABLE gateway_instances (
             id VARCHAR PRIMARY KEY,
-            started_at DOUBLE NOT NULL,
-            seen_at DOUBLE NOT NULL)""",
+            started_at ${double} NOT NULL,
+            seen_at ${double} NOT NULL)""",
             "ALTER TABLE audit_log ADD COLUMN token_id VARCHAR",
             "ALTER TABLE audit_log ADD COLUMN outcome VARCHAR",
+        ),
+    ),
+    Migration(
+        3,
+        "flash messages in the store; PostgreSQL search indexes",
+        (
+            """CREATE TABLE flash_messages (
+            key_hash VARCHAR PRIMARY KEY,
+            message ${json} NOT NULL,
+            expires_at ${double} NOT NULL)""",
         ),
     ),
 )

@@ -9,18 +9,18 @@ import param
 
 from core.access import IssuedToken, Policy, PolicyRule
 from core.errors import ConfigurationError
-from core.store.gateway import TokenRow
+from core.store import AgentToken
 from dashboard.models.base import ServiceModel
 from dashboard.models.formatting import NEVER, format_time
 
 
 class AgentGateway(ServiceModel):
     agent = param.String(default="", doc="The agent's name.")
-    tokens = param.List(default=[], item_type=TokenRow, doc="Its tokens, oldest first (never the secrets).")
+    tokens = param.List(default=[], item_type=AgentToken, doc="Its tokens, oldest first (never the secrets).")
     policy = param.ClassSelector(class_=Policy, default=None, allow_None=True)
 
     async def refresh(self) -> None:
-        async def read() -> tuple[list[TokenRow], Policy]:
+        async def read() -> tuple[list[AgentToken], Policy]:
             access = self.services.access()
             return await access.list_tokens(self.agent), await access.policy(self.agent)
 
@@ -36,7 +36,7 @@ class AgentGateway(ServiceModel):
         await self.refresh()
         return issued
 
-    async def revoke_token(self, token_id: str) -> TokenRow:
+    async def revoke_token(self, token_id: str) -> AgentToken:
         token = await self.services.access().revoke_token(self.agent, token_id)
         await self.refresh()
         return token

@@ -10,7 +10,7 @@ import param
 
 from core.auth_schemes import AUTH_SCHEMES, auth_scheme
 from core.models import SyncResult
-from dashboard.flash import Flash
+from dashboard.flash import Arrival
 from dashboard.models.base import ConnectAction
 from dashboard.models.connectors import ConnectorForm, ConnectorsIndex
 from dashboard.models.observability import AuthTrace
@@ -29,7 +29,7 @@ class ConnectorsPage(pn.viewable.Viewer):
     form = param.ClassSelector(class_=ConnectorForm)
     trace = param.ClassSelector(class_=AuthTrace)
 
-    def __init__(self, arrival: Flash | None = None, edit: str | None = None, **params):
+    def __init__(self, arrival: Arrival | None = None, edit: str | None = None, **params):
         params.setdefault("index", ConnectorsIndex())
         params.setdefault("form", ConnectorForm(service=params["index"].service))
         params.setdefault("trace", AuthTrace(service=params["index"].service))
@@ -73,10 +73,16 @@ class ConnectorsPage(pn.viewable.Viewer):
         self.index.param.watch(self._show_sync_progress, ["sync_plan", "sync_results"])
         self._form_view = ConnectorFormView(form=self.form, on_saved=self._saved)
         self.index.param.watch(self._show_connectors, "connectors")
-        if arrival is not None and arrival.connector:
-            self.index.selected = arrival.connector
+        if arrival is not None:
+            arrival.param.watch(self._arrived, "flash")
         self._edit_first = edit  # `?edit=NAME` (the overview's "enter a new key"): open its form
         pn.state.onload(self._load)
+
+    async def _arrived(self, event: param.parameterized.Event) -> None:
+        """Back from an OAuth redirect: show the connector it was about."""
+        if event.new is not None and event.new.connector:
+            self.index.selected = event.new.connector
+            await self._load_trace()
 
     async def _load(self) -> None:
         await attempt(self.index.refresh())
