@@ -44,7 +44,8 @@ async def assert_refused(service: Switchboard, server, agent: str) -> None:
     assert "authoriz" in str(refused.value).lower() or "connect" in str(refused.value).lower(), refused.value
     synced = await service.sync("linear", agent)
     assert not synced.ok
-    target = (await service.call_targets(agent))["linear"]
+    agent_id = next(a.id for a in await service.list_agents() if a.name == agent)  # the gateway knows ids
+    target = (await service.call_targets(agent_id))["linear"]
     with pytest.raises(AuthError):
         await service.call_resolved(target, "whoami", {})
     seen = server.counters()
