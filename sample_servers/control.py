@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +29,22 @@ from sample_servers.toolset import TOOL_REQUIRED_SCOPES
 IDENTITY_SCOPE_KEY = "sample_servers.identity"
 CONTROL_PREFIX = "/_control/"
 MAX_LOGGED_REQUESTS = 5000
+# The OAuth endpoints whose request bodies are logged (so tests can check what a client sent), with
+# every credential-bearing field replaced by SECRET_PRESENT: never a secret in the log.
+BODY_LOGGED_PATHS = frozenset({"/token", "/register", "/revoke", "/idp/token"})
+SECRET_FIELDS = frozenset(
+    {
+        "code",
+        "code_verifier",
+        "refresh_token",
+        "client_secret",
+        "assertion",
+        "client_assertion",
+        "subject_token",
+        "token",
+    }
+)
+SECRET_PRESENT = "<present>"
 
 # The path of the request being served, for code below the app (the OAuth provider) that has
 # no access to the request. Safe as a contextvar: AS endpoints run in the request's own task.
@@ -87,6 +103,11 @@ class Counters:
     tokens_issued: Counter[str] = field(default_factory=Counter)
     reuse_events: int = 0
     revocations: int = 0
+    # Token requests whose PKCE verifier had already appeared in a request URL (A-18: it belongs only
+    # in the body of POST /token). The URLs' query strings are kept in memory to check against, never
+    # reported.
+    verifiers_in_urls: int = 0
+    queries: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOGGED_REQUESTS))
 
     def reset(self) -> None:
         kind = self.kind
@@ -111,6 +132,7 @@ class Counters:
             "tokens_issued": dict(self.tokens_issued),
             "reuse_events": self.reuse_events,
             "revocations": self.revocations,
+            "verifiers_in_urls": self.verifiers_in_urls,
         }
 
 
@@ -182,8 +204,16 @@ class ControlPlane:
         if rpc:
             entry["rpc"] = rpc["method"]
             self.counters.rpc_methods[rpc["method"]] += 1
+        query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
+        if query:
+            self.counters.queries.append(query)
+        if scope["path"] in BODY_LOGGED_PATHS and scope["method"] == "POST":
+            entry["body"] = _masked_body(body)
         if scope["path"] == "/token" and scope["method"] == "POST":
             self.counters.token_requests[_grant_type(body)] += 1
+            verifier = _form_value(body, "code_verifier")
+            if verifier and any(verifier in seen for seen in self.counters.queries):
+                self.counters.verifiers_in_urls += 1
 
         fault = self._take_fault(scope["path"])
         if fault is not None:
@@ -389,8 +419,23 @@ def _rpc_summary(body: bytes) -> dict[str, Any] | None:
 
 
 def _grant_type(body: bytes) -> str:
-    values = parse_qs(body.decode("latin-1")).get("grant_type", ["?"])
-    return values[0]
+    return _form_value(body, "grant_type") or "?"
+
+
+def _masked_body(body: bytes) -> dict[str, Any]:
+    """A form or JSON request body with its secrets replaced by SECRET_PRESENT."""
+    try:
+        data = json.loads(body) if body.lstrip().startswith(b"{") else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        data = {k: v[0] for k, v in parse_qs(body.decode("latin-1"), keep_blank_values=True).items()}
+    return {k: SECRET_PRESENT if k in SECRET_FIELDS and v else v for k, v in data.items()}
+
+
+def _form_value(body: bytes, key: str) -> str | None:
+    values = parse_qs(body.decode("latin-1")).get(key)
+    return values[0] if values else None
 
 
 def _query_value(scope: Scope, key: str) -> str | None:
@@ -418,6 +463,20 @@ async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     raw_headers += [(b"content-length", str(len(body)).encode()), (b"x-sample-plane", b"1")]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def json_answer(send: Send, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+    """A JSON answer from a sample endpoint itself (not the plane): no-store, as token answers must be."""
+    body = json.dumps(data).encode()
+    extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -47,6 +47,7 @@ OAUTH_OPTIONS = COMMON_OPTIONS | {
     "revoke_requires_secret_field",
     "secret_prefix",
     "machine_clients",
+    "enterprise_users",
 }
 KIND_OPTIONS: dict[str, set[str]] = {
     "plain": COMMON_OPTIONS,

@@ -15,10 +15,14 @@ Behaviour tests rely on:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 from mcp.server.auth.provider import (
     AccessToken,
@@ -58,7 +62,8 @@ class AuthServerSettings:
     token_ttl: int = 3600
     refresh_ttl: int | None = None
     require_resource: bool = True
-    # "correct": send iss=<issuer>; "omit": send none; anything else is sent verbatim.
+    # "correct": send iss=<issuer>; "omit": send none and do not advertise it; "missing": advertise
+    # it but send none (RFC 9207 §2.4: the client must reject); anything else is sent verbatim.
     iss_param: str = "correct"
     # Prepended to every code, access token, refresh token and DCR client secret the AS mints, so
     # leak tests can search for a known marker (S-12 canaries).
@@ -155,7 +160,7 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
 
     def _iss(self) -> str | None:
         mode = self.settings.iss_param
-        if mode == "omit":
+        if mode in ("omit", "missing"):
             return None
         return self.settings.issuer if mode == "correct" else mode
 
@@ -201,8 +206,33 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
         self.counters.tokens_issued["refresh_token"] += 1
         return self._issue(refresh_token, scopes)
 
-    def issue_client_credentials(self, client_id: str, scopes: list[str], resource: str) -> OAuthToken:
-        """An access token for a machine client acting as itself (no refresh token, RFC 6749 §4.4.3)."""
+    def authenticate_machine_client(self, authorization: str) -> str | None:
+        """The `machine_clients` client an `Authorization: Basic` header (RFC 6749 §2.3.1: id and
+        secret form-urlencoded) authenticates, or None."""
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+        expected = self.settings.machine_clients.get(client_id)
+        if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
+            return None
+        return client_id
+
+    def issue_client_credentials(
+        self,
+        client_id: str,
+        scopes: list[str],
+        resource: str,
+        *,
+        subject: str | None = None,
+        grant: str = "client_credentials",
+    ) -> OAuthToken:
+        """An access token for a machine client acting as itself, or (`subject`) for the user an
+        identity assertion names; no refresh token (RFC 6749 §4.4.3, RFC 7523 §2.1)."""
         now = int(time.time())
         access = FamilyAccessToken(
             token=self.settings.secret_prefix + secrets.token_urlsafe(32),
@@ -210,12 +240,12 @@ class SampleAuthServer(OAuthAuthorizationServerProvider[FamilyCode, FamilyRefres
             scopes=scopes,
             expires_at=now + self.settings.token_ttl,
             resource=resource,
-            subject=client_id,
+            subject=subject or client_id,
             claims={"iss": self.settings.issuer},
             family=secrets.token_hex(8),
         )
         self.access_tokens[access.token] = access
-        self.counters.tokens_issued["client_credentials"] += 1
+        self.counters.tokens_issued[grant] += 1
         return OAuthToken(
             access_token=access.token, expires_in=self.settings.token_ttl, scope=" ".join(scopes)
         )

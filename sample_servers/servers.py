@@ -8,12 +8,11 @@ annotations` here: the `whoami` tools' `Context` annotation must be a live type 
 import base64
 import binascii
 import hmac
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus
+from urllib.parse import parse_qs
 
 from mcp.server.auth.handlers.metadata import MetadataHandler
 from mcp.server.auth.json_response import PydanticJSONResponse
@@ -42,9 +41,11 @@ from sample_servers.control import (
     Counters,
     Identity,
     fingerprint,
+    json_answer,
     read_body,
     replay_body,
 )
+from sample_servers.enterprise import EnterpriseGrants
 from sample_servers.oauth_provider import (
     DEFAULT_GRANTED_SCOPES,
     VALID_SCOPES,
@@ -346,15 +347,15 @@ class ClientCredentialsGrant:
         if form.get("grant_type") != "client_credentials":
             await self.app(scope, replay, send)
             return
-        client_id = self._authenticated(Headers(scope=scope))
+        client_id = self.provider.authenticate_machine_client(Headers(scope=scope).get("authorization", ""))
         if client_id is None:
-            await _json_answer(
+            await json_answer(
                 send, 401, {"error": "invalid_client"}, {"www-authenticate": 'Basic realm="sample"'}
             )
             return
         error = self.provider._resource_error(form.get("resource"))
         if error is not None:
-            await _json_answer(send, 400, {"error": error[0], "error_description": error[1]})
+            await json_answer(send, 400, {"error": error[0], "error_description": error[1]})
             return
         asked = [s for s in form.get("scope", "").split() if s in VALID_SCOPES]
         token = self.provider.issue_client_credentials(
@@ -362,21 +363,7 @@ class ClientCredentialsGrant:
             asked or DEFAULT_GRANTED_SCOPES,
             form.get("resource") or self.provider.settings.resource,
         )
-        await _json_answer(send, 200, token.model_dump(exclude_none=True))
-
-    def _authenticated(self, headers: Headers) -> str | None:
-        scheme, _, encoded = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
-        expected = self.provider.settings.machine_clients.get(client_id)
-        if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
-            return None
-        return client_id
+        await json_answer(send, 200, token.model_dump(exclude_none=True))
 
 
 class ProtectedResourceOverride:
@@ -397,22 +384,17 @@ class ProtectedResourceOverride:
                 "scopes_supported": VALID_SCOPES,
                 "bearer_methods_supported": ["header"],
             }
-            await _json_answer(send, 200, document)
+            await json_answer(send, 200, document)
             return
         await self.app(scope, receive, send)
 
 
-async def _json_answer(send: Send, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(data).encode()
-    extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *extra],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _machine_grants(app: ASGIApp, provider: SampleAuthServer, options: dict[str, Any]) -> ASGIApp:
+    """The token endpoint's grants beyond the SDK's: client_credentials, and with `enterprise_users`
+    the enterprise IdP and its jwt-bearer grant (sample_servers/enterprise.py)."""
+    app = ClientCredentialsGrant(app, provider)
+    users = options.get("enterprise_users")
+    return EnterpriseGrants(app, provider, dict(users)) if users else app
 
 
 def _revocation_compat(app: ASGIApp, options: dict[str, Any]) -> ASGIApp:
@@ -457,7 +439,7 @@ def build_sdk_oauth(kind: str, options: dict[str, Any], ports: list[int]) -> Bui
     app = _sdk_app(server, options)
     app.router.routes.insert(0, _as_metadata_route(auth, settings))  # shadows the SDK's metadata route
     info = _oauth_info(origin, resource)
-    served = ClientCredentialsGrant(_revocation_compat(app, options), provider)
+    served = _machine_grants(_revocation_compat(app, options), provider, options)
     plane = ControlPlane(
         ProtectedResourceOverride(served, settings, resource),
         counters,
@@ -503,7 +485,7 @@ def build_sdk_oauth_split(kind: str, options: dict[str, Any], ports: list[int]) 
     )
     as_app = Starlette(routes=[_as_metadata_route(auth, settings), *as_routes])
     as_plane = ControlPlane(
-        ClientCredentialsGrant(_revocation_compat(as_app, options), provider), counters, mcp_path=MCP_PATH
+        _machine_grants(_revocation_compat(as_app, options), provider, options), counters, mcp_path=MCP_PATH
     )
     for plane in (rs_plane, as_plane):
         _add_drift_control(plane, registry)

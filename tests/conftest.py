@@ -11,6 +11,7 @@ if _ROOT not in sys.path:
 
 pytest_plugins = [
     "tests.fixtures.servers",
+    "tests.fixtures.services",
     "tests.fixtures.postgres",
     "tests.fixtures.browser",
     "tests.fixtures.dashboard",

@@ -53,7 +53,13 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
     from core.oauth import flow
 
-    monkeypatch.setattr(flow, "new_code_verifier", lambda: f"{MARK}-verifier-{secrets.token_urlsafe(24)}")
+    verifiers: list[str] = []
+
+    def marked_verifier() -> str:
+        verifiers.append(f"{MARK}-verifier-{secrets.token_urlsafe(24)}")
+        return verifiers[-1]
+
+    monkeypatch.setattr(flow, "new_code_verifier", marked_verifier)
     store_path = tmp_path / "data" / "s.duckdb"
     texts: list[str] = []  # exception texts, tracebacks and outcome messages
 
@@ -164,8 +170,19 @@ async def test_no_secret_leaks_from_services_logs_errors_dashboard_data_or_store
         found += scan_files([MARK], store_path.parent)
         found += scan_files([MARK], tmp_path / "keys")
         assert found == [], found
-        # ... and the markers did reach the places they must (the scan is not blind).
-        assert MARK in oauth_server.log_tail(400) or oauth_server.counters()["tokens_issued"]
+        # ... and the markers did reach the places they must (the scan is not blind). Every code,
+        # token and DCR secret the sample AS mints starts with the marker, so these counts say
+        # marked secrets went through registration, the code exchange, a refresh and OAuth calls.
+        seen = oauth_server.counters()
+        assert seen["registrations"] >= 1, seen
+        assert seen["tokens_issued"].get("authorization_code", 0) >= 1, seen
+        assert seen["tokens_issued"].get("refresh_token", 0) >= 1, seen
+        oauth_calls = sum(
+            sum(tools.values()) for who, tools in seen["tool_calls"].items() if who != "anonymous"
+        )
+        assert oauth_calls >= 2, seen["tool_calls"]
+        assert len(verifiers) >= 2 and all(MARK in v for v in verifiers)  # our marked PKCE verifiers
+        assert bearer_server.counters()["tool_calls"].get("alice", {}).get("whoami") == 1
         assert any(MARK in r.headers.get("x-api-key", "") for r in scripted.server.requests)
         assert any(MARK in r.headers.get("mcp-session-id", "") for r in scripted.server.requests)
     finally:

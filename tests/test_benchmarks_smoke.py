@@ -104,7 +104,14 @@ def test_oauth_refresh(tmp_path: Path) -> None:
         for side in ("switchboard", "sdk"):
             row = result[scenario][side]
             assert row["succeeded"]["median"] + row["failed"]["median"] == callers
-            assert row["refresh_requests"]["min"] >= 0 and row["http_requests"]["min"] >= 1
+            assert row["http_requests"]["min"] >= callers  # the server saw the calls
+        # What the benchmark's target states for our client: every call succeeds on one refresh,
+        # no reuse and no re-authorization, however the expiry was noticed (the SDK's numbers are
+        # the comparison, not a requirement).
+        ours = result[scenario]["switchboard"]
+        assert ours["refresh_requests"]["min"] == ours["refresh_requests"]["max"] == 1, ours
+        assert ours["succeeded"]["min"] == callers and ours["failed"]["max"] == 0, ours["first_error"]
+        assert ours["reuse_events"]["max"] == 0 and ours["authorizations"]["max"] == 0
     assert [t for t in written["targets"] if t["target"].startswith("refresh requests")]
 
 
@@ -118,8 +125,10 @@ def test_store(tmp_path: Path) -> None:
         summary_ok(row["cold_ms"], QUICK["store_repeat"])
         assert 0 <= row["total"] <= result["inventory"]["current_tools"]
     contention = result["contention"]
-    assert contention["errors"] == 0
-    assert len(contention) and contention["holder"]["ops_total"] > 0
+    assert contention["errors"] == 0 and contention["first_error"] is None
+    assert contention["samples"] == QUICK["store_contention_samples"]
+    assert contention["holder"]["ops_total"] > 0  # the other process was using the store
+    summary_ok(contention["idle_ms"], QUICK["store_contention_samples"])
     summary_ok(contention["while_held_ms"], QUICK["store_contention_samples"])
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import AuthRequired, McpError
+from core.errors import AuthRequired, McpError, TransportError
 from core.mcp import EraCache, McpClient
 from core.mcp.auth import StaticHeader
 from core.net import ALLOW_HOSTS_ENV, aclose_shared_clients
@@ -109,6 +109,27 @@ async def test_concurrent_calls_on_one_client(plain_server: RunningServer) -> No
         results = await asyncio.gather(*(client.call_tool("echo", {"message": f"m{i}"}) for i in range(32)))
     assert [text_of(r) for r in results] == [f"m{i}" for i in range(32)]
     assert rpc_counts(plain_server)["initialize"] == 1
+
+
+async def test_concurrent_first_callers_share_one_initialize(plain_server: RunningServer) -> None:
+    """Ten callers on a client nobody connected yet: one initialize, every caller served."""
+    client = McpClient(plain_server.url, era="legacy")
+    try:
+        results = await asyncio.gather(*(client.list_tools() for _ in range(10)))
+    finally:
+        await client.close()
+    assert all([t["name"] for t in r] == plain_server.tools for r in results)
+    assert rpc_counts(plain_server)["initialize"] == 1
+
+
+async def test_close_is_idempotent_and_client_refuses_afterwards(plain_server: RunningServer) -> None:
+    client = McpClient(plain_server.url, era="legacy")
+    await client.connect()
+    await client.close()
+    await client.close()
+    assert http_verbs(plain_server).count("DELETE") == 1
+    with pytest.raises(TransportError):
+        await client.connect()
 
 
 async def test_many_clients_share_the_pool(plain_server: RunningServer) -> None:

@@ -308,26 +308,6 @@ async def test_delete_405_is_tolerated() -> None:
     assert fake.verbs()[-1] == "DELETE"
 
 
-async def test_close_is_idempotent_and_client_refuses_afterwards() -> None:
-    fake = FakeServer()
-    client = fake.client(era="legacy")
-    await client.connect()
-    await client.close()
-    await client.close()
-    assert fake.verbs().count("DELETE") == 1
-    with pytest.raises(TransportError):
-        await client.connect()
-
-
-async def test_concurrent_callers_share_one_initialize() -> None:
-    fake = FakeServer()
-    client = fake.client(era="legacy")
-    results = await asyncio.gather(*(client.list_tools() for _ in range(10)))
-    assert all(len(r) == 2 for r in results)
-    assert fake.count("initialize") == 1
-    await client.close()
-
-
 @pytest.mark.parametrize("session_id", ["abc\x01def", "has space", "tab\there", "caf\u00e9", "x" * 2000, ""])
 async def test_invalid_session_id_is_refused(session_id: str, caplog: pytest.LogCaptureFixture) -> None:
     """S-07/T-12: only visible ASCII; refused without echoing the value."""
@@ -1033,13 +1013,6 @@ async def test_invalid_cursor_error_reaches_the_caller() -> None:
         with pytest.raises(McpError) as info:
             await client.list_tools()
     assert info.value.code == -32602
-
-
-async def test_list_resources_and_prompts() -> None:
-    fake = FakeServer()
-    async with fake.client(era="legacy") as client:
-        assert await client.list_resources() == [{"name": "resources-1"}]
-        assert await client.list_prompts() == [{"name": "prompts-1"}]
 
 
 # --- authorization (A-02, A-28, A-31) -------------------------------------------------------------

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from core.mcp.client import McpClient
-from core.net.client import create_http_client
-from core.net.policy import NetworkPolicy
 from core.oauth import (
     ConnectorSettings,
     CredentialKey,
     MemoryOAuthStorage,
-    MemoryTrace,
     OAuthHttp,
     OAuthProvider,
     authorize_headless,
@@ -25,12 +21,6 @@ pytestmark = pytest.mark.slow
 
 ALICE = CredentialKey("sdk", "alice")
 BOB = CredentialKey("sdk", "bob")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[OAuthHttp]:
-    async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
-        yield OAuthHttp(client, MemoryTrace())
 
 
 def provider(

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import logging
-import time
-from dataclasses import replace
 from urllib.parse import parse_qsl
 
 import httpx2
@@ -17,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from core.errors import AuthRequired, InsufficientScope, NeedsReauthorization, RegistrationError, TokenError
+from core.errors import InsufficientScope, NeedsReauthorization, RegistrationError, TokenError
 from core.mcp.auth import AuthChallenge
 from core.oauth import (
     ClientCredentials,
@@ -30,7 +26,6 @@ from core.oauth import (
 )
 from core.rfc9110 import Challenge
 from tests.test_oauth_fakes import (
-    AGENT_B,
     AS,
     KEY,
     RS,
@@ -54,87 +49,6 @@ def forbidden(scope: str, method: str = "tools/call") -> AuthChallenge:
 
 async def authorized(world: FakeWorld, storage, key=KEY, **changes) -> TokenSet:
     return await authorize_headless(storage, key, settings(**changes), http=world.http())
-
-
-async def test_interactive_without_tokens_asks_for_authorization() -> None:
-    provider = OAuthProvider(new_storage(), KEY, settings(), http=FakeWorld().http())
-    assert await provider.auth_headers() == {}
-    with pytest.raises(AuthRequired, match="authorize"):
-        await provider.handle_challenge(UNAUTHORIZED)
-
-
-async def test_headless_authorizes_on_the_first_401() -> None:
-    world = FakeWorld()
-    provider = OAuthProvider(new_storage(), KEY, settings(), http=world.http(), headless=True)
-    assert await provider.auth_headers() == {}
-    assert await provider.handle_challenge(UNAUTHORIZED) is True
-    header = (await provider.auth_headers())["Authorization"]
-    assert header.removeprefix("Bearer ") in world.access_tokens
-
-
-async def test_401_refreshes_once_then_needs_reauthorization() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    first = await authorized(world, storage)
-    provider = OAuthProvider(storage, KEY, settings(), http=world.http())
-    assert (await provider.auth_headers())["Authorization"] == f"Bearer {first.access_token}"
-    assert await provider.handle_challenge(UNAUTHORIZED) is True
-    second = (await provider.auth_headers())["Authorization"]
-    assert second != f"Bearer {first.access_token}" and len(world.to("/token")) == 2  # code + 1 refresh
-    with pytest.raises(NeedsReauthorization):
-        await provider.handle_challenge(UNAUTHORIZED)
-    assert len(world.to("/token")) == 2 and storage.needs_reauth(KEY)
-
-
-async def test_concurrent_401s_for_one_token_refresh_once() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    await authorized(world, storage)
-    provider = OAuthProvider(storage, KEY, settings(), http=world.http())
-
-    async def call() -> bool:
-        await provider.auth_headers()  # each task remembers the token it sent
-        return await provider.handle_challenge(UNAUTHORIZED)
-
-    assert all(await asyncio.gather(*(call() for _ in range(50))))
-    assert len(world.to("/token")) == 2 and world.reuse_events == 0
-
-
-async def test_fifty_calls_with_an_expired_token_refresh_once() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    tokens = await authorized(world, storage)
-    storage.save_tokens(KEY, replace(tokens, expires_at=time.time() - 1), expected_version=None)
-    providers = [
-        OAuthProvider(storage, KEY, settings(), http=world.http()) for _ in range(5)
-    ]  # several connections
-    headers = await asyncio.gather(*(providers[i % 5].auth_headers() for i in range(50)))
-    assert len({h["Authorization"] for h in headers}) == 1 and len(world.to("/token")) == 2
-    assert world.reuse_events == 0
-
-
-async def test_token_is_only_sent_to_its_resource() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    await authorized(world, storage)
-    other = OAuthProvider(
-        storage, KEY, replace(settings(), server_url="https://rs2.test/mcp"), http=world.http()
-    )
-    assert await other.auth_headers() == {}
-
-
-async def test_two_agents_have_separate_tokens() -> None:
-    world = FakeWorld()
-    storage = new_storage()
-    a = await authorized(world, storage, KEY)
-    b = await authorized(world, storage, AGENT_B)
-    assert a.access_token != b.access_token
-    header_a = await OAuthProvider(storage, KEY, settings(), http=world.http()).auth_headers()
-    header_b = await OAuthProvider(storage, AGENT_B, settings(), http=world.http()).auth_headers()
-    assert header_a["Authorization"].endswith(a.access_token) and header_b["Authorization"].endswith(
-        b.access_token
-    )
-    assert len(world.to("/register")) == 1  # one client per issuer, shared by the agents
 
 
 async def test_step_up_interactive_raises_with_the_union_of_scopes() -> None:
@@ -165,32 +79,7 @@ async def test_step_up_headless_reauthorizes_and_is_capped() -> None:
     assert len(world.to("/authorize")) == 4
 
 
-async def test_other_403_is_final() -> None:
-    provider = OAuthProvider(new_storage(), KEY, settings(), http=FakeWorld().http(), headless=True)
-    assert (
-        await provider.handle_challenge(AuthChallenge(403, (Challenge("bearer", {}),), SERVER_URL)) is False
-    )
-
-
 # --- client_credentials ------------------------------------------------------------------------------
-
-
-async def test_client_credentials_basic() -> None:
-    world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(
-        200, {"access_token": "cc", "token_type": "Bearer"}
-    )
-    found = await discover(SERVER_URL, http=world.http())
-    tokens = await client_credentials_token(
-        found, ClientCredentials("agent", client_secret="s"), http=world.http()
-    )
-    request = world.to("/token")[0]
-    assert tokens.access_token == "cc" and request.form == {
-        "grant_type": "client_credentials",
-        "resource": SERVER_URL,
-        "client_id": "agent",
-    }
-    assert base64.b64decode(request.headers["authorization"].split()[1]) == b"agent:s"
 
 
 async def test_client_credentials_private_key_jwt_audience_is_the_issuer() -> None:
@@ -206,24 +95,6 @@ async def test_client_credentials_private_key_jwt_audience_is_the_issuer() -> No
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     claims = jwt.decode(form["client_assertion"], ECKey.import_key(key.public_key())).claims
     assert claims["iss"] == claims["sub"] == "agent" and claims["aud"] == AS and claims["jti"]
-
-
-async def test_client_credentials_provider_fetches_on_401_and_never_steps_up() -> None:
-    world = FakeWorld()
-    world.overrides[("POST", AS + "/token")] = json_response(
-        200, {"access_token": "cc", "token_type": "Bearer"}
-    )
-    provider = OAuthProvider(
-        new_storage(),
-        KEY,
-        settings(),
-        http=world.http(),
-        client_credentials=ClientCredentials("agent", client_secret="s"),
-    )
-    assert await provider.handle_challenge(UNAUTHORIZED) is True
-    assert await provider.auth_headers() == {"Authorization": "Bearer cc"}
-    with pytest.raises(InsufficientScope):
-        await provider.handle_challenge(forbidden("admin"))
 
 
 async def test_client_credentials_secret_never_goes_to_another_authorization_server() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from dataclasses import replace
 
@@ -70,7 +68,9 @@ def test_no_expiry_never_refreshes_ahead() -> None:
     assert needs_refresh(TokenSet("a", expires_at=None), time.time() + 10**9) is False
 
 
-async def test_refresh_rotates_persists_and_sends_resource_without_scope(make_storage) -> None:
+async def test_refresh_rotates_persists_and_keeps_scopes_the_answer_omits(make_storage) -> None:
+    """Against the sample AS in tests/test_oauth_flow_live.py too; its answers always name the scope,
+    so keeping the granted scopes when an answer names none is checked here."""
     world = FakeWorld()
     storage = make_storage()
     stale = seeded(world, storage)
@@ -81,15 +81,6 @@ async def test_refresh_rotates_persists_and_sends_resource_without_scope(make_st
     assert form["resource"] == SERVER_URL and "scope" not in form and form["grant_type"] == "refresh_token"
 
 
-async def test_ten_refreshes_in_a_row_without_reuse(make_storage) -> None:
-    world = FakeWorld()
-    storage = make_storage()
-    tokens = seeded(world, storage)
-    for _ in range(10):
-        tokens = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=tokens, rejected=True)
-    assert len(world.to("/token")) == 10 and world.reuse_events == 0
-
-
 async def test_c07_no_rotation_keeps_the_old_refresh_token(make_storage) -> None:
     world = FakeWorld(rotate_refresh_tokens=False)
     storage = make_storage()
@@ -98,43 +89,6 @@ async def test_c07_no_rotation_keeps_the_old_refresh_token(make_storage) -> None
     again = await refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=fresh, rejected=True)
     assert fresh.refresh_token == again.refresh_token == stale.refresh_token
     assert [r.form["refresh_token"] for r in world.to("/token")] == [stale.refresh_token] * 2
-
-
-async def test_c01_fifty_concurrent_refreshes_make_one_request(make_storage) -> None:
-    world = FakeWorld()
-    storage = make_storage()
-    stale = seeded(world, storage)
-    results = await asyncio.gather(
-        *(refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale) for _ in range(50))
-    )
-    assert (
-        len(world.to("/token")) == 1
-        and len({r.access_token for r in results}) == 1
-        and world.reuse_events == 0
-    )
-
-
-def test_c03_threads_with_their_own_event_loops_make_one_request(make_storage) -> None:
-    world = FakeWorld()
-    storage = make_storage()
-    stale = seeded(world, storage)
-    results: list[TokenSet] = []
-    barrier = threading.Barrier(4)
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(asyncio.run(refresh_tokens(storage, KEY, world.http(), REGISTRATION, stale=stale)))
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert (
-        len(world.to("/token")) == 1
-        and len({r.access_token for r in results}) == 1
-        and world.reuse_events == 0
-    )
 
 
 async def test_c04_stale_reader_uses_the_rotated_token_and_never_wipes_it(make_storage) -> None:

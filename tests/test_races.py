@@ -11,6 +11,7 @@ DuckDB store, with the real AS counting what it saw, including two OS processes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import time
@@ -144,10 +145,29 @@ async def test_c04_a_stale_services_instance_uses_the_rotated_token(
 # --- C-03: two OS processes -----------------------------------------------------------------------------
 
 
-def _call_in_a_process(store_path: str, key_file: str, barrier, results) -> None:
+def _call_in_a_process(store_path: str, key_file: str, at_lock, results) -> None:
+    """One process's call. Each process reads the stale tokens, then waits at `at_lock` (a barrier of
+    both) just before the cross-process refresh lock: so both have read the stale tokens before
+    either can refresh, and the one that gets the lock second must see, by its re-check under the
+    lock, that the other already refreshed. Without the barrier the window opened in about half the
+    runs (a removed re-check was caught 3 times in 6); with it, in every run."""
     os.environ["SWITCHBOARD_KEY_FILE"] = key_file
     os.environ.pop("SWITCHBOARD_KEY", None)
     try:
+        from core.oauth import tokens
+
+        real_lock = tokens.storage_lock
+        reached: list[bool] = []
+
+        @contextlib.asynccontextmanager
+        async def lock_after_both_read(storage, key):
+            if not reached:  # the refresh of this call; later locks (none expected) pass straight on
+                reached.append(True)
+                await asyncio.to_thread(at_lock.wait, 60)
+            async with real_lock(storage, key):
+                yield
+
+        tokens.storage_lock = lock_after_both_read
         service = _open(store_path)
 
         async def go() -> str:
@@ -157,8 +177,8 @@ def _call_in_a_process(store_path: str, key_file: str, barrier, results) -> None
             finally:
                 await service.aclose()
 
-        barrier.wait(60)
-        results.put(("ok", asyncio.run(go())))
+        subject = asyncio.run(go())
+        results.put(("ok", subject) if reached else ("error", "the refresh lock was never reached"))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the test
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -172,10 +192,10 @@ def test_c03_two_processes_refresh_one_credential_once(sample_server_factory, st
     if path == "expiry known to the client":
         _expire_stored(service, key)
     before = service.context.oauth_storage.load_tokens(key)
-    barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
+    at_lock, results = SPAWN.Barrier(2), SPAWN.Queue()
     processes = [
         SPAWN.Process(
-            target=_call_in_a_process, args=(store_path, os.environ["SWITCHBOARD_KEY_FILE"], barrier, results)
+            target=_call_in_a_process, args=(store_path, os.environ["SWITCHBOARD_KEY_FILE"], at_lock, results)
         )
         for _ in range(2)
     ]

@@ -88,18 +88,39 @@ def _cas_once(path, key_file, barrier, name):
         return "lost"
 
 
-def _refresh_if_needed(path, key_file, barrier):
-    """The read-refresh-write of core.oauth.tokens, with a slow fake token endpoint."""
+def _refresh_through_ours(path, key_file, at_lock):
+    """One process refreshing the credential through core.oauth.tokens.refresh_tokens (our
+    read-refresh-write: asyncio single flight, the store's cross-process refresh lock, the re-check
+    under it, the CAS on commit) against the sample authorization server. Every process waits at
+    `at_lock` just before the refresh lock, so all of them have read the expired tokens before any
+    can refresh: the re-check under the lock is what keeps the others from refreshing again."""
+    import asyncio
+    import contextlib
+    import hashlib
+
+    from core.net import NetworkPolicy, create_http_client
+    from core.oauth import OAuthHttp, refresh_tokens, tokens
+
+    real_lock = tokens.storage_lock
+
+    @contextlib.asynccontextmanager
+    async def lock_after_all_read(storage, key):
+        await asyncio.to_thread(at_lock.wait, 60)
+        async with real_lock(storage, key):
+            yield
+
+    tokens.storage_lock = lock_after_all_read
     storage = _open(path, key_file).oauth_storage()
     key = CredentialKey("c", "")
-    barrier.wait()
-    with storage.refresh_lock(key):
-        current = storage.load_tokens(key)
-        if current.access_token != "expired":
-            return "reused"
-        time.sleep(0.3)  # the token endpoint
-        storage.save_tokens(key, TokenSet("fresh", refresh_token="rt-2"), expected_version=current.version)
-        return "refreshed"
+
+    async def refresh():
+        stale = storage.load_tokens(key)
+        registration = storage.client_by_id(stale.issuer, stale.client_id)
+        async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+            return await refresh_tokens(storage, key, OAuthHttp(client), registration, stale=stale)
+
+    fresh = asyncio.run(refresh())
+    return hashlib.sha256(fresh.access_token.encode()).hexdigest()[:16]  # not the token itself
 
 
 def _rotate(path, key_file):
@@ -151,14 +172,39 @@ def test_compare_and_swap_between_two_processes(files):
     assert storage.load_tokens(CredentialKey("c")).version == 2
 
 
-def test_processes_refresh_a_credential_exactly_once_c03(files):
+def test_processes_refresh_a_credential_exactly_once_c03(files, sample_server_factory):
+    """Four processes find the credential expired at once; our refresh path makes one token request."""
+    import asyncio
+    import hashlib
+    from dataclasses import replace
+
+    from core.net import NetworkPolicy, create_http_client
+    from core.oauth import ConnectorSettings, OAuthHttp, authorize_headless
+
     path, key_file = files
+    server = sample_server_factory("sdk_oauth")
     storage = _open(path, key_file).oauth_storage()
-    storage.save_tokens(CredentialKey("c"), TokenSet("expired", refresh_token="rt-1"), expected_version=None)
-    barrier = SPAWN.Barrier(4)
-    outcomes = _run(_refresh_if_needed, *[(path, key_file, barrier)] * 4)
-    assert sorted(outcomes) == ["refreshed", "reused", "reused", "reused"]
-    assert storage.load_tokens(CredentialKey("c")).access_token == "fresh"
+    key = CredentialKey("c", "")
+
+    async def authorize():
+        async with create_http_client(NetworkPolicy.allowing("127.0.0.1")) as client:
+            return await authorize_headless(
+                storage, key, ConnectorSettings(server.url), http=OAuthHttp(client)
+            )
+
+    tokens = asyncio.run(authorize())
+    now = time.time()
+    expired = storage.save_tokens(
+        key, replace(tokens, expires_at=now - 10, issued_at=now - 3600), expected_version=tokens.version
+    )
+    server.reset()
+    at_lock = SPAWN.Barrier(4)
+    outcomes = _run(_refresh_through_ours, *[(path, key_file, at_lock)] * 4)
+    counters = server.counters()
+    assert counters["refresh_requests"] == 1 and counters["reuse_events"] == 0, counters
+    stored = storage.load_tokens(key)
+    assert stored.version == expired.version + 1 and stored.refresh_token != expired.refresh_token
+    assert outcomes == [hashlib.sha256(stored.access_token.encode()).hexdigest()[:16]] * 4
 
 
 def _keep_refreshing(storage, key, stop, log):
