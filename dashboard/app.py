@@ -79,6 +79,8 @@ def page(slug: str) -> pn.template.BaseTemplate:
     """The template for one route, with the flash message of an OAuth redirect when there is one
     (read from the store once the page has loaded: possibly put there by another replica)."""
     pn.extension("tabulator", notifications=True)
+    # The pages' Markdown is headings and labels, never TeX: the template leaves MathJax out.
+    pn.pane.Markdown.param.disable_math.default = True
     pn.config.exception_handler = handle_unexpected
     principal = signin.session_principal()
     if principal is None:

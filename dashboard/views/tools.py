@@ -105,8 +105,9 @@ class ToolsPage(pn.viewable.Viewer):
         pn.state.onload(self._first_load)
 
     async def _first_load(self) -> None:
-        await attempt(self.inventory.load_choices())
+        # The rows first: they are what the page is for; the pickers' choices can follow.
         await self._reload()
+        await attempt(self.inventory.load_choices())
 
     async def _filters_changed(self, _event) -> None:
         self.inventory.query(
