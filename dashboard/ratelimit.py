@@ -19,14 +19,32 @@ class RateLimit:
 
     def allow(self, client: str) -> bool:
         """Count one attempt of `client`; False when it is over budget (the attempt is not counted)."""
-        now = time.monotonic()
         with self._lock:
-            times = self._seen.setdefault(client, deque())
-            while times and times[0] <= now - self.seconds:
-                times.popleft()
-            if len(times) >= self.attempts:
+            if self._spent(client):
                 return False
-            times.append(now)
-            if len(self._seen) > self._max_clients:  # bounded memory: forget the longest-known client
-                self._seen.pop(next(iter(self._seen)))
+            self._count(client)
             return True
+
+    def exhausted(self, client: str) -> bool:
+        """Whether `client` has spent its budget, counting nothing (for routes that count failures only)."""
+        with self._lock:
+            return self._spent(client)
+
+    def count(self, client: str) -> None:
+        """Count one attempt of `client` (a failed sign-in)."""
+        with self._lock:
+            self._count(client)
+
+    def _spent(self, client: str) -> bool:
+        times = self._seen.get(client)
+        if times is None:
+            return False
+        now = time.monotonic()
+        while times and times[0] <= now - self.seconds:
+            times.popleft()
+        return len(times) >= self.attempts
+
+    def _count(self, client: str) -> None:
+        self._seen.setdefault(client, deque()).append(time.monotonic())
+        if len(self._seen) > self._max_clients:  # bounded memory: forget the longest-known client
+            self._seen.pop(next(iter(self._seen)))

@@ -62,10 +62,20 @@ class _FrontDoorHandler(RequestHandler):
         return navigation.local_path(self.get_argument("next", None), default="/")
 
     def over_budget(self) -> bool:
-        if SIGN_IN_ATTEMPTS.allow(self.request.remote_ip or "?"):
+        """Whether this client failed too often lately (successful sign-ins cost nothing: a team behind
+        one address, or one person opening many tabs, is never locked out by signing in)."""
+        if not SIGN_IN_ATTEMPTS.exhausted(self._client()):
             return False
-        self.page("Too many attempts", "<p>Too many sign-in attempts from here. Wait a minute.</p>", 429)
+        self.page(
+            "Too many attempts", "<p>Too many failed sign-in attempts from here. Wait a minute.</p>", 429
+        )
         return True
+
+    def failed(self) -> None:
+        SIGN_IN_ATTEMPTS.count(self._client())
+
+    def _client(self) -> str:
+        return self.request.remote_ip or "?"
 
     def page(self, title: str, body: str, status: int = 200) -> None:
         self.set_status(status)
@@ -129,6 +139,7 @@ class LoginHandler(_FrontDoorHandler):
         name, password = self.get_body_argument("username", ""), self.get_body_argument("password", "")
         signed = await door.passwords.sign_in(name, password)
         if signed is None:
+            self.failed()
             self.page(
                 "Sign in",
                 "<p class='bad'>Wrong user name or password.</p>" + self.form(_BASIC_FIELDS, "Sign in"),
@@ -140,6 +151,7 @@ class LoginHandler(_FrontDoorHandler):
 
     def _token_sign_in(self, token: str) -> None:
         if not front_door().token_matches(token):
+            self.failed()
             self.page(
                 "Sign in",
                 "<p class='bad'>That sign-in token is not valid (it changes at every start).</p>"
@@ -187,6 +199,7 @@ class OidcCallbackHandler(_FrontDoorHandler):
             principal, return_to = await door.oidc.finish(params, (flow or {}).get("state"))
         except SignInError as exc:
             log.warning("OIDC sign-in refused: %s", exc)
+            self.failed()
             self.page(
                 "Sign-in refused",
                 f"<p class='bad'>{html.escape(str(exc))}</p><p><a href='{LOGIN_PATH}'>Try again</a></p>",

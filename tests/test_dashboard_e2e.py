@@ -66,6 +66,12 @@ def axe_violations(page: Page) -> list[str]:
     """Serious and critical WCAG 2 A/AA violations axe-core finds on the page (shadow roots included)."""
     modules = Path(os.environ.get("SWITCHBOARD_NODE_MODULES", REPO / ".cache" / "node" / "node_modules"))
     page.add_script_tag(path=str(modules / "axe-core" / "axe.min.js"))
+    # A toast sliding in is half transparent: axe would judge its contrast mid-animation. (Endless
+    # animations, e.g. a spinner, never finish: they are not waited for.)
+    page.evaluate(
+        """async () => { await Promise.all(document.getAnimations()
+             .filter(a => a.effect?.getComputedTiming().endTime !== Infinity).map(a => a.finished)); }"""
+    )
     found = page.evaluate(
         """async () => (await axe.run(document, {runOnly: {type: 'tag',
              values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations

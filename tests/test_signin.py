@@ -236,6 +236,14 @@ def test_a_rate_limit_counts_per_client_over_a_sliding_window():
     assert limit.allow("a")
 
 
+def test_a_rate_limit_can_count_failures_only():
+    limit = RateLimit(attempts=2, seconds=60)
+    assert not limit.exhausted("a") and not limit.exhausted("a")  # looking costs nothing
+    limit.count("a")
+    limit.count("a")
+    assert limit.exhausted("a") and not limit.exhausted("b")
+
+
 # --- OpenID Connect against a real provider -------------------------------------------------------
 
 

@@ -15,12 +15,14 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
 import websockets
 from playwright.sync_api import Browser, Page, expect
 
+from dashboard.signin_routes import SIGN_IN_ATTEMPTS
 from sample_servers.launch import RunningServer, start
 from tests.fixtures.dashboard import ARTIFACTS, REPO, Dashboard, dashboard_env, free_port, running_dashboard
 
@@ -116,6 +118,24 @@ def test_framing_headers_are_on_every_response(token_board):
 def test_a_malformed_callback_state_is_refused_before_the_store(token_board):
     answer = get(f"{token_board.url}/oauth/callback", params={"state": "<script>", "code": "x"})
     assert answer.status_code == 400 and "flash" not in answer.headers.get("location", "")
+
+
+def test_only_failed_sign_ins_count_against_the_rate_limit(token_board):
+    """Signing in many times (many tabs, a team behind one address, a browser test per page) never
+    locks anyone out; ten wrong tokens in a minute do, for the right one as well. Last of the
+    token_board tests: it spends this address's budget."""
+    token = parse_qs(urlsplit(token_board.signin_url).query)["token"][0]
+    limit = SIGN_IN_ATTEMPTS.attempts
+    signed_in = [get(f"{token_board.url}/login", params={"token": token}) for _ in range(limit + 2)]
+    assert [answer.status_code for answer in signed_in] == [303] * len(signed_in)
+    assert all("switchboard_session" in answer.headers.get("set-cookie", "") for answer in signed_in)
+    # Earlier tests of this module may have spent part of the budget with wrong tokens of their own.
+    wrong = [
+        get(f"{token_board.url}/login", params={"token": f"wrong-{n}"}).status_code for n in range(limit + 1)
+    ]
+    first_refusal = wrong.index(429)
+    assert first_refusal > 0 and set(wrong[:first_refusal]) == {403} and set(wrong[first_refusal:]) == {429}
+    assert get(f"{token_board.url}/login", params={"token": token}).status_code == 429
 
 
 # --- none mode and the refusals before listening ------------------------------------------------
