@@ -28,17 +28,8 @@ from typing import Any
 import httpx2
 
 from benchmarks.common import stats
+from sample_servers.chromium import CHROMIUM, launch
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STARTUP_SECONDS = 90
 AGENT = "bench-agent"
 
@@ -147,7 +138,7 @@ def dashboard(runs: int = 5, connectors: int = 10, tools_per_connector: int = 10
             _wait_http(f"{url}/tools", server, log_path)
             count_text = re.compile(rf"\b{total:,} tools\.")
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                browser = launch(playwright)
                 try:
                     first = _visit(browser, f"{url}/tools", count_text)
                     times = [_visit(browser, f"{url}/tools", count_text) for _ in range(runs)]
