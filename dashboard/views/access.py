@@ -1,6 +1,6 @@
 """The agent page's gateway section: tokens (create — shown once —, list, revoke) and policy (rules,
 limits). A role that may not change them (`core/roles.py`: admins manage gateway access) sees
-them without the controls."""
+them without the controls. The page holding it loads its model (`AgentPage`: after what is above it)."""
 
 from __future__ import annotations
 
@@ -69,10 +69,6 @@ class AgentGatewayView(pn.viewable.Viewer):
         )
         self._save_limits = pn.widgets.Button(label="Save limits", align="end")
         self._save_limits.on_click(self._limits_saved)
-        pn.state.onload(self._refresh)
-
-    async def _refresh(self) -> None:
-        await attempt(self.gateway.refresh())
 
     # --- tokens ---------------------------------------------------------------------------------
 

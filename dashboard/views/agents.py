@@ -95,10 +95,13 @@ class AgentPage(pn.viewable.Viewer):
         pn.state.onload(self._refresh)
 
     async def _refresh(self) -> None:
+        """Top to bottom: the gateway section fills in only once the cards and table above it have,
+        so nothing a reader (or a click) aims at moves after it appears."""
         if await attempt(self.credentials.refresh()) is None:  # e.g. no such agent: say so in the page too
             self._cards.objects = [
                 html_pane("<p class='sb-error'>This agent's connectors could not be loaded.</p>")
             ]
+        await attempt(self.gateway.refresh())
 
     def _render(self, *_events) -> None:
         rows = self.credentials.per_agent
