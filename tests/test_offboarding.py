@@ -1,5 +1,6 @@
 """Offboarding (#17.5): revoke everything of an agent or a connector at the sample authorization
-server (RFC 7009), delete it locally whatever the server says, and report per server."""
+server (RFC 7009), delete it locally whatever the server says, cancel what is in flight, and report
+per server. Every test runs on both store engines."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 
 
 @pytest.fixture
-def paths(tmp_path, monkeypatch):
-    store, key_file = tmp_path / "data" / "switchboard.duckdb", tmp_path / "keys" / "store.key"
+def paths(store_location, tmp_path, monkeypatch):
+    """Each test once per engine (DuckDB file, PostgreSQL database)."""
+    store, key_file = store_location, tmp_path / "keys" / "store.key"
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(key_file))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
     return store, key_file
@@ -34,13 +36,19 @@ def service(paths):
     return Switchboard.open(str(paths[0]), policy=LOOPBACK, redirect_uri="http://127.0.0.1:9/oauth/callback")
 
 
-async def _authorize(service: Switchboard, connector: str, agent: str | None = None) -> None:
-    """The operator's browser at the sample AS (it auto-approves), then the callback."""
+async def _consent(service: Switchboard, connector: str, agent: str | None = None) -> dict[str, str]:
+    """Start an authorization and give consent at the sample AS; the callback's parameters, not
+    yet delivered (a browser tab left open)."""
     url = await service.start_authorization(connector, agent)
     async with httpx2.AsyncClient() as browser:
         answer = await browser.get(url)
     assert answer.status_code in (302, 303, 307), answer.status_code
-    done = await service.complete_authorization(dict(parse_qsl(urlsplit(answer.headers["location"]).query)))
+    return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+
+
+async def _authorize(service: Switchboard, connector: str, agent: str | None = None) -> None:
+    """The operator's browser at the sample AS (it auto-approves), then the callback."""
+    done = await service.complete_authorization(await _consent(service, connector, agent))
     assert done.ok, done.message
 
 
@@ -175,6 +183,46 @@ async def test_disconnect_reports_what_the_server_did(service, sdk_oauth_server)
     await _authorize(service, "linear")
     removal = await service.disconnect("linear")
     assert removal.outcome == "revoked" and removal.agent is None and removal.kind == "oauth"
+    await service.aclose()
+
+
+async def _callback_brings_nothing_back(service: Switchboard, callback: dict[str, str], server) -> None:
+    exchanges = server.counters()["token_requests"].get("authorization_code", 0)
+    outcome = await service.complete_authorization(callback)
+    assert not outcome.ok and outcome.message
+    assert server.counters()["token_requests"].get("authorization_code", 0) == exchanges  # no code spent
+
+
+async def test_offboarding_an_agent_cancels_its_authorizations_in_flight(
+    service, sdk_oauth_server, bearer_server
+):
+    await _agent_world(service, sdk_oauth_server, bearer_server)
+    callback = await _consent(service, "linear", "ops-bot")  # a reconnect consented to, not yet back
+
+    await service.offboard_agent("ops-bot")
+
+    await _callback_brings_nothing_back(service, callback, sdk_oauth_server)
+    assert {c.status for c in await service.credentials_for_agent("ops-bot")} == {"missing"}
+    await service.aclose()
+
+
+async def test_disconnecting_and_offboarding_a_connector_cancel_what_is_in_flight(service, sdk_oauth_server):
+    await service.add_connector("linear", sdk_oauth_server.url, "oauth", "per_agent")
+    for agent in ("alice", "bob"):
+        await service.add_agent(agent)
+    await _authorize(service, "linear", "alice")
+    alice_again, bob_first = (
+        await _consent(service, "linear", "alice"),
+        await _consent(service, "linear", "bob"),
+    )
+
+    await service.disconnect("linear", "alice")
+    await _callback_brings_nothing_back(service, alice_again, sdk_oauth_server)
+    await service.offboard_connector("linear")  # bob's first connect was in flight: cancelled too
+    await _callback_brings_nothing_back(service, bob_first, sdk_oauth_server)
+
+    for agent in ("alice", "bob"):
+        assert {c.status for c in await service.credentials_for_agent(agent)} == {"missing"}
     await service.aclose()
 
 

@@ -4,7 +4,8 @@ Each credential is revoked at its authorization server (RFC 7009) when the serve
 then deleted locally whatever happened — the operator asked to forget it, and a failed revocation
 must not keep a secret in the store. The report says per credential and server what happened:
 revoked, deleted locally only (a static key, a server without revocation: why), or failed (the
-error). An agent's gateway tokens are revoked too. Disconnecting one credential, removing a
+error). An agent's gateway tokens are revoked too, and authorizations still in flight for what is
+offboarded are cancelled: a consent given in a browser tab left open must not bring a credential back. Disconnecting one credential, removing a
 connector and removing an agent all go through here, so none of them leaves tokens alive at a
 server without saying so.
 """
@@ -52,6 +53,7 @@ class Offboarding:
             if token.status() != "revoked":
                 await access.revoke_token(agent.name, token.id)
                 revoked += 1
+        await self._cancel_pending(agent_id=agent.id)
         removals = await self._remove_all(await self._context.db(store.credentials.health, None, agent.id))
         if remove:
             await self._credentials.pool.forget(lambda key: key.agent_id == agent.id)
@@ -63,6 +65,7 @@ class Offboarding:
         deletes the connector (its tools and pending authorizations) afterwards."""
         store = self._context.store
         connector = await self._context.connector(name)
+        await self._cancel_pending(connector_id=connector.id)
         removals = await self._remove_all(await self._context.db(store.credentials.health, connector.id))
         if remove:
             await self._credentials.pool.forget(lambda key: key.connector_id == connector.id)
@@ -73,6 +76,7 @@ class Offboarding:
         self, connector: Connector, key: CredentialKey, agent: str | None, kind: str
     ) -> CredentialRemoval:
         """Revoke one credential where its server allows, then delete it here (always)."""
+        await self._cancel_pending(connector_id=key.connector_id, agent_id=key.agent_id)
         scheme = auth_scheme(connector.auth_type)
         if scheme.authorization_server:
             outcome, server, reason = await self._revoke(connector, key)
@@ -85,6 +89,11 @@ class Offboarding:
         await self._credentials.pool.forget(lambda k: k == key)
         await self._context.db(self._context.store.credentials.delete, key)
         return CredentialRemoval(connector.name, agent, kind, server, outcome, reason)
+
+    async def _cancel_pending(self, **which: str) -> None:
+        cancelled = await self._context.db(self._context.store.pending.discard, **which)
+        if cancelled:
+            log.info("cancelled %d authorization(s) in flight", cancelled)
 
     async def _revoke(self, connector: Connector, key: CredentialKey) -> tuple[str, str, str]:
         """(outcome, authorization server, reason) of revoking the credential's tokens at its AS."""

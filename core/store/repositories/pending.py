@@ -75,6 +75,22 @@ class PendingRepository(Repository):
             iss_parameter_supported=row["iss_parameter_supported"],
         )
 
+    def discard(self, *, connector_id: str | None = None, agent_id: str | None = None) -> int:
+        """Cancel the authorizations in flight for a connector, an agent or one credential (both
+        given; `agent_id` '' is the shared one): their callbacks then find nothing to complete.
+        Returns how many were cancelled."""
+        where = [(c, v) for c, v in (("connector_id", connector_id), ("agent_id", agent_id)) if v is not None]
+        if not where:
+            raise ValueError("discard needs a connector, an agent or both")
+        with self._store.tx() as tx:
+            cancelled = tx.column(
+                "DELETE FROM pending_authorizations WHERE "
+                + " AND ".join(f"{column} = ?" for column, _ in where)
+                + " RETURNING state_hash",
+                [value for _, value in where],
+            )
+        return len(cancelled)
+
 
 def _hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
