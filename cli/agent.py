@@ -1,4 +1,4 @@
-"""`switchboard agent add|list|offboard|remove`: the agents that credentials and tool calls belong to.
+"""`switchboard agent add|update|list|offboard|remove`: the agents that credentials and tool calls belong to.
 
 `offboard` revokes everything of an agent — its own credentials at every authorization server that
 offers revocation, its gateway tokens — and deletes them here; `remove` does that, then deletes the
@@ -17,6 +17,9 @@ def register(commands: Commands) -> None:
     add = agent.add("add", _add, "create an agent")
     add.add_argument("name")
     add.add_argument("--description", default="")
+    update = agent.add("update", _update, "change an agent's description")
+    update.add_argument("name")
+    update.add_argument("--description", required=True)
     agent.add("list", _list, "list agents")
     offboard = agent.add(
         "offboard",
@@ -31,6 +34,11 @@ def register(commands: Commands) -> None:
 def _add(args: argparse.Namespace) -> None:
     agent = run(args, lambda s: s.add_agent(args.name, args.description))
     emit(args, agent.as_dict(), f"added agent {agent.name}")
+
+
+def _update(args: argparse.Namespace) -> None:
+    agent = run(args, lambda s: s.update_agent(args.name, args.description))
+    emit(args, agent.as_dict(), f"updated agent {agent.name}")
 
 
 def _list(args: argparse.Namespace) -> None:

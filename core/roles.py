@@ -91,6 +91,7 @@ ACTIONS: Mapping[str, Role] = {
     "update_connector": _A,
     "remove_connector": _A,
     "add_agent": _A,
+    "update_agent": _A,
     "remove_agent": _A,
     "rotate_key": _A,
     "offboard_agent": _A,  # revoke and delete all an agent holds

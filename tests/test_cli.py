@@ -78,6 +78,10 @@ def test_agent_rules_and_errors(cli, api_key_server):
         api_key_server.header,
     )
     cli("agent", "add", "ada")
+    assert cli("agent", "update", "ada", "--description", "the night shift").stdout == "updated agent ada\n"
+    assert "the night shift" in cli("agent", "list").stdout
+    missing = cli("agent", "update", "bob", "--description", "x", check=False)
+    assert missing.returncode == 2 and "no agent 'bob'" in missing.stderr
     refused = cli("credential", "set", "keys", "--secret-stdin", stdin="x\n", check=False)
     assert refused.returncode == 2 and "name an agent" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1

@@ -95,12 +95,13 @@ async def test_import_changes_only_what_differs_and_keeps_what_the_file_does_not
     keys = next(c for c in document["connectors"] if c["name"] == "keys")
     keys.update(credential_mode="shared", approval_mode="auto")
     document["connectors"] = [keys]  # linear and plain are left out: kept, not deleted
-    document["agents"] = [{"name": "ops-bot", "policy": {"rules": []}}]
+    document["agents"] = [{"name": "ops-bot", "description": "nights and weekends", "policy": {"rules": []}}]
     text = yaml.safe_dump(document, sort_keys=False)
 
     planned = await service.import_config(text, source="edit.yaml", dry_run=True)
     assert [c.describe() for c in planned.changes] == [
         "update connector keys: credential_mode, approval_mode",
+        "update agent ops-bot: description",
         "update policy ops-bot: rules, requests_per_minute, max_concurrent_calls",
     ]
     assert "not in the file, kept as they are: connector linear, connector plain, agent support" in (
@@ -111,6 +112,10 @@ async def test_import_changes_only_what_differs_and_keeps_what_the_file_does_not
     await service.import_config(text, source="edit.yaml")
     assert (await service.get_connector("keys")).credential_mode == "shared"
     assert (await service.access().policy("ops-bot")).rules == ()
+    assert {a.name: a.description for a in await service.list_agents()} == {
+        "ops-bot": "nights and weekends",
+        "support": "",
+    }
     assert {c.name for c in await service.list_connectors()} == {"keys", "linear", "plain"}
     assert (await service.import_config(text, source="edit.yaml")).changes == ()
     await service.aclose()

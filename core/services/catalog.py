@@ -93,6 +93,11 @@ class Catalog:
             raise ConfigurationError("an agent needs a name")
         return await self._context.db(self._context.store.agents.create, name, description)
 
+    async def update_agent(self, name: str, description: str) -> AgentInfo:
+        store = self._context.store
+        agent = await self._context.db(store.agents.named, name)
+        return await self._context.db(store.agents.describe, agent.id, description.strip())
+
     async def list_agents(self) -> list[AgentInfo]:
         return await self._context.db(self._context.store.agents.list)
 

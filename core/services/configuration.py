@@ -109,9 +109,6 @@ class Configuration:
                 )
         for entry in config.agents:
             changes += await self._agent(entry, agents.get(entry.name), access, dry_run)
-            existing = agents.get(entry.name)
-            if entry.description is not None and existing and existing.description != entry.description:
-                notes.append(f"agent {entry.name}: the description differs; import does not edit agents")
         notes += _not_in_file(config, connectors, agents)
         return ImportReport(source, dry_run, tuple(changes), tuple(notes))
 
@@ -157,6 +154,10 @@ class Configuration:
             changes.append(ConfigChange("agent", entry.name, "create"))
             if not dry_run:
                 await self._catalog.add_agent(entry.name, entry.description or "")
+        elif entry.description is not None and current.description != entry.description:
+            changes.append(ConfigChange("agent", entry.name, "update", ("description",)))
+            if not dry_run:
+                await self._catalog.update_agent(entry.name, entry.description)
         if entry.policy is not None:
             have = await _policy(access, entry.name) if current is not None else _EMPTY_POLICY
             differs = tuple(k for k, v in entry.policy.items() if have.get(k) != v)

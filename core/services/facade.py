@@ -168,6 +168,10 @@ class Switchboard:
     async def add_agent(self, name: str, description: str = "") -> AgentInfo:
         return await self._catalog.add_agent(name, description)
 
+    async def update_agent(self, name: str, description: str) -> AgentInfo:
+        """Change an agent's description (its name is its identity: tokens, paths, audit rows)."""
+        return await self._catalog.update_agent(name, description)
+
     async def list_agents(self) -> list[AgentInfo]:
         return await self._catalog.list_agents()
 

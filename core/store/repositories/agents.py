@@ -22,6 +22,12 @@ class AgentRepository(Repository):
             )
             return agent
 
+    def describe(self, agent_id: str, description: str) -> AgentInfo:
+        """Change the agent's description; its name, id and everything it holds stay."""
+        with self._store.tx() as tx:
+            tx.execute("UPDATE agents SET description = ? WHERE id = ?", [description, agent_id])
+            return self._where(tx, "id", agent_id)
+
     def get(self, agent_id: str) -> AgentInfo:
         with self._store.tx() as tx:
             return self._where(tx, "id", agent_id)
