@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import panel as pn
 
@@ -18,7 +19,7 @@ from dashboard.models.agents import AgentCredentials
 from dashboard.models.observability import AuditLog
 from dashboard.models.overview import MIN_REFRESH_SECONDS, OverviewModel
 from dashboard.views.agents import AgentPage, AgentsPage
-from dashboard.views.components import alert
+from dashboard.views.components import BrowserNavigator, alert
 from dashboard.views.connectors import ConnectorsPage
 from dashboard.views.feedback import handle_unexpected, notify_error, notify_success, readable_notifications
 from dashboard.views.observability import AuditPage, HealthPage
@@ -86,10 +87,18 @@ def page(slug: str) -> pn.template.BaseTemplate:
     if principal is None:
         return _signed_out()
     runtime.act_for_session(principal)
+    leave, document, location = BrowserNavigator(), pn.state.curdoc, pn.state.location
+
+    def session_ended() -> None:
+        runtime.end_session(document)
+        here = (location.pathname or "/") + (location.search or "") if location else "/"
+        leave.go(signin.LOGIN_PATH + "?" + urlencode({"next": here}))
+
+    signin.watch_session(session_ended)
     readable_notifications()
     args = _args()
     arrival = flash.Arrival()
-    main = [pn.panel(pn.bind(_banner, arrival.param.flash)), PAGES[slug](args, arrival)]
+    main = [leave, pn.panel(pn.bind(_banner, arrival.param.flash)), PAGES[slug](args, arrival)]
     key = args.get(flash.FLASH_PARAM)
     if key:
 

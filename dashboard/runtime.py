@@ -8,7 +8,8 @@ as well.
 
 Each page session acts for its signed-in operator: `act_for_session(principal)` binds the session's
 document to `service().acting_as(principal)`, and inside that session `service()` returns that view,
-so every model's calls carry the operator's role and name. When serving, the shared instance itself
+so every model's calls carry the operator's role and name. Once the session's sign-in ends
+(`end_session`: signed out elsewhere, expired), `service()` in it refuses with `SignInError`. When serving, the shared instance itself
 acts as a viewer named "dashboard" — a code path that missed the session's view can read, never
 change (fail closed). Outside a server (notebooks, tests) it is the local admin, as the CLI.
 """
@@ -19,6 +20,7 @@ import threading
 import weakref
 from typing import Any
 
+from core.errors import SignInError
 from core.roles import Principal, Role
 from core.services import Switchboard
 
@@ -27,18 +29,21 @@ SERVING_PRINCIPAL = Principal("dashboard", Role.VIEWER)
 
 _service: Switchboard | None = None
 _service_lock = threading.Lock()
-_sessions: weakref.WeakKeyDictionary[Any, Switchboard] = weakref.WeakKeyDictionary()
+_sessions: weakref.WeakKeyDictionary[Any, Switchboard | None] = weakref.WeakKeyDictionary()
 
-__all__ = ["DEFAULT_PORT", "act_for_session", "open_for_serving", "service"]
+__all__ = ["DEFAULT_PORT", "act_for_session", "end_session", "open_for_serving", "service"]
 
 
 def service() -> Switchboard:
     """The services for the current Panel session's operator; outside a session the shared instance,
     opened on the store named by SWITCHBOARD_STORE (or the default)."""
     document = _current_document()
-    if document is not None and (view := _sessions.get(document)) is not None:
-        return view
-    return _shared()
+    if document is None or document not in _sessions:
+        return _shared()
+    view = _sessions[document]
+    if view is None:
+        raise SignInError("this dashboard session has ended (signed out or expired)", hint="sign in again")
+    return view
 
 
 def open_for_serving() -> Switchboard:
@@ -57,6 +62,11 @@ def act_for_session(principal: Principal) -> Switchboard:
         raise RuntimeError("act_for_session runs while a Panel session is being built")
     view = _sessions[document] = _shared().acting_as(principal)
     return view
+
+
+def end_session(document: Any) -> None:
+    """The session of `document` is no longer signed in: its services refuse from now on."""
+    _sessions[document] = None
 
 
 def _shared() -> Switchboard:

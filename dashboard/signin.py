@@ -13,6 +13,11 @@ the dashboard secret (`core/signin/secret.py`) and, in `oidc` mode, the OpenID C
 - `basic` binds a cookie to the operator's account as it was (role, password hash): each request
   asks the store whether it still is (`core/signin/basic.py`), so removing an operator, changing
   their role or password ends their sessions.
+- Each sign-in is a session with a random id in its cookie; signing out records the id as ended in
+  the store (`operators.end_session`), which every request asks, on whichever replica.
+- An open page re-checks its session every `SESSION_CHECK_SECONDS` (`watch_session`): signed out
+  elsewhere, expired, or (basic) an account changed or removed, the page's services refuse from
+  then on (`runtime.end_session`) and the browser is sent to sign in.
 
 `none` signs in one local admin without a cookie, but only for requests that reached a loopback
 address (the server refuses to start otherwise; this covers a bare `panel serve --address 0.0.0.0`).
@@ -20,9 +25,13 @@ address (the server refuses to start otherwise; this covers a bare `panel serve 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
+import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +45,19 @@ SESSION_COOKIE = "switchboard_session"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 LOCAL_ADMIN = Principal(LOCAL_OPERATOR, Role.ADMIN)
+SESSION_CHECK_SECONDS = 5.0
 
 # On every response (dashboard/hardening.py): no page of the dashboard may be framed.
 FRAMING_HEADERS = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: who, basic mode's account binding, and the random id sign-out ends."""
+
+    principal: Principal
+    account: str
+    id: str
 
 
 @dataclass
@@ -67,22 +86,33 @@ class FrontDoor:
             "m": self.mode,
             "b": self._binding(),
             "a": account,
+            "s": secrets.token_urlsafe(16),
         }
         return self._sealer.seal(SESSION_COOKIE, payload, lifetime=self.session_seconds)
 
-    def principal_of_cookie(self, value: str | None) -> Principal | None:
-        session = self.session_of_cookie(value)
-        return session[0] if session else None
-
-    def session_of_cookie(self, value: str | None) -> tuple[Principal, str] | None:
-        """The cookie's principal and account binding, if it is a valid cookie of this start and mode."""
+    def session_of_cookie(self, value: str | None) -> Session | None:
+        """The cookie's session, if it is a valid cookie of this start and mode (not asking the
+        store whether it was signed out since: `session_is_live`)."""
         payload = self._sealer.unseal(SESSION_COOKIE, value)
         if payload is None or payload.get("m") != self.mode or payload.get("b") != self._binding():
             return None  # another mode's cookie, or a login token since replaced
         try:
-            return Principal(str(payload["n"]), Role(payload["r"])), str(payload.get("a", ""))
+            principal = Principal(str(payload["n"]), Role(payload["r"]))
+            return Session(principal, str(payload.get("a", "")), str(payload["s"]))
         except (KeyError, ValueError):
             return None
+
+    async def session_is_live(self, session: Session) -> bool:
+        """Not signed out, and in basic mode still the account it was bound to (both: the store)."""
+        if await asyncio.to_thread(_operators().session_ended, session.id):
+            return False
+        return self.passwords is None or await self.passwords.still_signed_in(
+            session.principal, session.account
+        )
+
+    def end(self, session: Session) -> None:
+        """Sign `session` out everywhere: refused from now until its cookie would have expired."""
+        _operators().end_session(session.id, time.time() + self.session_seconds)
 
     def token_matches(self, candidate: str | None) -> bool:
         import hmac
@@ -128,15 +158,21 @@ def _open(settings: SignInSettings) -> FrontDoor:
 def _password_sign_in() -> Any:
     """Basic mode's sign-in against the operators in the store; refused when there is none yet."""
     from core.signin.basic import PasswordSignIn
-    from dashboard import runtime
 
-    operators = runtime.open_for_serving().store.operators
+    operators = _operators()
     if not operators.list():
         raise ConfigurationError(
             "--auth basic, but no operator may sign in yet",
             hint="add one: switchboard operator add NAME --role admin --password-stdin",
         )
     return PasswordSignIn(operators)
+
+
+def _operators() -> Any:
+    """The store's sign-in repository (operators, ended sessions), through the serving services."""
+    from dashboard import runtime
+
+    return runtime.open_for_serving().store.operators
 
 
 def oidc_redirect_uri() -> str:
@@ -163,12 +199,9 @@ async def principal_of_request(handler: Any) -> Principal | None:
     if door.mode == "none":
         return LOCAL_ADMIN if arrived_on_loopback(handler.request) else None
     session = door.session_of_cookie(handler.get_cookie(SESSION_COOKIE))
-    if session is None:
+    if session is None or not await door.session_is_live(session):
         return None
-    principal, account = session
-    if door.passwords is not None and not await door.passwords.still_signed_in(principal, account):
-        return None
-    return principal
+    return session.principal
 
 
 def arrived_on_loopback(request: Any) -> bool:
@@ -198,6 +231,11 @@ def sign_in(handler: Any, principal: Principal, account: str = "") -> None:
 
 
 def sign_out(handler: Any) -> None:
+    """End the browser's session everywhere (not only forget its cookie here)."""
+    door = front_door()
+    session = door.session_of_cookie(handler.get_cookie(SESSION_COOKIE))
+    if session is not None:
+        door.end(session)
     handler.clear_cookie(SESSION_COOKIE, path="/")
 
 
@@ -212,7 +250,27 @@ def session_principal() -> Principal | None:
         return None
     if door.mode == "none":
         return LOCAL_ADMIN  # only reachable on loopback: the websocket itself was refused otherwise
-    return door.principal_of_cookie(pn.state.cookies.get(SESSION_COOKIE))
+    session = door.session_of_cookie(pn.state.cookies.get(SESSION_COOKIE))
+    return session.principal if session else None
+
+
+def watch_session(on_end: Callable[[], None]) -> None:
+    """Check the current page session's sign-in every `SESSION_CHECK_SECONDS`; once it is no longer
+    live (signed out, expired, account changed), call `on_end` and stop checking."""
+    import panel as pn
+
+    door = front_door()
+    if door.mode == "none":
+        return
+    cookie = pn.state.cookies.get(SESSION_COOKIE)
+
+    async def check() -> None:
+        session = door.session_of_cookie(cookie)  # None once expired
+        if session is None or not await door.session_is_live(session):
+            callback.stop()
+            on_end()
+
+    callback = pn.state.add_periodic_callback(check, period=int(SESSION_CHECK_SECONDS * 1000))
 
 
 def _signed_with_secret(session_id: str, secret: bytes) -> bool:

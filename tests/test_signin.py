@@ -190,6 +190,23 @@ async def test_a_hash_made_with_older_parameters_is_replaced_at_the_next_sign_in
     assert await PasswordSignIn(operators).still_signed_in(principal, account)  # bound to the new hash
 
 
+def test_a_page_session_whose_sign_in_ended_gets_no_services(monkeypatch):
+    """After `end_session` (signed out elsewhere, expired), a forged event in that page session finds
+    no services to act with: the models' calls raise instead of acting for the operator."""
+    from dashboard import runtime
+
+    class Document:  # stands in for a Bokeh document (weak-referenceable)
+        pass
+
+    document, view = Document(), object()
+    monkeypatch.setattr(runtime, "_current_document", lambda: document)
+    monkeypatch.setitem(runtime._sessions, document, view)
+    assert runtime.service() is view
+    runtime.end_session(document)
+    with pytest.raises(SignInError, match="session has ended"):
+        runtime.service()
+
+
 def test_loading_the_auth_module_opens_the_shared_services_as_a_viewer(tmp_path):
     """A plain `panel serve` loads the auth module but not `switchboard serve`'s start-up: a code
     path that missed its session's view still acts as a viewer there."""

@@ -22,6 +22,7 @@ import pytest
 import websockets
 from playwright.sync_api import Browser, Page, expect
 
+from dashboard.signin import SESSION_CHECK_SECONDS
 from dashboard.signin_routes import SIGN_IN_ATTEMPTS
 from sample_servers.launch import RunningServer, start
 from tests.fixtures.dashboard import ARTIFACTS, REPO, Dashboard, dashboard_env, free_port, running_dashboard
@@ -86,6 +87,27 @@ def test_the_printed_url_signs_in_with_an_httponly_lax_cookie(token_board, brows
     page.goto(f"{token_board.url}/connectors")
     page.wait_for_url(re.compile(r"/login\?next="))
     page.context.close()
+
+
+def test_signing_out_ends_the_session_everywhere_open_tabs_and_copied_cookies_too(
+    token_board, browser: Browser
+):
+    context = browser.new_context()
+    first, second = context.new_page(), context.new_page()
+    first.goto(token_board.signin_url)
+    first.wait_for_url(f"{token_board.url}/")
+    second.goto(f"{token_board.url}/connectors")
+    expect(second.locator(".sb-who")).to_contain_text("Signed in as local (admin)")
+    cookie = next(c for c in context.cookies() if c["name"] == "switchboard_session")
+    copied = {"Cookie": f"switchboard_session={cookie['value']}"}  # e.g. taken from the browser
+    assert get(f"{token_board.url}/connectors", headers=copied).status_code == 200
+
+    first.get_by_role("link", name="Sign out").click()
+    expect(first.get_by_role("heading", name="Signed out")).to_be_visible()
+    # The other tab leaves on its own, without a reload, within a few session checks.
+    second.wait_for_url(re.compile(r"/login\?next=%2Fconnectors"), timeout=4000 * SESSION_CHECK_SECONDS)
+    assert get(f"{token_board.url}/connectors", headers=copied).status_code == 302
+    context.close()
 
 
 def test_the_raw_websocket_attack_is_refused(token_board):
@@ -358,8 +380,8 @@ def test_basic_mode_signs_operators_in_by_password_and_removing_one_ends_their_s
     assert not any("hash" in key or "password" in key for o in listed for key in o)
 
     _cli(env, "operator", "remove", "vera")
-    page.reload()
-    page.wait_for_url(re.compile(r"/login\?next="))  # her session ended with her account
+    # Her session ended with her account: the open page leaves on its own, without a reload.
+    page.wait_for_url(re.compile(r"/login\?next="), timeout=4000 * SESSION_CHECK_SECONDS)
     basic_sign_in(page, "vera", "vera's long password")
     expect(page.get_by_text("Wrong user name or password.")).to_be_visible()
     page.context.close()

@@ -59,3 +59,20 @@ def test_rotating_the_key_reencrypts_the_operators_hashes(store, store_location)
     (after,) = raw_execute(store_location, "SELECT password_hash FROM operators")[0]
     assert report.reencrypted >= 1 and bytes(after) != bytes(before)
     assert store.operators.login_of("ada").password_hash == encoded
+
+
+def test_an_ended_session_is_refused_until_its_cookie_expires_and_only_its_hash_is_kept(
+    store, store_location, monkeypatch
+):
+    import time
+
+    store.operators.end_session("session-id-one", until=time.time() + 60)
+    store.operators.end_session("session-id-one", until=time.time() + 60)  # twice: no error
+    assert store.operators.session_ended("session-id-one")
+    assert not store.operators.session_ended("session-id-two")
+    rows = raw_execute(store_location, "SELECT session_hash FROM ended_sessions")
+    assert len(rows) == 1 and "session-id-one" not in str(rows)
+
+    store.operators.end_session("session-id-two", until=time.time() - 1)  # already expired: pruned next
+    store.operators.end_session("session-id-three", until=time.time() + 60)
+    assert len(raw_execute(store_location, "SELECT session_hash FROM ended_sessions")) == 2

@@ -21,6 +21,7 @@ NOT_SECRETS = {
     ("audit_log", "credential_fingerprint"),
     ("agent_tokens", "token_hash"),  # SHA-256 of a 256-bit random token: nothing to recover
     ("audit_log", "token_id"),  # which agent token made a gateway call (an id, not the token)
+    ("ended_sessions", "session_hash"),  # SHA-256 of a signed-out session's 128-bit random id
 }
 SECRET_LOOKING = re.compile(r"secret|token|verifier|password|key|state|cookie|session|code", re.IGNORECASE)
 

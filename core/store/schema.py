@@ -68,6 +68,12 @@ Version 4 (dashboard sign-in, `core/store/repositories/operators.py`):
   operator | admin, `password_hash` the Argon2id hash of their password, encrypted like the
   secrets (bound to the name), `created_at`, `updated_at`.
 
+Version 5 (sign-out that reaches every replica, `core/store/repositories/operators.py`):
+
+- `ended_sessions`: dashboard sessions signed out before their cookie expires, by the SHA-256 of
+  the session's random id (`session_hash`), kept until `expires_at` (when the cookie would have
+  expired anyway). Every request and every open page asks it.
+
 Version 1 is the last released schema. Versions 2 and 3 were written on two branches at once (the
 gateway and the PostgreSQL store) and numbered when they met, the gateway's first: main's
 development stores already carry its version 2.
@@ -361,6 +367,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             password_hash ${blob} NOT NULL,
             created_at ${double} NOT NULL,
             updated_at ${double} NOT NULL)""",
+        ),
+    ),
+    Migration(
+        5,
+        "dashboard sessions ended by sign-out",
+        (
+            """CREATE TABLE ended_sessions (
+            session_hash VARCHAR PRIMARY KEY,
+            expires_at ${double} NOT NULL)""",
         ),
     ),
 )

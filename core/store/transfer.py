@@ -42,7 +42,8 @@ TABLES = (
     "tool_approvals",
 )
 # Not copied: `gateway_changes` (one counter row every store has; bumped on the target instead, so
-# gateways serving it reload) and `gateway_instances` (heartbeats of the source's gateway processes).
+# gateways serving it reload), `gateway_instances` (heartbeats of the source's gateway processes)
+# and `ended_sessions` (sign-outs of the source's dashboard sessions, signed with its secret).
 # sequence -> (table, id column) it numbers
 SEQUENCES = {
     "tool_snapshot_ids": ("tool_snapshots", "id"),

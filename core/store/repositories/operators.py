@@ -2,10 +2,15 @@
 (`core/signin/passwords.py` makes it; no password reaches the store). The hash is encrypted like
 every secret (`OPERATOR_SECRETS`): a copy of the database without the key file gives nothing to
 guess passwords against. Sign-in reads it through `login_of` (`core.signin.accounts.OperatorDirectory`).
+
+Sessions ended by sign-out are kept here too (`end_session`, `session_ended`), by the SHA-256 of
+their random id, until their cookie would have expired: a sealed cookie is otherwise valid wherever
+it is presented, on any replica, until it expires.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -62,6 +67,21 @@ class OperatorRepository(Repository):
             )
             return True
 
+    def end_session(self, session_id: str, until: float) -> None:
+        """Refuse the session `session_id` from now on (until `until`, when its cookie expires)."""
+        session_hash = _session_hash(session_id)
+        with self._store.tx() as tx:
+            tx.execute("DELETE FROM ended_sessions WHERE expires_at < ?", [time.time()])
+            if tx.scalar("SELECT 1 FROM ended_sessions WHERE session_hash = ?", [session_hash]) is None:
+                tx.execute("INSERT INTO ended_sessions VALUES (?, ?)", [session_hash, until])
+
+    def session_ended(self, session_id: str) -> bool:
+        with self._store.tx() as tx:
+            return (
+                tx.scalar("SELECT 1 FROM ended_sessions WHERE session_hash = ?", [_session_hash(session_id)])
+                is not None
+            )
+
     def _seal(self, tx: Tx, name: str, password_hash: str) -> bytes:
         context = OPERATOR_SECRETS.secret_context("password_hash", {"name": name})
         return self._store.seal(tx, password_hash, context)
@@ -69,3 +89,7 @@ class OperatorRepository(Repository):
     def _login(self, row: dict[str, Any]) -> OperatorLogin:
         secret = self._store.unseal(OPERATOR_SECRETS, "password_hash", row)
         return OperatorLogin(row["name"], Role(row["role"]), secret.reveal() if secret else "")
+
+
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
