@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import logging
 import secrets
 import threading
 import time
@@ -35,11 +36,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, StoreError
 from core.roles import Principal, Role
 from core.signin.sealed import Sealer
 from core.signin.secret import dashboard_secret, derive_key
 from core.signin.settings import LOCAL_OPERATOR, SignInSettings, load_signin_settings
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "switchboard_session"
 LOGIN_PATH = "/login"
@@ -266,7 +269,12 @@ def watch_session(on_end: Callable[[], None]) -> None:
 
     async def check() -> None:
         session = door.session_of_cookie(cookie)  # None once expired
-        if session is None or not await door.session_is_live(session):
+        try:
+            live = session is not None and await door.session_is_live(session)
+        except StoreError as exc:  # e.g. the store busy for long: ask again at the next check
+            log.warning("could not check a dashboard session: %s", exc)
+            return
+        if not live:
             callback.stop()
             on_end()
 
