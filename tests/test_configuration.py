@@ -20,8 +20,23 @@ LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 CLIENT_SECRET = "client-secret-canary-7f3a"
 
 
-def _open(tmp_path, name: str) -> Switchboard:
-    return Switchboard.open(str(tmp_path / name / "switchboard.duckdb"), policy=LOOPBACK)
+@pytest.fixture
+def stores(engine, request, tmp_path):
+    """`stores(name)`: a fresh store location per name on this test's engine (each test runs on both)."""
+
+    def location(name: str) -> str:
+        if engine == "postgresql":
+            server = request.getfixturevalue("postgres_server")
+            database = server.create_database()
+            request.addfinalizer(lambda: server.drop_database(database))
+            return server.url(database)
+        return str(tmp_path / name / "switchboard.duckdb")
+
+    return location
+
+
+def _open(stores, name: str) -> Switchboard:
+    return Switchboard.open(stores(name), policy=LOOPBACK)
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +68,8 @@ async def _team(service: Switchboard) -> None:
     await access.set_approval_mode("keys", "manual")
 
 
-async def test_export_then_import_elsewhere_round_trips_and_a_second_import_changes_nothing(tmp_path):
-    source = _open(tmp_path, "a")
+async def test_export_then_import_elsewhere_round_trips_and_a_second_import_changes_nothing(stores):
+    source = _open(stores, "a")
     await _team(source)
     exported = await source.export_config()
     assert CLIENT_SECRET not in exported
@@ -66,7 +81,7 @@ async def test_export_then_import_elsewhere_round_trips_and_a_second_import_chan
     ops = next(a for a in document["agents"] if a["name"] == "ops-bot")
     assert ops["policy"]["requests_per_minute"] == 120 and len(ops["policy"]["rules"]) == 2
 
-    target = _open(tmp_path, "b")
+    target = _open(stores, "b")
     planned = await target.import_config(exported, source="team.yaml", dry_run=True)
     assert [c.describe() for c in planned.changes] == [
         "create connector keys",
@@ -88,8 +103,8 @@ async def test_export_then_import_elsewhere_round_trips_and_a_second_import_chan
     await target.aclose()
 
 
-async def test_import_changes_only_what_differs_and_keeps_what_the_file_does_not_name(tmp_path):
-    service = _open(tmp_path, "a")
+async def test_import_changes_only_what_differs_and_keeps_what_the_file_does_not_name(stores):
+    service = _open(stores, "a")
     await _team(service)
     document = yaml.safe_load(await service.export_config())
     keys = next(c for c in document["connectors"] if c["name"] == "keys")
@@ -148,8 +163,8 @@ agents:
 """
 
 
-async def test_an_invalid_file_reports_every_problem_with_its_line_and_changes_nothing(tmp_path):
-    service = _open(tmp_path, "a")
+async def test_an_invalid_file_reports_every_problem_with_its_line_and_changes_nothing(stores):
+    service = _open(stores, "a")
     await service.add_agent("support")
     with pytest.raises(InvalidConfigFile) as caught:
         await service.import_config(INVALID, source="bad.yaml")
@@ -192,8 +207,8 @@ async def test_an_invalid_file_reports_every_problem_with_its_line_and_changes_n
         ),
     ],
 )
-async def test_each_kind_of_error_names_its_line(tmp_path, text, line, message):
-    service = _open(tmp_path, "a")
+async def test_each_kind_of_error_names_its_line(stores, text, line, message):
+    service = _open(stores, "a")
     with pytest.raises(InvalidConfigFile) as caught:
         await service.import_config(text, source="f.yaml", dry_run=True)
     assert any(p.startswith(f"f.yaml:{line}: ") and message in p for p in caught.value.problems), (

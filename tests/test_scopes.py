@@ -17,11 +17,12 @@ LOOPBACK = NetworkPolicy.allowing("127.0.0.1", "localhost")
 
 
 @pytest.fixture
-def service(tmp_path, monkeypatch):
+def service(store_location, tmp_path, monkeypatch):
+    """On each engine (see tests/fixtures/postgres.py)."""
     monkeypatch.setenv("SWITCHBOARD_KEY_FILE", str(tmp_path / "store.key"))
     monkeypatch.delenv("SWITCHBOARD_KEY", raising=False)
     return Switchboard.open(
-        str(tmp_path / "switchboard.duckdb"),
+        store_location,
         policy=LOOPBACK,
         redirect_uri="http://127.0.0.1:9/oauth/callback",
     )
