@@ -8,6 +8,8 @@ import pytest
 from core.errors import ConfigurationError, StoreError
 from core.oauth.storage import ClientRegistration, CredentialKey, PendingAuthorization, TokenSet
 from core.oauth.trace import TraceEvent
+from core.roles import Role
+from core.signin.passwords import hash_password, password_matches
 from core.store import Keyring, Store, transfer
 from core.store.schema import LATEST_VERSION
 from tests.fixtures.postgres import raw_execute
@@ -47,6 +49,7 @@ def _populate(store: Store) -> CredentialKey:
     store.pinning.set_mode(oauth.id, "manual")
     store.pinning.approve(oauth.id, "", ["search"], "ops")
     store.gateway.heartbeat("gateway-on-the-laptop", 0.0, stale_after=3600)
+    store.operators.save("ada", Role.ADMIN, hash_password("ada's long password"))
     return key
 
 
@@ -86,6 +89,7 @@ def test_duckdb_to_postgresql_and_back(tmp_path, keyring, postgres_url):
         assert [t.token_hash for t in server.agent_tokens.active(0.0)] == ["ab" * 32]
         assert server.policies.get(agent).requests_per_minute == 60
         assert server.pinning.mode(linear) == "manual"
+        assert password_matches(server.operators.login_of("ada").password_hash, "ada's long password")
         assert {r["name"]: r["state"] for r in server.pinning.reviews(linear, "")}["search"] == "approved"
         # Gateways serving the target reload; the laptop's gateway heartbeat stays behind.
         assert server.gateway.changes()[0] >= 1
@@ -144,3 +148,12 @@ def test_migrate_brings_a_store_to_this_version(tmp_path, keyring, postgres_url)
 def test_copying_a_store_onto_itself_is_refused(tmp_path, keyring):
     with pytest.raises(ConfigurationError, match="same store"):
         transfer.copy(str(tmp_path / "s.duckdb"), str(tmp_path / "s.duckdb"), keyring=keyring)
+
+
+def test_every_table_is_copied_or_named_as_not_copied(store_factory, store_location):
+    store_factory()  # creates the schema on this engine
+    sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = " + (
+        "'public'" if store_location.startswith("postgresql") else "'main'"
+    )
+    tables = {row[0] for row in raw_execute(store_location, sql)} - {"schema_version"}
+    assert tables == set(transfer.TABLES) | set(transfer.NOT_COPIED)

@@ -40,10 +40,12 @@ TABLES = (
     "agent_policies",
     "tool_pinning",
     "tool_approvals",
+    "operators",
 )
 # Not copied: `gateway_changes` (one counter row every store has; bumped on the target instead, so
 # gateways serving it reload), `gateway_instances` (heartbeats of the source's gateway processes)
 # and `ended_sessions` (sign-outs of the source's dashboard sessions, signed with its secret).
+NOT_COPIED = ("gateway_changes", "gateway_instances", "ended_sessions")
 # sequence -> (table, id column) it numbers
 SEQUENCES = {
     "tool_snapshot_ids": ("tool_snapshots", "id"),
