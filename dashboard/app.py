@@ -18,6 +18,7 @@ from dashboard import flash, runtime, signin
 from dashboard.models.agents import AgentCredentials
 from dashboard.models.observability import AuditLog
 from dashboard.models.overview import MIN_REFRESH_SECONDS, OverviewModel
+from dashboard.session_watch import watch_session
 from dashboard.views.agents import AgentPage, AgentsPage
 from dashboard.views.components import BrowserNavigator, alert
 from dashboard.views.connectors import ConnectorsPage
@@ -94,7 +95,7 @@ def page(slug: str) -> pn.template.BaseTemplate:
         here = (location.pathname or "/") + (location.search or "") if location else "/"
         leave.go(signin.LOGIN_PATH + "?" + urlencode({"next": here}))
 
-    signin.watch_session(session_ended)
+    watch_session(session_ended)
     readable_notifications()
     args = _args()
     arrival = flash.Arrival()

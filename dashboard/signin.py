@@ -15,9 +15,7 @@ the dashboard secret (`core/signin/secret.py`) and, in `oidc` mode, the OpenID C
   their role or password ends their sessions.
 - Each sign-in is a session with a random id in its cookie; signing out records the id as ended in
   the store (`operators.end_session`), which every request asks, on whichever replica.
-- An open page re-checks its session every `SESSION_CHECK_SECONDS` (`watch_session`): signed out
-  elsewhere, expired, or (basic) an account changed or removed, the page's services refuse from
-  then on (`runtime.end_session`) and the browser is sent to sign in.
+- Open pages are checked too, all together every few seconds (`dashboard/session_watch.py`).
 
 `none` signs in one local admin without a cookie, but only for requests that reached a loopback
 address (the server refuses to start otherwise; this covers a bare `panel serve --address 0.0.0.0`).
@@ -28,27 +26,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import ConfigurationError, StoreError
+from core.errors import ConfigurationError
 from core.roles import Principal, Role
 from core.signin.sealed import Sealer
 from core.signin.secret import dashboard_secret, derive_key
 from core.signin.settings import LOCAL_OPERATOR, SignInSettings, load_signin_settings
 
-log = logging.getLogger(__name__)
-
 SESSION_COOKIE = "switchboard_session"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 LOCAL_ADMIN = Principal(LOCAL_OPERATOR, Role.ADMIN)
-SESSION_CHECK_SECONDS = 5.0
 
 # On every response (dashboard/hardening.py): no page of the dashboard may be framed.
 FRAMING_HEADERS = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
@@ -107,11 +100,15 @@ class FrontDoor:
 
     async def session_is_live(self, session: Session) -> bool:
         """Not signed out, and in basic mode still the account it was bound to (both: the store)."""
-        if await asyncio.to_thread(_operators().session_ended, session.id):
+        if await asyncio.to_thread(self.ended_among, [session.id]):
             return False
         return self.passwords is None or await self.passwords.still_signed_in(
             session.principal, session.account
         )
+
+    def ended_among(self, session_ids: list[str]) -> set[str]:
+        """Which of these sessions were signed out (one read of the store)."""
+        return _operators().ended_sessions(session_ids)
 
     def end(self, session: Session) -> None:
         """Sign `session` out everywhere: refused from now until its cookie would have expired."""
@@ -255,30 +252,6 @@ def session_principal() -> Principal | None:
         return LOCAL_ADMIN  # only reachable on loopback: the websocket itself was refused otherwise
     session = door.session_of_cookie(pn.state.cookies.get(SESSION_COOKIE))
     return session.principal if session else None
-
-
-def watch_session(on_end: Callable[[], None]) -> None:
-    """Check the current page session's sign-in every `SESSION_CHECK_SECONDS`; once it is no longer
-    live (signed out, expired, account changed), call `on_end` and stop checking."""
-    import panel as pn
-
-    door = front_door()
-    if door.mode == "none":
-        return
-    cookie = pn.state.cookies.get(SESSION_COOKIE)
-
-    async def check() -> None:
-        session = door.session_of_cookie(cookie)  # None once expired
-        try:
-            live = session is not None and await door.session_is_live(session)
-        except StoreError as exc:  # e.g. the store busy for long: ask again at the next check
-            log.warning("could not check a dashboard session: %s", exc)
-            return
-        if not live:
-            callback.stop()
-            on_end()
-
-    callback = pn.state.add_periodic_callback(check, period=int(SESSION_CHECK_SECONDS * 1000))
 
 
 def _signed_with_secret(session_id: str, secret: bytes) -> bool:

@@ -22,7 +22,7 @@ import pytest
 import websockets
 from playwright.sync_api import Browser, Page, expect
 
-from dashboard.signin import SESSION_CHECK_SECONDS
+from dashboard.session_watch import SESSION_CHECK_SECONDS
 from dashboard.signin_routes import SIGN_IN_ATTEMPTS
 from sample_servers.launch import RunningServer, start
 from tests.fixtures.dashboard import ARTIFACTS, REPO, Dashboard, dashboard_env, free_port, running_dashboard

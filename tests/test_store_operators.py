@@ -68,8 +68,8 @@ def test_an_ended_session_is_refused_until_its_cookie_expires_and_only_its_hash_
 
     store.operators.end_session("session-id-one", until=time.time() + 60)
     store.operators.end_session("session-id-one", until=time.time() + 60)  # twice: no error
-    assert store.operators.session_ended("session-id-one")
-    assert not store.operators.session_ended("session-id-two")
+    assert store.operators.ended_sessions(["session-id-one", "session-id-two"]) == {"session-id-one"}
+    assert store.operators.ended_sessions([]) == set()
     rows = raw_execute(store_location, "SELECT session_hash FROM ended_sessions")
     assert len(rows) == 1 and "session-id-one" not in str(rows)
 

@@ -75,12 +75,17 @@ class OperatorRepository(Repository):
             if tx.scalar("SELECT 1 FROM ended_sessions WHERE session_hash = ?", [session_hash]) is None:
                 tx.execute("INSERT INTO ended_sessions VALUES (?, ?)", [session_hash, until])
 
-    def session_ended(self, session_id: str) -> bool:
+    def ended_sessions(self, session_ids: list[str]) -> set[str]:
+        """Which of `session_ids` were ended (one query, however many pages are open)."""
+        if not session_ids:
+            return set()
+        by_hash = {_session_hash(s): s for s in session_ids}
         with self._store.tx() as tx:
-            return (
-                tx.scalar("SELECT 1 FROM ended_sessions WHERE session_hash = ?", [_session_hash(session_id)])
-                is not None
+            found = tx.column(
+                "SELECT session_hash FROM ended_sessions WHERE " + tx.engine.among("session_hash", "VARCHAR"),
+                [list(by_hash)],
             )
+        return {by_hash[h] for h in found}
 
     def _seal(self, tx: Tx, name: str, password_hash: str) -> bytes:
         context = OPERATOR_SECRETS.secret_context("password_hash", {"name": name})
