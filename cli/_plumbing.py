@@ -50,9 +50,11 @@ def run(args: argparse.Namespace, work: Callable[[Switchboard], Awaitable[Any]])
     import asyncio  # here, not at import: `--help` and argument errors need neither
 
     from core.services import Switchboard
+    from core.store.db import Store
 
     async def go() -> Any:
-        service = Switchboard.open(getattr(args, "store", None))
+        # The command's first store session checks the schema: one open of the DuckDB file, not two.
+        service = Switchboard(Store.open(getattr(args, "store", None), migrate_on_open=False))
         try:
             return await work(service)
         finally:

@@ -93,6 +93,8 @@ async def test_acting_as_names_the_operator_and_shares_the_services(service, pla
     assert alice.store is service.store and alice._pool is service._pool
     await alice.call_tool("plain", "whoami", {})
     await service.call_tool("plain", "whoami", {})
+    # The parts are built on first use, here by the view: the original uses the same ones.
+    assert alice._calls is service._calls and alice._syncs is service._syncs
     assert [row["operator"] for row in await service.audit()] == ["operator", "alice@example.com"]
     assert service.operator == "operator"
     await service.aclose()

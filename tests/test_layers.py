@@ -31,15 +31,28 @@ def test_core_imports_no_face():
 
 
 def test_lazily_exported_packages_resolve_every_public_name():
-    """`core`, `core.oauth`, `core.net` and `dashboard.views` load their exports on first use (so the
-    CLI's read commands skip the OAuth flows and httpx2, and a page loads only its view): every name
+    """`core`, `core.oauth`, `core.net`, `core.services`, `core.store`, its repositories and
+    `dashboard.views` load their exports on first use (so the CLI's read commands skip the OAuth
+    flows, httpx2 and the repositories they do not read, and a page loads only its view): every name
     in `__all__` must still resolve."""
     import core
     import core.net
     import core.oauth
+    import core.services
+    import core.store
+    import core.store.repositories
     import dashboard.views
 
-    for package in (core, core.oauth, core.net, dashboard.views):
+    packages = (
+        core,
+        core.oauth,
+        core.net,
+        core.services,
+        core.store,
+        core.store.repositories,
+        dashboard.views,
+    )
+    for package in packages:
         missing = [name for name in package.__all__ if not hasattr(package, name)]
         assert missing == [], (package.__name__, missing)
     assert set(core.oauth._EXPORTS) == set(core.oauth.__all__)

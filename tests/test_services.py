@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx2
@@ -29,6 +30,16 @@ def service(store_location, tmp_path, monkeypatch):
         redirect_uri="http://127.0.0.1:9/oauth/callback",
     )
     yield board
+
+
+def test_each_part_is_built_once_when_threads_ask_for_it_at_once(service):
+    """The parts are built on first use (`core/services/parts.py`): threads racing for one, and
+    for the parts it needs, all get the same instances."""
+    with ThreadPoolExecutor(8) as threads:
+        authorizers = list(threads.map(lambda _: service._authorizer, range(32)))
+    assert all(authorizer is authorizers[0] for authorizer in authorizers)
+    assert authorizers[0]._credentials is service._credentials
+    assert authorizers[0]._syncs is service._syncs and authorizers[0]._offboarding is service._offboarding
 
 
 # Moved from tests/test_store.py: which credential a pair uses is decided here, not in the store.

@@ -75,6 +75,21 @@ def test_a_store_from_a_newer_switchboard_is_refused_and_nothing_is_written(stor
     assert raw_execute(store_location, "SELECT max(version) FROM schema_version") == [(999,)]
 
 
+def test_a_store_opened_for_one_command_checks_its_schema_in_its_first_session(store_factory, store_location):
+    """`migrate_on_open=False` (the CLI: one open of the file per command): a new store is migrated
+    by the first session; a store from a newer Switchboard is refused there, before anything is
+    read or written, and again by every later session."""
+    fresh = store_factory(migrate_on_open=False)
+    assert [a.name for a in fresh.agents.list()] == [] and fresh.schema_version() == LATEST_VERSION
+    fresh.agents.create("before")
+    raw_execute(store_location, "INSERT INTO schema_version VALUES (999, 'future', 0)")
+    newer = store_factory(migrate_on_open=False)
+    for _ in range(2):
+        with pytest.raises(StoreError, match="newer Switchboard"):
+            newer.agents.create("after")
+    assert raw_execute(store_location, "SELECT name FROM agents") == [("before",)]
+
+
 def test_memory_store_works_and_closes(keyring):
     store = Store(":memory:", keyring=keyring)
     store.agents.create("a")

@@ -1,6 +1,7 @@
 """The services: the one API the dashboard, the notebooks and the CLI call — `Switchboard`.
 
     facade.py      Switchboard: a thin facade; each method hands its work to one part below
+    parts.py       the parts, each built (and its module imported) on first use
     catalog.py     connectors and agents (canonical URL, network policy, auth scheme, header rule)
     authorizer.py  static keys, OAuth in one trip each way (enroll, begin, finish), disconnect
     offboarding.py revoke (RFC 7009) and delete an agent's or a connector's credentials, with a
@@ -18,6 +19,7 @@
 The result types are those of `core.models`, re-exported here.
 """
 
+from core._lazy import lazy_exports
 from core.models import (
     AgentInfo,
     AttentionItem,
@@ -35,7 +37,6 @@ from core.models import (
     SyncResult,
     ToolPage,
 )
-from core.services.calls import CallTarget
 from core.services.facade import Switchboard
 
 __all__ = [
@@ -57,3 +58,6 @@ __all__ = [
     "SyncResult",
     "ToolPage",
 ]
+
+# The call path (and with it the MCP client) loads when a caller asks for `CallTarget`.
+__getattr__, __dir__ = lazy_exports(__name__, {"CallTarget": "calls"})

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,6 @@ from core.errors import (
     RegistrationError,
     SwitchboardError,
 )
-from core.mcp.types import EraCache
 from core.net import NetworkPolicy
 from core.oauth import CredentialKey
 from core.roles import Principal
@@ -39,7 +39,13 @@ from core.store.records import Connector
 if TYPE_CHECKING:
     import httpx2
 
+    from core.mcp.types import EraCache
+
 log = logging.getLogger(__name__)
+
+# How many servers `sync_many` talks to at once (here, not in sync.py: the facade names it as a
+# default, and the sync engine loads only for commands that sync).
+DEFAULT_CONCURRENCY = 64
 
 
 class ServiceContext:
@@ -49,11 +55,23 @@ class ServiceContext:
         self.timeout = timeout
         self.redirect_uri = redirect_uri
         self.oauth_storage = store.oauth_storage()
-        self.era_cache = EraCache()  # which origins speak which MCP era, for every client built here
+        self._era_cache: EraCache | None = None
+        self._era_cache_lock = threading.Lock()
         self._background: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Task[None]]] = (
             weakref.WeakKeyDictionary()
         )
         self._waiting_writes: set[tuple[Any, ...]] = set()  # background writes not started yet
+
+    @property
+    def era_cache(self) -> EraCache:
+        """Which origins speak which MCP era, for every client built here. Made on first use: the
+        MCP client's types load only for commands that talk to a server."""
+        with self._era_cache_lock:
+            if self._era_cache is None:
+                from core.mcp.types import EraCache
+
+                self._era_cache = EraCache()
+            return self._era_cache
 
     async def db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)

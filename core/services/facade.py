@@ -38,23 +38,24 @@ from core.models import (
 from core.net import NetworkPolicy
 from core.public_url import dashboard_redirect_uri
 from core.roles import LOCAL_ADMIN, Principal, enforce_roles
-from core.services.authorizer import Authorizer
-from core.services.calls import CallTarget, ToolCalls
-from core.services.catalog import Catalog
-from core.services.context import ServiceContext
-from core.services.credentials import Credentials
-from core.services.inventory import Inventory
-from core.services.offboarding import Offboarding
-from core.services.operators import Operators
-from core.services.overview import OverviewReader
+from core.services.context import DEFAULT_CONCURRENCY, ServiceContext
+from core.services.parts import Parts
 from core.services.pool import ClientPool
-from core.services.sync import DEFAULT_CONCURRENCY, SyncEngine
 from core.store.db import Store
 
 if TYPE_CHECKING:
     from core.access import AgentAccess
     from core.mcp.types import ToolResult
+    from core.services.authorizer import Authorizer
+    from core.services.calls import CallTarget, ToolCalls
+    from core.services.catalog import Catalog
     from core.services.configuration import Configuration, ImportReport
+    from core.services.credentials import Credentials
+    from core.services.inventory import Inventory
+    from core.services.offboarding import Offboarding
+    from core.services.operators import Operators
+    from core.services.overview import OverviewReader
+    from core.services.sync import SyncEngine
 
 
 @enforce_roles
@@ -76,15 +77,9 @@ class Switchboard:
             redirect_uri=redirect_uri or dashboard_redirect_uri(),
         )
         self._pool = ClientPool()
-        self._credentials = Credentials(self.context, self._pool)
-        self._catalog = Catalog(self.context, self._pool)
-        self._syncs = SyncEngine(self.context, self._credentials)
-        self._offboarding = Offboarding(self.context, self._credentials)
-        self._authorizer = Authorizer(self.context, self._credentials, self._syncs, self._offboarding)
-        self._calls = ToolCalls(self.context, self._credentials, self._syncs)
-        self._inventory = Inventory(self.context, self._credentials)
-        self._overview = OverviewReader(self.context)
-        self._operators = Operators(self.context)
+        # Each part is built, and its module imported, on first use (`parts.py`): listing
+        # connectors loads neither OAuth nor the MCP client. Views (`acting_as`) share these.
+        self._parts = Parts(self.context, self._pool)
 
     @classmethod
     def open(cls, store_path: str | None = None, **options: Any) -> Switchboard:
@@ -97,6 +92,44 @@ class Switchboard:
         view = copy.copy(self)
         view.principal = principal
         return view
+
+    # The parts, shared by every view of these services (see `core/services/parts.py`).
+
+    @property
+    def _credentials(self) -> Credentials:
+        return self._parts.credentials
+
+    @property
+    def _catalog(self) -> Catalog:
+        return self._parts.catalog
+
+    @property
+    def _syncs(self) -> SyncEngine:
+        return self._parts.syncs
+
+    @property
+    def _offboarding(self) -> Offboarding:
+        return self._parts.offboarding
+
+    @property
+    def _authorizer(self) -> Authorizer:
+        return self._parts.authorizer
+
+    @property
+    def _calls(self) -> ToolCalls:
+        return self._parts.calls
+
+    @property
+    def _inventory(self) -> Inventory:
+        return self._parts.inventory
+
+    @property
+    def _overview(self) -> OverviewReader:
+        return self._parts.overview
+
+    @property
+    def _operators(self) -> Operators:
+        return self._parts.operators
 
     @property
     def operator(self) -> str:

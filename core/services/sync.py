@@ -28,14 +28,12 @@ from core.errors import (
 )
 from core.models import SyncResult
 from core.oauth import CredentialKey
-from core.services.context import ServiceContext, failure_status
+from core.services.context import DEFAULT_CONCURRENCY, ServiceContext, failure_status
 from core.services.credentials import Credentials, resolve_key
 from core.services.pool import Slot
 from core.store.records import Connector, SnapshotResult
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CONCURRENCY = 64
 
 
 class SyncEngine:

@@ -1,23 +1,10 @@
 """Switchboard's encrypted store on DuckDB or PostgreSQL: `Store` (the kernel, db.py) with one
 repository per aggregate (repositories/), keys and encryption (crypto.py), migrations (schema.py),
-copying between stores (transfer.py)."""
+copying between stores (transfer.py).
 
-from core.store.crypto import Keyring, Secret, fingerprint
-from core.store.db import Store
-from core.store.oauth import StoreOAuthStorage
-from core.store.records import (
-    ActiveToken,
-    AgentPolicy,
-    AgentToken,
-    Connector,
-    OverviewRows,
-    RotationReport,
-    SnapshotResult,
-    ToolChange,
-    ToolDrift,
-)
-from core.store.repositories.pinning import APPROVAL_MODES, TOOL_STATES, tool_state
-from core.store.retention import RetentionPolicy
+The names load on first use, so opening the store for one query does not import every repository."""
+
+from core._lazy import lazy_exports
 
 __all__ = [
     "APPROVAL_MODES",
@@ -39,3 +26,27 @@ __all__ = [
     "fingerprint",
     "tool_state",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Keyring": "crypto",
+        "Secret": "crypto",
+        "fingerprint": "crypto",
+        "Store": "db",
+        "StoreOAuthStorage": "oauth",
+        "ActiveToken": "records",
+        "AgentPolicy": "records",
+        "AgentToken": "records",
+        "Connector": "records",
+        "OverviewRows": "records",
+        "RotationReport": "records",
+        "SnapshotResult": "records",
+        "ToolChange": "records",
+        "ToolDrift": "records",
+        "APPROVAL_MODES": "repositories.pinning",
+        "TOOL_STATES": "repositories.pinning",
+        "tool_state": "repositories.pinning",
+        "RetentionPolicy": "retention",
+    },
+)

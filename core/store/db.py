@@ -26,39 +26,42 @@ Read-refresh-write runs under `refresh_lock(key)`, taken *before* and never insi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Settings, load_settings
 from core.errors import ConfigurationError, StoreBusy, StoreError
 from core.oauth.storage import CredentialKey
 from core.store.crypto import Keyring, Secret, SecretContext
 from core.store.engine import Engine, Tx, open_engine
-from core.store.repositories import (
-    AgentRepository,
-    AgentTokenRepository,
-    AuditRepository,
-    AuthTraceRepository,
-    ConnectorRepository,
-    CredentialRepository,
-    GatewayRepository,
-    KeyRepository,
-    MessageRepository,
-    OperatorRepository,
-    OverviewRepository,
-    PendingRepository,
-    PinningRepository,
-    PolicyRepository,
-    RegistrationRepository,
-    ToolRepository,
-)
 from core.store.retention import Retention, RetentionPolicy
 from core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE, SecretTable
+
+if TYPE_CHECKING:
+    from core.store.repositories import (
+        AgentRepository,
+        AgentTokenRepository,
+        AuditRepository,
+        AuthTraceRepository,
+        ConnectorRepository,
+        CredentialRepository,
+        GatewayRepository,
+        KeyRepository,
+        MessageRepository,
+        OperatorRepository,
+        OverviewRepository,
+        PendingRepository,
+        PinningRepository,
+        PolicyRepository,
+        RegistrationRepository,
+        ToolRepository,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,12 @@ class Store:
         max_encryptions_per_key: int = DEFAULT_MAX_ENCRYPTIONS_PER_KEY,
         snapshots_kept: int = DEFAULT_SNAPSHOTS_KEPT,
         retention: RetentionPolicy | None = None,
+        migrate_on_open: bool = True,
     ) -> None:
+        """`migrate_on_open=False` leaves the schema check (and any migration) to the first session:
+        a process that runs one command then opens the DuckDB file once, not twice (~30 ms of CPU,
+        a tenth of a CLI command). A store too new is then refused by that session, before it reads
+        or writes anything."""
         self._keyring = keyring
         self._busy_timeout = busy_timeout
         self._refresh_timeout = refresh_timeout
@@ -93,28 +101,16 @@ class Store:
         self.engine: Engine = open_engine(
             location, busy_timeout=busy_timeout, refresh_timeout=refresh_timeout
         )
-        self.connectors = ConnectorRepository(self)
-        self.agents = AgentRepository(self)
-        self.credentials = CredentialRepository(self)
-        self.registrations = RegistrationRepository(self)
-        self.pending = PendingRepository(self)
-        self.tools = ToolRepository(self, snapshots_kept=snapshots_kept)
-        self.audit = AuditRepository(self)
-        self.auth_trace = AuthTraceRepository(self)
-        self.messages = MessageRepository(self)
-        self.operators = OperatorRepository(self)
-        self.keys = KeyRepository(self)
-        self.agent_tokens = AgentTokenRepository(self)
-        self.policies = PolicyRepository(self)
-        self.pinning = PinningRepository(self)
-        self.gateway = GatewayRepository(self)
-        self.overview = OverviewRepository(self)
+        self._snapshots_kept = snapshots_kept
         self.retention = Retention(self, retention or RetentionPolicy.from_env())
-        try:
-            self._migrate()
-        except BaseException:
-            self.engine.close()
-            raise
+        self._schema_checked = False
+        if migrate_on_open:
+            try:
+                with self.session():  # the first session checks the schema (see `session`)
+                    pass
+            except BaseException:
+                self.engine.close()
+                raise
 
     @classmethod
     def open(
@@ -147,6 +143,107 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.location!r})"
 
+    # --- repositories ---------------------------------------------------------------------------
+    # Each is built, and its module imported, on first use: a command that lists connectors loads
+    # the connectors' repository, not the gateway's or the tool history's. Repositories hold no
+    # state beyond the store, so two threads building one at once is harmless.
+
+    @functools.cached_property
+    def connectors(self) -> ConnectorRepository:
+        from core.store.repositories.connectors import ConnectorRepository
+
+        return ConnectorRepository(self)
+
+    @functools.cached_property
+    def agents(self) -> AgentRepository:
+        from core.store.repositories.agents import AgentRepository
+
+        return AgentRepository(self)
+
+    @functools.cached_property
+    def credentials(self) -> CredentialRepository:
+        from core.store.repositories.credentials import CredentialRepository
+
+        return CredentialRepository(self)
+
+    @functools.cached_property
+    def registrations(self) -> RegistrationRepository:
+        from core.store.repositories.registrations import RegistrationRepository
+
+        return RegistrationRepository(self)
+
+    @functools.cached_property
+    def pending(self) -> PendingRepository:
+        from core.store.repositories.pending import PendingRepository
+
+        return PendingRepository(self)
+
+    @functools.cached_property
+    def tools(self) -> ToolRepository:
+        from core.store.repositories.tools import ToolRepository
+
+        return ToolRepository(self, snapshots_kept=self._snapshots_kept)
+
+    @functools.cached_property
+    def audit(self) -> AuditRepository:
+        from core.store.repositories.history import AuditRepository
+
+        return AuditRepository(self)
+
+    @functools.cached_property
+    def auth_trace(self) -> AuthTraceRepository:
+        from core.store.repositories.history import AuthTraceRepository
+
+        return AuthTraceRepository(self)
+
+    @functools.cached_property
+    def messages(self) -> MessageRepository:
+        from core.store.repositories.messages import MessageRepository
+
+        return MessageRepository(self)
+
+    @functools.cached_property
+    def operators(self) -> OperatorRepository:
+        from core.store.repositories.operators import OperatorRepository
+
+        return OperatorRepository(self)
+
+    @functools.cached_property
+    def keys(self) -> KeyRepository:
+        from core.store.repositories.keys import KeyRepository
+
+        return KeyRepository(self)
+
+    @functools.cached_property
+    def agent_tokens(self) -> AgentTokenRepository:
+        from core.store.repositories.access import AgentTokenRepository
+
+        return AgentTokenRepository(self)
+
+    @functools.cached_property
+    def policies(self) -> PolicyRepository:
+        from core.store.repositories.access import PolicyRepository
+
+        return PolicyRepository(self)
+
+    @functools.cached_property
+    def pinning(self) -> PinningRepository:
+        from core.store.repositories.pinning import PinningRepository
+
+        return PinningRepository(self)
+
+    @functools.cached_property
+    def gateway(self) -> GatewayRepository:
+        from core.store.repositories.gateway import GatewayRepository
+
+        return GatewayRepository(self)
+
+    @functools.cached_property
+    def overview(self) -> OverviewRepository:
+        from core.store.repositories.overview import OverviewRepository
+
+        return OverviewRepository(self)
+
     # --- sessions and transactions --------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -162,6 +259,8 @@ class Store:
             failed = True
             try:
                 self._keyring.refresh()  # see a key rotation done by another process before encrypting
+                if not self._schema_checked:
+                    self._migrate()
                 yield self
                 failed = False
             finally:
@@ -209,32 +308,34 @@ class Store:
     def _migrate(self) -> None:
         """Apply the migrations this store lacks, in order, each in its own transaction, under a
         lock (a named lock on PostgreSQL, the store lock on DuckDB) so concurrent first runs apply
-        each step once. A store written by a newer Switchboard is refused, and nothing is written."""
-        with self.session():
-            current = self._schema_version_if_any()
-            if current > LATEST_VERSION:
-                raise self._too_new(current)
-            if current == LATEST_VERSION:
-                return
+        each step once. A store written by a newer Switchboard is refused, and nothing is written.
+        Runs in the first session of this `Store` (see `session`), on that session's connection."""
+        current = self._schema_version_if_any()
+        if current > LATEST_VERSION:
+            raise self._too_new(current)
+        if current == LATEST_VERSION:
+            self._schema_checked = True
+            return
+        with self.tx() as tx:
+            tx.lock("migrations")
+            tx.execute(self._render(SCHEMA_VERSION_TABLE))
+        for migration in MIGRATIONS:
             with self.tx() as tx:
                 tx.lock("migrations")
-                tx.execute(self._render(SCHEMA_VERSION_TABLE))
-            for migration in MIGRATIONS:
-                with self.tx() as tx:
-                    tx.lock("migrations")
-                    applied = tx.scalar("SELECT coalesce(max(version), 0) FROM schema_version")
-                    if applied > LATEST_VERSION:
-                        raise self._too_new(applied)
-                    if migration.version <= applied:
-                        continue
-                    for statement in migration.render(self.engine.types):
-                        tx.execute(statement)
-                    for statement in self.engine.migration_statements(migration.version):
-                        tx.execute(statement)
-                    tx.execute(
-                        "INSERT INTO schema_version VALUES (?, ?, ?)",
-                        [migration.version, migration.description, time.time()],
-                    )
+                applied = tx.scalar("SELECT coalesce(max(version), 0) FROM schema_version")
+                if applied > LATEST_VERSION:
+                    raise self._too_new(applied)
+                if migration.version <= applied:
+                    continue
+                for statement in migration.render(self.engine.types):
+                    tx.execute(statement)
+                for statement in self.engine.migration_statements(migration.version):
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    [migration.version, migration.description, time.time()],
+                )
+        self._schema_checked = True
 
     def _schema_version_if_any(self) -> int:
         with self.tx() as tx:

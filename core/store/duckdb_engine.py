@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import logging
 import threading
 import time
@@ -27,7 +28,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import duckdb
+# DuckDB's C++ extension, which the `duckdb` package re-exports (same classes, same exceptions): the
+# engine needs nothing else. The package's Python layer (relational API, expression builder, Arrow
+# and Polars sources, its version read through importlib.metadata) costs ~80 ms of CPU per process,
+# a third of a CLI command; `bulk_insert` loads it, since DuckDB's Arrow scan calls back into it.
+try:
+    import _duckdb as duckdb
+except ImportError:  # a DuckDB that ships its extension under another name
+    import duckdb
 
 from core.config import ensure_private_dir, restrict_file
 from core.errors import ConfigurationError, ConflictError, StoreBusy, StoreError
@@ -179,6 +187,7 @@ class DuckDBEngine:
         self, con: duckdb.DuckDBPyConnection, table: str, columns: Mapping[str, Sequence]
     ) -> None:
         """One Arrow insert per table (never row by row). Column types come from the table."""
+        importlib.import_module("duckdb")  # the Arrow scan calls back into the package: load it first
         import pyarrow as pa  # only stores that write tool lists pay for importing it
 
         names = list(columns)

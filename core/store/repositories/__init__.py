@@ -1,19 +1,9 @@
-"""The store's repositories, one per aggregate (see `core.store.db` for how they fit together)."""
+"""The store's repositories, one per aggregate (see `core.store.db` for how they fit together).
 
-from core.store.repositories.access import AgentTokenRepository, PolicyRepository
-from core.store.repositories.agents import AgentRepository
-from core.store.repositories.connectors import ConnectorRepository
-from core.store.repositories.credentials import CredentialRepository
-from core.store.repositories.gateway import GatewayRepository
-from core.store.repositories.history import AuditRepository, AuthTraceRepository
-from core.store.repositories.keys import KeyRepository
-from core.store.repositories.messages import MessageRepository
-from core.store.repositories.operators import OperatorRepository
-from core.store.repositories.overview import OverviewRepository
-from core.store.repositories.pending import PendingRepository
-from core.store.repositories.pinning import PinningRepository
-from core.store.repositories.registrations import RegistrationRepository
-from core.store.repositories.tools import ToolRepository
+The repositories load on first use (`Store` builds each when it is first read), so a command pays
+only for those it touches."""
+
+from core._lazy import lazy_exports
 
 __all__ = [
     "AgentRepository",
@@ -33,3 +23,25 @@ __all__ = [
     "RegistrationRepository",
     "ToolRepository",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AgentTokenRepository": "access",
+        "PolicyRepository": "access",
+        "AgentRepository": "agents",
+        "ConnectorRepository": "connectors",
+        "CredentialRepository": "credentials",
+        "GatewayRepository": "gateway",
+        "AuditRepository": "history",
+        "AuthTraceRepository": "history",
+        "KeyRepository": "keys",
+        "MessageRepository": "messages",
+        "OperatorRepository": "operators",
+        "OverviewRepository": "overview",
+        "PendingRepository": "pending",
+        "PinningRepository": "pinning",
+        "RegistrationRepository": "registrations",
+        "ToolRepository": "tools",
+    },
+)
