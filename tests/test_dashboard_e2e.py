@@ -389,8 +389,15 @@ def test_drift_review_shows_a_real_schema_change_and_approving_releases_the_tool
         dashboard.control(dashboard.bearer_url, "tool_definition", tool="echo", changed=False)
 
 
+def agent_page_loaded(page: Page) -> None:
+    """The agent page has drawn what it read (its cards and gateway section arrive in one update)."""
+    cards = page.locator(".sb-badge").or_(page.get_by_text("No per-agent connectors yet."))
+    expect(cards.first).to_be_visible()
+
+
 def test_agent_page_creates_a_gateway_token_shown_once_revokes_it_and_edits_the_policy(dashboard, page):
     page.goto(f"{dashboard.url}/agent?name=bob")
+    agent_page_loaded(page)  # a click before the page has drawn its data may land where it moves
     page.get_by_label("Token label").fill("e2e laptop")
     page.get_by_role("button", name="Create token").click()
 
@@ -402,6 +409,7 @@ def test_agent_page_creates_a_gateway_token_shown_once_revokes_it_and_edits_the_
     page.get_by_role("button", name="I have stored it — hide the token").click()
     expect(token).to_have_count(0)
     page.reload()
+    agent_page_loaded(page)
     expect(page.get_by_text("e2e laptop")).to_be_visible()
     assert secret not in page.content()  # shown once, never again
 

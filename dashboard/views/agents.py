@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from urllib.parse import quote
 
@@ -95,13 +96,17 @@ class AgentPage(pn.viewable.Viewer):
         pn.state.onload(self._refresh)
 
     async def _refresh(self) -> None:
-        """Top to bottom: the gateway section fills in only once the cards and table above it have,
-        so nothing a reader (or a click) aims at moves after it appears."""
-        if await attempt(self.credentials.refresh()) is None:  # e.g. no such agent: say so in the page too
-            self._cards.objects = [
-                html_pane("<p class='sb-error'>This agent's connectors could not be loaded.</p>")
-            ]
-        await attempt(self.gateway.refresh())
+        """Both sections read at once and drawn in one update (the document held until both are
+        in): the cards arriving after the gateway section, or the other way round, moved what a
+        reader — or a click already on its way — was aiming at."""
+        with pn.io.hold():
+            cards, _ = await asyncio.gather(
+                attempt(self.credentials.refresh()), attempt(self.gateway.refresh())
+            )
+            if cards is None:  # e.g. no such agent: say so in the page too
+                self._cards.objects = [
+                    html_pane("<p class='sb-error'>This agent's connectors could not be loaded.</p>")
+                ]
 
     def _render(self, *_events) -> None:
         rows = self.credentials.per_agent
