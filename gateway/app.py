@@ -54,7 +54,6 @@ class GatewayConfig:
     requests_per_minute: int = 1200  # per agent unless its policy says otherwise
     max_concurrent_calls: int = 32  # per agent unless its policy says otherwise
     loopback: bool = True  # listening on a loopback address: Host and Origin must name loopback
-    audit_interval: float = 1.0  # seconds between audit batches (one store session each)
 
 
 class _Reject(Exception):
@@ -76,8 +75,10 @@ class GatewayApp:
         self.service = service
         self.config = config or GatewayConfig()
         self.streams = Streams()
-        self.catalog = Catalog(service, poll_interval=self.config.poll_interval, on_change=self._changed)
-        self.audit = AuditWriter(self.service.store, interval=self.config.audit_interval)
+        self.audit = AuditWriter(self.service.store)
+        self.catalog = Catalog(
+            service, poll_interval=self.config.poll_interval, on_change=self._changed, audit=self.audit
+        )
         self.limiter = Limiter()
         self.closed_sessions: set[str] = set()  # DELETEd here (best effort: other processes do not know)
 
@@ -104,7 +105,6 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.catalog.start()
-                    self.audit.start()
                 except SwitchboardError as exc:  # e.g. the store is busy or unreadable: uvicorn exits
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -112,7 +112,7 @@ class GatewayApp:
             elif message["type"] == "lifespan.shutdown":
                 self.streams.close_all()
                 await self.catalog.stop()
-                await self.audit.close()
+                await self.audit.flush()  # what arrived since the last poll
                 await self.service.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
