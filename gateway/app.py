@@ -54,7 +54,6 @@ class GatewayConfig:
     requests_per_minute: int = 1200  # per agent unless its policy says otherwise
     max_concurrent_calls: int = 32  # per agent unless its policy says otherwise
     loopback: bool = True  # listening on a loopback address: Host and Origin must name loopback
-    audit_interval: float = 1.0  # seconds between audit batches (one store session each)
 
 
 class _Reject(Exception):
@@ -76,8 +75,10 @@ class GatewayApp:
         self.service = service
         self.config = config or GatewayConfig()
         self.streams = Streams()
-        self.catalog = Catalog(service, poll_interval=self.config.poll_interval, on_change=self._changed)
-        self.audit = AuditWriter(self.service.store, interval=self.config.audit_interval)
+        self.audit = AuditWriter(self.service.store)
+        self.catalog = Catalog(
+            service, poll_interval=self.config.poll_interval, on_change=self._changed, audit=self.audit
+        )
         self.limiter = Limiter()
         self.closed_sessions: set[str] = set()  # DELETEd here (best effort: other processes do not know)
 
@@ -104,7 +105,6 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.catalog.start()
-                    self.audit.start()
                 except SwitchboardError as exc:  # e.g. the store is busy or unreadable: uvicorn exits
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -112,7 +112,7 @@ class GatewayApp:
             elif message["type"] == "lifespan.shutdown":
                 self.streams.close_all()
                 await self.catalog.stop()
-                await self.audit.close()
+                await self.audit.flush()  # what arrived since the last poll
                 await self.service.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -203,8 +203,7 @@ class GatewayApp:
             self._session(identity, scope)
         view = await self.catalog.view(identity.agent_id)
         if rpc == "tools/call":
-            result = await self._call(identity, view, params, modern)
-            await _respond(send, 200, protocol.encode(message_id, result))
+            await _respond(send, 200, await self._call(identity, view, message_id, params, modern))
             return
         if rpc == "tools/list":
             if params.get("cursor") is not None:
@@ -259,8 +258,9 @@ class GatewayApp:
     # --- tools/call -----------------------------------------------------------------------------
 
     async def _call(
-        self, identity: Identity, view: AgentView, params: dict[str, Any], modern: bool
-    ) -> dict[str, Any]:
+        self, identity: Identity, view: AgentView, message_id: Any, params: dict[str, Any], modern: bool
+    ) -> bytes:
+        """The encoded response to a tools/call (encoded once: its size is the response limit's)."""
         name, arguments = params.get("name"), params.get("arguments")
         if arguments is None:
             arguments = {}
@@ -310,18 +310,18 @@ class GatewayApp:
             upstream = await self.service.call_resolved(
                 route.target, route.tool, arguments, timeout=self.config.upstream_timeout
             )
-            result = protocol.tool_result(upstream.raw, modern)
+            response = protocol.encode(message_id, protocol.tool_result(upstream.raw, modern))
             if upstream.is_error:
                 outcome = "tool_error"
-            if len(json.dumps(result)) > self.config.max_response_bytes:
+            if len(response) > self.config.max_response_bytes:
                 outcome, error = (
                     "too_large",
                     f"{route.connector}'s result is larger than {self.config.max_response_bytes} bytes",
                 )
-                result = protocol.error_result(error, modern)
+                response = protocol.encode(message_id, protocol.error_result(error, modern))
         except SwitchboardError as exc:
             outcome, error = self._failure(route.connector, exc)
-            result = protocol.error_result(error, modern)
+            response = protocol.encode(message_id, protocol.error_result(error, modern))
         finally:
             self.limiter.end_call(identity.agent_id)
         self.audit.add(
@@ -334,7 +334,7 @@ class GatewayApp:
             latency_ms=(time.perf_counter() - started) * 1000,
             error=error,
         )
-        return result
+        return response
 
     def _failure(self, connector: str, exc: SwitchboardError) -> tuple[str, str]:
         """(audit outcome, message for the agent) of a failed upstream call."""

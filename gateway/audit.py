@@ -1,10 +1,12 @@
 """Gateway calls into the audit log, written in batches off the request path.
 
-A store session costs several milliseconds (DuckDB opens the file per session) and serializes with
-every other process, so a call never waits for its audit row: rows are queued and one background
-task writes whatever accumulated every `interval` seconds in one transaction. Arguments are redacted
-(`core.redaction`) when the batch is written. A crash loses at most the last interval's rows; a
-store that refuses a batch is logged and the batch retried with the next one (bounded).
+A store session costs tens of milliseconds of CPU (DuckDB opens the file per session) and
+serializes with every other process, so a call never waits for its audit row: rows are queued, and
+the catalog's poll writes whatever accumulated inside the store session it opens anyway, once per
+poll interval (one session a second, not one for the poll and one for the audit). Arguments are
+redacted (`core.redaction`) when the batch is written. A crash loses at most the last interval's
+rows; a batch the store refuses, or that no session could be opened for, is queued again
+(bounded).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import SwitchboardError
@@ -24,14 +27,18 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 50_000
 
 
+@dataclass
+class AuditBatch:
+    """Rows taken from the queue for one write; `written` once the store has committed them."""
+
+    rows: list[dict[str, Any]]
+    written: bool = field(default=False)
+
+
 class AuditWriter:
-    def __init__(self, store: Store, *, interval: float = 0.25) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._interval = interval
         self._pending: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._closing = False
 
     def add(
         self,
@@ -66,35 +73,36 @@ class AuditWriter:
             }
         )
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+    def take(self) -> AuditBatch | None:
+        """Everything queued, for one `write` (on the event loop; None when nothing is queued)."""
+        rows, self._pending = self._pending, []
+        return AuditBatch(rows) if rows else None
 
-    async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
+    def write(self, batch: AuditBatch) -> None:
+        """Write a batch in one transaction (in a worker thread, inside a store session when the
+        caller holds one). Never raises: a refused batch stays unwritten for `settle`."""
+        try:
+            self._store.audit.record_gateway_calls(
+                [
+                    {**row, "arguments": json.dumps(redact_arguments(row["arguments"]), default=str)}
+                    if row["arguments"] is not None
+                    else row
+                    for row in batch.rows
+                ]
+            )
+        except SwitchboardError as exc:
+            log.error("could not write %d audit rows (kept for the next attempt): %s", len(batch.rows), exc)
+            return
+        batch.written = True
+
+    def settle(self, batch: AuditBatch | None) -> None:
+        """After a write attempt (on the event loop): an unwritten batch goes back to the queue."""
+        if batch is not None and not batch.written:
+            self._pending[:0] = batch.rows[: MAX_PENDING - len(self._pending)]
 
     async def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        for row in batch:
-            if row["arguments"] is not None:
-                row["arguments"] = json.dumps(redact_arguments(row["arguments"]), default=str)
-        try:
-            await asyncio.to_thread(self._store.audit.record_gateway_calls, batch)
-        except SwitchboardError as exc:
-            log.error("could not write %d audit rows (kept for the next attempt): %s", len(batch), exc)
-            for row in batch:
-                row["arguments"] = json.loads(row["arguments"]) if row["arguments"] else None
-            self._pending[:0] = batch[: MAX_PENDING - len(self._pending)]
-
-    async def _run(self) -> None:
-        while not self._closing:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            except TimeoutError:
-                pass
-            await self.flush()
-        await self.flush()
+        """Write what is queued now, in a store session of its own (shutdown)."""
+        batch = self.take()
+        if batch is not None:
+            await asyncio.to_thread(self.write, batch)
+            self.settle(batch)

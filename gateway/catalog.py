@@ -2,7 +2,7 @@
 
 Nothing is read from the store on a request's path. One background task polls
 `store.gateway.changes()` every `poll_interval` seconds (one short store session, which also
-records this process's heartbeat); when the value moves, it reloads tokens, agents and policies and
+records this process's heartbeat and writes the queued audit rows, `gateway.audit`); when the value moves, it reloads tokens, agents and policies and
 rebuilds the view of every agent it serves, then tells the listeners which agents' visible tool sets
 changed (for `notifications/tools/list_changed`). A change made by the CLI or the dashboard in
 another process — a new or revoked token, a policy, a sync that quarantines a tool, an approval —
@@ -31,6 +31,7 @@ from core.errors import SwitchboardError
 from core.models import AgentInfo
 from core.services import CallTarget, Switchboard
 from core.store import ActiveToken, AgentPolicy, tool_state
+from gateway.audit import AuditBatch, AuditWriter
 from gateway.naming import gateway_name
 
 log = logging.getLogger(__name__)
@@ -154,11 +155,13 @@ class Catalog:
         *,
         poll_interval: float = 1.0,
         on_change: Callable[[set[str]], None] | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.service = service
         self.store = service.store
         self.poll_interval = poll_interval
         self.on_change = on_change
+        self.audit = audit  # its rows ride in the poll's store session: one session per poll, not two
         self.instance_id = os.urandom(8).hex()
         self.started_at = time.time()
         self.tokens: dict[str, ActiveToken] = {}
@@ -171,6 +174,7 @@ class Catalog:
         self._building: dict[str, asyncio.Future[AgentView]] = {}
         self._changes: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         await self.poll()
@@ -178,11 +182,10 @@ class Catalog:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # Not cancelled: a poll under way finishes, so its audit rows are written or queued
+            # again (for the last flush), never both.
+            self._stopping.set()
+            await self._task
         try:
             await asyncio.to_thread(self.store.gateway.remove_instance, self.instance_id)
         except SwitchboardError as exc:
@@ -211,17 +214,24 @@ class Catalog:
         return build_view(agent, rows, targets, self.policy(agent_id))
 
     async def poll(self) -> None:
-        """One poll: heartbeat and change check in one store session; reload when changed."""
-        changes, self.instances = await asyncio.to_thread(self._check)
+        """One poll: audit rows, heartbeat and change check in one store session; reload when changed.
+        `polls` counts finished polls, reload included (what /healthz reports and tests wait for)."""
+        batch = self.audit.take() if self.audit is not None else None
+        try:
+            changes, self.instances = await asyncio.to_thread(self._check, batch)
+        finally:
+            if batch is not None:  # unwritten rows (no session, a refused write) wait for the next poll
+                self.audit.settle(batch)
+        if changes != self._changes:
+            await self._reload()
+            self._changes = changes
         self.polls += 1
-        if changes == self._changes:
-            return
-        await self._reload()
-        self._changes = changes
 
-    def _check(self) -> tuple[Any, int]:
+    def _check(self, batch: AuditBatch | None) -> tuple[Any, int]:
         stale_after = max(10.0, 5 * self.poll_interval)
         with self.store.session():
+            if batch is not None:
+                self.audit.write(batch)
             return self.store.gateway.changes(), self.store.gateway.heartbeat(
                 self.instance_id, self.started_at, stale_after
             )
@@ -258,7 +268,11 @@ class Catalog:
 
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.poll()
             except SwitchboardError as exc:

@@ -50,8 +50,18 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     print(f"switchboard gateway listening on http://{shown}:{bound}/agents/<agent>/mcp", flush=True)
     # No access log: the gateway writes its own audit rows, and request lines are nobody's business.
+    # uvloop and httptools, not asyncio and h11: the gateway's CPU is the latency it adds to every
+    # call (and its upstream client runs on the same loop); see benchmarks/README.md, "Gateway".
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+        uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
     )
     server.run(sockets=[sock])
     return 0
