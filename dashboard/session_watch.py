@@ -49,11 +49,14 @@ class SessionWatch:
 
     async def check(self) -> None:
         """End every watched session that is no longer live."""
-        watched = [(d, c, e) for d, (c, e) in list(self._watched.items()) if not _destroyed(d)]
-        sessions = {id(d): self._door.session_of_cookie(c) for d, c, _ in watched}  # None: expired
-        live = await self._live({s for s in sessions.values() if s is not None})
-        for document, _cookie, on_end in watched:
-            if sessions[id(document)] not in live:
+        watched = [
+            (document, self._door.session_of_cookie(cookie), on_end)  # no session once expired
+            for document, (cookie, on_end) in list(self._watched.items())
+            if not _destroyed(document)
+        ]
+        live = await self._live({session for _, session, _ in watched if session is not None})
+        for document, session, on_end in watched:
+            if session not in live:
                 del self._watched[document]
                 document.add_next_tick_callback(on_end)
 

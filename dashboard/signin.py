@@ -230,12 +230,13 @@ def sign_in(handler: Any, principal: Principal, account: str = "") -> None:
     )
 
 
-def sign_out(handler: Any) -> None:
-    """End the browser's session everywhere (not only forget its cookie here)."""
+async def sign_out(handler: Any) -> None:
+    """End the browser's session everywhere (not only forget its cookie here); the store write runs
+    in a worker thread, like every other store call from a request."""
     door = front_door()
     session = door.session_of_cookie(handler.get_cookie(SESSION_COOKIE))
     if session is not None:
-        door.end(session)
+        await asyncio.to_thread(door.end, session)
     handler.clear_cookie(SESSION_COOKIE, path="/")
 
 

@@ -210,8 +210,8 @@ class OidcCallbackHandler(_FrontDoorHandler):
 
 
 class LogoutHandler(_FrontDoorHandler):
-    def get(self) -> None:
-        sign_out(self)
+    async def get(self) -> None:
+        await sign_out(self)
         self.page(
             "Signed out", f"<p>Signed out of Switchboard. <a href='{LOGIN_PATH}'>Sign in again</a>.</p>"
         )

@@ -69,11 +69,12 @@ class OperatorRepository(Repository):
 
     def end_session(self, session_id: str, until: float) -> None:
         """Refuse the session `session_id` from now on (until `until`, when its cookie expires)."""
-        session_hash = _session_hash(session_id)
         with self._store.tx() as tx:
             tx.execute("DELETE FROM ended_sessions WHERE expires_at < ?", [time.time()])
-            if tx.scalar("SELECT 1 FROM ended_sessions WHERE session_hash = ?", [session_hash]) is None:
-                tx.execute("INSERT INTO ended_sessions VALUES (?, ?)", [session_hash, until])
+            tx.execute(
+                "INSERT INTO ended_sessions VALUES (?, ?) ON CONFLICT (session_hash) DO NOTHING",
+                [_session_hash(session_id), until],
+            )
 
     def ended_sessions(self, session_ids: list[str]) -> set[str]:
         """Which of `session_ids` were ended (one query, however many pages are open)."""
