@@ -203,6 +203,7 @@ def test_offboarding_an_agent_revokes_at_the_authorization_server_and_its_calls_
     page.get_by_role("button", name="Connect oauth-dora").click()
     page.wait_for_url(re.compile(r"/agent\?name=dora&flash="))
     expect(page.get_by_role("button", name="Disconnect oauth-dora")).to_be_visible()
+    agent_page_loaded(page)
     assert sdk_oauth_server.counters()["revocations"] == 0
 
     page.get_by_role("button", name="Offboard dora").click()
@@ -390,9 +391,10 @@ def test_drift_review_shows_a_real_schema_change_and_approving_releases_the_tool
 
 
 def agent_page_loaded(page: Page) -> None:
-    """The agent page has drawn what it read (its cards and gateway section arrive in one update)."""
+    """The agent page has drawn what it read: its cards, then (last) the gateway section's limits."""
     cards = page.locator(".sb-badge").or_(page.get_by_text("No per-agent connectors yet."))
     expect(cards.first).to_be_visible()
+    expect(page.get_by_text("requests per minute", exact=True)).to_be_visible()
 
 
 def test_agent_page_creates_a_gateway_token_shown_once_revokes_it_and_edits_the_policy(dashboard, page):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 from urllib.parse import quote
 
@@ -96,17 +95,15 @@ class AgentPage(pn.viewable.Viewer):
         pn.state.onload(self._refresh)
 
     async def _refresh(self) -> None:
-        """Both sections read at once and drawn in one update (the document held until both are
-        in): the cards arriving after the gateway section, or the other way round, moved what a
-        reader — or a click already on its way — was aiming at."""
-        with pn.io.hold():
-            cards, _ = await asyncio.gather(
-                attempt(self.credentials.refresh()), attempt(self.gateway.refresh())
-            )
-            if cards is None:  # e.g. no such agent: say so in the page too
-                self._cards.objects = [
-                    html_pane("<p class='sb-error'>This agent's connectors could not be loaded.</p>")
-                ]
+        """Top to bottom: the gateway section fills in only once the cards and table above it have,
+        so what is drawn never moves because something above it arrived later. (Holding the
+        document across both reads is not allowed: Bokeh releases a hold only under the document's
+        lock, which an await gives up.)"""
+        if await attempt(self.credentials.refresh()) is None:  # e.g. no such agent: say so in the page too
+            self._cards.objects = [
+                html_pane("<p class='sb-error'>This agent's connectors could not be loaded.</p>")
+            ]
+        await attempt(self.gateway.refresh())
 
     def _render(self, *_events) -> None:
         rows = self.credentials.per_agent
